@@ -1,0 +1,166 @@
+/*
+ * bufring.c - provided-buffer rings for multishot receive.
+ *
+ * The kernel picks a buffer from the ring for each completion; the buffer
+ * then belongs to whoever consumes the data until ferry_bufring_recycle()
+ * puts it back. Multishot recvs that found the ring empty are parked here
+ * and re-armed by the next recycle: running dry is backpressure.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static size_t ferry__bufring_ring_bytes(unsigned count)
+{
+	return (size_t)count * sizeof(struct io_uring_buf);
+}
+
+static void ferry__bufring_free(struct ferry_bufring *br)
+{
+	if (br->ring)
+		munmap(br->ring, ferry__bufring_ring_bytes(br->count));
+	free(br->bufs);
+	free(br);
+}
+
+int ferry_bufring_create(struct ferry_loop *loop, unsigned count,
+			 unsigned size, struct ferry_bufring **brp)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	struct ferry_bufring *br;
+	void *mem;
+	int ret;
+
+	FERRY__ASSERT_LOOP(loop);
+	*brp = NULL;
+	if (!(loop->features & FERRY_FEAT_BUF_RING))
+		return -EOPNOTSUPP;
+	if (!count || count > 32768 || (count & (count - 1)) || !size)
+		return -EINVAL;
+	br = calloc(1, sizeof(*br));
+	if (!br)
+		return -ENOMEM;
+	br->loop = loop;
+	br->count = count;
+	br->size = size;
+	br->mask = (unsigned)io_uring_buf_ring_mask(count);
+	br->bgid = loop->next_bgid++;
+
+	/* The ring itself must be page-aligned memory the kernel maps. */
+	mem = mmap(NULL, ferry__bufring_ring_bytes(count), PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	br->bufs = malloc((size_t)count * size);
+	if (mem == MAP_FAILED || !br->bufs) {
+		br->ring = mem == MAP_FAILED ? NULL : mem;
+		ferry__bufring_free(br);
+		return -ENOMEM;
+	}
+	br->ring = mem;
+	io_uring_buf_ring_init(br->ring);
+	reg.ring_addr = (uint64_t)(uintptr_t)br->ring;
+	reg.ring_entries = count;
+	reg.bgid = br->bgid;
+	ret = io_uring_register_buf_ring(&loop->ring, &reg, 0);
+	if (ret < 0) {
+		ferry__bufring_free(br);
+		return ret;
+	}
+	for (unsigned i = 0; i < count; i++)
+		io_uring_buf_ring_add(br->ring, br->bufs + (size_t)i * size, size,
+				      (unsigned short)i, (int)br->mask, (int)i);
+	/* Publishes the entries to the kernel (a release store of tail). */
+	io_uring_buf_ring_advance(br->ring, (int)count);
+
+	br->next = loop->bufrings;
+	loop->bufrings = br;
+	*brp = br;
+	return 0;
+}
+
+void ferry_bufring_destroy(struct ferry_bufring *br)
+{
+	struct ferry_bufring **pp;
+
+	if (!br)
+		return;
+	FERRY__ASSERT_LOOP(br->loop);
+	for (pp = &br->loop->bufrings; *pp; pp = &(*pp)->next)
+		if (*pp == br) {
+			*pp = br->next;
+			break;
+		}
+	io_uring_unregister_buf_ring(&br->loop->ring, br->bgid);
+	ferry__bufring_free(br);
+}
+
+void ferry__bufring_destroy_all(struct ferry_loop *loop)
+{
+	while (loop->bufrings)
+		ferry_bufring_destroy(loop->bufrings);
+}
+
+void *ferry_bufring_buf(const struct ferry_bufring *br, unsigned bid)
+{
+	return br->bufs + (size_t)(bid & br->mask) * br->size;
+}
+
+unsigned ferry_bufring_size(const struct ferry_bufring *br)
+{
+	return br->size;
+}
+
+unsigned ferry_bufring_available(const struct ferry_bufring *br)
+{
+	return br->count - br->outstanding;
+}
+
+void ferry__bufring_taken(struct ferry_bufring *br)
+{
+	br->outstanding++;
+}
+
+void ferry__bufring_park(struct ferry_bufring *br, struct ferry_op *op)
+{
+	op->ferry__flags |= FERRY__OPF_PARKED;
+	op->ferry__next = br->parked;
+	br->parked = op;
+}
+
+bool ferry__bufring_unpark(struct ferry_bufring *br, struct ferry_op *op)
+{
+	for (struct ferry_op **pp = &br->parked; *pp; pp = &(*pp)->ferry__next)
+		if (*pp == op) {
+			*pp = op->ferry__next;
+			op->ferry__next = NULL;
+			op->ferry__flags &= (uint8_t)~FERRY__OPF_PARKED;
+			return true;
+		}
+	return false;
+}
+
+void ferry_bufring_recycle(struct ferry_bufring *br, unsigned bid)
+{
+	struct ferry_op *list;
+
+	FERRY__ASSERT_LOOP(br->loop);
+	io_uring_buf_ring_add(br->ring, ferry_bufring_buf(br, bid), br->size,
+			      (unsigned short)bid, (int)br->mask, 0);
+	io_uring_buf_ring_advance(br->ring, 1);
+	br->outstanding--;
+
+	/* Re-arm everything that stalled for want of a buffer. A recv that
+	 * cannot be re-armed (the loop is closing) completes cancelled. */
+	list = br->parked;
+	br->parked = NULL;
+	while (list) {
+		struct ferry_op *op = list;
+
+		list = op->ferry__next;
+		op->ferry__next = NULL;
+		op->ferry__flags &= (uint8_t)~FERRY__OPF_PARKED;
+		if (ferry__recv_multishot_arm(br->loop, op) < 0)
+			ferry__op_defer(br->loop, op, -ECANCELED);
+	}
+}

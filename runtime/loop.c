@@ -1,0 +1,613 @@
+/*
+ * loop.c - ring set-up and probing, the loop turn, the inbox and doorbell,
+ * and shutdown.
+ *
+ * One turn (ferry_loop_run_once) reads top to bottom:
+ *   1. run posted items and deferred completions;
+ *   2. if nothing happened, spin briefly on the inbox, then announce sleep;
+ *   3. one io_uring_enter: submit everything prepared, wait for an event or
+ *      the earliest timer;
+ *   4. dispatch every CQE, expired timers, and posted items again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifdef FERRY_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#define FERRY__IORING_OP_FUTEX_WAIT 51
+#define FERRY__IORING_OP_FUTEX_WAKE 52
+
+uint64_t ferry_time_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool ferry_loop_on_thread(const struct ferry_loop *loop)
+{
+	return pthread_equal(loop->owner, pthread_self());
+}
+
+unsigned ferry_loop_features(const struct ferry_loop *loop)
+{
+	return loop->features;
+}
+
+const char *ferry_loop_describe(const struct ferry_loop *loop)
+{
+	return loop->describe;
+}
+
+unsigned ferry_loop_inflight(const struct ferry_loop *loop)
+{
+	return loop->inflight;
+}
+
+/* ------------------------------------------------------------------ */
+/* Probing and set-up                                                    */
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} ferry__feature_names[] = {
+	{ FERRY_FEAT_SINGLE_ISSUER, "single_issuer" },
+	{ FERRY_FEAT_DEFER_TASKRUN, "defer_taskrun" },
+	{ FERRY_FEAT_COOP_TASKRUN, "coop_taskrun" },
+	{ FERRY_FEAT_SUBMIT_ALL, "submit_all" },
+	{ FERRY_FEAT_EXT_ARG, "ext_arg" },
+	{ FERRY_FEAT_BUF_RING, "buf_ring" },
+	{ FERRY_FEAT_RECV_MULTISHOT, "recv_multishot" },
+	{ FERRY_FEAT_ACCEPT_MULTISHOT, "accept_multishot" },
+	{ FERRY_FEAT_SOCKET_OP, "socket_op" },
+	{ FERRY_FEAT_FUTEX, "futex" },
+	{ FERRY_FEAT_CQE_SKIP, "cqe_skip" },
+};
+
+#define FERRY__NFEATURES \
+	(sizeof(ferry__feature_names) / sizeof(ferry__feature_names[0]))
+
+/* FERRY_DISABLE=name,name: the kill switch for optional features. */
+static unsigned ferry__disabled_features(void)
+{
+	const char *env = getenv("FERRY_DISABLE");
+	unsigned mask = 0;
+
+	if (!env)
+		return 0;
+	for (size_t i = 0; i < FERRY__NFEATURES; i++) {
+		const char *name = ferry__feature_names[i].name;
+		size_t n = strlen(name);
+
+		for (const char *p = env; (p = strstr(p, name)) != NULL; p += n) {
+			bool start = p == env || p[-1] == ',';
+			bool end = p[n] == '\0' || p[n] == ',';
+
+			if (start && end)
+				mask |= ferry__feature_names[i].bit;
+		}
+	}
+	return mask;
+}
+
+static void ferry__whyf(char *why, size_t whylen, const char *fmt, int err)
+{
+	if (why && whylen)
+		snprintf(why, whylen, fmt, strerrorname_np(err) ?: "?", err);
+}
+
+static int ferry__read_sysctl_disabled(void)
+{
+	char buf[16] = { 0 };
+	int fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoi(buf) : -1;
+}
+
+/* Turn a failed io_uring_setup into FERRY_EUNAVAIL with a sentence. */
+static int ferry__setup_failed(int err, char *why, size_t whylen)
+{
+	int sysctl;
+
+	if (err == ENOSYS) {
+		ferry__whyf(why, whylen,
+			    "io_uring_setup: %s (%d): the kernel has no io_uring, "
+			    "or a seccomp filter blocks it", err);
+		return FERRY_EUNAVAIL;
+	}
+	if (err == EPERM || err == EACCES) {
+		sysctl = ferry__read_sysctl_disabled();
+		if (why && whylen) {
+			if (sysctl > 0)
+				snprintf(why, whylen,
+					 "io_uring_setup: %s: disabled by sysctl "
+					 "kernel.io_uring_disabled = %d",
+					 strerrorname_np(err), sysctl);
+			else
+				snprintf(why, whylen,
+					 "io_uring_setup: %s: refused by a seccomp "
+					 "filter or security policy "
+					 "(kernel.io_uring_disabled = %d)",
+					 strerrorname_np(err), sysctl);
+		}
+		return FERRY_EUNAVAIL;
+	}
+	ferry__whyf(why, whylen, "io_uring_setup: %s (%d)", err);
+	return -err;
+}
+
+/*
+ * Ask for the best set of flags, dropping them one at a time when the
+ * kernel says -EINVAL. Returns 0 or a negated errno from the last attempt.
+ */
+static int ferry__ring_init(struct ferry_loop *loop, unsigned sq, unsigned cq,
+			    unsigned disabled)
+{
+	static const unsigned drop_order[] = {
+		IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_SINGLE_ISSUER,
+		IORING_SETUP_SUBMIT_ALL,
+	};
+	unsigned flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+			 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			 IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+	int ret;
+
+	if (disabled & FERRY_FEAT_DEFER_TASKRUN)
+		flags &= ~IORING_SETUP_DEFER_TASKRUN;
+	if (disabled & FERRY_FEAT_COOP_TASKRUN)
+		flags &= ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+	if (disabled & FERRY_FEAT_SINGLE_ISSUER)
+		flags &= ~(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (disabled & FERRY_FEAT_SUBMIT_ALL)
+		flags &= ~IORING_SETUP_SUBMIT_ALL;
+	/* TASKRUN_FLAG needs one of the task-run modes. */
+	if (!(flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)))
+		flags &= ~IORING_SETUP_TASKRUN_FLAG;
+
+	for (size_t i = 0;; i++) {
+		struct io_uring_params p = { .flags = flags, .cq_entries = cq };
+
+		ret = io_uring_queue_init_params(sq, &loop->ring, &p);
+		if (ret != -EINVAL || i == sizeof(drop_order) / sizeof(drop_order[0]))
+			break;
+		flags &= ~drop_order[i];
+		if (flags & IORING_SETUP_DEFER_TASKRUN &&
+		    !(flags & IORING_SETUP_SINGLE_ISSUER))
+			flags &= ~IORING_SETUP_DEFER_TASKRUN;
+		if (!(flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)))
+			flags &= ~IORING_SETUP_TASKRUN_FLAG;
+	}
+	if (ret == 0)
+		loop->setup_flags = flags;
+	return ret;
+}
+
+static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
+	unsigned f = 0;
+	unsigned sf = loop->setup_flags;
+	size_t off = 0;
+
+	if (sf & IORING_SETUP_SINGLE_ISSUER)
+		f |= FERRY_FEAT_SINGLE_ISSUER;
+	if (sf & IORING_SETUP_DEFER_TASKRUN)
+		f |= FERRY_FEAT_DEFER_TASKRUN;
+	if (sf & IORING_SETUP_COOP_TASKRUN)
+		f |= FERRY_FEAT_COOP_TASKRUN;
+	if (sf & IORING_SETUP_SUBMIT_ALL)
+		f |= FERRY_FEAT_SUBMIT_ALL;
+	if (loop->ring.features & IORING_FEAT_EXT_ARG)
+		f |= FERRY_FEAT_EXT_ARG;
+	if (loop->ring.features & IORING_FEAT_CQE_SKIP)
+		f |= FERRY_FEAT_CQE_SKIP;
+	if (probe) {
+		/* Provided-buffer rings and multishot recv arrived together
+		 * (6.0); the opcode probe cannot see either, but SOCKET (5.19)
+		 * and the ring registration below can. */
+		if (io_uring_opcode_supported(probe, IORING_OP_SOCKET))
+			f |= FERRY_FEAT_SOCKET_OP | FERRY_FEAT_ACCEPT_MULTISHOT;
+		if (io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
+			f |= FERRY_FEAT_BUF_RING | FERRY_FEAT_RECV_MULTISHOT;
+		if (probe->last_op >= FERRY__IORING_OP_FUTEX_WAKE &&
+		    io_uring_opcode_supported(probe, FERRY__IORING_OP_FUTEX_WAIT) &&
+		    io_uring_opcode_supported(probe, FERRY__IORING_OP_FUTEX_WAKE))
+			f |= FERRY_FEAT_FUTEX;
+		io_uring_free_probe(probe);
+	}
+	/* Setup flags were already filtered; these are use-time switches. */
+	f &= ~(disabled & (FERRY_FEAT_FUTEX | FERRY_FEAT_RECV_MULTISHOT |
+			   FERRY_FEAT_CQE_SKIP));
+	loop->features = f;
+
+	loop->describe[0] = '\0';
+	for (size_t i = 0; i < FERRY__NFEATURES; i++) {
+		if (!(f & ferry__feature_names[i].bit))
+			continue;
+		off += (size_t)snprintf(loop->describe + off,
+					sizeof(loop->describe) - off, "%s%s",
+					off ? " " : "", ferry__feature_names[i].name);
+		if (off >= sizeof(loop->describe))
+			break;
+	}
+}
+
+static void ferry__bell_fn(struct ferry_op *op, int res, unsigned flags)
+{
+	struct ferry_loop *loop = ferry__container_of(op, struct ferry_loop,
+						     bell_op);
+
+	/* The poll stays armed while MORE is set; when the kernel ends it
+	 * (overflow, or our own cancel at shutdown) re-arm unless closing.
+	 * The eventfd counter is never read: multishot poll reports each
+	 * write as its own wake-up edge, so no read(2) is needed. */
+	if (!(flags & FERRY_CQE_MORE) && !loop->destroying && res >= 0)
+		ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
+					POLLIN);
+}
+
+int ferry_loop_create(struct ferry_loop **loopp,
+		      const struct ferry_loop_opts *opts, char *why,
+		      size_t whylen)
+{
+	struct ferry_loop_opts o = opts ? *opts : (struct ferry_loop_opts){ 0 };
+	const char *force = getenv("FERRY_IO_URING");
+	unsigned disabled = ferry__disabled_features();
+	struct ferry_loop *loop;
+	int ret;
+
+	*loopp = NULL;
+	if (why && whylen)
+		why[0] = '\0';
+	if (force && strcmp(force, "off") == 0) {
+		if (why && whylen)
+			snprintf(why, whylen,
+				 "io_uring turned off by FERRY_IO_URING=off");
+		return FERRY_EUNAVAIL;
+	}
+	if (!o.sq_entries)
+		o.sq_entries = 256;
+	if (!o.cq_entries)
+		o.cq_entries = 4 * o.sq_entries;
+	if (!o.offload_threads)
+		o.offload_threads = 2;
+
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->owner = pthread_self();
+	loop->idle_spin_ns = o.idle_spin_ns;
+	/* valgrind (3.19) keeps its global lock while a thread blocks in
+	 * io_uring_enter, so no other thread of the process runs while the
+	 * loop sleeps: a poster or offload worker would never get to ring
+	 * the doorbell. Under valgrind only, sleep in short slices. */
+	loop->max_wait_ns = RUNNING_ON_VALGRIND ? 1000 * 1000 : -1;
+	loop->offload_threads = o.offload_threads;
+	loop->bell_fd = -1;
+	atomic_init(&loop->inbox, NULL);
+	atomic_init(&loop->sleeping, 0);
+
+	ret = ferry__ring_init(loop, o.sq_entries, o.cq_entries, disabled);
+	if (ret < 0) {
+		free(loop);
+		return ferry__setup_failed(-ret, why, whylen);
+	}
+	ferry__probe(loop, disabled);
+
+	loop->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->bell_fd < 0) {
+		ret = -errno;
+		ferry__whyf(why, whylen, "eventfd: %s (%d)", errno);
+		io_uring_queue_exit(&loop->ring);
+		free(loop);
+		return ret;
+	}
+	loop->bell_op.fn = ferry__bell_fn;
+	ret = ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
+				      POLLIN);
+	if (ret < 0) {
+		close(loop->bell_fd);
+		io_uring_queue_exit(&loop->ring);
+		free(loop);
+		return ret;
+	}
+	*loopp = loop;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Inbox and doorbell                                                    */
+
+/*
+ * The sleep/wake protocol is Dekker's: the poster stores to the inbox then
+ * loads `sleeping`; the loop stores `sleeping = 1` then loads the inbox.
+ * Both pairs are seq_cst, so at least one side sees the other's store:
+ * either the loop finds the item and does not sleep, or the poster sees
+ * the loop asleep and rings. The exchange makes exactly one poster ring.
+ */
+void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p)
+{
+	struct ferry_post *head = atomic_load_explicit(&loop->inbox,
+						       memory_order_relaxed);
+	uint64_t one = 1;
+
+	do {
+		p->ferry__next = head;
+		/* seq_cst: publishes *p and orders the store before the
+		 * load of `sleeping` below (the Dekker pair). */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&loop->inbox, &head, p, memory_order_seq_cst,
+		memory_order_relaxed));
+
+	if (atomic_load_explicit(&loop->sleeping, memory_order_seq_cst) &&
+	    atomic_exchange_explicit(&loop->sleeping, 0, memory_order_seq_cst)) {
+		/* A full counter (EAGAIN) still leaves the fd readable. */
+		if (write(loop->bell_fd, &one, sizeof(one)) < 0)
+			(void)0;
+	}
+}
+
+/* Run everything posted so far, oldest first. Returns items run. */
+unsigned ferry__inbox_run(struct ferry_loop *loop)
+{
+	struct ferry_post *list, *rev = NULL, *next;
+	unsigned n = 0;
+
+	if (!atomic_load_explicit(&loop->inbox, memory_order_relaxed))
+		return 0;
+	/* acquire: pairs with the posters' release of each item. */
+	list = atomic_exchange_explicit(&loop->inbox, NULL,
+					memory_order_acquire);
+	/* The stack is newest-first; reverse for FIFO per poster. */
+	while (list) {
+		next = list->ferry__next;
+		list->ferry__next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		next = rev->ferry__next;
+		rev->fn(rev);	/* may free rev */
+		rev = next;
+		n++;
+	}
+	return n;
+}
+
+/* Is there work the loop would see without entering the kernel? */
+static bool ferry__has_userspace_work(struct ferry_loop *loop)
+{
+	return atomic_load_explicit(&loop->inbox, memory_order_relaxed) ||
+	       loop->deferred;
+}
+
+/* With TASKRUN_FLAG the kernel tells us completions are waiting. */
+static bool ferry__kernel_has_work(struct ferry_loop *loop)
+{
+	unsigned sqf = IO_URING_READ_ONCE(*loop->ring.sq.kflags);
+
+	return (sqf & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+	       io_uring_cq_ready(&loop->ring);
+}
+
+static inline void ferry__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/*
+ * Bounded spin before sleeping: a post that lands within idle_spin_ns is
+ * picked up without a doorbell write on the poster's side and without a
+ * wake-up on ours. After the bound the loop sleeps, so an idle loop uses
+ * no CPU.
+ */
+static bool ferry__spin_for_work(struct ferry_loop *loop, uint64_t limit_ns)
+{
+	uint64_t end;
+
+	if (!limit_ns)
+		return false;
+	end = ferry_time_now() + limit_ns;
+	for (unsigned i = 0;; i++) {
+		if (ferry__has_userspace_work(loop) ||
+		    ((loop->setup_flags & IORING_SETUP_TASKRUN_FLAG) &&
+		     ferry__kernel_has_work(loop)))
+			return true;
+		ferry__cpu_relax();
+		if ((i & 63) == 63 && ferry_time_now() >= end)
+			return false;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The turn                                                              */
+
+static int ferry__enter(struct ferry_loop *loop, int64_t wait_ns)
+{
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts;
+	int ret;
+
+	if (wait_ns == 0)
+		ret = io_uring_submit_and_get_events(&loop->ring);
+	else if (wait_ns < 0)
+		ret = io_uring_submit_and_wait(&loop->ring, 1);
+	else {
+		ts.tv_sec = wait_ns / 1000000000;
+		ts.tv_nsec = wait_ns % 1000000000;
+		ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1,
+						       &ts, NULL);
+	}
+	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
+		ret = 0;
+	return ret < 0 ? ret : 0;
+}
+
+static unsigned ferry__reap(struct ferry_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0, total = 0;
+
+	/* A callback may prepare SQEs but never reaps, so iterating the CQ
+	 * while calling out is safe; advance in batches. */
+	do {
+		n = 0;
+		io_uring_for_each_cqe(&loop->ring, head, cqe) {
+			uint64_t ud = cqe->user_data;
+			int res = cqe->res;
+			unsigned flags = cqe->flags;
+
+			n++;
+			io_uring_cq_advance(&loop->ring, 1);
+			ferry__cqe_dispatch(loop, ud, res, flags);
+		}
+		total += n;
+	} while (n);
+	return total;
+}
+
+static int64_t ferry__min_wait(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
+{
+	unsigned n;
+	int64_t wait;
+	int ret;
+
+	FERRY__ASSERT_LOOP(loop);
+	n = ferry__inbox_run(loop);
+	n += ferry__run_deferred(loop);
+	n += ferry__timers_run(loop, ferry_time_now());
+
+	wait = n ? 0 : ferry__min_wait(timeout_ns,
+				       ferry__timers_next(loop, ferry_time_now()));
+	wait = ferry__min_wait(wait, loop->max_wait_ns);
+	if (wait != 0 && ferry__spin_for_work(loop, loop->idle_spin_ns))
+		wait = 0;
+	if (wait != 0) {
+		/* Announce sleep, then look once more (the Dekker pair with
+		 * ferry_loop_post). */
+		atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
+		if (ferry__has_userspace_work(loop))
+			wait = 0;
+	}
+	ret = ferry__enter(loop, wait);
+	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
+	if (ret < 0)
+		return ret;
+
+	n += ferry__reap(loop);
+	n += ferry__timers_run(loop, ferry_time_now());
+	n += ferry__inbox_run(loop);
+	n += ferry__run_deferred(loop);
+	return (int)n;
+}
+
+int ferry_loop_run(struct ferry_loop *loop)
+{
+	int ret = 0;
+
+	FERRY__ASSERT_LOOP(loop);
+	loop->stop = false;
+	while (!loop->stop) {
+		ret = ferry_loop_run_once(loop, -1);
+		if (ret < 0)
+			break;
+	}
+	loop->stop = false;
+	return ret < 0 ? ret : 0;
+}
+
+void ferry_loop_stop(struct ferry_loop *loop)
+{
+	FERRY__ASSERT_LOOP(loop);
+	loop->stop = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Shutdown                                                              */
+
+static void ferry__cancel_everything(struct ferry_loop *loop)
+{
+	struct io_uring_sqe *sqe = ferry__sqe(loop);
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data64(sqe, FERRY__UD_IGNORE);
+	loop->inflight++;
+	loop->internal_inflight++;
+}
+
+void ferry_loop_destroy(struct ferry_loop *loop)
+{
+	if (!loop)
+		return;
+	FERRY__ASSERT_LOOP(loop);
+	loop->destroying = true;
+
+	/* Workers finish what they run and post it; queued jobs complete
+	 * as cancelled. Then everything posted runs once more. */
+	ferry__pool_stop(loop);
+	ferry__inbox_run(loop);
+
+	/* Parked recvs have no SQE in the kernel: complete them here. */
+	for (struct ferry_bufring *br = loop->bufrings; br; br = br->next)
+		while (br->parked) {
+			struct ferry_op *op = br->parked;
+
+			ferry__bufring_unpark(br, op);
+			ferry__op_defer(loop, op, -ECANCELED);
+		}
+
+	/* Cancel, then keep turning until the kernel has returned every
+	 * CQE. Ops that ignore cancellation (a regular file read) finish
+	 * by themselves; the cancel is repeated each round for them. */
+	while (loop->inflight || loop->deferred) {
+		if (loop->inflight > loop->internal_inflight)
+			ferry__cancel_everything(loop);
+		ferry__enter(loop, loop->deferred ? 0 : 100 * 1000 * 1000);
+		ferry__reap(loop);
+		ferry__run_deferred(loop);
+		ferry__inbox_run(loop);
+	}
+	ferry__inbox_run(loop);
+
+	ferry__timers_free(loop);
+	ferry__bufring_destroy_all(loop);
+	io_uring_queue_exit(&loop->ring);
+	close(loop->bell_fd);
+	free(loop);
+}

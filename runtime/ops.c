@@ -1,0 +1,403 @@
+/*
+ * ops.c - preparing SQEs for op records, and dispatching their CQEs.
+ *
+ * Every op goes through the same three steps: ferry__op_begin() checks the
+ * record is idle and takes an SQE, a liburing prep helper fills it, and
+ * ferry__op_commit() tags it with the record's address and counts it in
+ * flight. ferry__cqe_dispatch() is the other end.
+ */
+#include <errno.h>
+#include <poll.h>
+
+#include "internal.h"
+
+/* IORING_OP_FUTEX_WAKE and the futex2 flags; liburing 2.3 predates them. */
+#define FERRY__IORING_OP_FUTEX_WAKE 52
+#define FERRY__FUTEX2_SIZE_U32 0x02
+#define FERRY__FUTEX2_PRIVATE 128
+#define FERRY__FUTEX_BITSET_MATCH_ANY 0xffffffffu
+
+/*
+ * Take an SQE, keeping one slot spare so that ferry_op_set_timeout() can
+ * always put the linked timeout in the same submission as its op.
+ */
+struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop)
+{
+	if (io_uring_sq_space_left(&loop->ring) < 2)
+		io_uring_submit(&loop->ring);
+	return io_uring_get_sqe(&loop->ring);
+}
+
+bool ferry_op_busy(const struct ferry_op *op)
+{
+	return op->ferry__nflight ||
+	       (op->ferry__flags & (FERRY__OPF_PARKED | FERRY__OPF_DEFERRED));
+}
+
+static struct io_uring_sqe *ferry__op_begin(struct ferry_loop *loop,
+					   struct ferry_op *op, int *err)
+{
+	struct io_uring_sqe *sqe;
+
+	FERRY__ASSERT_LOOP(loop);
+	if (loop->destroying) {
+		*err = -ESHUTDOWN;
+		return NULL;
+	}
+	if (ferry_op_busy(op)) {
+		*err = -EBUSY;
+		return NULL;
+	}
+	sqe = ferry__sqe(loop);
+	if (!sqe)
+		*err = -EBUSY;
+	return sqe;
+}
+
+static int ferry__op_commit(struct ferry_loop *loop, struct ferry_op *op,
+			    struct io_uring_sqe *sqe, enum ferry__op_kind kind)
+{
+	op->ferry__nflight = 1;
+	op->ferry__kind = (uint8_t)kind;
+	op->ferry__flags = 0;
+	op->ferry__res = 0;
+	op->ferry__cflags = 0;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP);
+	loop->inflight++;
+	loop->last_sqe = sqe;
+	loop->last_op = op;
+	return 0;
+}
+
+/* Most ops: begin, prep by the caller's macro body, commit as oneshot. */
+#define FERRY__OP(loop, op, kind, prep)				\
+	do {							\
+		int err_ = 0;					\
+		struct io_uring_sqe *sqe =			\
+			ferry__op_begin((loop), (op), &err_);	\
+		if (!sqe)					\
+			return err_;				\
+		prep;						\
+		return ferry__op_commit((loop), (op), sqe, (kind)); \
+	} while (0)
+
+int ferry_op_socket(struct ferry_loop *loop, struct ferry_op *op, int domain,
+		    int type, int protocol)
+{
+	if (!(loop->features & FERRY_FEAT_SOCKET_OP))
+		return -EOPNOTSUPP;
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_socket(sqe, domain, type, protocol, 0));
+}
+
+int ferry_op_connect(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		     const struct sockaddr *addr, socklen_t addrlen)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_connect(sqe, fd, addr, addrlen));
+}
+
+int ferry_op_send(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		  const void *buf, size_t len, int flags)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_send(sqe, fd, buf, len, flags));
+}
+
+int ferry_op_sendmsg(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		     const struct msghdr *msg, int flags)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags));
+}
+
+int ferry_op_recv(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		  void *buf, size_t len, int flags)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_recv(sqe, fd, buf, len, flags));
+}
+
+int ferry_op_close(struct ferry_loop *loop, struct ferry_op *op, int fd)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT, io_uring_prep_close(sqe, fd));
+}
+
+int ferry_op_read(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		  void *buf, size_t len, uint64_t offset)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset));
+}
+
+int ferry_op_write(struct ferry_loop *loop, struct ferry_op *op, int fd,
+		   const void *buf, size_t len, uint64_t offset)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset));
+}
+
+int ferry_op_openat(struct ferry_loop *loop, struct ferry_op *op, int dfd,
+		    const char *path, int flags, mode_t mode)
+{
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  io_uring_prep_openat(sqe, dfd, path, flags, mode));
+}
+
+static void ferry__ns_to_ts(struct __kernel_timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = (long long)(ns / 1000000000u);
+	ts->tv_nsec = (long long)(ns % 1000000000u);
+}
+
+int ferry_op_timeout(struct ferry_loop *loop, struct ferry_op *op,
+		     uint64_t ns)
+{
+	/* The kernel reads the timespec at submission, which happens on a
+	 * later turn: it lives in the op record until then. */
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  (ferry__ns_to_ts(&op->ferry__ts, ns),
+		   io_uring_prep_timeout(sqe, &op->ferry__ts, 0, 0)));
+}
+
+int ferry_op_futex_wake(struct ferry_loop *loop, struct ferry_op *op,
+			uint32_t *uaddr, unsigned nr)
+{
+	if (!(loop->features & FERRY_FEAT_FUTEX))
+		return -EOPNOTSUPP;
+	/* Layout from the kernel's io_futex_prep: fd = futex2 flags,
+	 * addr = word, addr2 (= off) = count to wake, addr3 = bitset. */
+	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
+		  (io_uring_prep_rw(FERRY__IORING_OP_FUTEX_WAKE, sqe,
+				    FERRY__FUTEX2_SIZE_U32 | FERRY__FUTEX2_PRIVATE,
+				    uaddr, 0, nr),
+		   sqe->addr3 = FERRY__FUTEX_BITSET_MATCH_ANY));
+}
+
+int ferry_op_poll_multishot(struct ferry_loop *loop, struct ferry_op *op,
+			    int fd, unsigned events)
+{
+	int err = 0;
+	struct io_uring_sqe *sqe = ferry__op_begin(loop, op, &err);
+
+	if (!sqe)
+		return err;
+	io_uring_prep_poll_multishot(sqe, fd, events);
+	ferry__op_commit(loop, op, sqe, FERRY__OP_POLL_MULTI);
+	/* Multishot ops keep their arguments for re-arming; the result
+	 * field is unused by them, so it holds the poll mask. */
+	op->ferry__fd = fd;
+	op->ferry__res = (int)events;
+	return 0;
+}
+
+int ferry_op_accept_multishot(struct ferry_loop *loop, struct ferry_op *op,
+			      int fd)
+{
+	int err = 0;
+	struct io_uring_sqe *sqe;
+
+	if (!(loop->features & FERRY_FEAT_ACCEPT_MULTISHOT))
+		return -EOPNOTSUPP;
+	sqe = ferry__op_begin(loop, op, &err);
+	if (!sqe)
+		return err;
+	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	ferry__op_commit(loop, op, sqe, FERRY__OP_ACCEPT_MULTI);
+	op->ferry__fd = fd;
+	return 0;
+}
+
+int ferry__recv_multishot_arm(struct ferry_loop *loop, struct ferry_op *op)
+{
+	int err = 0;
+	struct io_uring_sqe *sqe = ferry__op_begin(loop, op, &err);
+
+	if (!sqe)
+		return err;
+	io_uring_prep_recv_multishot(sqe, op->ferry__fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = op->ferry__br->bgid;
+	return ferry__op_commit(loop, op, sqe, FERRY__OP_RECV_MULTI);
+}
+
+int ferry_op_recv_multishot(struct ferry_loop *loop, struct ferry_op *op,
+			    int fd, struct ferry_bufring *br)
+{
+	if (!(loop->features & FERRY_FEAT_RECV_MULTISHOT))
+		return -EOPNOTSUPP;
+	if (ferry_op_busy(op))
+		return -EBUSY;
+	op->ferry__fd = fd;
+	op->ferry__br = br;
+	return ferry__recv_multishot_arm(loop, op);
+}
+
+int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
+			 uint64_t ns)
+{
+	struct io_uring_sqe *sqe;
+
+	if (loop->last_op != op || op->ferry__nflight != 1 ||
+	    op->ferry__kind != FERRY__OP_ONESHOT)
+		return -EINVAL;
+	/* ferry__sqe() left a slot spare, so this cannot force a submit
+	 * that would separate the pair. */
+	sqe = io_uring_get_sqe(&loop->ring);
+	if (!sqe)
+		return -EBUSY;
+	loop->last_sqe->flags |= IOSQE_IO_LINK;
+	ferry__ns_to_ts(&op->ferry__ts, ns);
+	io_uring_prep_link_timeout(sqe, &op->ferry__ts, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_LINK);
+	op->ferry__nflight++;
+	loop->inflight++;
+	loop->last_op = NULL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cancellation and deferred completions                                 */
+
+void ferry__op_defer(struct ferry_loop *loop, struct ferry_op *op, int res)
+{
+	struct ferry_op **tail = &loop->deferred;
+
+	while (*tail)
+		tail = &(*tail)->ferry__next;
+	op->ferry__flags |= FERRY__OPF_DEFERRED;
+	op->ferry__res = res;
+	op->ferry__next = NULL;
+	*tail = op;
+}
+
+unsigned ferry__run_deferred(struct ferry_loop *loop)
+{
+	struct ferry_op *list = loop->deferred, *next;
+	unsigned n = 0;
+
+	loop->deferred = NULL;
+	for (; list; list = next, n++) {
+		next = list->ferry__next;
+		list->ferry__flags = 0;
+		list->fn(list, list->ferry__res, 0);
+	}
+	return n;
+}
+
+int ferry_op_cancel(struct ferry_loop *loop, struct ferry_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	FERRY__ASSERT_LOOP(loop);
+	if (op->ferry__flags & FERRY__OPF_PARKED) {
+		ferry__bufring_unpark(op->ferry__br, op);
+		ferry__op_defer(loop, op, -ECANCELED);
+		return 0;
+	}
+	if (op->ferry__flags & FERRY__OPF_DEFERRED)
+		return 0;
+	if (!op->ferry__nflight)
+		return -ENOENT;
+	op->ferry__flags |= FERRY__OPF_CANCELED;
+	sqe = ferry__sqe(loop);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP,
+			       IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, FERRY__UD_IGNORE);
+	loop->inflight++;
+	loop->internal_inflight++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion dispatch                                                   */
+
+/* One of the op's CQEs arrived; call out once the last one has. */
+static void ferry__op_settle(struct ferry_op *op)
+{
+	int res = op->ferry__res;
+
+	if (--op->ferry__nflight)
+		return;
+	/* A fired linked timeout turns the op's -ECANCELED into -ETIME. */
+	if ((op->ferry__flags & FERRY__OPF_TIMEDOUT) && res == -ECANCELED)
+		res = -ETIME;
+	op->ferry__flags = 0;
+	op->fn(op, res, op->ferry__cflags);
+}
+
+/* May a multishot that the kernel ended be re-armed transparently? */
+static bool ferry__multishot_rearm(struct ferry_loop *loop,
+				   struct ferry_op *op, int res)
+{
+	if ((op->ferry__flags & FERRY__OPF_CANCELED) || loop->destroying)
+		return false;
+	switch (op->ferry__kind) {
+	case FERRY__OP_RECV_MULTI:
+		return res > 0 && ferry__recv_multishot_arm(loop, op) == 0;
+	case FERRY__OP_ACCEPT_MULTI:
+		return res >= 0 &&
+		       ferry_op_accept_multishot(loop, op, op->ferry__fd) == 0;
+	case FERRY__OP_POLL_MULTI:
+		return res > 0 &&
+		       ferry_op_poll_multishot(loop, op, op->ferry__fd,
+					       (unsigned)op->ferry__res) == 0;
+	default:
+		return false;
+	}
+}
+
+static void ferry__multishot_end(struct ferry_loop *loop, struct ferry_op *op,
+				 int res, unsigned flags)
+{
+	op->ferry__nflight = 0;
+	if (op->ferry__kind == FERRY__OP_RECV_MULTI && res == -ENOBUFS &&
+	    !(op->ferry__flags & FERRY__OPF_CANCELED) && !loop->destroying) {
+		/* Backpressure: wait for a buffer, then re-arm. */
+		ferry__bufring_park(op->ferry__br, op);
+		return;
+	}
+	if (ferry__multishot_rearm(loop, op, res)) {
+		op->fn(op, res, flags | FERRY_CQE_MORE);
+		return;
+	}
+	op->ferry__flags = 0;
+	op->fn(op, res, flags & ~FERRY_CQE_MORE);
+}
+
+void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
+			 unsigned flags)
+{
+	struct ferry_op *op = (struct ferry_op *)(uintptr_t)(ud & ~(uint64_t)FERRY__UD_MASK);
+
+	switch (ud & FERRY__UD_MASK) {
+	case FERRY__UD_IGNORE:
+		loop->inflight--;
+		loop->internal_inflight--;
+		return;
+	case FERRY__UD_LINK:
+		loop->inflight--;
+		if (res == -ETIME)
+			op->ferry__flags |= FERRY__OPF_TIMEDOUT;
+		ferry__op_settle(op);
+		return;
+	default:
+		break;
+	}
+	if (op->ferry__kind == FERRY__OP_RECV_MULTI && (flags & IORING_CQE_F_BUFFER))
+		ferry__bufring_taken(op->ferry__br);
+	if (flags & IORING_CQE_F_MORE) {
+		op->fn(op, res, flags);
+		return;
+	}
+	loop->inflight--;
+	if (op->ferry__kind != FERRY__OP_ONESHOT) {
+		ferry__multishot_end(loop, op, res, flags);
+		return;
+	}
+	op->ferry__res = res;
+	op->ferry__cflags = flags;
+	ferry__op_settle(op);
+}
