@@ -29,6 +29,8 @@ enum ferry__ud_tag {
 	FERRY__UD_OP = 0,	/* the op's own SQE */
 	FERRY__UD_LINK = 1,	/* the op's linked timeout */
 	FERRY__UD_IGNORE = 2,	/* loop-internal, no owner (cancels) */
+	FERRY__UD_SKIP = 3,	/* CQE_SKIP_SUCCESS: a CQE only on error,
+				   not counted in flight */
 };
 #define FERRY__UD_MASK 3u
 
@@ -76,12 +78,18 @@ struct ferry_loop {
 	struct io_uring_sqe *last_sqe;	/* for ferry_op_set_timeout */
 	struct ferry_op *last_op;
 
-	/* Inbox: a Treiber stack of posts, pushed by any thread. */
-	_Atomic(struct ferry_post *) inbox;
+	/* Inbox: a Treiber stack of posts, pushed by any thread. Aligned
+	 * so posters touch one cache line for the stack and the count. */
+	_Alignas(64) _Atomic(struct ferry_post *) inbox;
+	/* Posters between their push and their last touch of the loop:
+	 * the item they pushed may be what lets the loop be destroyed, so
+	 * destroy waits for this to drain before freeing. */
+	atomic_uint posters;
 	/* 1 while the loop is in (or entering) a blocking wait: posters
 	 * must ring the doorbell. See ferry_loop_post for the protocol. */
 	atomic_int sleeping;
 	int bell_fd;
+	_Alignas(64) char ferry__pad;	/* loop-private fields from here */
 	struct ferry_op bell_op;
 
 	/* Completions produced in user space (cancelled parked recvs). */
@@ -115,7 +123,8 @@ void ferry__bufring_taken(struct ferry_bufring *br);
 void ferry__bufring_destroy_all(struct ferry_loop *loop);
 
 /* timer.c */
-unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now);
+unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
+			   uint32_t limit);
 int64_t ferry__timers_next(const struct ferry_loop *loop, uint64_t now);
 void ferry__timers_free(struct ferry_loop *loop);
 

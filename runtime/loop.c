@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,9 +294,12 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	if (!o.offload_threads)
 		o.offload_threads = 2;
 
-	loop = calloc(1, sizeof(*loop));
+	/* The inbox line is 64-byte aligned: calloc would not honour it. */
+	loop = aligned_alloc(_Alignof(struct ferry_loop),
+			     (sizeof(*loop) + 63) & ~(size_t)63);
 	if (!loop)
 		return -ENOMEM;
+	memset(loop, 0, sizeof(*loop));
 	loop->owner = pthread_self();
 	loop->idle_spin_ns = o.idle_spin_ns;
 	/* valgrind (3.19) keeps its global lock while a thread blocks in
@@ -306,6 +310,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	loop->offload_threads = o.offload_threads;
 	loop->bell_fd = -1;
 	atomic_init(&loop->inbox, NULL);
+	atomic_init(&loop->posters, 0);
 	atomic_init(&loop->sleeping, 0);
 
 	ret = ferry__ring_init(loop, o.sq_entries, o.cq_entries, disabled);
@@ -352,6 +357,9 @@ void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p)
 						       memory_order_relaxed);
 	uint64_t one = 1;
 
+	/* relaxed: destroy only needs to see the count reach zero after our
+	 * last access, which the release decrement below provides. */
+	atomic_fetch_add_explicit(&loop->posters, 1, memory_order_relaxed);
 	do {
 		p->ferry__next = head;
 		/* seq_cst: publishes *p and orders the store before the
@@ -366,6 +374,8 @@ void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p)
 		if (write(loop->bell_fd, &one, sizeof(one)) < 0)
 			(void)0;
 	}
+	/* release: our reads of the loop happen-before destroy's free. */
+	atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
 }
 
 /* Run everything posted so far, oldest first. Returns items run. */
@@ -398,7 +408,9 @@ unsigned ferry__inbox_run(struct ferry_loop *loop)
 /* Is there work the loop would see without entering the kernel? */
 static bool ferry__has_userspace_work(struct ferry_loop *loop)
 {
-	return atomic_load_explicit(&loop->inbox, memory_order_relaxed) ||
+	/* seq_cst: after `sleeping = 1` this is the loop's half of the
+	 * Dekker pair; a weaker load could be ordered before that store. */
+	return atomic_load_explicit(&loop->inbox, memory_order_seq_cst) ||
 	       loop->deferred;
 }
 
@@ -502,20 +514,30 @@ static int64_t ferry__min_wait(int64_t a, int64_t b)
 
 int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
+	uint32_t tlimit;
 	unsigned n;
 	int64_t wait;
 	int ret;
 
 	FERRY__ASSERT_LOOP(loop);
+	/* Timers started during this turn wait for the next one, so a timer
+	 * re-arming itself in the past fires once per turn. */
+	tlimit = loop->timer_seq;
 	n = ferry__inbox_run(loop);
 	n += ferry__run_deferred(loop);
-	n += ferry__timers_run(loop, ferry_time_now());
+	n += ferry__timers_run(loop, ferry_time_now(), tlimit);
 
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
 				       ferry__timers_next(loop, ferry_time_now()));
 	wait = ferry__min_wait(wait, loop->max_wait_ns);
-	if (wait != 0 && ferry__spin_for_work(loop, loop->idle_spin_ns))
-		wait = 0;
+	if (wait != 0 && loop->idle_spin_ns) {
+		/* Batched SQEs (futex wakes above all) must not wait out the
+		 * spin: hand them to the kernel first. */
+		if (io_uring_sq_ready(&loop->ring))
+			io_uring_submit(&loop->ring);
+		if (ferry__spin_for_work(loop, loop->idle_spin_ns))
+			wait = 0;
+	}
 	if (wait != 0) {
 		/* Announce sleep, then look once more (the Dekker pair with
 		 * ferry_loop_post). */
@@ -529,7 +551,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 		return ret;
 
 	n += ferry__reap(loop);
-	n += ferry__timers_run(loop, ferry_time_now());
+	n += ferry__timers_run(loop, ferry_time_now(), tlimit);
 	n += ferry__inbox_run(loop);
 	n += ferry__run_deferred(loop);
 	return (int)n;
@@ -605,6 +627,9 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 	}
 	ferry__inbox_run(loop);
 
+	/* A poster whose item we ran may still be reading `sleeping`. */
+	while (atomic_load_explicit(&loop->posters, memory_order_acquire))
+		sched_yield();
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
 	io_uring_queue_exit(&loop->ring);

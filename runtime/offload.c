@@ -65,7 +65,7 @@ static int ferry__pool_start(struct ferry_loop *loop)
 {
 	unsigned n = loop->offload_threads;
 	struct ferry__pool *pool = calloc(1, sizeof(*pool) + n * sizeof(pthread_t));
-	int ret;
+	int ret = 0;
 
 	if (!pool)
 		return -ENOMEM;

@@ -7,7 +7,10 @@
  * flight. ferry__cqe_dispatch() is the other end.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -172,6 +175,27 @@ int ferry_op_futex_wake(struct ferry_loop *loop, struct ferry_op *op,
 				    FERRY__FUTEX2_SIZE_U32 | FERRY__FUTEX2_PRIVATE,
 				    uaddr, 0, nr),
 		   sqe->addr3 = FERRY__FUTEX_BITSET_MATCH_ANY));
+}
+
+void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
+			   unsigned nr)
+{
+	const unsigned need = FERRY_FEAT_FUTEX | FERRY_FEAT_CQE_SKIP;
+	struct io_uring_sqe *sqe = NULL;
+
+	FERRY__ASSERT_LOOP(loop);
+	if ((loop->features & need) == need)
+		sqe = ferry__sqe(loop);
+	if (!sqe) {
+		syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);
+		return;
+	}
+	io_uring_prep_rw(FERRY__IORING_OP_FUTEX_WAKE, sqe,
+			 FERRY__FUTEX2_SIZE_U32 | FERRY__FUTEX2_PRIVATE, uaddr, 0,
+			 nr);
+	sqe->addr3 = FERRY__FUTEX_BITSET_MATCH_ANY;
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, FERRY__UD_SKIP);
 }
 
 int ferry_op_poll_multishot(struct ferry_loop *loop, struct ferry_op *op,
@@ -353,11 +377,22 @@ static void ferry__multishot_end(struct ferry_loop *loop, struct ferry_op *op,
 				 int res, unsigned flags)
 {
 	op->ferry__nflight = 0;
-	if (op->ferry__kind == FERRY__OP_RECV_MULTI && res == -ENOBUFS &&
-	    !(op->ferry__flags & FERRY__OPF_CANCELED) && !loop->destroying) {
-		/* Backpressure: wait for a buffer, then re-arm. */
-		ferry__bufring_park(op->ferry__br, op);
-		return;
+	if (op->ferry__kind == FERRY__OP_RECV_MULTI && res == -ENOBUFS) {
+		if ((op->ferry__flags & FERRY__OPF_CANCELED) || loop->destroying) {
+			/* Ran dry just as it was being cancelled: -ENOBUFS is
+			 * never passed on, so it ends as cancelled. */
+			res = -ECANCELED;
+		} else {
+			/* Backpressure: wait for a buffer, then re-arm. The
+			 * owner may already have recycled buffers while
+			 * dispatching the CQEs that preceded this one; then
+			 * no later recycle would come to unpark us, so re-arm
+			 * at once. */
+			if (ferry_bufring_available(op->ferry__br) == 0 ||
+			    ferry__recv_multishot_arm(loop, op) != 0)
+				ferry__bufring_park(op->ferry__br, op);
+			return;
+		}
 	}
 	if (ferry__multishot_rearm(loop, op, res)) {
 		op->fn(op, res, flags | FERRY_CQE_MORE);
@@ -373,6 +408,8 @@ void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 	struct ferry_op *op = (struct ferry_op *)(uintptr_t)(ud & ~(uint64_t)FERRY__UD_MASK);
 
 	switch (ud & FERRY__UD_MASK) {
+	case FERRY__UD_SKIP:
+		return;
 	case FERRY__UD_IGNORE:
 		loop->inflight--;
 		loop->internal_inflight--;

@@ -103,12 +103,13 @@ void ferry_timer_stop(struct ferry_loop *loop, struct ferry_timer *t)
 		ferry__heap_remove(loop, t->ferry__slot - 1);
 }
 
-/* Fire every timer due at @now. A timer started from a callback with a
- * deadline already past waits for the next turn, so a timer that keeps
- * re-arming itself cannot starve the loop. */
-unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now)
+/* Fire every timer due at @now that was started before @limit (a timer
+ * sequence number): one started later, even with a deadline already past,
+ * waits for the next turn, so a timer that keeps re-arming itself cannot
+ * starve the loop. */
+unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
+			   uint32_t limit)
 {
-	uint32_t limit = loop->timer_seq;
 	unsigned n = 0;
 
 	while (loop->nheap) {

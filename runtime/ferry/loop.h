@@ -194,8 +194,10 @@ struct ferry_post {
  * Pushes onto a lock-free multi-producer stack; rings the doorbell (one
  * eventfd write) only when the loop is asleep or about to sleep, so a busy
  * loop costs posters no syscall. Items run in the order posted by each
- * thread. Never fails; the caller must guarantee the loop outlives the
- * call (the bridge's runner does this).
+ * thread. Never fails. The caller must guarantee the loop is not
+ * destroyed before the call begins; the item posted may itself be what
+ * leads to the loop's destruction (ferry_loop_destroy waits for posters
+ * still inside this call).
  */
 void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 
@@ -226,8 +228,8 @@ int ferry_op_write(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		   const void *buf, size_t len, uint64_t offset);
 int ferry_op_openat(struct ferry_loop *loop, struct ferry_op *op, int dfd,
 		    const char *path, int flags, mode_t mode);
-/* Fires after @ns nanoseconds with res -ETIME (0 if cancelled early: see
- * ferry_op_cancel, which yields -ECANCELED). */
+/* Fires after @ns nanoseconds with res -ETIME; cancelled with
+ * ferry_op_cancel it completes with -ECANCELED instead. */
 int ferry_op_timeout(struct ferry_loop *loop, struct ferry_op *op,
 		     uint64_t ns);
 
@@ -266,6 +268,19 @@ int ferry_op_poll_multishot(struct ferry_loop *loop, struct ferry_op *op,
  */
 int ferry_op_futex_wake(struct ferry_loop *loop, struct ferry_op *op,
 			uint32_t *uaddr, unsigned nr);
+
+/*
+ * ferry_loop_futex_wake - wake up to @nr waiters on the private futex word
+ * at @uaddr, without an op record: with FERRY_FEAT_FUTEX and CQE_SKIP it is
+ * an SQE (no CQE on success) batched into the next submission, so waking
+ * many waiters costs the loop no syscall of its own; otherwise it calls
+ * futex(2) at once. The word's memory may be freed by its owner as soon as
+ * the owner has observed the change that prompted the wake: a wake that
+ * lands on a reused address is a spurious wake-up, which every futex waiter
+ * tolerates (glibc's semaphores rely on the same property).
+ */
+void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
+			   unsigned nr);
 
 /*
  * ferry_op_set_timeout - give the op just prepared on @op a deadline of @ns
