@@ -1,0 +1,297 @@
+/*
+ * h1_request.c - request heads and chunked framing (h1.h).
+ *
+ * The writer checks everything first and computes the exact size, so a
+ * bad header never leaves half a head in the buffer and the buffer grows
+ * at most once per request.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "h1.h"
+
+int ferry__h1_buf_reserve(struct ferry__h1_buf *b, size_t more)
+{
+	size_t cap;
+	char *p;
+
+	if (more <= b->cap - b->len)
+		return 0;
+	if (more > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int ferry__h1_buf_append(struct ferry__h1_buf *b, const void *p, size_t n)
+{
+	int err = ferry__h1_buf_reserve(b, n);
+
+	if (err)
+		return err;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void ferry__h1_buf_free(struct ferry__h1_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
+ * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool ferry__h1_is_token(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static bool name_is(const struct ferry__h1_header *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+/* Does a Connection value list the "close" option? (RFC 9110 7.6.1) */
+static bool has_close_token(const char *v, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end;
+
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end - start == 5 && strncasecmp(v + start, "close", 5) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int req_fail(char *why, size_t whylen, const char *msg)
+{
+	if (why && whylen)
+		snprintf(why, whylen, "%s", msg);
+	return FERRY_EINVAL;
+}
+
+/* Facts the check pass learns, used by the write pass. */
+struct req_plan {
+	const struct ferry__h1_header *host;	/* caller's, or NULL */
+	bool user_agent;			/* caller sent one */
+	bool close;
+	size_t size;				/* exact bytes to write */
+	size_t authority_len;
+	char clen[24];				/* Content-Length digits or "" */
+};
+
+static int check_header(const struct ferry__h1_header *h,
+			struct req_plan *plan, char *why, size_t whylen)
+{
+	if (!h->name || (!h->value && h->value_len))
+		return req_fail(why, whylen, "header with NULL name or value");
+	if (!ferry__h1_is_token(h->name, h->name_len))
+		return req_fail(why, whylen, "header name is not a token");
+	for (size_t i = 0; i < h->value_len; i++) {
+		char c = h->value[i];
+
+		if (c == '\r' || c == '\n' || c == 0)
+			return req_fail(why, whylen,
+					"header value contains CR, LF or NUL");
+	}
+	if (name_is(h, "content-length") || name_is(h, "transfer-encoding"))
+		return req_fail(why, whylen,
+				"Content-Length and Transfer-Encoding are set by ferry from the body length");
+	if (name_is(h, "host")) {
+		if (plan->host)
+			return req_fail(why, whylen, "more than one Host header");
+		plan->host = h;
+	} else if (name_is(h, "user-agent")) {
+		plan->user_agent = true;
+	} else if (name_is(h, "connection")) {
+		plan->close |= has_close_token(h->value, h->value_len);
+	}
+	return 0;
+}
+
+/* Methods whose servers expect a body: send "Content-Length: 0" for them. */
+static bool method_wants_length(const char *m)
+{
+	return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
+}
+
+static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
+			char *why, size_t whylen)
+{
+	const struct ferry_url *u = req->url;
+	size_t mlen, size;
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	if (!req->method || !u || !u->host || !u->target ||
+	    (req->nheaders && !req->headers))
+		return req_fail(why, whylen, "NULL method, URL or headers");
+	mlen = strlen(req->method);
+	if (!ferry__h1_is_token(req->method, mlen))
+		return req_fail(why, whylen, "method is not a token");
+	if (!strcmp(req->method, "CONNECT"))
+		return req_fail(why, whylen, "CONNECT is not supported");
+	if (req->body_len < FERRY__H1_BODY_CHUNKED)
+		return req_fail(why, whylen, "negative body length");
+	for (size_t i = 0; i < req->nheaders; i++) {
+		err = check_header(&req->headers[i], p, why, whylen);
+		if (err)
+			return err;
+	}
+	/* "M target HTTP/1.1\r\n" */
+	size = mlen + 1 + u->target_len + sizeof(" HTTP/1.1\r\n") - 1;
+	p->authority_len = ferry_url_authority(u, NULL, 0);
+	size += sizeof("Host: \r\n") - 1 +
+		(p->host ? p->host->value_len : p->authority_len);
+	if (!p->user_agent)
+		size += sizeof("User-Agent: " FERRY__H1_USER_AGENT "\r\n") - 1;
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct ferry__h1_header *h = &req->headers[i];
+
+		if (h != p->host)
+			size += h->name_len + 2 + h->value_len + 2;
+	}
+	if (req->body_len == FERRY__H1_BODY_CHUNKED)
+		size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
+	else if (req->body_len > 0 || method_wants_length(req->method))
+		snprintf(p->clen, sizeof(p->clen), "%" PRId64, req->body_len);
+	if (p->clen[0])
+		size += sizeof("Content-Length: \r\n") - 1 + strlen(p->clen);
+	p->size = size + 2;
+	return 0;
+}
+
+static char *put(char *w, const char *s, size_t n)
+{
+	memcpy(w, s, n);
+	return w + n;
+}
+
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+static char *put_field(char *w, const char *name, size_t nlen,
+		       const char *value, size_t vlen)
+{
+	w = put(w, name, nlen);
+	w = PUT_LIT(w, ": ");
+	w = put(w, value, vlen);
+	return PUT_LIT(w, "\r\n");
+}
+
+int ferry__h1_req_write(struct ferry__h1_buf *out,
+			const struct ferry__h1_req *req,
+			char *why, size_t whylen)
+{
+	const struct ferry_url *u;
+	struct req_plan p;
+	char *w, *start;
+	int err;
+
+	if (!out || !req)
+		return req_fail(why, whylen, "NULL buffer or request");
+	err = plan_request(req, &p, why, whylen);
+	if (err)
+		return err;
+	err = ferry__h1_buf_reserve(out, p.size + 1);	/* +1: snprintf NUL */
+	if (err)
+		return err;
+	u = req->url;
+	w = start = out->data + out->len;
+	w = put(w, req->method, strlen(req->method));
+	w = PUT_LIT(w, " ");
+	w = put(w, u->target, u->target_len);
+	w = PUT_LIT(w, " HTTP/1.1\r\nHost: ");
+	if (p.host)
+		w = put(w, p.host->value, p.host->value_len);
+	else
+		w += ferry_url_authority(u, w, p.authority_len + 1);
+	w = PUT_LIT(w, "\r\n");
+	if (!p.user_agent)
+		w = PUT_LIT(w, "User-Agent: " FERRY__H1_USER_AGENT "\r\n");
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct ferry__h1_header *h = &req->headers[i];
+
+		if (h != p.host)
+			w = put_field(w, h->name, h->name_len, h->value,
+				      h->value_len);
+	}
+	if (req->body_len == FERRY__H1_BODY_CHUNKED)
+		w = PUT_LIT(w, "Transfer-Encoding: chunked\r\n");
+	if (p.clen[0])
+		w = put_field(w, "Content-Length", 14, p.clen, strlen(p.clen));
+	w = PUT_LIT(w, "\r\n");
+	out->len += (size_t)(w - start);
+	return p.close ? FERRY__H1_REQ_CLOSE : 0;
+}
+
+size_t ferry__h1_chunk_head(char buf[FERRY__H1_CHUNK_HEAD_MAX], uint64_t n)
+{
+	int len;
+
+	if (n == 0)
+		return 0;
+	len = snprintf(buf, FERRY__H1_CHUNK_HEAD_MAX, "%" PRIx64 "\r\n", n);
+	return len < 0 ? 0 : (size_t)len;
+}
+
+int ferry__h1_chunk_append(struct ferry__h1_buf *out, const void *data,
+			   size_t n)
+{
+	char head[FERRY__H1_CHUNK_HEAD_MAX];
+	size_t hlen = ferry__h1_chunk_head(head, n);
+	int err;
+
+	if (n == 0)
+		return 0;
+	err = ferry__h1_buf_reserve(out, hlen + n + 2);
+	if (err)
+		return err;
+	ferry__h1_buf_append(out, head, hlen);
+	ferry__h1_buf_append(out, data, n);
+	ferry__h1_buf_append(out, FERRY__H1_CHUNK_TAIL, 2);
+	return 0;
+}
+
+int ferry__h1_chunk_end(struct ferry__h1_buf *out)
+{
+	return ferry__h1_buf_append(out, FERRY__H1_CHUNK_LAST,
+				    sizeof(FERRY__H1_CHUNK_LAST) - 1);
+}

@@ -1,0 +1,667 @@
+/*
+ * h1_response.c - incremental response parser over llhttp (h1.h).
+ *
+ * llhttp pushes through callbacks; ferry__h1_resp_feed turns that into a
+ * pull interface by having the callbacks record an event and return
+ * HPE_PAUSED: llhttp then stops right after the byte that raised it and
+ * llhttp_get_error_pos() says how far it got. Pausing at the end of every
+ * head, every body slice and every message gives exact head sizes (for the
+ * limit), zero-copy body slices, and a clean stop at the end of the
+ * response, so bytes that follow it are seen and never parsed as a second
+ * message.
+ *
+ * llhttp is used with every lenient flag off; the line-ending checks that
+ * it makes only when compiled with LLHTTP_STRICT_MODE are made here (see
+ * check_framing), so ferry is as strict whichever way it was compiled.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "h1.h"
+
+/* Events the callbacks raise (ferry__ev); the public ones plus two. */
+enum {
+	EV_NONE = FERRY__H1_NEED_MORE,
+	EV_HEAD = FERRY__H1_HEAD,
+	EV_BODY = FERRY__H1_BODY,
+	EV_DONE = FERRY__H1_DONE,
+	EV_INTERIM_HEAD,	/* a 1xx head ended: its bytes are counted */
+	EV_INTERIM_DONE,	/* a 1xx message ended: start over */
+};
+
+static struct ferry__h1_resp *resp_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+/*
+ * Record the first error and its reason; the callback then returns -1 so
+ * llhttp stops. A later llhttp error does not replace ours.
+ */
+static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->ferry__state == FERRY__H1_RESP_ERROR)
+		return r->ferry__err;
+	va_start(ap, fmt);
+	vsnprintf(r->ferry__why, sizeof(r->ferry__why), fmt, ap);
+	va_end(ap);
+	r->ferry__state = FERRY__H1_RESP_ERROR;
+	r->ferry__err = err;
+	return err;
+}
+
+/*
+ * The arena only grows while a head is read, and the head is bounded by
+ * max_head, so its size is bounded too: max_head plus one NUL per string.
+ */
+static int arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
+{
+	size_t need = r->ferry__arena_len + n + 1;
+
+	if (need > UINT32_MAX)
+		return -ENOMEM;
+	if (need > r->ferry__arena_cap) {
+		size_t cap = r->ferry__arena_cap ? r->ferry__arena_cap : 1024;
+		char *a;
+
+		while (cap < need)
+			cap *= 2;
+		a = realloc(r->ferry__arena, cap);
+		if (!a)
+			return -ENOMEM;
+		r->ferry__arena = a;
+		r->ferry__arena_cap = cap;
+	}
+	memcpy(r->ferry__arena + r->ferry__arena_len, p, n);
+	r->ferry__arena_len += n;
+	return 0;
+}
+
+/* For callbacks: record the failure; -1 makes llhttp stop. */
+static int oom(struct ferry__h1_resp *r)
+{
+	resp_fail(r, -ENOMEM, "out of memory");
+	return -1;
+}
+
+/* End the string being gathered: NUL-terminate it. */
+static int arena_end(struct ferry__h1_resp *r)
+{
+	if (arena_put(r, "", 0))
+		return -ENOMEM;
+	r->ferry__arena[r->ferry__arena_len++] = 0;
+	return 0;
+}
+
+static int cb_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (arena_put(r, at, len))
+		return oom(r);
+	r->ferry__reason_len += (uint32_t)len;
+	return 0;
+}
+
+static int cb_status_complete(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (arena_end(r))
+		return oom(r);
+	return 0;
+}
+
+/* Trailers are dropped, but still bounded: count them against max_head. */
+static int count_trailer(struct ferry__h1_resp *r, size_t len)
+{
+	r->ferry__trailer_bytes += len;
+	if (r->ferry__trailer_bytes > r->ferry__lim.max_head) {
+		resp_fail(r, FERRY_ETOOLARGE,
+			  "trailer section exceeds %zu bytes",
+			  r->ferry__lim.max_head);
+		return -1;
+	}
+	return 0;
+}
+
+/* Names and values may come in pieces: each call appends to the arena. */
+static int cb_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (r->ferry__state != FERRY__H1_RESP_HEAD)
+		return count_trailer(r, len);
+	if (!r->ferry__in_field) {
+		if (r->ferry__nfields >= r->ferry__lim.max_fields) {
+			resp_fail(r, FERRY_ETOOLARGE,
+				  "more than %zu header fields",
+				  r->ferry__lim.max_fields);
+			return -1;
+		}
+		r->ferry__in_field = true;
+		r->ferry__cur.name_off = (uint32_t)r->ferry__arena_len;
+		r->ferry__cur.name_len = 0;
+	}
+	if (arena_put(r, at, len))
+		return oom(r);
+	r->ferry__cur.name_len += (uint32_t)len;
+	return 0;
+}
+
+static int cb_field_complete(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (r->ferry__state != FERRY__H1_RESP_HEAD)
+		return 0;
+	r->ferry__in_field = false;
+	/* llhttp's loose mode lets some non-token bytes (a space) through;
+	 * a name that is not a token is a smuggling attempt or garbage. */
+	if (!ferry__h1_is_token(r->ferry__arena + r->ferry__cur.name_off,
+				r->ferry__cur.name_len)) {
+		resp_fail(r, FERRY_EPROTO, "invalid header field name");
+		return -1;
+	}
+	if (arena_end(r))
+		return oom(r);
+	return 0;
+}
+
+static void value_begin(struct ferry__h1_resp *r)
+{
+	if (r->ferry__in_value)
+		return;
+	r->ferry__in_value = true;
+	r->ferry__cur.value_off = (uint32_t)r->ferry__arena_len;
+	r->ferry__cur.value_len = 0;
+}
+
+static int cb_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (r->ferry__state != FERRY__H1_RESP_HEAD)
+		return count_trailer(r, len);
+	value_begin(r);
+	if (arena_put(r, at, len))
+		return oom(r);
+	r->ferry__cur.value_len += (uint32_t)len;
+	return 0;
+}
+
+static int push_field(struct ferry__h1_resp *r)
+{
+	if (r->ferry__nfields == r->ferry__fields_cap) {
+		size_t cap = r->ferry__fields_cap ? r->ferry__fields_cap * 2 : 16;
+		struct ferry__h1_field *f;
+
+		f = realloc(r->ferry__fields, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		r->ferry__fields = f;
+		r->ferry__fields_cap = cap;
+	}
+	r->ferry__fields[r->ferry__nfields++] = r->ferry__cur;
+	return 0;
+}
+
+/* An empty value raises no on_header_value, only this. */
+static int cb_value_complete(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_field *c = &r->ferry__cur;
+	const char *v;
+
+	if (r->ferry__state != FERRY__H1_RESP_HEAD)
+		return 0;
+	value_begin(r);
+	r->ferry__in_value = false;
+	v = r->ferry__arena + c->value_off;
+	/* RFC 9110 5.5: CR, LF and NUL in a value must be refused */
+	for (size_t i = 0; i < c->value_len; i++) {
+		if (v[i] == '\r' || v[i] == '\n' || v[i] == 0) {
+			resp_fail(r, FERRY_EPROTO,
+				  "CR, LF or NUL in a header field value");
+			return -1;
+		}
+	}
+	/* field-value excludes trailing whitespace (RFC 9110 5.5) */
+	while (c->value_len && (v[c->value_len - 1] == ' ' ||
+				v[c->value_len - 1] == '\t')) {
+		c->value_len--;
+		r->ferry__arena_len--;
+	}
+	if (arena_end(r) || push_field(r))
+		return oom(r);
+	return 0;
+}
+
+/*
+ * A head is complete. Pausing here is what makes head sizes exact, but it
+ * takes the return value that would otherwise say "no body" (1): set the
+ * flag that return value sets, F_SKIPBODY, ourselves instead; llhttp reads
+ * it as soon as it resumes.
+ */
+static int cb_headers_complete(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+	unsigned status = p->status_code;
+
+	if (p->http_major != 1) {
+		resp_fail(r, FERRY_EPROTO, "unsupported HTTP version %u.%u",
+			  p->http_major, p->http_minor);
+		return -1;
+	}
+	if (status < 100 || status == 101) {
+		/* ferry never asks to switch protocols */
+		resp_fail(r, FERRY_EPROTO, "unexpected status code %u", status);
+		return -1;
+	}
+	if (status < 200) {
+		p->flags |= F_SKIPBODY;
+		r->ferry__ev = EV_INTERIM_HEAD;
+		return HPE_PAUSED;
+	}
+	/* RFC 9112 6.3: these never have a body, whatever the head says. */
+	if (r->ferry__head_req || status == 204 || status == 304) {
+		p->flags |= F_SKIPBODY;
+	} else if ((p->flags & F_CONTENT_LENGTH) &&
+		   p->content_length > r->ferry__lim.max_body) {
+		resp_fail(r, FERRY_ETOOLARGE,
+			  "Content-Length %llu exceeds the body limit of %llu bytes",
+			  (unsigned long long)p->content_length,
+			  (unsigned long long)r->ferry__lim.max_body);
+		return -1;
+	}
+	r->ferry__status = (uint16_t)status;
+	r->ferry__keep_alive = llhttp_should_keep_alive(p);
+	r->ferry__state = FERRY__H1_RESP_BODY;
+	r->ferry__ev = EV_HEAD;
+	return HPE_PAUSED;
+}
+
+static int cb_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (len == 0)
+		return 0;
+	r->ferry__body_bytes += len;
+	if (r->ferry__body_bytes > r->ferry__lim.max_body) {
+		resp_fail(r, FERRY_ETOOLARGE,
+			  "body exceeds the limit of %llu bytes",
+			  (unsigned long long)r->ferry__lim.max_body);
+		return -1;
+	}
+	r->ferry__slice.data = at;
+	r->ferry__slice.len = len;
+	r->ferry__ev = EV_BODY;
+	return HPE_PAUSED;
+}
+
+/* llhttp has read a chunk size line: content_length is the chunk's size. */
+static int cb_chunk_header(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	r->ferry__chunk_left = p->content_length;
+	r->ferry__in_chunk = p->content_length > 0;
+	return 0;
+}
+
+static int cb_message_complete(llhttp_t *p)
+{
+	struct ferry__h1_resp *r = resp_of(p);
+
+	if (r->ferry__state == FERRY__H1_RESP_HEAD) {
+		r->ferry__ev = EV_INTERIM_DONE;
+		return HPE_PAUSED;
+	}
+	r->ferry__keep_alive = llhttp_should_keep_alive(p);
+	r->ferry__state = FERRY__H1_RESP_DONE;
+	r->ferry__ev = EV_DONE;
+	return HPE_PAUSED;
+}
+
+/* Static, as llhttp wants settings to outlive every parser using them. */
+static const llhttp_settings_t resp_settings = {
+	.on_status = cb_status,
+	.on_status_complete = cb_status_complete,
+	.on_header_field = cb_field,
+	.on_header_field_complete = cb_field_complete,
+	.on_header_value = cb_value,
+	.on_header_value_complete = cb_value_complete,
+	.on_headers_complete = cb_headers_complete,
+	.on_body = cb_body,
+	.on_message_complete = cb_message_complete,
+	.on_chunk_header = cb_chunk_header,
+};
+
+void ferry__h1_resp_init(struct ferry__h1_resp *r,
+			 const struct ferry__h1_limits *lim)
+{
+	memset(r, 0, sizeof(*r));
+	if (lim)
+		r->ferry__lim = *lim;
+	if (!r->ferry__lim.max_head)
+		r->ferry__lim.max_head = FERRY__H1_MAX_HEAD_DEFAULT;
+	if (!r->ferry__lim.max_fields)
+		r->ferry__lim.max_fields = FERRY__H1_MAX_FIELDS_DEFAULT;
+	if (!r->ferry__lim.max_body)
+		r->ferry__lim.max_body = UINT64_MAX;
+	llhttp_init(&r->ferry__parser, HTTP_RESPONSE, &resp_settings);
+	r->ferry__parser.data = r;
+	ferry__h1_resp_start(r, "GET");
+}
+
+void ferry__h1_resp_free(struct ferry__h1_resp *r)
+{
+	free(r->ferry__arena);
+	free(r->ferry__fields);
+	r->ferry__arena = NULL;
+	r->ferry__fields = NULL;
+	r->ferry__arena_cap = r->ferry__fields_cap = 0;
+	r->ferry__arena_len = r->ferry__nfields = 0;
+}
+
+/* Forget the head read so far (a new message, or after a 1xx). */
+static void head_clear(struct ferry__h1_resp *r)
+{
+	r->ferry__head_bytes = 0;
+	r->ferry__arena_len = 0;
+	r->ferry__nfields = 0;
+	r->ferry__reason_off = 0;
+	r->ferry__reason_len = 0;
+	r->ferry__in_field = false;
+	r->ferry__in_value = false;
+	r->ferry__status = 0;
+}
+
+void ferry__h1_resp_start(struct ferry__h1_resp *r, const char *method)
+{
+	llhttp_reset(&r->ferry__parser);
+	head_clear(r);
+	r->ferry__head_req = method && !strcmp(method, "HEAD");
+	r->ferry__state = FERRY__H1_RESP_HEAD;
+	r->ferry__err = 0;
+	r->ferry__why[0] = 0;
+	r->ferry__keep_alive = false;
+	r->ferry__ev = EV_NONE;
+	r->ferry__received = 0;
+	r->ferry__body_bytes = 0;
+	r->ferry__trailer_bytes = 0;
+	r->ferry__prev_cr = false;
+	r->ferry__need_crlf = 0;
+	r->ferry__in_chunk = false;
+	r->ferry__chunk_left = 0;
+}
+
+/* An error llhttp found itself: name it with llhttp's own words. */
+static int parse_fail(struct ferry__h1_resp *r, llhttp_errno_t e)
+{
+	if (r->ferry__state == FERRY__H1_RESP_ERROR)
+		return r->ferry__err;	/* one of our callbacks said why */
+	return resp_fail(r, FERRY_EPROTO, "malformed response: %s (%s)",
+			 llhttp_get_error_reason(&r->ferry__parser),
+			 llhttp_errno_name(e));
+}
+
+/*
+ * Line endings in everything that is not body data (the head, chunk size
+ * lines, the CRLF after chunk data, trailers). llhttp 8.1 checks them only
+ * when built with LLHTTP_STRICT_MODE: otherwise it takes any byte after a
+ * CR, and any two bytes after chunk data, as the line ending, so that
+ * "200 OK\rX\n..." or "5\r\nhelloXY0" would be read in ways another
+ * parser would not. Scanning here keeps ferry strict either way; body data
+ * is never scanned.
+ */
+static int check_framing(struct ferry__h1_resp *r, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (r->ferry__need_crlf) {
+			if (c != (r->ferry__need_crlf == 2 ? '\r' : '\n'))
+				return resp_fail(r, FERRY_EPROTO,
+						 "expected CRLF after chunk data");
+			r->ferry__need_crlf--;
+		}
+		if (r->ferry__prev_cr && c != '\n')
+			return resp_fail(r, FERRY_EPROTO,
+					 "CR not followed by LF in response framing");
+		r->ferry__prev_cr = c == '\r';
+	}
+	return 0;
+}
+
+/* A body slice was handed out: did it finish a chunk's data? */
+static void chunk_advance(struct ferry__h1_resp *r, size_t len)
+{
+	if (!r->ferry__in_chunk)
+		return;
+	r->ferry__chunk_left -= len;
+	if (r->ferry__chunk_left == 0) {
+		r->ferry__in_chunk = false;
+		r->ferry__need_crlf = 2;
+	}
+}
+
+/*
+ * Run llhttp over at most n bytes and say how many it consumed. While a
+ * head is read, n is clipped so that llhttp never sees more than max_head
+ * bytes of it: a head that has not ended by then is too large.
+ */
+static int run(struct ferry__h1_resp *r, const char *data, size_t n,
+	       size_t *used)
+{
+	llhttp_t *p = &r->ferry__parser;
+	bool in_head = r->ferry__state == FERRY__H1_RESP_HEAD;
+	const char *pos;
+	size_t framing;
+	llhttp_errno_t e;
+
+	if (in_head && n > r->ferry__lim.max_head - r->ferry__head_bytes)
+		n = r->ferry__lim.max_head - r->ferry__head_bytes;
+	r->ferry__ev = EV_NONE;
+	e = llhttp_execute(p, data, n);
+	pos = llhttp_get_error_pos(p);
+	*used = e == HPE_OK ? n : (pos >= data && pos <= data + n) ?
+		(size_t)(pos - data) : 0;
+	if (r->ferry__state == FERRY__H1_RESP_ERROR)
+		return r->ferry__err;	/* a callback refused: it said why */
+	/* a slice ends where llhttp paused; what came before it is framing */
+	framing = *used;
+	if (e == HPE_PAUSED && r->ferry__ev == EV_BODY)
+		framing = (size_t)(r->ferry__slice.data - data);
+	if (check_framing(r, data, framing))
+		return r->ferry__err;	/* names the cause better than llhttp */
+	if (e == HPE_PAUSED)
+		llhttp_resume(p);
+	else if (e != HPE_OK)
+		return parse_fail(r, e);
+	if (r->ferry__ev == EV_BODY)
+		chunk_advance(r, r->ferry__slice.len);
+	r->ferry__received += *used;
+	if (in_head)
+		r->ferry__head_bytes += *used;
+	if (r->ferry__ev == EV_NONE && r->ferry__state == FERRY__H1_RESP_HEAD &&
+	    r->ferry__head_bytes >= r->ferry__lim.max_head)
+		return resp_fail(r, FERRY_ETOOLARGE,
+				 "response head exceeds %zu bytes",
+				 r->ferry__lim.max_head);
+	return 0;
+}
+
+int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
+			size_t len, size_t *used,
+			struct ferry__h1_slice *body)
+{
+	size_t off = 0;
+	int err;
+
+	*used = 0;
+	if (r->ferry__state == FERRY__H1_RESP_ERROR)
+		return r->ferry__err;
+	if (r->ferry__state == FERRY__H1_RESP_DONE)
+		return len ? resp_fail(r, FERRY_EPROTO,
+				       "unexpected data after the response")
+			   : FERRY__H1_DONE;
+	if (!data)
+		data = "";
+	/* Run at least once: with no bytes left llhttp still finishes a
+	 * message that needs none (a head without body after HEAD). */
+	do {
+		size_t n = 0;
+
+		err = run(r, data + off, len - off, &n);
+		off += n;
+		*used = off;
+		if (err)
+			return err;
+		switch (r->ferry__ev) {
+		case EV_NONE:
+		case EV_INTERIM_HEAD:
+			continue;
+		case EV_INTERIM_DONE:
+			/* 100 Continue and friends: the real head follows */
+			llhttp_reset(&r->ferry__parser);
+			head_clear(r);
+			continue;
+		case EV_BODY:
+			if (body)
+				*body = r->ferry__slice;
+			return FERRY__H1_BODY;
+		default:
+			return r->ferry__ev;
+		}
+	} while (off < len);
+	return FERRY__H1_NEED_MORE;
+}
+
+int ferry__h1_resp_finish(struct ferry__h1_resp *r)
+{
+	llhttp_errno_t e;
+	size_t used;
+
+	switch (r->ferry__state) {
+	case FERRY__H1_RESP_ERROR:
+		return r->ferry__err;
+	case FERRY__H1_RESP_DONE:
+		return FERRY__H1_DONE;
+	case FERRY__H1_RESP_HEAD:
+		if (r->ferry__received == 0)
+			return resp_fail(r, FERRY_EPROTO,
+					 "connection closed before any response byte");
+		return resp_fail(r, FERRY_EPROTO,
+				 "connection closed in the response head");
+	case FERRY__H1_RESP_BODY:
+		break;
+	}
+	/* A message may be complete with nothing more to read. */
+	if (ferry__h1_resp_feed(r, "", 0, &used, NULL) == FERRY__H1_DONE)
+		return FERRY__H1_DONE;
+	if (r->ferry__state == FERRY__H1_RESP_ERROR)
+		return r->ferry__err;
+	/* Only a body read until close ends safely here (llhttp calls
+	 * on_message_complete, which pauses); any other is cut short. */
+	e = llhttp_finish(&r->ferry__parser);
+	if (e == HPE_PAUSED && r->ferry__state == FERRY__H1_RESP_DONE)
+		return FERRY__H1_DONE;
+	return resp_fail(r, FERRY_EPROTO,
+			 "connection closed before the end of the body (%llu bytes read)",
+			 (unsigned long long)r->ferry__body_bytes);
+}
+
+bool ferry__h1_resp_idle(const struct ferry__h1_resp *r)
+{
+	return r->ferry__received == 0;
+}
+
+const char *ferry__h1_resp_why(const struct ferry__h1_resp *r)
+{
+	return r->ferry__why;
+}
+
+int ferry__h1_resp_status(const struct ferry__h1_resp *r)
+{
+	return r->ferry__status;
+}
+
+const char *ferry__h1_resp_reason(const struct ferry__h1_resp *r,
+				  size_t *len)
+{
+	if (len)
+		*len = r->ferry__status ? r->ferry__reason_len : 0;
+	if (!r->ferry__status || !r->ferry__reason_len)
+		return "";
+	return r->ferry__arena + r->ferry__reason_off;
+}
+
+int ferry__h1_resp_minor(const struct ferry__h1_resp *r)
+{
+	return r->ferry__parser.http_minor;
+}
+
+bool ferry__h1_resp_keep_alive(const struct ferry__h1_resp *r)
+{
+	return r->ferry__keep_alive;
+}
+
+size_t ferry__h1_resp_header_count(const struct ferry__h1_resp *r)
+{
+	return r->ferry__status ? r->ferry__nfields : 0;
+}
+
+bool ferry__h1_resp_header_at(const struct ferry__h1_resp *r, size_t i,
+			      struct ferry__h1_header *out)
+{
+	const struct ferry__h1_field *f;
+
+	if (i >= ferry__h1_resp_header_count(r))
+		return false;
+	f = &r->ferry__fields[i];
+	out->name = r->ferry__arena + f->name_off;
+	out->name_len = f->name_len;
+	out->value = r->ferry__arena + f->value_off;
+	out->value_len = f->value_len;
+	return true;
+}
+
+const char *ferry__h1_resp_header_find(const struct ferry__h1_resp *r,
+				       const char *name, size_t *pos,
+				       size_t *value_len)
+{
+	size_t n = strlen(name);
+	size_t count = ferry__h1_resp_header_count(r);
+
+	for (size_t i = *pos; i < count; i++) {
+		const struct ferry__h1_field *f = &r->ferry__fields[i];
+
+		if (f->name_len != n ||
+		    strncasecmp(r->ferry__arena + f->name_off, name, n))
+			continue;
+		*pos = i + 1;
+		if (value_len)
+			*value_len = f->value_len;
+		return r->ferry__arena + f->value_off;
+	}
+	return NULL;
+}
+
+const char *ferry__h1_resp_header(const struct ferry__h1_resp *r,
+				  const char *name, size_t *value_len)
+{
+	size_t pos = 0;
+
+	return ferry__h1_resp_header_find(r, name, &pos, value_len);
+}
