@@ -1,0 +1,135 @@
+/*
+ * bridge/internal.h - what the bridge sources share and nothing else sees.
+ */
+#ifndef FERRY_BRIDGE_INTERNAL_H
+#define FERRY_BRIDGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ferry/bridge.h"
+
+#define ferry__container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- the futex word of a task ---- */
+enum {
+	FERRY__T_DONE = 1u << 0,	/* status is published */
+	FERRY__T_WAITERS = 1u << 1,	/* someone sleeps (or is about to) */
+	FERRY__T_CANCEL = 1u << 2,	/* cancellation requested */
+	FERRY__T_INFLIGHT = 1u << 3,	/* submitted, not yet done */
+	FERRY__T_CLOSED = 1u << 4,	/* cancelled by the runner's close */
+};
+
+/* ---- runner phases (r->phase) ---- */
+enum ferry__phase {
+	FERRY__R_NEW = 0,
+	FERRY__R_STARTING,
+	FERRY__R_RUNNING,
+	FERRY__R_FAILED,
+	FERRY__R_CLOSED,	/* close finished: thread joined */
+};
+
+struct ferry_runner {
+	/* Immutable after create. */
+	struct ferry_loop_opts loop_opts;
+	unsigned max_spin_ns;
+	unsigned max_spinners;
+
+	/* Start, close and cleanups are rare: a mutex and a condvar. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool closing;			/* under lock: close has begun */
+	struct ferry_cleanup *cleanups;	/* under lock; newest first */
+	int start_err;
+	char why[256];
+	pthread_t thread;
+	bool has_thread;
+
+	/* Fast paths. `phase` is read with acquire: RUNNING publishes loop. */
+	atomic_int phase;
+	struct ferry_loop *loop;
+	pthread_t loop_thread;
+	/*
+	 * The gate between submitters and close: bit 0 = closed to new work,
+	 * the rest counts threads inside a submit. Close sets bit 0, then
+	 * waits for the count to drain before it posts the stop item, so
+	 * nothing is posted to the loop after the stop item.
+	 */
+	atomic_uint gate;
+
+	/* Waiter spinning: the budget adapts, the number of spinners is
+	 * capped so spinners never crowd out the loop thread. */
+	atomic_uint spin_ns;
+	atomic_uint spinners;
+
+	/* Cancellation requests: one runner-owned post, at most one queued. */
+	struct ferry_post scan_post;
+	atomic_int scan_pending;
+	struct ferry_post stop_post;
+
+	/* Loop thread only. */
+	struct ferry__link tasks;	/* in flight */
+	unsigned ntasks;
+	struct ferry__link streams;	/* alive */
+	unsigned nstreams;
+	bool loop_closing;
+};
+
+/* ---- lists ---- */
+static inline void ferry__list_init(struct ferry__link *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline bool ferry__list_empty(const struct ferry__link *l)
+{
+	return l->next == l;
+}
+
+static inline void ferry__list_add(struct ferry__link *head,
+				   struct ferry__link *n)
+{
+	n->next = head->next;
+	n->prev = head;
+	head->next->prev = n;
+	head->next = n;
+}
+
+static inline void ferry__list_del(struct ferry__link *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+/* ---- runner.c ---- */
+int ferry__runner_enter(struct ferry_runner *r);
+void ferry__runner_leave(struct ferry_runner *r);
+bool ferry__runner_on_loop(const struct ferry_runner *r);
+void ferry__runner_request_scan(struct ferry_runner *r);
+void ferry__runner_maybe_finish(struct ferry_runner *r);
+
+/* ---- task.c ---- */
+void ferry__tasks_sweep(struct ferry_runner *r, bool closing);
+
+/* ---- stream.c ---- */
+void ferry__streams_close(struct ferry_runner *r);
+
+/* ---- wait.c: spinning and futex sleeping ---- */
+/* Spin on *word until (value & mask) != 0 within the runner's budget.
+ * Returns true if it saw the bits. */
+bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
+		       uint32_t mask);
+/* Absolute CLOCK_MONOTONIC deadline for a relative timeout; 0 = none. */
+uint64_t ferry__deadline(int64_t timeout_ns);
+/* FUTEX_WAIT_BITSET on *word == val until @deadline (0 = for ever).
+ * Returns 0 on wake-up or value change, FERRY_ETIMEDOUT at the deadline. */
+int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline);
+void ferry__futex_wake(_Atomic uint32_t *word);
+/* Wake a waiter from the loop: batched into the next submission. */
+void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word);
+void ferry__cpu_relax(void);
+
+#endif /* FERRY_BRIDGE_INTERNAL_H */

@@ -1,0 +1,317 @@
+/*
+ * runner.c - a loop thread and its lifetime: start, the gate that keeps
+ * submitters and close apart, cleanups, and close.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void ferry__runner_stop_fn(struct ferry_post *p);
+static void ferry__runner_scan_fn(struct ferry_post *p);
+
+int ferry_runner_create(struct ferry_runner **rp,
+			const struct ferry_runner_opts *opts)
+{
+	struct ferry_runner_opts o = opts ? *opts : (struct ferry_runner_opts){ 0 };
+	struct ferry_runner *r;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*rp = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->loop_opts = o.loop;
+	if (!r->loop_opts.idle_spin_ns)
+		r->loop_opts.idle_spin_ns = 50 * 1000;
+	if (o.wait_spin_ns == FERRY_RUNNER_NO_SPIN)
+		r->max_spin_ns = 0;
+	else
+		r->max_spin_ns = o.wait_spin_ns ? o.wait_spin_ns : 50 * 1000;
+	r->max_spinners = o.max_spinners ? o.max_spinners
+					 : (unsigned)(ncpu > 2 ? ncpu - 1 : 1);
+	atomic_init(&r->spin_ns, r->max_spin_ns);
+	atomic_init(&r->spinners, 0);
+	atomic_init(&r->phase, FERRY__R_NEW);
+	atomic_init(&r->gate, 0);
+	atomic_init(&r->scan_pending, 0);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	ferry__list_init(&r->tasks);
+	ferry__list_init(&r->streams);
+	r->scan_post.fn = ferry__runner_scan_fn;
+	r->stop_post.fn = ferry__runner_stop_fn;
+	*rp = r;
+	return 0;
+}
+
+const char *ferry_runner_why(const struct ferry_runner *r)
+{
+	return r->why;
+}
+
+struct ferry_loop *ferry_runner_loop(struct ferry_runner *r)
+{
+	return r->loop;
+}
+
+bool ferry__runner_on_loop(const struct ferry_runner *r)
+{
+	/* acquire: RUNNING publishes loop_thread. */
+	return atomic_load_explicit(&((struct ferry_runner *)r)->phase,
+				    memory_order_acquire) == FERRY__R_RUNNING &&
+	       pthread_equal(r->loop_thread, pthread_self());
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop thread                                                       */
+
+static void *ferry__runner_main(void *arg)
+{
+	struct ferry_runner *r = arg;
+	struct ferry_loop *loop = NULL;
+	char why[sizeof(r->why)];
+	int ret;
+
+	/* The loop is created here: its ring belongs to this thread
+	 * (SINGLE_ISSUER, DEFER_TASKRUN). */
+	ret = ferry_loop_create(&loop, &r->loop_opts, why, sizeof(why));
+	pthread_mutex_lock(&r->lock);
+	r->start_err = ret;
+	memcpy(r->why, why, sizeof(why));
+	if (ret == 0) {
+		r->loop = loop;
+		r->loop_thread = pthread_self();
+	}
+	/* release: publishes loop and loop_thread to the fast paths. */
+	atomic_store_explicit(&r->phase,
+			      ret ? FERRY__R_FAILED : FERRY__R_RUNNING,
+			      memory_order_release);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (ret)
+		return NULL;
+
+	/* Turn until close has been asked for and everything it cancelled
+	 * has finished. A turn returns after each batch of events, so the
+	 * condition is seen as soon as the last task completes. */
+	while (!(r->loop_closing && r->ntasks == 0 && r->nstreams == 0))
+		ferry_loop_run_once(loop, -1);
+	ferry_loop_destroy(loop);
+	return NULL;
+}
+
+int ferry_runner_start(struct ferry_runner *r)
+{
+	int ret;
+
+	if (atomic_load_explicit(&r->phase, memory_order_acquire) ==
+	    FERRY__R_RUNNING)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	if (!r->closing &&
+	    atomic_load_explicit(&r->phase, memory_order_relaxed) == FERRY__R_NEW) {
+		atomic_store_explicit(&r->phase, FERRY__R_STARTING,
+				      memory_order_relaxed);
+		ret = pthread_create(&r->thread, NULL, ferry__runner_main, r);
+		if (ret == 0) {
+			r->has_thread = true;
+		} else {
+			r->start_err = -ret;
+			strcpy(r->why, "pthread_create failed");
+			atomic_store_explicit(&r->phase, FERRY__R_FAILED,
+					      memory_order_relaxed);
+		}
+	}
+	while (atomic_load_explicit(&r->phase, memory_order_relaxed) ==
+	       FERRY__R_STARTING)
+		pthread_cond_wait(&r->cond, &r->lock);
+	switch (atomic_load_explicit(&r->phase, memory_order_relaxed)) {
+	case FERRY__R_RUNNING:
+		ret = r->closing ? FERRY_ECLOSED : 0;
+		break;
+	case FERRY__R_FAILED:
+		ret = r->start_err;
+		break;
+	default:
+		ret = FERRY_ECLOSED;
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* The gate                                                              */
+
+static int ferry__gate_enter(struct ferry_runner *r)
+{
+	/* Both sides of the gate are read-modify-writes of one word, so
+	 * they are totally ordered: either close sees us counted and waits,
+	 * or we see bit 0 and back out. */
+	unsigned g = atomic_fetch_add_explicit(&r->gate, 2, memory_order_seq_cst);
+
+	if (g & 1) {
+		atomic_fetch_sub_explicit(&r->gate, 2, memory_order_release);
+		return FERRY_ECLOSED;
+	}
+	return 0;
+}
+
+void ferry__runner_leave(struct ferry_runner *r)
+{
+	/* release: our post happens-before close's stop post. */
+	atomic_fetch_sub_explicit(&r->gate, 2, memory_order_release);
+}
+
+int ferry__runner_enter(struct ferry_runner *r)
+{
+	int ret = ferry__gate_enter(r);
+
+	if (ret)
+		return ret;
+	if (atomic_load_explicit(&r->phase, memory_order_acquire) !=
+	    FERRY__R_RUNNING) {
+		ret = ferry_runner_start(r);
+		if (ret) {
+			ferry__runner_leave(r);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void ferry__runner_request_scan(struct ferry_runner *r)
+{
+	if (ferry__gate_enter(r))
+		return;	/* closing: the close sweep cancels everything */
+	if (atomic_load_explicit(&r->phase, memory_order_acquire) ==
+		    FERRY__R_RUNNING &&
+	    !atomic_exchange_explicit(&r->scan_pending, 1, memory_order_seq_cst))
+		ferry_loop_post(r->loop, &r->scan_post);
+	ferry__runner_leave(r);
+}
+
+static void ferry__runner_scan_fn(struct ferry_post *p)
+{
+	struct ferry_runner *r = ferry__container_of(p, struct ferry_runner,
+						    scan_post);
+
+	/* Clear first: a cancel that lands during the sweep posts again. */
+	atomic_store_explicit(&r->scan_pending, 0, memory_order_seq_cst);
+	ferry__tasks_sweep(r, false);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cleanups and close                                                    */
+
+int ferry_runner_on_close(struct ferry_runner *r, struct ferry_cleanup *c)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->closing) {
+		ret = FERRY_ECLOSED;
+	} else {
+		c->ferry__next = r->cleanups;
+		r->cleanups = c;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int ferry_runner_cancel_cleanup(struct ferry_runner *r, struct ferry_cleanup *c)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	for (struct ferry_cleanup **pp = &r->cleanups; *pp; pp = &(*pp)->ferry__next)
+		if (*pp == c) {
+			*pp = c->ferry__next;
+			ret = 0;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+/* Newest first, which is reverse order of registration. */
+static void ferry__runner_run_cleanups(struct ferry_runner *r)
+{
+	struct ferry_cleanup *c, *next;
+
+	pthread_mutex_lock(&r->lock);
+	c = r->cleanups;
+	r->cleanups = NULL;
+	pthread_mutex_unlock(&r->lock);
+	for (; c; c = next) {
+		next = c->ferry__next;
+		c->fn(c);
+	}
+}
+
+/* Runs on the loop: the last item ever posted by a submitter is before. */
+static void ferry__runner_stop_fn(struct ferry_post *p)
+{
+	struct ferry_runner *r = ferry__container_of(p, struct ferry_runner,
+						    stop_post);
+
+	r->loop_closing = true;
+	ferry__tasks_sweep(r, true);
+	ferry__streams_close(r);
+	ferry__runner_run_cleanups(r);
+}
+
+int ferry_runner_close(struct ferry_runner *r)
+{
+	int phase;
+
+	if (ferry__runner_on_loop(r))
+		return FERRY_EDEADLOCK;
+	pthread_mutex_lock(&r->lock);
+	if (r->closing) {
+		/* Someone else is closing: wait for them to finish. */
+		while (atomic_load_explicit(&r->phase, memory_order_relaxed) !=
+		       FERRY__R_CLOSED)
+			pthread_cond_wait(&r->cond, &r->lock);
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	r->closing = true;
+	while (atomic_load_explicit(&r->phase, memory_order_relaxed) ==
+	       FERRY__R_STARTING)
+		pthread_cond_wait(&r->cond, &r->lock);
+	phase = atomic_load_explicit(&r->phase, memory_order_relaxed);
+	pthread_mutex_unlock(&r->lock);
+
+	/* Shut the gate and let the submitters inside finish posting. */
+	atomic_fetch_or_explicit(&r->gate, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&r->gate, memory_order_acquire) >> 1)
+		sched_yield();
+
+	if (phase == FERRY__R_RUNNING)
+		ferry_loop_post(r->loop, &r->stop_post);
+	else
+		ferry__runner_run_cleanups(r);	/* the loop never ran */
+	if (r->has_thread)
+		pthread_join(r->thread, NULL);
+
+	pthread_mutex_lock(&r->lock);
+	atomic_store_explicit(&r->phase, FERRY__R_CLOSED, memory_order_release);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void ferry_runner_destroy(struct ferry_runner *r)
+{
+	if (!r)
+		return;
+	ferry_runner_close(r);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}

@@ -1,0 +1,363 @@
+/*
+ * stream.c - a bounded single-producer single-consumer channel of lent
+ * chunks, from the loop (producer) to one consumer thread.
+ *
+ * Indices are free-running 32-bit counters:
+ *
+ *     reclaimed <= head <= next <= tail
+ *
+ *   tail       chunks pushed (loop writes; consumer reads)
+ *   next       chunks the consumer has taken (consumer only)
+ *   head       chunks the consumer is done with (consumer writes)
+ *   reclaimed  chunks whose memory went back via ops->release (loop only)
+ *
+ * The consumer is lent one chunk at a time; asking for the next one
+ * returns the previous one by advancing head. The loop learns of that
+ * through a notify post, sent only when it matters: when half the channel
+ * is waiting to be reclaimed, or before the consumer sleeps (the producer
+ * may be waiting for those buffers). The channel never holds more than
+ * capacity chunks: a full push returns -EAGAIN and the producer pauses
+ * until the loop reclaims room and calls ops->resume.
+ *
+ * Lifetime: the producer's share ends with ferry_stream_end(), the
+ * consumer's with ferry_stream_close(), which reaches the loop as a post;
+ * both are accounted on the loop, which frees the stream when both are in.
+ * A live stream keeps its runner's loop alive, so the consumer can always
+ * post to it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct ferry__slot {
+	const void *data;
+	size_t len;
+	uintptr_t token;
+};
+
+struct ferry_stream {
+	struct ferry_runner *r;
+	const struct ferry_stream_ops *ops;
+	void *ctx;
+	void *producer;
+	unsigned cap;
+	struct ferry__slot *slots;
+
+	/* Loop -> consumer. */
+	_Atomic uint32_t tail;
+	_Atomic uint32_t seq;		/* futex word: bumped on every change */
+	atomic_int ended;		/* status is final */
+	atomic_int aborted;		/* runner closing: ECLOSED at once */
+	int status;
+
+	/* Consumer -> loop. */
+	_Atomic uint32_t head;
+	atomic_int closed;
+	atomic_int waiting;		/* consumer sleeps on seq */
+	atomic_int notify_pending;
+	struct ferry_post notify_post;
+	struct ferry_post close_post;
+
+	/* Consumer only. */
+	uint32_t next;
+	uint32_t notified;		/* head at the last notify */
+	bool lent;
+
+	/* Loop only. */
+	uint32_t ltail;
+	uint32_t reclaimed;
+	bool paused, stop_sent, producer_done, consumer_done;
+	struct ferry__link link;
+};
+
+static void ferry__stream_notify_fn(struct ferry_post *p);
+static void ferry__stream_close_fn(struct ferry_post *p);
+
+int ferry_stream_create(struct ferry_runner *r, unsigned capacity,
+			const struct ferry_stream_ops *ops, void *ctx,
+			void *producer, struct ferry_stream **sp)
+{
+	struct ferry_stream *s;
+
+	*sp = NULL;
+	if (!capacity)
+		capacity = 16;
+	if (capacity < 2 || capacity > 4096 || (capacity & (capacity - 1)) ||
+	    !ops || !ops->release || !ops->resume || !ops->stop)
+		return FERRY_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->slots = calloc(capacity, sizeof(*s->slots));
+	if (!s->slots) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->r = r;
+	s->ops = ops;
+	s->ctx = ctx;
+	s->producer = producer;
+	s->cap = capacity;
+	s->notify_post.fn = ferry__stream_notify_fn;
+	s->close_post.fn = ferry__stream_close_fn;
+	ferry__list_add(&r->streams, &s->link);
+	r->nstreams++;
+	*sp = s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop side                                                             */
+
+static void ferry__stream_free(struct ferry_stream *s)
+{
+	ferry__list_del(&s->link);
+	s->r->nstreams--;
+	free(s->slots);
+	free(s);
+}
+
+/* Give back the memory of every chunk before @upto. */
+static void ferry__stream_reclaim(struct ferry_stream *s, uint32_t upto)
+{
+	while (s->reclaimed != upto) {
+		struct ferry__slot *slot = &s->slots[s->reclaimed & (s->cap - 1)];
+
+		s->reclaimed++;
+		s->ops->release(s->ctx, slot->token);
+	}
+}
+
+/* Tell a sleeping consumer that something changed. */
+static void ferry__stream_signal(struct ferry_stream *s)
+{
+	/* seq_cst pair with the consumer: it stores `waiting` then loads
+	 * tail/ended; we store those then load `waiting`. */
+	atomic_fetch_add_explicit(&s->seq, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&s->waiting, memory_order_seq_cst))
+		ferry__loop_wake(s->r, &s->seq);
+}
+
+int ferry_stream_push(struct ferry_stream *s, const void *data, size_t len,
+		      uintptr_t token)
+{
+	struct ferry__slot *slot;
+
+	if (s->consumer_done || atomic_load_explicit(&s->closed, memory_order_acquire) ||
+	    atomic_load_explicit(&s->aborted, memory_order_relaxed))
+		return FERRY_ECLOSED;
+	if (s->ltail - s->reclaimed == s->cap) {
+		/* acquire: the consumer is done reading what it released. */
+		ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
+							      memory_order_acquire));
+		if (s->ltail - s->reclaimed == s->cap) {
+			s->paused = true;
+			return -EAGAIN;
+		}
+	}
+	slot = &s->slots[s->ltail & (s->cap - 1)];
+	slot->data = data;
+	slot->len = len;
+	slot->token = token;
+	s->ltail++;
+	/* seq_cst (release at least): publishes the slot with the index. */
+	atomic_store_explicit(&s->tail, s->ltail, memory_order_seq_cst);
+	ferry__stream_signal(s);
+	return 0;
+}
+
+unsigned ferry_stream_queued(const struct ferry_stream *s)
+{
+	return s->ltail - s->reclaimed;
+}
+
+void ferry_stream_end(struct ferry_stream *s, int status)
+{
+	if (s->r->loop_closing && status == FERRY_ECANCELED)
+		status = FERRY_ECLOSED;
+	s->status = status;
+	/* seq_cst: status and the final tail happen-before ended. */
+	atomic_store_explicit(&s->ended, 1, memory_order_seq_cst);
+	ferry__stream_signal(s);
+	s->producer_done = true;
+	if (s->consumer_done)
+		ferry__stream_free(s);
+}
+
+static void ferry__stream_notify_fn(struct ferry_post *p)
+{
+	struct ferry_stream *s = ferry__container_of(p, struct ferry_stream,
+						    notify_post);
+
+	/* Clear first: a release after our read of head posts again. */
+	atomic_store_explicit(&s->notify_pending, 0, memory_order_seq_cst);
+	ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
+						      memory_order_acquire));
+	if (s->paused && !s->producer_done && s->ltail - s->reclaimed < s->cap) {
+		s->paused = false;
+		s->ops->resume(s, s->producer);
+	}
+}
+
+static void ferry__stream_close_fn(struct ferry_post *p)
+{
+	struct ferry_stream *s = ferry__container_of(p, struct ferry_stream,
+						    close_post);
+
+	/* The consumer is gone: everything pushed can go back. */
+	s->consumer_done = true;
+	ferry__stream_reclaim(s, s->ltail);
+	if (s->producer_done) {
+		ferry__stream_free(s);
+	} else if (!s->stop_sent) {
+		s->stop_sent = true;
+		s->ops->stop(s, s->producer);	/* may end, and so free, s */
+	}
+}
+
+/* Runner close: consumers return FERRY_ECLOSED, producers are stopped. */
+void ferry__streams_close(struct ferry_runner *r)
+{
+	struct ferry__link todo;
+
+	if (ferry__list_empty(&r->streams))
+		return;
+	todo.next = r->streams.next;
+	todo.prev = r->streams.prev;
+	todo.next->prev = &todo;
+	todo.prev->next = &todo;
+	ferry__list_init(&r->streams);
+
+	while (!ferry__list_empty(&todo)) {
+		struct ferry__link *l = todo.next;
+		struct ferry_stream *s = ferry__container_of(l, struct ferry_stream,
+							    link);
+
+		ferry__list_del(l);
+		ferry__list_add(&r->streams, l);
+		atomic_store_explicit(&s->aborted, 1, memory_order_seq_cst);
+		ferry__stream_signal(s);
+		if (!s->producer_done && !s->stop_sent) {
+			s->stop_sent = true;
+			s->ops->stop(s, s->producer);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Consumer side                                                         */
+
+static void ferry__stream_notify(struct ferry_stream *s)
+{
+	s->notified = s->next;
+	if (!atomic_exchange_explicit(&s->notify_pending, 1, memory_order_seq_cst))
+		ferry_loop_post(s->r->loop, &s->notify_post);
+}
+
+/* Hand the lent chunk back; tell the loop when it is worth a post. */
+static void ferry__stream_return_lent(struct ferry_stream *s)
+{
+	if (!s->lent)
+		return;
+	s->lent = false;
+	s->next++;
+	/* release: our reads of the chunk happen-before the loop reuses it. */
+	atomic_store_explicit(&s->head, s->next, memory_order_release);
+	if (s->next - s->notified >= s->cap / 2)
+		ferry__stream_notify(s);
+}
+
+/* 1: a chunk, 0 / < 0: the end, FERRY__AGAIN: nothing yet. */
+#define FERRY__AGAIN 2
+
+static int ferry__stream_poll(struct ferry_stream *s, struct ferry_chunk *c)
+{
+	uint32_t tail;
+
+	if (atomic_load_explicit(&s->aborted, memory_order_seq_cst))
+		return FERRY_ECLOSED;
+	/* seq_cst: the other half of the Dekker pair in stream_signal. */
+	tail = atomic_load_explicit(&s->tail, memory_order_seq_cst);
+	if (s->next == tail) {
+		if (!atomic_load_explicit(&s->ended, memory_order_seq_cst))
+			return FERRY__AGAIN;
+		/* ended is stored after the final tail: look once more. */
+		tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (s->next == tail)
+			return s->status;
+	}
+	c->data = s->slots[s->next & (s->cap - 1)].data;
+	c->len = s->slots[s->next & (s->cap - 1)].len;
+	s->lent = true;
+	return 1;
+}
+
+/* Spin on seq for a change, within the runner's spin budget. */
+static bool ferry__stream_spin(struct ferry_stream *s, uint32_t seq)
+{
+	struct ferry_runner *r = s->r;
+	uint64_t end;
+	unsigned budget = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
+
+	if (!budget)
+		return false;
+	end = ferry_time_now() + budget;
+	for (unsigned i = 0;; i++) {
+		if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
+			return true;
+		ferry__cpu_relax();
+		if ((i & 31) == 31 && ferry_time_now() >= end)
+			return false;
+	}
+}
+
+int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
+		      int64_t timeout_ns)
+{
+	uint64_t deadline;
+	int ret;
+
+	if (ferry__runner_on_loop(s->r))
+		return FERRY_EDEADLOCK;
+	ferry__stream_return_lent(s);
+	ret = ferry__stream_poll(s, c);
+	if (ret != FERRY__AGAIN)
+		return ret;
+	/* About to wait: the producer may be waiting for what we hold. */
+	if (s->next != s->notified)
+		ferry__stream_notify(s);
+	if (timeout_ns == 0)
+		return FERRY_ETIMEDOUT;
+	deadline = ferry__deadline(timeout_ns);
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+
+		ret = ferry__stream_poll(s, c);
+		if (ret != FERRY__AGAIN)
+			return ret;
+		if (ferry__stream_spin(s, seq))
+			continue;
+		atomic_store_explicit(&s->waiting, 1, memory_order_seq_cst);
+		ret = ferry__stream_poll(s, c);
+		if (ret == FERRY__AGAIN)
+			ret = ferry__futex_wait(&s->seq, seq, deadline);
+		atomic_store_explicit(&s->waiting, 0, memory_order_relaxed);
+		if (ret == FERRY_ETIMEDOUT) {
+			ret = ferry__stream_poll(s, c);
+			return ret == FERRY__AGAIN ? FERRY_ETIMEDOUT : ret;
+		}
+		if (ret != 0)
+			return ret;	/* the poll under `waiting` found it */
+	}
+}
+
+void ferry_stream_close(struct ferry_stream *s)
+{
+	if (!s)
+		return;
+	ferry__stream_return_lent(s);
+	atomic_store_explicit(&s->closed, 1, memory_order_seq_cst);
+	/* The loop is alive: a live stream keeps it so. */
+	ferry_loop_post(s->r->loop, &s->close_post);
+}
