@@ -51,11 +51,12 @@ static int ferry__lines_append(struct ferry_lines *l, const char *p, size_t n)
 	return 0;
 }
 
-/* Strip a trailing '\r' and check the limit on the finished line. */
+/* Strip the '\r' of a "\r\n" (@newline: the line ended with '\n'; a last
+ * line without one keeps a trailing '\r') and check the limit. */
 static int ferry__lines_emit(struct ferry_lines *l, const char *p, size_t n,
-			     const char **line, size_t *len)
+			     bool newline, const char **line, size_t *len)
 {
-	if (n && p[n - 1] == '\r')
+	if (newline && n && p[n - 1] == '\r')
 		n--;
 	if (n > l->ferry__max) {
 		l->ferry__end = FERRY_ETOOLARGE;
@@ -77,6 +78,9 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 {
 	int ret;
 
+	/* Finished by an error or an overlong line: stay finished. */
+	if (l->ferry__end < 0)
+		return l->ferry__end;
 	/* A joined line lives until this call; a partial one (after a
 	 * timeout) stays and is continued. */
 	if (l->ferry__joined) {
@@ -93,13 +97,13 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 
 			l->ferry__off += n + 1;
 			if (l->ferry__len == 0)
-				return ferry__lines_emit(l, p, n, line, len);
+				return ferry__lines_emit(l, p, n, true, line, len);
 			ret = ferry__lines_append(l, p, n);
 			if (ret)
 				return ferry__lines_fail(l, ret);
 			l->ferry__joined = true;
 			return ferry__lines_emit(l, l->ferry__buf, l->ferry__len,
-						 line, len);
+						 true, line, len);
 		}
 		if (avail) {
 			ret = ferry__lines_append(l, p, avail);
@@ -115,7 +119,7 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 			/* A last line without a newline. */
 			l->ferry__joined = true;
 			return ferry__lines_emit(l, l->ferry__buf, l->ferry__len,
-						 line, len);
+						 false, line, len);
 		}
 		ret = ferry_stream_next(l->ferry__s, &l->ferry__cur, timeout_ns);
 		l->ferry__off = 0;

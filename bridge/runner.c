@@ -35,6 +35,7 @@ int ferry_runner_create(struct ferry_runner **rp,
 					 : (unsigned)(ncpu > 2 ? ncpu - 1 : 1);
 	atomic_init(&r->spin_ns, r->max_spin_ns);
 	atomic_init(&r->spinners, 0);
+	atomic_init(&r->sleepers, 0);
 	atomic_init(&r->phase, FERRY__R_NEW);
 	atomic_init(&r->gate, 0);
 	atomic_init(&r->scan_pending, 0);

@@ -8,8 +8,10 @@
  *   - the budget adapts: it doubles after a spin that succeeded and halves
  *     after one that failed, between 1 us and the configured maximum, so a
  *     runner whose tasks take long stops burning CPU on spins;
- *   - at most max_spinners threads spin at once; the others sleep at once,
- *     so spinners never take the CPU the loop thread needs.
+ *   - at most max_spinners threads spin at once, and none while another
+ *     waiter of the runner sleeps (then there are more callers than the
+ *     loop serves while they spin); the others sleep at once, so spinners
+ *     never take the CPU that the loop thread and woken callers need.
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,7 +53,8 @@ bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
 	uint64_t end;
 	bool hit = false;
 
-	if (!budget || !r->max_spin_ns)
+	if (!budget || !r->max_spin_ns ||
+	    atomic_load_explicit(&r->sleepers, memory_order_relaxed))
 		return false;
 	/* relaxed: the cap is advisory; a brief overshoot is harmless. */
 	if (atomic_fetch_add_explicit(&r->spinners, 1, memory_order_relaxed) >=
@@ -100,6 +103,18 @@ int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline)
 	if (ret < 0 && errno == ETIMEDOUT)
 		return FERRY_ETIMEDOUT;
 	return 0;	/* woken, value changed (EAGAIN), or EINTR: re-check */
+}
+
+int ferry__runner_sleep(struct ferry_runner *r, _Atomic uint32_t *word,
+			uint32_t val, uint64_t deadline)
+{
+	int ret;
+
+	/* relaxed: a hint for spinners, not a synchronisation. */
+	atomic_fetch_add_explicit(&r->sleepers, 1, memory_order_relaxed);
+	ret = ferry__futex_wait(word, val, deadline);
+	atomic_fetch_sub_explicit(&r->sleepers, 1, memory_order_relaxed);
+	return ret;
 }
 
 void ferry__futex_wake(_Atomic uint32_t *word)
