@@ -1,0 +1,400 @@
+/*
+ * client.c - the client: options, origins, the pool's dispatch rule, the
+ * receive buffer ring and its reference counts, and closing.
+ *
+ * Dispatch rule, per origin, for the request at the head of its FIFO:
+ * take the most recently idled connection (warm, least likely closed by
+ * the server); else open one if both limits allow; else, when the total
+ * limit is what blocks, close the idle connection of another origin that
+ * has waited longest; else wait. A request being retried never takes an
+ * idle connection (the one it failed on was idle too).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEF_PER_ORIGIN 8
+#define DEF_MAX_CONNS 256
+#define DEF_IDLE_MS 60000
+#define DEF_CONNECT_MS 10000
+#define DEF_READ_MS 30000
+#define DEF_MAX_REDIRECTS 10
+#define DEF_BUF_SIZE 16384
+#define DEF_BUF_COUNT 256
+
+static int client_opts(struct ferry_http_client_opts *o,
+		       const struct ferry_http_client_opts *in)
+{
+	if (in)
+		*o = *in;
+	else
+		memset(o, 0, sizeof(*o));
+	if (!o->max_conns_per_origin)
+		o->max_conns_per_origin = DEF_PER_ORIGIN;
+	if (!o->max_conns)
+		o->max_conns = DEF_MAX_CONNS;
+	if (!o->idle_timeout_ms)
+		o->idle_timeout_ms = DEF_IDLE_MS;
+	if (!o->connect_timeout_ms)
+		o->connect_timeout_ms = DEF_CONNECT_MS;
+	if (!o->read_timeout_ms)
+		o->read_timeout_ms = DEF_READ_MS;
+	if (!o->max_head)
+		o->max_head = FERRY__H1_MAX_HEAD_DEFAULT;
+	if (!o->max_redirects)
+		o->max_redirects = DEF_MAX_REDIRECTS;
+	if (!o->recv_buf_size)
+		o->recv_buf_size = DEF_BUF_SIZE;
+	if (!o->recv_buf_count)
+		o->recv_buf_count = DEF_BUF_COUNT;
+	if (o->recv_buf_count > 32768 ||
+	    (o->recv_buf_count & (o->recv_buf_count - 1)) ||
+	    o->recv_buf_size > (1u << 30))
+		return FERRY_EINVAL;
+	if (o->user_agent &&
+	    (!*o->user_agent || strpbrk(o->user_agent, "\r\n")))
+		return FERRY_EINVAL;
+	return 0;
+}
+
+int ferry_http_client_create(struct ferry_loop *loop,
+			     const struct ferry_http_client_opts *opts,
+			     struct ferry_http_client **cp)
+{
+	struct ferry_http_client *c;
+	int err;
+
+	if (!cp)
+		return FERRY_EINVAL;
+	*cp = NULL;
+	if (!loop)
+		return FERRY_EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	err = client_opts(&c->opts, opts);
+	if (err < 0)
+		goto fail;
+	if (!(ferry_loop_features(loop) & FERRY_FEAT_RECV_MULTISHOT)) {
+		err = -EOPNOTSUPP;
+		goto fail;
+	}
+	c->loop = loop;
+	err = -ENOMEM;
+	if (c->opts.user_agent) {
+		c->user_agent = strdup(c->opts.user_agent);
+		if (!c->user_agent)
+			goto fail;
+		c->opts.user_agent = c->user_agent;
+	}
+	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
+	if (!c->buf_refs)
+		goto fail;
+	err = ferry_bufring_create(loop, c->opts.recv_buf_count,
+				   c->opts.recv_buf_size, &c->br);
+	if (err < 0)
+		goto fail;
+	ferry__list_init(&c->origins);
+	ferry__list_init(&c->conns);
+	ferry__list_init(&c->reqs);
+	ferry__list_init(&c->spills);
+	*cp = c;
+	return 0;
+fail:
+	free(c->buf_refs);
+	free(c->user_agent);
+	free(c);
+	return err;
+}
+
+struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c)
+{
+	return c->loop;
+}
+
+void ferry_http_client_stats(const struct ferry_http_client *c,
+			     struct ferry_http_client_stats *st)
+{
+	st->conns = c->nconns;
+	st->idle = c->nidle;
+	st->requests = c->nreqs;
+	st->waiting = c->nwaiting;
+	st->conns_opened = c->conns_opened;
+	st->requests_started = c->requests_started;
+	st->retries = c->retries;
+}
+
+/* ------------------------------------------------------------------ */
+/* Origins                                                               */
+
+struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
+					const struct ferry_url *u)
+{
+	char key[FERRY_URL_WHY_MAX + 300];
+	size_t n = ferry_url_origin(u, key, sizeof(key));
+	struct ferry__origin *o;
+
+	if (n >= sizeof(key))
+		return NULL;
+	for (struct ferry__link *l = c->origins.next; l != &c->origins;
+	     l = l->next) {
+		o = ferry__http_container_of(l, struct ferry__origin, link);
+		if (!strcmp(o->key, key)) {
+			/* Busy origins to the front: lookups stay short. */
+			ferry__list_del(&o->link);
+			ferry__list_add_head(&c->origins, &o->link);
+			return o;
+		}
+	}
+	o = calloc(1, sizeof(*o) + n + 1);
+	if (!o)
+		return NULL;
+	memcpy(o->key, key, n + 1);
+	o->client = c;
+	o->scheme = u->scheme;
+	o->port = u->port;
+	ferry__list_init(&o->idle);
+	ferry__list_init(&o->waiting);
+	ferry__list_add_head(&c->origins, &o->link);
+	return o;
+}
+
+/* Free o if nothing refers to it any more. */
+void ferry__origin_put(struct ferry__origin *o)
+{
+	if (!o || o->dispatching || o->nconns ||
+	    !ferry__list_empty(&o->idle) || !ferry__list_empty(&o->waiting))
+		return;
+	ferry__list_del(&o->link);
+	free(o);
+}
+
+/* The idle connection, of any origin, that has been idle longest. */
+static struct ferry__conn *client_oldest_idle(struct ferry_http_client *c)
+{
+	for (struct ferry__link *l = c->origins.prev; l != &c->origins;
+	     l = l->prev) {
+		struct ferry__origin *o = ferry__http_container_of(l,
+						struct ferry__origin, link);
+
+		if (!ferry__list_empty(&o->idle))
+			return ferry__http_container_of(o->idle.prev,
+						struct ferry__conn, pool);
+	}
+	return NULL;
+}
+
+/*
+ * ferry__client_dispatch - give o's waiting requests connections, by the
+ * rule at the top of this file. Never calls back into the user. o may be
+ * freed by the time it returns (callers must not use it afterwards).
+ */
+void ferry__client_dispatch(struct ferry_http_client *c,
+			    struct ferry__origin *o)
+{
+	if (!o || o->dispatching)
+		return;
+	o->dispatching = true;
+	while (!ferry__list_empty(&o->waiting) && !c->closing) {
+		struct ferry_http_request *req = ferry__http_container_of(
+			o->waiting.next, struct ferry_http_request, wait);
+		struct ferry__conn *cn;
+
+		if (!req->fresh_conn && !ferry__list_empty(&o->idle)) {
+			cn = ferry__http_container_of(o->idle.next,
+						      struct ferry__conn, pool);
+			ferry__list_del(&req->wait);
+			c->nwaiting--;
+			req->origin = NULL;
+			ferry__conn_assign(cn, req);
+			continue;
+		}
+		if (o->nconns >= c->opts.max_conns_per_origin) {
+			if (ferry__list_empty(&o->idle))
+				break;
+			/* A retry must have a new connection: make room. */
+			ferry__conn_close_quiet(ferry__http_container_of(
+				o->idle.prev, struct ferry__conn, pool));
+			continue;
+		}
+		if (c->nconns >= c->opts.max_conns) {
+			cn = client_oldest_idle(c);
+			if (!cn)
+				break;
+			ferry__conn_close_quiet(cn);
+			continue;
+		}
+		ferry__list_del(&req->wait);
+		c->nwaiting--;
+		req->origin = NULL;
+		if (!ferry__conn_new(o, req)) {
+			/* Out of memory: wait for the next free slot, or the
+			 * request's deadline. */
+			ferry__list_add_head(&o->waiting, &req->wait);
+			c->nwaiting++;
+			req->origin = o;
+			break;
+		}
+	}
+	o->dispatching = false;
+	ferry__origin_put(o);
+}
+
+/*
+ * ferry__client_slot_freed - a connection stopped counting: o's waiters
+ * first, then any origin whose requests wait on the total limit.
+ */
+void ferry__client_slot_freed(struct ferry_http_client *c,
+			      struct ferry__origin *o)
+{
+	struct ferry__link *l, *next;
+
+	ferry__client_dispatch(c, o);
+	if (!c->nwaiting || c->nconns >= c->opts.max_conns)
+		return;
+	for (l = c->origins.next; l != &c->origins; l = next) {
+		next = l->next;
+		ferry__client_dispatch(c, ferry__http_container_of(l,
+					struct ferry__origin, link));
+		if (!c->nwaiting || c->nconns >= c->opts.max_conns)
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Receive buffers                                                       */
+
+void ferry__buf_unref(struct ferry_http_client *c, unsigned bid)
+{
+	if (--c->buf_refs[bid] == 0)
+		ferry_bufring_recycle(c->br, bid);
+}
+
+void ferry__buf_keep(struct ferry_http_client *c, unsigned bid)
+{
+	c->buf_refs[bid]++;
+	c->bufs_kept++;
+}
+
+void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp)
+{
+	if (--sp->refs == 0)
+		free(sp);
+}
+
+void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
+{
+	if (sp->kept++ == 0)
+		ferry__list_add_tail(&c->spills, &sp->link);
+	sp->refs++;
+	c->bufs_kept++;
+}
+
+/* The kept spill whose token this is, or NULL for a bad token. Spills
+ * are rare (only paused requests make them): a walk is fine. */
+static struct ferry__spill *client_find_spill(struct ferry_http_client *c,
+					      uintptr_t token)
+{
+	for (struct ferry__link *l = c->spills.next; l != &c->spills; l = l->next)
+		if ((uintptr_t)ferry__http_container_of(l, struct ferry__spill,
+							link) == token)
+			return (struct ferry__spill *)token;
+	return NULL;
+}
+
+int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
+{
+	unsigned bid;
+
+	if (!c || token == 0)
+		return FERRY_EINVAL;
+	if (token > c->opts.recv_buf_count) {
+		/* A spill (see internal.h): its address is the token. */
+		struct ferry__spill *sp = client_find_spill(c, token);
+
+		if (!sp)
+			return FERRY_EINVAL;
+		if (--sp->kept == 0)
+			ferry__list_del(&sp->link);
+		c->bufs_kept--;
+		ferry__spill_unref(c, sp);
+		ferry__client_maybe_free(c);
+		return 0;
+	}
+	bid = (unsigned)(token - 1);
+	if (!c->bufs_kept || c->buf_refs[bid] == 0)
+		return FERRY_EINVAL;
+	c->bufs_kept--;
+	ferry__buf_unref(c, bid);
+	ferry__client_maybe_free(c);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                               */
+
+/* Free the client once it is closing and nothing refers to it. */
+void ferry__client_maybe_free(struct ferry_http_client *c)
+{
+	ferry_http_closed_fn cb;
+	void *ctx;
+
+	if (!c->closing || c->close_busy || !ferry__list_empty(&c->conns) ||
+	    !ferry__list_empty(&c->reqs) || c->bufs_kept)
+		return;
+	while (!ferry__list_empty(&c->origins)) {
+		struct ferry__link *l = c->origins.next;
+
+		ferry__list_del(l);
+		free(ferry__http_container_of(l, struct ferry__origin, link));
+	}
+	ferry_bufring_destroy(c->br);
+	cb = c->closed_cb;
+	ctx = c->closed_ctx;
+	free(c->buf_refs);
+	free(c->user_agent);
+	free(c);
+	if (cb)
+		cb(ctx);
+}
+
+/* The first live request not already failing, or NULL. */
+static struct ferry_http_request *client_live_req(struct ferry_http_client *c)
+{
+	for (struct ferry__link *l = c->reqs.next; l != &c->reqs; l = l->next) {
+		struct ferry_http_request *req = ferry__http_container_of(l,
+					struct ferry_http_request, link);
+
+		if (req->state != FERRY__REQ_DONE && !req->pending_err)
+			return req;
+	}
+	return NULL;
+}
+
+void ferry_http_client_close(struct ferry_http_client *c,
+			     ferry_http_closed_fn cb, void *ctx)
+{
+	struct ferry_http_request *req;
+	struct ferry__link *l, *next;
+
+	if (!c)
+		return;
+	c->closing = true;
+	c->close_busy = true;
+	c->closed_cb = cb;
+	c->closed_ctx = ctx;
+	/* Each on_done may cancel others or start new (refused) requests:
+	 * look for the next live one afresh each time. */
+	while ((req = client_live_req(c)) != NULL)
+		ferry__req_fail(req, FERRY_ECLOSED, "the client was closed");
+	for (l = c->conns.next; l != &c->conns; l = next) {
+		next = l->next;
+		ferry__conn_close_quiet(ferry__http_container_of(l,
+						struct ferry__conn, link));
+	}
+	c->close_busy = false;
+	ferry__client_maybe_free(c);
+}

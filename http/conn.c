@@ -1,0 +1,1104 @@
+/*
+ * conn.c - one HTTP/1.1 connection as a completion-driven state machine.
+ *
+ * Life of a connection (enum ferry__conn_state, in order):
+ *
+ *   RESOLVE    getaddrinfo on the offload pool (skipped for IP literals)
+ *   SOCKET     socket op for the next address
+ *   CONNECT    connect op with a linked timeout; on failure back to
+ *              SOCKET with the next address, or give up
+ *   HANDSHAKE  the TLS slot (https is refused before we get here for now)
+ *   SEND       the request head and body go out (sendmsg, short writes
+ *              resumed); the response may already be read
+ *   RECV       the request is out; the response is read
+ *   IDLE       back in the origin's pool with its multishot recv armed,
+ *              so EOF or stray bytes from the server close it at once
+ *   CLOSING    ops cancelled; when the last completion is in, a close op;
+ *              then the memory is freed
+ *
+ * Receiving: one multishot recv per connection, armed from CONNECT until
+ * CLOSING, into the client's provided-buffer ring. Each buffer received
+ * joins the connection's input queue with one reference (the connection's);
+ * conn_pump() feeds the queue to the response parser, zero-copy, and drops
+ * a buffer's reference when it is parsed. on_body may add references.
+ *
+ * Reentrancy: callbacks made from here (on_head, on_body, body_fn, and
+ * on_done through request.c) may cancel requests, start new ones or close
+ * the client. A connection is therefore never freed while one of its
+ * handlers is on the stack: each entry point holds it (conn_hold/
+ * conn_leave) and only the last leave of a CLOSING connection frees it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct ferry__resolve {
+	struct ferry_offload job;
+	struct ferry__conn *conn;	/* NULL once the conn gave up on it */
+	struct addrinfo *res;
+	int gai;
+	char port[8];
+	char host[];
+};
+
+static void conn_step(struct ferry__conn *cn, int res);
+static void conn_pump(struct ferry__conn *cn);
+static void conn_send_more(struct ferry__conn *cn);
+static void conn_teardown(struct ferry__conn *cn);
+static void conn_shut(struct ferry__conn *cn);
+static void conn_next_addr(struct ferry__conn *cn);
+
+static struct ferry_loop *conn_loop(const struct ferry__conn *cn)
+{
+	return cn->client->loop;
+}
+
+static void conn_hold(struct ferry__conn *cn)
+{
+	cn->hold++;
+}
+
+/* The last handler of a CLOSING connection finishes (maybe frees) it:
+ * the caller must not touch cn afterwards. */
+static void conn_leave(struct ferry__conn *cn)
+{
+	if (--cn->hold == 0 && cn->state == FERRY__CONN_CLOSING)
+		conn_teardown(cn);
+}
+
+static uint64_t req_read_timeout_ns(const struct ferry__conn *cn)
+{
+	uint32_t ms = cn->client->opts.read_timeout_ms;
+
+	if (cn->req && cn->req->read_timeout_ms)
+		ms = cn->req->read_timeout_ms;
+	return ms == FERRY_HTTP_NO_TIMEOUT ? 0 : ms * FERRY__MS;
+}
+
+/* Report err from the timer, on a later turn: used where failing at once
+ * would call back into code that is still setting up. */
+static void conn_fail_soon(struct ferry__conn *cn, int err)
+{
+	if (!cn->soon_err)
+		cn->soon_err = err;
+	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
+			    size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+		snprintf(buf, len, "%s:%u", ip, port);
+	} else {
+		const struct sockaddr_in6 *a = (const void *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		port = ntohs(a->sin6_port);
+		snprintf(buf, len, "[%s]:%u", ip, port);
+	}
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Input queue: received buffers in order                               */
+
+static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
+{
+	if (cn->nin == cn->in_cap) {
+		unsigned cap = cn->in_cap ? cn->in_cap * 2 : 4;
+		struct ferry__input *in = realloc(cn->in, cap * sizeof(*in));
+
+		if (!in)
+			return -ENOMEM;
+		cn->in = in;
+		cn->in_cap = cap;
+	}
+	cn->in[cn->nin++] = (struct ferry__input){ NULL, (uint16_t)bid, 0, len };
+	return 0;
+}
+
+static void input_unref(struct ferry__conn *cn, const struct ferry__input *in)
+{
+	if (in->spill)
+		ferry__spill_unref(cn->client, in->spill);
+	else
+		ferry__buf_unref(cn->client, in->bid);
+}
+
+static const char *input_data(const struct ferry__conn *cn,
+			      const struct ferry__input *in)
+{
+	if (in->spill)
+		return in->spill->data + in->off;
+	return (const char *)ferry_bufring_buf(cn->client->br, in->bid) + in->off;
+}
+
+/*
+ * Move everything queued into one spill: the ring buffers go back at once.
+ * Only a paused connection does this, for the few buffers that arrived
+ * before its recv stopped. Returns 0 or -ENOMEM (queue unchanged).
+ */
+static int input_spill(struct ferry__conn *cn)
+{
+	struct ferry__spill *sp;
+	size_t total = 0, at = 0;
+
+	if (!cn->nin || (cn->nin == 1 && cn->in[0].spill))
+		return 0;
+	for (unsigned i = 0; i < cn->nin; i++)
+		total += cn->in[i].len;
+	sp = malloc(sizeof(*sp) + total + 1);
+	if (!sp)
+		return -ENOMEM;
+	memset(sp, 0, sizeof(*sp));
+	sp->refs = 1;
+	sp->len = total;
+	for (unsigned i = 0; i < cn->nin; i++) {
+		memcpy(sp->data + at, input_data(cn, &cn->in[i]), cn->in[i].len);
+		at += cn->in[i].len;
+		input_unref(cn, &cn->in[i]);
+	}
+	cn->in[0] = (struct ferry__input){ sp, 0, 0, (uint32_t)total };
+	cn->nin = 1;
+	return 0;
+}
+
+static void input_pop(struct ferry__conn *cn)
+{
+	input_unref(cn, &cn->in[0]);
+	cn->nin--;
+	memmove(cn->in, cn->in + 1, cn->nin * sizeof(*cn->in));
+}
+
+static void input_drop(struct ferry__conn *cn)
+{
+	while (cn->nin)
+		input_pop(cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors on a connection                                                */
+
+/*
+ * Something failed on cn. The request it serves fails too, unless this is
+ * the case the retry rule covers: an idempotent request on a reused
+ * connection, before any response byte (the server closed a keep-alive
+ * connection as we sent on it). Then it goes once more, on a new
+ * connection. The connection is closed either way.
+ */
+static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
+{
+	struct ferry_http_request *req = cn->req;
+	va_list ap;
+
+	if (!req) {
+		ferry__conn_close(cn);
+		return;
+	}
+	if (cn->state >= FERRY__CONN_SEND && req->reused && !req->retried &&
+	    !req->head_seen && ferry__h1_resp_idle(&cn->parser) &&
+	    ferry__req_idempotent(req) && !req->body_fn_started) {
+		cn->req = NULL;
+		req->conn = NULL;
+		req->retried = true;
+		req->fresh_conn = true;
+		cn->client->retries++;
+		ferry__conn_close(cn);
+		if (ferry__req_wait(req, true) < 0)
+			ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+		return;
+	}
+	if (!req->in_cb || !req->pending_err) {
+		va_start(ap, fmt);
+		vsnprintf(req->detail, sizeof(req->detail), fmt, ap);
+		va_end(ap);
+	}
+	/* Detaches req; a connection that was still connecting would be
+	 * kept for the pool, which this one must not be. */
+	ferry__req_fail_detail(req, err);
+	ferry__conn_close(cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* RESOLVE                                                               */
+
+static void resolve_work(struct ferry_offload *job)
+{
+	struct ferry__resolve *rs = ferry__http_container_of(job,
+					struct ferry__resolve, job);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_protocol = IPPROTO_TCP,
+		.ai_flags = AI_NUMERICSERV,
+	};
+
+	/* Runs on an offload thread: touches nothing but the job. */
+	rs->gai = getaddrinfo(rs->host, rs->port, &hints, &rs->res);
+}
+
+static int conn_take_addrs(struct ferry__conn *cn, const struct addrinfo *ai)
+{
+	unsigned n = 0;
+
+	for (const struct addrinfo *p = ai; p; p = p->ai_next)
+		if (p->ai_family == AF_INET || p->ai_family == AF_INET6)
+			n++;
+	if (!n)
+		return FERRY_EDNS;
+	cn->addrs = calloc(n, sizeof(*cn->addrs));
+	cn->addrlens = calloc(n, sizeof(*cn->addrlens));
+	if (!cn->addrs || !cn->addrlens)
+		return -ENOMEM;
+	for (const struct addrinfo *p = ai; p; p = p->ai_next) {
+		if (p->ai_family != AF_INET && p->ai_family != AF_INET6)
+			continue;
+		memcpy(&cn->addrs[cn->naddrs], p->ai_addr, p->ai_addrlen);
+		cn->addrlens[cn->naddrs++] = p->ai_addrlen;
+	}
+	return 0;
+}
+
+static void resolve_done(struct ferry_offload *job, int status)
+{
+	struct ferry__resolve *rs = ferry__http_container_of(job,
+					struct ferry__resolve, job);
+	struct ferry__conn *cn = rs->conn;
+	int err;
+
+	if (!cn) {	/* abandoned: the job owns itself */
+		if (rs->res)
+			freeaddrinfo(rs->res);
+		free(rs);
+		return;
+	}
+	cn->resolve = NULL;
+	conn_hold(cn);
+	if (status < 0) {
+		conn_error(cn, status, "resolving %s: %s", rs->host,
+			   ferry_strerror(status));
+	} else if (rs->gai) {
+		conn_error(cn, FERRY_EDNS, "resolving %s: %s", rs->host,
+			   gai_strerror(rs->gai));
+	} else if ((err = conn_take_addrs(cn, rs->res)) < 0) {
+		conn_error(cn, err, "resolving %s: %s", rs->host,
+			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
+					     : ferry_strerror(err));
+	} else {
+		conn_next_addr(cn);
+	}
+	if (rs->res)
+		freeaddrinfo(rs->res);
+	free(rs);
+	conn_leave(cn);
+}
+
+static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
+{
+	struct ferry__resolve *rs;
+	int err;
+
+	if (u->host_type != FERRY_URL_HOST_NAME) {
+		/* An IP literal needs no lookup. */
+		struct sockaddr_storage *ss = calloc(1, sizeof(*ss));
+
+		cn->addrlens = calloc(1, sizeof(*cn->addrlens));
+		if (!ss || !cn->addrlens) {
+			free(ss);
+			return -ENOMEM;
+		}
+		cn->addrs = ss;
+		cn->naddrs = 1;
+		if (u->host_type == FERRY_URL_HOST_IPV4) {
+			struct sockaddr_in *a = (void *)ss;
+
+			a->sin_family = AF_INET;
+			a->sin_port = htons(u->port);
+			inet_pton(AF_INET, u->host, &a->sin_addr);
+			cn->addrlens[0] = sizeof(*a);
+		} else {
+			struct sockaddr_in6 *a = (void *)ss;
+
+			a->sin6_family = AF_INET6;
+			a->sin6_port = htons(u->port);
+			inet_pton(AF_INET6, u->host, &a->sin6_addr);
+			cn->addrlens[0] = sizeof(*a);
+		}
+		conn_next_addr(cn);
+		return 0;
+	}
+	rs = calloc(1, sizeof(*rs) + u->host_len + 1);
+	if (!rs)
+		return -ENOMEM;
+	memcpy(rs->host, u->host, u->host_len);
+	snprintf(rs->port, sizeof(rs->port), "%u", u->port);
+	rs->job.work = resolve_work;
+	rs->job.done = resolve_done;
+	rs->conn = cn;
+	err = ferry_offload_submit(conn_loop(cn), &rs->job);
+	if (err < 0) {
+		free(rs);
+		return err;
+	}
+	cn->resolve = rs;
+	cn->state = FERRY__CONN_RESOLVE;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* SOCKET, CONNECT, HANDSHAKE                                            */
+
+static void conn_op_done(struct ferry_op *op, int res, unsigned flags)
+{
+	struct ferry__conn *cn = ferry__http_container_of(op,
+					struct ferry__conn, op);
+
+	conn_hold(cn);
+	if (cn->state == FERRY__CONN_CLOSING) {
+		if (cn->closing_fd) {
+			/* The close op itself: nothing left but to free. */
+			cn->closing_fd = false;
+		} else if (cn->fd < 0 && res >= 0 && cn->socket_pending) {
+			close(res);	/* a socket op that won the race */
+		}
+		cn->socket_pending = false;
+		conn_leave(cn);
+		return;
+	}
+	conn_step(cn, res);
+	conn_leave(cn);
+}
+
+static void conn_recv_done(struct ferry_op *op, int res, unsigned flags);
+
+/* Start the socket op for the next address, or give up. */
+static void conn_next_addr(struct ferry__conn *cn)
+{
+	const struct sockaddr_storage *ss;
+	char where[INET6_ADDRSTRLEN + 16];
+	int err;
+
+	if (cn->addr_next >= cn->naddrs) {
+		err = cn->connect_err;
+		ss = &cn->addrs[cn->naddrs - 1];
+		addr_str(ss, where, sizeof(where));
+		if (err == -ETIME)
+			conn_error(cn, FERRY_ECONNECT_TIMEOUT,
+				   "connect to %s: no answer within %u ms", where,
+				   cn->client->opts.connect_timeout_ms);
+		else
+			conn_error(cn, err, "connect to %s: %s", where,
+				   ferry_strerrorname(err));
+		return;
+	}
+	ss = &cn->addrs[cn->addr_next];
+	cn->state = FERRY__CONN_SOCKET;
+	cn->op.fn = conn_op_done;
+	err = ferry_op_socket(conn_loop(cn), &cn->op, ss->ss_family,
+			      SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (err == -EOPNOTSUPP) {
+		/* No socket op in this kernel: the syscall does not block. */
+		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+				IPPROTO_TCP);
+
+		conn_step(cn, fd < 0 ? -errno : fd);
+		return;
+	}
+	if (err < 0)
+		conn_fail_soon(cn, err);
+	else
+		cn->socket_pending = true;
+}
+
+static void conn_connected(struct ferry__conn *cn)
+{
+	int one = 1;
+	int err;
+
+	/* Heads and chunked pieces are whole writes: never wait for ACKs. */
+	setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cn->recv_op.fn = conn_recv_done;
+	err = ferry_op_recv_multishot(conn_loop(cn), &cn->recv_op, cn->fd,
+				      cn->client->br);
+	if (err < 0) {
+		conn_error(cn, err, "recv: %s", ferry_strerrorname(err));
+		return;
+	}
+	cn->recv_armed = true;
+	switch (cn->transport) {
+	case FERRY__TRANSPORT_TCP:
+		break;
+	case FERRY__TRANSPORT_TLS:
+		/* The BearSSL engine's handshake goes here (state HANDSHAKE,
+		 * records through op and recv_op). Not built yet; start()
+		 * refuses https before a connection exists. */
+		conn_error(cn, -EPROTONOSUPPORT, "https: TLS not built yet");
+		return;
+	}
+	if (cn->req)
+		ferry__conn_assign(cn, cn->req);
+	else
+		ferry__conn_detach(cn, true);
+}
+
+/*
+ * The switch the connection's oneshot ops come back to: res is the result
+ * of the op the state names.
+ */
+static void conn_step(struct ferry__conn *cn, int res)
+{
+	const struct ferry_http_client *c = cn->client;
+	int err;
+
+	switch (cn->state) {
+	case FERRY__CONN_RESOLVE:
+		/* Left through resolve_done, never by an op. */
+		return;
+	case FERRY__CONN_SOCKET:
+		cn->socket_pending = false;
+		if (res < 0) {
+			conn_error(cn, res, "socket: %s", ferry_strerrorname(res));
+			return;
+		}
+		cn->fd = res;
+		cn->state = FERRY__CONN_CONNECT;
+		err = ferry_op_connect(conn_loop(cn), &cn->op, cn->fd,
+				       (struct sockaddr *)&cn->addrs[cn->addr_next],
+				       cn->addrlens[cn->addr_next]);
+		if (!err && c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
+			err = ferry_op_set_timeout(conn_loop(cn), &cn->op,
+					c->opts.connect_timeout_ms * FERRY__MS);
+		if (err < 0)
+			conn_fail_soon(cn, err);
+		return;
+	case FERRY__CONN_CONNECT:
+		if (res < 0) {
+			/* Nothing else is in flight on fd: close it now. */
+			close(cn->fd);
+			cn->fd = -1;
+			cn->connect_err = res;
+			cn->addr_next++;
+			conn_next_addr(cn);
+			return;
+		}
+		conn_connected(cn);
+		return;
+	case FERRY__CONN_HANDSHAKE:
+		return;
+	case FERRY__CONN_SEND:
+	case FERRY__CONN_RECV:
+		/* A send completed. */
+		if (res < 0) {
+			conn_error(cn, res, "send: %s", ferry_strerrorname(res));
+			return;
+		}
+		cn->last_io = ferry_time_now();
+		ferry__iov_advance(cn, (size_t)res);
+		conn_send_more(cn);
+		return;
+	case FERRY__CONN_IDLE:
+	case FERRY__CONN_CLOSING:
+		return;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* SEND                                                                  */
+
+void ferry__iov_advance(struct ferry__conn *cn, size_t n)
+{
+	unsigned i = 0;
+
+	while (i < cn->niov && n >= cn->iov[i].iov_len)
+		n -= cn->iov[i++].iov_len;
+	if (i < cn->niov) {
+		cn->iov[i].iov_base = (char *)cn->iov[i].iov_base + n;
+		cn->iov[i].iov_len -= n;
+	}
+	memmove(cn->iov, cn->iov + i, (cn->niov - i) * sizeof(cn->iov[0]));
+	cn->niov -= i;
+}
+
+static void iov_add(struct ferry__conn *cn, const void *p, size_t n)
+{
+	if (n)
+		cn->iov[cn->niov++] = (struct iovec){ (void *)p, n };
+}
+
+/*
+ * Pull the next piece of a producer body into the iov. Returns 1 with a
+ * piece (or the last-chunk) queued, 0 when the body is complete, or < 0
+ * after failing the request (then cn->req is gone); BODY_WAIT leaves
+ * nothing queued.
+ */
+static int conn_pull_body(struct ferry__conn *cn)
+{
+	struct ferry_http_request *req = cn->req;
+	const void *data = NULL;
+	size_t len = 0;
+	bool chunked = req->body_fn_len < 0;
+	int r;
+
+	if (cn->body_end_sent)
+		return 0;
+	req->body_fn_started = true;
+	req->in_cb = true;
+	r = req->body_fn(req->ctx, req, &data, &len);
+	req->in_cb = false;
+	if (ferry__req_check_pending(req))
+		return -1;
+	if (r == FERRY_HTTP_BODY_WAIT) {
+		cn->body_wait = true;
+		return FERRY_HTTP_BODY_WAIT;
+	}
+	if (r < 0) {
+		conn_error(cn, r, "request body producer: %s",
+			   ferry_strerror(r));
+		return -1;
+	}
+	if (r == 0) {
+		cn->body_end_sent = true;
+		if (chunked) {
+			iov_add(cn, FERRY__H1_CHUNK_LAST,
+				sizeof(FERRY__H1_CHUNK_LAST) - 1);
+			return 1;
+		}
+		if (req->body_fn_sent != (uint64_t)req->body_fn_len) {
+			conn_error(cn, FERRY_EINVAL,
+				   "request body producer ended after %llu of %lld bytes",
+				   (unsigned long long)req->body_fn_sent,
+				   (long long)req->body_fn_len);
+			return -1;
+		}
+		return 0;
+	}
+	if (!data || !len) {
+		conn_error(cn, FERRY_EINVAL, "request body producer gave an empty piece");
+		return -1;
+	}
+	if (!chunked && req->body_fn_sent + len > (uint64_t)req->body_fn_len) {
+		conn_error(cn, FERRY_EINVAL,
+			   "request body producer gave more than %lld bytes",
+			   (long long)req->body_fn_len);
+		return -1;
+	}
+	req->body_fn_sent += len;
+	if (chunked) {
+		iov_add(cn, cn->chunk_head, ferry__h1_chunk_head(cn->chunk_head, len));
+		iov_add(cn, data, len);
+		iov_add(cn, FERRY__H1_CHUNK_TAIL, 2);
+	} else {
+		iov_add(cn, data, len);
+	}
+	return 1;
+}
+
+/* Send what the iov holds, or queue the next piece, or finish sending. */
+static void conn_send_more(struct ferry__conn *cn)
+{
+	struct ferry_http_request *req = cn->req;
+	int err;
+
+	if (!req || cn->state != FERRY__CONN_SEND)
+		return;
+	if (!cn->niov && req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait) {
+		int r = conn_pull_body(cn);
+
+		if (r < 0)
+			return;
+	}
+	if (cn->niov) {
+		memset(&cn->msg, 0, sizeof(cn->msg));
+		cn->msg.msg_iov = cn->iov;
+		cn->msg.msg_iovlen = cn->niov;
+		cn->op.fn = conn_op_done;
+		err = ferry_op_sendmsg(conn_loop(cn), &cn->op, cn->fd, &cn->msg,
+				       MSG_NOSIGNAL);
+		if (err < 0)
+			conn_fail_soon(cn, err);
+		return;
+	}
+	if (cn->body_wait)
+		return;
+	/* Everything is out: from here on only the response matters. */
+	cn->state = FERRY__CONN_RECV;
+	cn->last_io = ferry_time_now();
+}
+
+/*
+ * ferry__conn_assign - start req on connected, idle cn: the request head
+ * (written by request.c) and a buffer body go out in one sendmsg.
+ */
+void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
+{
+	struct ferry_http_client *c = cn->client;
+	uint64_t rt;
+
+	conn_hold(cn);
+	if (cn->state == FERRY__CONN_IDLE) {
+		ferry__list_del(&cn->pool);
+		c->nidle--;
+	}
+	cn->req = req;
+	req->conn = cn;
+	req->state = FERRY__REQ_ACTIVE;
+	req->reused = cn->served > 0;
+	cn->reusable = !req->wants_close;
+	cn->body_wait = false;
+	cn->body_end_sent = false;
+	cn->niov = 0;
+	ferry__h1_resp_start(&cn->parser, req->method);
+	iov_add(cn, req->out.data, req->out.len);
+	if (req->body_kind == FERRY__BODY_BUFFER)
+		iov_add(cn, req->body, req->body_len);
+	cn->state = FERRY__CONN_SEND;
+	cn->last_io = ferry_time_now();
+	rt = req_read_timeout_ns(cn);
+	if (rt)
+		ferry_timer_start(c->loop, &cn->timer, cn->last_io + rt);
+	else
+		ferry_timer_stop(c->loop, &cn->timer);
+	/* The recv stays armed from the connect or the pool. */
+	conn_send_more(cn);
+	conn_leave(cn);
+}
+
+void ferry__conn_body_ready(struct ferry__conn *cn)
+{
+	if (!cn->body_wait)
+		return;
+	cn->body_wait = false;
+	cn->body_kick = true;
+	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* RECV                                                                  */
+
+static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
+{
+	struct ferry__conn *cn = ferry__http_container_of(op,
+					struct ferry__conn, recv_op);
+	struct ferry_http_client *c = cn->client;
+
+	conn_hold(cn);
+	if (res > 0 && (flags & FERRY_CQE_BUFFER)) {
+		unsigned bid = ferry_cqe_bid(flags);
+
+		c->buf_refs[bid] = 1;
+		if (cn->state == FERRY__CONN_CLOSING ||
+		    input_push(cn, bid, (unsigned)res) < 0) {
+			ferry__buf_unref(c, bid);
+			if (cn->state != FERRY__CONN_CLOSING)
+				cn->rx_err = -ENOMEM;
+		}
+		cn->last_io = ferry_time_now();
+		if (cn->req && cn->req->paused && input_spill(cn) < 0 &&
+		    !cn->rx_err)
+			cn->rx_err = -ENOMEM;
+	}
+	if (!(flags & FERRY_CQE_MORE)) {
+		cn->recv_armed = false;
+		cn->recv_stopping = false;
+		if (res == 0)
+			cn->eof = true;
+		else if (res < 0 && res != -ECANCELED && !cn->rx_err)
+			cn->rx_err = res;
+	}
+	if (cn->state != FERRY__CONN_CLOSING)
+		conn_pump(cn);
+	conn_leave(cn);
+}
+
+static void conn_arm_recv(struct ferry__conn *cn)
+{
+	int err;
+
+	if (cn->recv_armed || cn->recv_stopping || cn->eof || cn->rx_err ||
+	    cn->fd < 0)
+		return;
+	err = ferry_op_recv_multishot(conn_loop(cn), &cn->recv_op, cn->fd,
+				      cn->client->br);
+	if (err < 0)
+		cn->rx_err = err;
+	else
+		cn->recv_armed = true;
+}
+
+/*
+ * Stop taking buffers for a paused request: the ring is shared, and a
+ * paused reader must not drain it. What the kernel still hands over waits
+ * in the input queue; TCP's window pushes back on the server.
+ */
+static void conn_stop_recv(struct ferry__conn *cn)
+{
+	if (input_spill(cn) < 0 && !cn->rx_err)
+		cn->rx_err = -ENOMEM;
+	if (cn->recv_armed && !cn->recv_stopping &&
+	    ferry_op_cancel(conn_loop(cn), &cn->recv_op) == 0)
+		cn->recv_stopping = true;
+}
+
+/* The connection saw EOF or an error with the request still owed. */
+static void conn_input_ended(struct ferry__conn *cn)
+{
+	struct ferry_http_request *req = cn->req;
+	int r;
+
+	if (cn->rx_err) {
+		conn_error(cn, cn->rx_err, "recv: %s%s",
+			   ferry_strerrorname(cn->rx_err),
+			   ferry__h1_resp_idle(&cn->parser)
+				   ? " before any response byte" : "");
+		return;
+	}
+	r = ferry__h1_resp_finish(&cn->parser);
+	if (r == FERRY__H1_DONE) {
+		cn->req = NULL;
+		ferry__req_complete(req, cn, false);
+		return;
+	}
+	conn_error(cn, r, "%s", ferry__h1_resp_why(&cn->parser));
+}
+
+/*
+ * Feed the input queue to the parser while the request wants bytes.
+ * Returns with cn held by the caller; cn may be CLOSING afterwards.
+ */
+static void conn_pump(struct ferry__conn *cn)
+{
+	if (cn->pumping)
+		return;
+	cn->pumping = true;
+	while (cn->nin) {
+		struct ferry_http_request *req = cn->req;
+		struct ferry__input *in = &cn->in[0];
+		struct ferry__h1_slice slice = { 0 };
+		size_t used = 0;
+		bool discard = false;
+		int ev, r;
+
+		if (!req || cn->state == FERRY__CONN_IDLE) {
+			/* Bytes nobody asked for: the server is confused or
+			 * closing; either way the connection is done. */
+			ferry__conn_close(cn);
+			goto out;
+		}
+		if (req->paused) {
+			conn_stop_recv(cn);
+			goto out;
+		}
+		ev = ferry__h1_resp_feed(&cn->parser, input_data(cn, in),
+					 in->len, &used, &slice);
+		in->off += (uint32_t)used;
+		in->len -= (uint32_t)used;
+		switch (ev) {
+		case FERRY__H1_NEED_MORE:
+			input_pop(cn);
+			break;
+		case FERRY__H1_HEAD:
+			r = ferry__req_head(req, &discard);
+			if (r < 0)
+				goto out;	/* req failed, conn closing */
+			break;
+		case FERRY__H1_BODY:
+			r = ferry__req_body(req, slice.data, slice.len, in);
+			if (r < 0)
+				goto out;
+			break;
+		case FERRY__H1_DONE: {
+			/* Bytes after the response: ferry never pipelines,
+			 * so the server is out of step. Do not reuse. */
+			bool reuse = cn->reusable && in->len == 0 && cn->nin == 1 &&
+				     !cn->eof && !cn->rx_err &&
+				     cn->state == FERRY__CONN_RECV &&
+				     ferry__h1_resp_keep_alive(&cn->parser);
+
+			input_pop(cn);
+			if (!reuse)
+				input_drop(cn);
+			cn->req = NULL;
+			cn->served++;
+			ferry__req_complete(req, cn, reuse);
+			goto out;
+		}
+		default:
+			conn_error(cn, ev, "%s", ferry__h1_resp_why(&cn->parser));
+			goto out;
+		}
+	}
+	if (cn->state == FERRY__CONN_CLOSING)
+		goto out;
+	if (!cn->req) {
+		if (cn->eof || cn->rx_err)
+			ferry__conn_close(cn);
+		else
+			conn_arm_recv(cn);
+		goto out;
+	}
+	if (cn->req->paused) {
+		conn_stop_recv(cn);
+		goto out;
+	}
+	if (cn->eof || cn->rx_err) {
+		conn_input_ended(cn);
+		goto out;
+	}
+	conn_arm_recv(cn);
+	if (cn->rx_err)
+		conn_input_ended(cn);
+out:
+	cn->pumping = false;
+}
+
+void ferry__conn_pause(struct ferry__conn *cn)
+{
+	ferry_timer_stop(conn_loop(cn), &cn->timer);
+	conn_stop_recv(cn);
+}
+
+void ferry__conn_resume(struct ferry__conn *cn)
+{
+	/* The queue is fed from the timer, not from inside resume (which
+	 * may be called from a callback of this very connection). */
+	cn->last_io = ferry_time_now();
+	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timer: read timeout, idle expiry, deferred work                       */
+
+static void conn_timer_fn(struct ferry_timer *t)
+{
+	struct ferry__conn *cn = ferry__http_container_of(t,
+					struct ferry__conn, timer);
+	uint64_t rt, now;
+
+	conn_hold(cn);
+	switch (cn->state) {
+	case FERRY__CONN_CLOSING:
+		break;
+	case FERRY__CONN_IDLE:
+		ferry__conn_close(cn);	/* idle too long */
+		break;
+	default:
+		if (cn->soon_err) {
+			int err = cn->soon_err;
+
+			cn->soon_err = 0;
+			conn_error(cn, err, "%s", ferry_strerror(err));
+			break;
+		}
+		if (cn->state < FERRY__CONN_SEND || !cn->req || cn->req->paused)
+			break;
+		now = ferry_time_now();
+		rt = req_read_timeout_ns(cn);
+		if (rt && now >= cn->last_io + rt && !cn->body_wait) {
+			conn_error(cn, FERRY_EREAD_TIMEOUT,
+				   "no byte received for %llu ms",
+				   (unsigned long long)(rt / FERRY__MS));
+			break;
+		}
+		if (rt)
+			ferry_timer_start(cn->client->loop, t,
+					  (cn->body_wait ? now : cn->last_io) + rt);
+		if (cn->body_kick) {
+			cn->body_kick = false;
+			conn_send_more(cn);
+			if (cn->state == FERRY__CONN_CLOSING || !cn->req)
+				break;
+		}
+		conn_pump(cn);
+		break;
+	}
+	conn_leave(cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation, pooling, closing                                             */
+
+struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
+				    struct ferry_http_request *req)
+{
+	struct ferry_http_client *c = o->client;
+	struct ferry__h1_limits lim = { .max_head = c->opts.max_head };
+	struct ferry__conn *cn = calloc(1, sizeof(*cn));
+	int err;
+
+	if (!cn)
+		return NULL;
+	cn->client = c;
+	cn->origin = o;
+	cn->fd = -1;
+	cn->transport = o->scheme == FERRY_URL_HTTPS ? FERRY__TRANSPORT_TLS
+						     : FERRY__TRANSPORT_TCP;
+	cn->timer.fn = conn_timer_fn;
+	cn->op.fn = conn_op_done;
+	cn->recv_op.fn = conn_recv_done;
+	ferry__h1_resp_init(&cn->parser, &lim);
+	ferry__list_add_tail(&c->conns, &cn->link);
+	cn->counted = true;
+	o->nconns++;
+	c->nconns++;
+	c->conns_opened++;
+	cn->req = req;
+	req->conn = cn;
+	req->state = FERRY__REQ_ACTIVE;
+	req->reused = false;
+
+	conn_hold(cn);
+	err = conn_resolve(cn, &req->url);
+	if (err < 0) {
+		cn->state = FERRY__CONN_SOCKET;
+		conn_fail_soon(cn, err);
+	}
+	conn_leave(cn);
+	return cn;
+}
+
+/*
+ * ferry__conn_detach - the request on cn is over (cn->req already NULL):
+ * back to the pool when reuse allows, else close.
+ */
+void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
+{
+	struct ferry_http_client *c = cn->client;
+	struct ferry__origin *o = cn->origin;
+
+	if (cn->state == FERRY__CONN_CLOSING)
+		return;
+	conn_hold(cn);
+	conn_arm_recv(cn);
+	if (!reuse || c->closing || !o || cn->eof || cn->rx_err ||
+	    !cn->recv_armed || cn->nin) {
+		ferry__conn_close(cn);
+		conn_leave(cn);
+		return;
+	}
+	cn->state = FERRY__CONN_IDLE;
+	cn->niov = 0;
+	ferry__list_add_head(&o->idle, &cn->pool);
+	c->nidle++;
+	if (c->opts.idle_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
+		ferry_timer_start(c->loop, &cn->timer,
+				  ferry_time_now() + c->opts.idle_timeout_ms * FERRY__MS);
+	else
+		ferry_timer_stop(c->loop, &cn->timer);
+	ferry__client_dispatch(c, o);
+	conn_leave(cn);
+}
+
+/* Stop counting cn and start closing it, without dispatching. */
+static void conn_shut(struct ferry__conn *cn)
+{
+	struct ferry_http_client *c = cn->client;
+
+	if (cn->state == FERRY__CONN_CLOSING)
+		return;
+	if (cn->state == FERRY__CONN_IDLE) {
+		ferry__list_del(&cn->pool);
+		c->nidle--;
+	}
+	if (cn->counted) {
+		cn->counted = false;
+		cn->origin->nconns--;
+		c->nconns--;
+	}
+	if (cn->req) {
+		/* Callers detach first; a request left here loses its conn. */
+		cn->req->conn = NULL;
+		cn->req = NULL;
+	}
+	if (cn->resolve) {
+		cn->resolve->conn = NULL;	/* it frees itself */
+		cn->resolve = NULL;
+	}
+	cn->state = FERRY__CONN_CLOSING;
+	cn->origin = NULL;
+	ferry_timer_stop(c->loop, &cn->timer);
+	input_drop(cn);
+	conn_hold(cn);
+	conn_leave(cn);
+}
+
+void ferry__conn_close(struct ferry__conn *cn)
+{
+	struct ferry__origin *o = cn->origin;
+
+	if (cn->state == FERRY__CONN_CLOSING)
+		return;
+	conn_hold(cn);
+	conn_shut(cn);
+	/* A slot is free: a waiting request may open a connection. */
+	ferry__client_slot_freed(cn->client, o);
+	conn_leave(cn);
+}
+
+void ferry__conn_close_quiet(struct ferry__conn *cn)
+{
+	conn_shut(cn);
+}
+
+static void conn_free(struct ferry__conn *cn)
+{
+	struct ferry_http_client *c = cn->client;
+
+	ferry__list_del(&cn->link);
+	ferry__h1_resp_free(&cn->parser);
+	free(cn->in);
+	free(cn->addrs);
+	free(cn->addrlens);
+	free(cn);
+	ferry__client_maybe_free(c);
+}
+
+/*
+ * Called whenever a CLOSING connection is no longer held: cancel what is
+ * in flight, then close the fd, then free. Each step's completion comes
+ * back here through conn_leave.
+ */
+static void conn_teardown(struct ferry__conn *cn)
+{
+	struct ferry_loop *loop = conn_loop(cn);
+
+	if (ferry_op_busy(&cn->recv_op) && !cn->recv_cancel_sent) {
+		cn->recv_cancel_sent = true;
+		ferry_op_cancel(loop, &cn->recv_op);
+	}
+	if (ferry_op_busy(&cn->op) && !cn->op_cancel_sent && !cn->closing_fd) {
+		cn->op_cancel_sent = true;
+		ferry_op_cancel(loop, &cn->op);
+	}
+	if (ferry_op_busy(&cn->recv_op) || ferry_op_busy(&cn->op))
+		return;
+	if (cn->fd >= 0) {
+		int fd = cn->fd;
+
+		cn->fd = -1;
+		cn->op.fn = conn_op_done;
+		if (ferry_op_close(loop, &cn->op, fd) == 0) {
+			cn->closing_fd = true;
+			return;
+		}
+		close(fd);	/* the loop is going away: do it now */
+	}
+	conn_free(cn);
+}

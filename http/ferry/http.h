@@ -1,0 +1,335 @@
+/*
+ * ferry/http.h - the loop-side HTTP/1.1 client: connections, a keep-alive
+ * pool, and requests run as completion-driven state machines on one loop.
+ *
+ * Threads. Every function here runs on the loop thread of the loop the
+ * client was created on, and every callback is made there. Nothing here is
+ * thread-safe; other threads reach a client through the bridge
+ * (ferry/bridge.h), which posts to the loop.
+ *
+ * Objects.
+ *   struct ferry_http_client   one per loop (or more): options, the pool of
+ *                              connections per origin, the receive buffer
+ *                              ring. Created and closed by its owner.
+ *   struct ferry_http_request  one HTTP exchange, followed through
+ *                              redirects and one retry. Allocated by
+ *                              ferry_http_request_start(); the handle is
+ *                              valid until its on_done callback returns,
+ *                              and the client frees it then.
+ *
+ * Callbacks, in order, for each request that started (start returned 0):
+ * on_head once (unless the request fails first), on_body zero or more
+ * times, then on_done exactly once, whatever happens: success, error,
+ * cancellation or the client closing. No callback runs from inside
+ * ferry_http_request_start().
+ *
+ * Zero-copy receive. Body bytes are handed to on_body where they lie in
+ * the client's receive buffers (a provided-buffer ring). on_body may keep a
+ * buffer by returning FERRY_HTTP_KEEP and hand it back later with
+ * ferry_http_buffer_release(client, token); otherwise it is reused as soon
+ * as on_body returns. A kept buffer does not stop its connection; pause the
+ * request (ferry_http_request_pause) for that. The ring is shared by every
+ * connection of the client: buffers kept for long starve the others,
+ * which then wait (backpressure, not failure; but their read timeouts run).
+ * Size the ring (recv_buf_count) for the buffers consumers may hold. A
+ * paused request holds no ring buffer: the few bytes that arrived before
+ * its connection stopped reading are copied aside, and handed to on_body
+ * after resume with a token of their own (kept and released the same way).
+ *
+ * Errors (in on_done's result, or returned by start):
+ *   FERRY_EURL              bad URL or Location (detail names the part)
+ *   FERRY_EDNS              name resolution failed (detail: gai_strerror)
+ *   -ECONNREFUSED, -ECONNRESET, -EPIPE, -ENETUNREACH, ... from the kernel
+ *   FERRY_ECONNECT_TIMEOUT  no address accepted within connect_timeout
+ *   FERRY_EREAD_TIMEOUT     no byte moved for read_timeout
+ *   FERRY_ETOTAL_TIMEOUT    the request's deadline passed
+ *   FERRY_EPROTO            the server broke HTTP/1.1 (detail: parser's why)
+ *   FERRY_ETOOLARGE         head or body over its limit
+ *   FERRY_EREDIRECTS        more redirects than allowed
+ *   FERRY_ECANCELED         ferry_http_request_cancel()
+ *   FERRY_ECLOSED           the client was closed
+ *   -EPROTONOSUPPORT        https: TLS is not built yet
+ *   FERRY_EINVAL, -ENOMEM
+ * Every error comes with a detail string naming the cause.
+ */
+#ifndef FERRY_HTTP_H
+#define FERRY_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/error.h"
+#include "ferry/loop.h"
+#include "ferry/url.h"
+
+struct ferry_http_client;
+struct ferry_http_request;
+
+/* A timeout option with this value means "no timeout". */
+#define FERRY_HTTP_NO_TIMEOUT UINT32_MAX
+
+/* Room for any detail string a request reports, NUL included. */
+#define FERRY_HTTP_DETAIL_MAX 192
+
+/*
+ * Client options. Zero-initialise and set what you need: 0 means the
+ * default in brackets.
+ */
+struct ferry_http_client_opts {
+	unsigned max_conns_per_origin;	/* [8] open connections per origin */
+	unsigned max_conns;		/* [256] open connections in all */
+	uint32_t idle_timeout_ms;	/* [60000] pooled connection lifetime
+					   without use */
+	uint32_t connect_timeout_ms;	/* [10000] per address tried */
+	uint32_t read_timeout_ms;	/* [30000] longest wait for a byte
+					   sent or received */
+	size_t max_head;		/* [64 KiB] response head limit */
+	uint64_t max_body;		/* [unlimited] response body limit */
+	const char *user_agent;		/* ["ferry/0.1"]; copied */
+	bool follow_redirects;		/* [false] default for requests */
+	unsigned max_redirects;		/* [10] default for requests */
+	unsigned recv_buf_size;		/* [16384] bytes per receive buffer */
+	unsigned recv_buf_count;	/* [256] buffers (power of two) */
+};
+
+/*
+ * ferry_http_client_create - make a client on @loop's thread.
+ *
+ * @opts may be NULL. The client registers a provided-buffer ring on the
+ * loop (recv_buf_count * recv_buf_size bytes). The caller owns *@cp and
+ * must close it with ferry_http_client_close() and wait for the close
+ * callback before destroying the loop.
+ *
+ * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
+ * user agent with CR/LF), -ENOMEM, -EOPNOTSUPP (the kernel lacks provided
+ * buffer rings or multishot recv), or the kernel's error.
+ */
+int ferry_http_client_create(struct ferry_loop *loop,
+			     const struct ferry_http_client_opts *opts,
+			     struct ferry_http_client **cp);
+
+typedef void (*ferry_http_closed_fn)(void *ctx);
+
+/*
+ * ferry_http_client_close - cancel everything and free the client.
+ *
+ * Every request still running completes (on_done) with FERRY_ECLOSED,
+ * before this call returns; new requests are refused. Connections are
+ * closed; the client is freed once the last of their completions has
+ * arrived and every buffer kept by an on_body has been released, and then
+ * @cb(@ctx) runs (@cb may be NULL). That happens inside this call when
+ * nothing was in flight, otherwise from a later loop turn (or from
+ * ferry_loop_destroy, which reaps every completion). After this call the
+ * only valid use of @c is ferry_http_buffer_release(). Calling it twice
+ * is a bug.
+ */
+void ferry_http_client_close(struct ferry_http_client *c,
+			     ferry_http_closed_fn cb, void *ctx);
+
+/* ferry_http_client_loop - the loop the client runs on. */
+struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c);
+
+/*
+ * Counters, for tests and the bench: connections open (connecting,
+ * busy or idle), idle in the pool, requests started in all, requests
+ * waiting for a connection, and connections opened in all.
+ */
+struct ferry_http_client_stats {
+	unsigned conns;
+	unsigned idle;
+	unsigned requests;
+	unsigned waiting;
+	uint64_t conns_opened;
+	uint64_t requests_started;
+	uint64_t retries;
+};
+void ferry_http_client_stats(const struct ferry_http_client *c,
+			     struct ferry_http_client_stats *st);
+
+/* A header field by pointer and length (not NUL-terminated). */
+struct ferry_http_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/* A header from two string literals. */
+#define FERRY_HTTP_HEADER(n, v) { (n), sizeof(n) - 1, (v), sizeof(v) - 1 }
+
+/* on_body's return value: the callback keeps the buffer (see above). */
+#define FERRY_HTTP_KEEP 1
+
+/* body_fn's return value: no data yet; call ferry_http_request_body_ready. */
+#define FERRY_HTTP_BODY_WAIT (-11)	/* -EAGAIN */
+
+struct ferry_http_callbacks {
+	/*
+	 * The final response head has arrived (1xx are dropped; followed
+	 * redirects are not reported). Read it with the accessors below.
+	 * Return 0 to go on, or a negative code to fail the request with it.
+	 * May be NULL.
+	 */
+	int (*on_head)(void *ctx, struct ferry_http_request *req, int status);
+	/*
+	 * The next @len bytes of the body (de-chunked), at @data inside a
+	 * receive buffer. Return 0 when done with them (the buffer is reused
+	 * at once), FERRY_HTTP_KEEP to keep the buffer until
+	 * ferry_http_buffer_release(client, @token) (data stays valid till
+	 * then, even after on_done and the client's close), or a negative
+	 * code to fail the request with it. May be NULL (body dropped).
+	 */
+	int (*on_body)(void *ctx, struct ferry_http_request *req,
+		       const void *data, size_t len, uintptr_t token);
+	/*
+	 * The request is over: @result is the HTTP status (>= 100) when the
+	 * whole response was read, else a negative code; @detail is a
+	 * sentence about an error ("" on success). After on_done returns the
+	 * request is freed. Response headers are no longer readable here.
+	 * Required.
+	 */
+	void (*on_done)(void *ctx, struct ferry_http_request *req,
+			int result, const char *detail);
+};
+
+/*
+ * A body producer: called on the loop thread whenever the connection can
+ * take more of the request body. Returns:
+ *   1                     @data and @len (len > 0) hold the next piece, lent
+ *                         until the next call to body_fn or on_done;
+ *   0                     the body is complete;
+ *   FERRY_HTTP_BODY_WAIT  nothing yet: call ferry_http_request_body_ready()
+ *                         when there is;
+ *   other negative        fail the request with that code.
+ */
+typedef int (*ferry_http_body_fn)(void *ctx, struct ferry_http_request *req,
+				  const void **data, size_t *len);
+
+/* follow_redirects values in a request. */
+enum ferry_http_follow {
+	FERRY_HTTP_FOLLOW_DEFAULT = 0,	/* the client's option */
+	FERRY_HTTP_FOLLOW_NO = 1,
+	FERRY_HTTP_FOLLOW_YES = 2,
+};
+
+/*
+ * struct ferry_http_request_opts - what to send and how. Everything is
+ * copied by ferry_http_request_start() except @body and what @body_fn
+ * lends, which must stay valid until on_done.
+ */
+struct ferry_http_request_opts {
+	const char *method;		/* token, NUL-terminated; NULL = "GET" */
+	const struct ferry_url *url;	/* required; http only for now */
+	const struct ferry_http_header *headers;	/* sent in order */
+	size_t nheaders;
+	/* Body, from a buffer (borrowed, Content-Length) ... */
+	const void *body;
+	size_t body_len;
+	/* ... or from a producer: body_fn_len >= 0 is the exact length
+	 * (Content-Length), < 0 unknown (sent chunked). A producer body is
+	 * not replayed: no retry, and a 307/308 ends the request with the
+	 * redirect response. */
+	ferry_http_body_fn body_fn;
+	int64_t body_fn_len;
+	uint32_t timeout_ms;		/* total deadline; 0 = none */
+	uint32_t read_timeout_ms;	/* 0 = the client's */
+	uint64_t max_body;		/* 0 = the client's */
+	enum ferry_http_follow follow_redirects;
+	unsigned max_redirects;		/* 0 = the client's */
+	const struct ferry_http_callbacks *cb;	/* required; kept, not copied */
+	void *ctx;			/* passed to callbacks */
+};
+
+/*
+ * ferry_http_request_start - begin a request.
+ *
+ * Validates everything it can before any I/O: the URL's scheme (https is
+ * refused for now), the method (a token, not CONNECT), header names and
+ * values (no CR/LF/NUL; no Content-Length or Transfer-Encoding, which the
+ * body decides). On success *@reqp receives the handle and exactly one
+ * on_done will follow. On failure no callback runs, *@reqp is NULL and,
+ * if @why is not NULL, a sentence of at most @whylen bytes says why.
+ *
+ * Returns 0, FERRY_EINVAL, -EPROTONOSUPPORT (https), FERRY_ECLOSED (client
+ * closing) or -ENOMEM.
+ */
+int ferry_http_request_start(struct ferry_http_client *c,
+			     const struct ferry_http_request_opts *opts,
+			     struct ferry_http_request **reqp,
+			     char *why, size_t whylen);
+
+/*
+ * ferry_http_request_cancel - stop @req: on_done follows with
+ * FERRY_ECANCELED, from inside this call, or right after the callback
+ * this is called from returns. Valid from start until on_done; calling it
+ * from on_done is a bug. Its connection is closed if a response was
+ * under way.
+ */
+void ferry_http_request_cancel(struct ferry_http_request *req);
+
+/*
+ * ferry_http_request_pause - stop delivering the response: neither
+ * on_head nor on_body is called until ferry_http_request_resume() (on_done
+ * may be, for an error or a cancel), and the connection stops
+ * reading (the kernel's socket buffer fills and TCP pushes back). The read
+ * timeout does not run while paused; the total deadline does. Idempotent.
+ */
+void ferry_http_request_pause(struct ferry_http_request *req);
+
+/* ferry_http_request_resume - undo pause; on_body calls resume from a
+ * later loop turn, never from inside this call. Idempotent. */
+void ferry_http_request_resume(struct ferry_http_request *req);
+
+/* ferry_http_request_body_ready - a body_fn that said FERRY_HTTP_BODY_WAIT
+ * has data now; it is called again soon (not from inside this call). */
+void ferry_http_request_body_ready(struct ferry_http_request *req);
+
+/*
+ * ferry_http_buffer_release - hand back a buffer on_body kept.
+ * @token is the one given to on_body (a ring buffer's number plus one, or
+ * the address of a copied-aside block; opaque either way), released once
+ * per FERRY_HTTP_KEEP. Valid after the request finished and after
+ * ferry_http_client_close() (the client waits for it). Returns 0, or
+ * FERRY_EINVAL for a token that is not kept (checked, never trusted).
+ */
+int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token);
+
+/*
+ * Response accessors: valid inside on_head and on_body (strings point into
+ * the connection's parser and are NUL-terminated).
+ */
+
+/* Status code of the final response, 0 before on_head. */
+int ferry_http_response_status(const struct ferry_http_request *req);
+
+/* Reason phrase ("OK"; may be empty). @len may be NULL. */
+const char *ferry_http_response_reason(const struct ferry_http_request *req,
+				       size_t *len);
+
+/* Number of header fields, repeats included. */
+size_t ferry_http_response_header_count(const struct ferry_http_request *req);
+
+/* Field @i, 0-based, in arrival order. false if out of range. */
+bool ferry_http_response_header_at(const struct ferry_http_request *req,
+				   size_t i, struct ferry_http_header *out);
+
+/* Value of the first field named @name (case-insensitive), or NULL. */
+const char *ferry_http_response_header(const struct ferry_http_request *req,
+				       const char *name, size_t *len);
+
+/*
+ * ferry_http_request_url - the URL being fetched now: after redirects, the
+ * last one. Valid until on_done returns.
+ */
+const struct ferry_url *
+ferry_http_request_url(const struct ferry_http_request *req);
+
+/* ferry_http_request_redirects - redirects followed so far. */
+unsigned ferry_http_request_redirects(const struct ferry_http_request *req);
+
+/* ferry_http_request_reused - true if the current attempt runs on a
+ * connection that carried an earlier request. */
+bool ferry_http_request_reused(const struct ferry_http_request *req);
+
+#endif /* FERRY_HTTP_H */

@@ -1,0 +1,344 @@
+/*
+ * http/internal.h - what client.c, conn.c and request.c share (not
+ * installed).
+ *
+ * Ownership at a glance:
+ *   client  owns its origins, its connections (all of them, on c->conns),
+ *           its requests (on c->reqs), the buffer ring and the buffer
+ *           reference counts;
+ *   origin  owns nothing: it lists the idle connections and the requests
+ *           waiting for one, and is freed when it has neither and no
+ *           connection counts against it;
+ *   conn    owns its fd, its ops, its parser and its input queue; it is
+ *           freed only from an op completion (or a resolve's done),
+ *           never from inside a call that a callback could have made;
+ *   request owns its URL, method and header copies, and its detail; it is
+ *           freed right after on_done returns.
+ */
+#ifndef FERRY_HTTP_INTERNAL_H
+#define FERRY_HTTP_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "ferry/http.h"
+#include "ferry/loop.h"
+#include "ferry/offload.h"
+#include "ferry/timer.h"
+#include "h1.h"
+
+#define ferry__http_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#define FERRY__MS 1000000ull	/* ns per ms */
+
+/* An intrusive doubly linked list; a zeroed node is "not linked". */
+struct ferry__link {
+	struct ferry__link *prev, *next;
+};
+
+static inline void ferry__list_init(struct ferry__link *head)
+{
+	head->prev = head->next = head;
+}
+
+static inline bool ferry__list_empty(const struct ferry__link *head)
+{
+	return head->next == head;
+}
+
+static inline bool ferry__linked(const struct ferry__link *n)
+{
+	return n->next != NULL;
+}
+
+static inline void ferry__list_add_tail(struct ferry__link *head,
+					struct ferry__link *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void ferry__list_add_head(struct ferry__link *head,
+					struct ferry__link *n)
+{
+	n->next = head->next;
+	n->prev = head;
+	head->next->prev = n;
+	head->next = n;
+}
+
+static inline void ferry__list_del(struct ferry__link *n)
+{
+	if (!n->next)
+		return;
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+}
+
+struct ferry__conn;
+struct ferry__origin;
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+
+struct ferry_http_client {
+	struct ferry_loop *loop;
+	struct ferry_http_client_opts opts;	/* defaults filled in */
+	char *user_agent;			/* owned copy */
+	struct ferry_bufring *br;
+	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */
+	unsigned bufs_kept;	/* keepers' references, ring and spills */
+	struct ferry__link spills;	/* spills with keepers (validated on
+					   release: tokens are addresses) */
+
+	struct ferry__link origins;	/* struct ferry__origin.link */
+	struct ferry__link conns;	/* every struct ferry__conn.link */
+	struct ferry__link reqs;	/* every live request */
+	unsigned nconns;	/* connections counting against limits */
+	unsigned nidle;
+	unsigned nreqs;
+	unsigned nwaiting;
+	uint64_t conns_opened;
+	uint64_t requests_started;
+	uint64_t retries;
+
+	bool closing;
+	bool close_busy;	/* ferry_http_client_close on the stack */
+	ferry_http_closed_fn closed_cb;
+	void *closed_ctx;
+};
+
+/* ------------------------------------------------------------------ */
+/* Origins: where the pool and the wait queues live                    */
+
+struct ferry__origin {
+	struct ferry__link link;	/* client's origins */
+	struct ferry_http_client *client;
+	struct ferry__link idle;	/* idle conns, most recent first */
+	struct ferry__link waiting;	/* requests, FIFO */
+	unsigned nconns;		/* open or opening, not closing */
+	bool dispatching;		/* ferry__client_dispatch running */
+	enum ferry_url_scheme scheme;
+	uint16_t port;
+	char key[];			/* "scheme://host:port" */
+};
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+
+/*
+ * The connection's life, top to bottom. Each state names what is in
+ * flight; conn_step() in conn.c is the switch that moves between them.
+ */
+enum ferry__conn_state {
+	FERRY__CONN_RESOLVE,	/* getaddrinfo on the offload pool */
+	FERRY__CONN_SOCKET,	/* socket op */
+	FERRY__CONN_CONNECT,	/* connect op with a linked timeout */
+	FERRY__CONN_HANDSHAKE,	/* TLS handshake (not built yet) */
+	FERRY__CONN_SEND,	/* writing the request (head and body) */
+	FERRY__CONN_RECV,	/* request sent; reading the response */
+	FERRY__CONN_IDLE,	/* in the pool, recv armed to notice EOF */
+	FERRY__CONN_CLOSING,	/* ops cancelled; close op; then freed */
+};
+
+/*
+ * The transport sits between socket ops and HTTP: plain TCP now; a
+ * BearSSL engine later, whose send/recv turn plaintext into records on
+ * the same ops. conn.c switches on the kind at the three places where
+ * bytes cross (send, received input, handshake).
+ */
+enum ferry__transport_kind {
+	FERRY__TRANSPORT_TCP,
+	FERRY__TRANSPORT_TLS,	/* reserved */
+};
+
+/* One received buffer not yet fully parsed. */
+/*
+ * Bytes a paused request's connection received, copied out of the ring so
+ * that a reader that does not read holds no ring buffer. Reference
+ * counted like a ring buffer (the connection, plus on_body keepers); its
+ * token is its address, which never collides with a ring token (1..count).
+ */
+struct ferry__spill {
+	struct ferry__link link;	/* client's kept spills, when kept */
+	unsigned kept;			/* keepers' references */
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
+/* One received buffer not yet fully parsed: a ring buffer or a spill. */
+struct ferry__input {
+	struct ferry__spill *spill;	/* NULL: ring buffer bid */
+	uint16_t bid;
+	uint32_t off, len;
+};
+
+struct ferry__resolve;
+
+struct ferry__conn {
+	struct ferry__link link;	/* client's conns */
+	struct ferry__link pool;	/* origin's idle list */
+	struct ferry_http_client *client;
+	struct ferry__origin *origin;
+	struct ferry_http_request *req;	/* the request it serves, if any */
+	enum ferry__conn_state state;
+	enum ferry__transport_kind transport;
+	int fd;
+	bool counted;		/* counts against the limits */
+	bool recv_armed;	/* multishot recv in flight */
+	bool recv_stopping;	/* cancelled for a pause or a close */
+	bool eof;		/* the peer closed (recv returned 0) */
+	bool reusable;		/* may go back to the pool after DONE */
+	bool pumping;		/* conn_pump on the stack */
+	bool socket_pending;	/* a socket op is in flight */
+	bool body_kick;		/* the producer has data again */
+	unsigned hold;		/* handlers on the stack; see conn.c */
+	bool recv_cancel_sent;	/* teardown asked the recv to stop */
+	bool op_cancel_sent;	/* teardown asked the op to stop */
+	bool closing_fd;	/* the close op is in flight */
+	int rx_err;		/* recv's error, once seen */
+	int soon_err;		/* failure to report from the timer */
+	unsigned served;	/* requests completed on it */
+
+	struct ferry_op op;		/* socket, connect, send, close */
+	struct ferry_op recv_op;	/* multishot recv */
+	struct ferry_timer timer;	/* read timeout, or idle expiry */
+	uint64_t last_io;		/* ns, of the last byte moved */
+
+	/* Resolve and connect. */
+	struct ferry__resolve *resolve;	/* job in flight, or NULL */
+	struct sockaddr_storage *addrs;
+	socklen_t *addrlens;
+	unsigned naddrs, addr_next;
+	int connect_err;		/* last address's failure */
+
+	/* Send. */
+	struct iovec iov[3];
+	unsigned niov;
+	struct msghdr msg;
+	char chunk_head[FERRY__H1_CHUNK_HEAD_MAX];
+	bool body_wait;			/* producer said BODY_WAIT */
+	bool body_end_sent;
+
+	/* Receive. */
+	struct ferry__h1_resp parser;
+	struct ferry__input *in;	/* queue of received buffers */
+	unsigned nin, in_cap;
+};
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                             */
+
+enum ferry__req_state {
+	FERRY__REQ_WAITING,	/* on an origin's queue */
+	FERRY__REQ_ACTIVE,	/* bound to a connection */
+	FERRY__REQ_DONE,	/* on_done is running */
+};
+
+/* How the request body is sent. */
+enum ferry__body_kind {
+	FERRY__BODY_NONE,
+	FERRY__BODY_BUFFER,
+	FERRY__BODY_PRODUCER,
+};
+
+struct ferry_http_request {
+	struct ferry__link link;	/* client's reqs */
+	struct ferry__link wait;	/* origin's waiting queue */
+	struct ferry_http_client *client;
+	struct ferry__origin *origin;	/* while waiting */
+	struct ferry__conn *conn;	/* while active */
+	enum ferry__req_state state;
+	const struct ferry_http_callbacks *cb;
+	void *ctx;
+
+	char *method;			/* owned */
+	struct ferry_url url;		/* owned */
+	struct ferry__h1_header *headers;	/* owned, one block */
+	size_t nheaders;
+
+	enum ferry__body_kind body_kind;
+	const void *body;
+	size_t body_len;
+	ferry_http_body_fn body_fn;
+	int64_t body_fn_len;
+	uint64_t body_fn_sent;
+	bool body_fn_started;	/* the producer was called: no replay */
+
+	uint32_t read_timeout_ms;
+	uint32_t timeout_ms;
+	uint64_t max_body;
+	bool follow;
+	unsigned max_redirects;
+	unsigned redirects;
+	struct ferry_timer deadline;	/* total timeout */
+
+	/* The attempt on the current connection. */
+	struct ferry__h1_buf out;	/* request head */
+	size_t out_sent;		/* bytes of head + body sent */
+	bool reused;			/* conn served earlier requests */
+	bool retried;			/* the one retry was used */
+	bool fresh_conn;		/* must not take an idle conn */
+	bool head_seen;			/* on_head called */
+	bool redirecting;		/* discarding a redirect's body */
+	bool wants_close;		/* caller sent Connection: close */
+	struct ferry_url next_url;	/* redirect target, while redirecting */
+	bool paused;
+	bool in_cb;			/* inside one of its callbacks */
+	int pending_err;		/* set by cancel inside a callback */
+	uint64_t body_received;
+	int status;
+	int redirect_status;
+
+	char detail[FERRY_HTTP_DETAIL_MAX];
+};
+
+/* client.c */
+struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
+					const struct ferry_url *u);
+void ferry__origin_put(struct ferry__origin *o);
+void ferry__client_dispatch(struct ferry_http_client *c,
+			    struct ferry__origin *o);
+void ferry__client_slot_freed(struct ferry_http_client *c,
+			      struct ferry__origin *o);
+void ferry__client_maybe_free(struct ferry_http_client *c);
+void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
+void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);
+void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);
+void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp);
+
+/* conn.c */
+struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
+				    struct ferry_http_request *req);
+void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req);
+void ferry__conn_close(struct ferry__conn *cn);
+void ferry__conn_close_quiet(struct ferry__conn *cn);
+void ferry__conn_detach(struct ferry__conn *cn, bool reuse);
+void ferry__conn_pause(struct ferry__conn *cn);
+void ferry__conn_resume(struct ferry__conn *cn);
+void ferry__conn_body_ready(struct ferry__conn *cn);
+void ferry__iov_advance(struct ferry__conn *cn, size_t n);
+
+/* request.c */
+int ferry__req_wait(struct ferry_http_request *req, bool front);
+void ferry__req_fail(struct ferry_http_request *req, int err,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ferry__req_fail_detail(struct ferry_http_request *req, int err);
+int ferry__req_head(struct ferry_http_request *req, bool *discard);
+int ferry__req_body(struct ferry_http_request *req, const char *data,
+		    size_t len, const struct ferry__input *in);
+void ferry__req_complete(struct ferry_http_request *req,
+			 struct ferry__conn *cn, bool reuse);
+bool ferry__req_idempotent(const struct ferry_http_request *req);
+bool ferry__req_check_pending(struct ferry_http_request *req);
+
+#endif /* FERRY_HTTP_INTERNAL_H */

@@ -1,0 +1,694 @@
+/*
+ * request.c - a request's life around its connections: validation and
+ * copies at start, the wait for a connection, the head and body handed to
+ * the caller, redirects, failure and the one on_done.
+ *
+ * States (enum ferry__req_state): WAITING on an origin's FIFO -> ACTIVE on
+ * a connection (connecting, sending or receiving) -> DONE while on_done
+ * runs. A redirect or a retry goes from ACTIVE back to WAITING.
+ *
+ * Callbacks into the caller are bracketed by in_cb: a cancel (or a client
+ * close) that arrives from inside one only records the error, and the
+ * code that made the callback fails the request when it returns
+ * (ferry__req_check_pending), so no frame below the callback ever finds
+ * its request freed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static void whyf(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void whyf(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !whylen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static bool name_is(const struct ferry__h1_header *h, const char *name)
+{
+	return h->name_len == strlen(name) &&
+	       !strncasecmp(h->name, name, h->name_len);
+}
+
+bool ferry__req_idempotent(const struct ferry_http_request *req)
+{
+	static const char *const safe[] = {
+		"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE",
+	};
+
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+		if (!strcmp(req->method, safe[i]))
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Freeing and finishing                                                 */
+
+static void req_free(struct ferry_http_request *req)
+{
+	ferry_url_free(&req->url);
+	ferry_url_free(&req->next_url);
+	ferry__h1_buf_free(&req->out);
+	free(req->headers);
+	free(req->method);
+	free(req);
+}
+
+/* Run on_done once and free req. req is detached from everything. */
+static void req_finish(struct ferry_http_request *req, int result)
+{
+	struct ferry_http_client *c = req->client;
+
+	req->state = FERRY__REQ_DONE;
+	ferry_timer_stop(c->loop, &req->deadline);
+	if (result < 0 && !req->detail[0])
+		snprintf(req->detail, sizeof(req->detail), "%s",
+			 ferry_strerror(result));
+	if (result >= 0)
+		req->detail[0] = '\0';
+	req->cb->on_done(req->ctx, req, result, req->detail);
+	/* Still listed during on_done, so a close from in there cannot
+	 * free the client under us. */
+	ferry__list_del(&req->link);
+	c->nreqs--;
+	req_free(req);
+	ferry__client_maybe_free(c);
+}
+
+/* Take req off its origin's queue or its connection. */
+static void req_detach(struct ferry_http_request *req)
+{
+	struct ferry_http_client *c = req->client;
+	struct ferry__conn *cn = req->conn;
+
+	if (req->state == FERRY__REQ_WAITING) {
+		struct ferry__origin *o = req->origin;
+
+		ferry__list_del(&req->wait);
+		c->nwaiting--;
+		req->origin = NULL;
+		ferry__origin_put(o);
+		return;
+	}
+	if (!cn)
+		return;
+	req->conn = NULL;
+	cn->req = NULL;
+	/* A connection still being set up goes on, for the pool or the
+	 * next waiting request; one with a response under way is spoilt. */
+	if (cn->state >= FERRY__CONN_SEND)
+		ferry__conn_close(cn);
+}
+
+/* Fail req with err and the detail already in req->detail. */
+void ferry__req_fail_detail(struct ferry_http_request *req, int err)
+{
+	if (req->state == FERRY__REQ_DONE)
+		return;
+	if (req->in_cb) {
+		if (!req->pending_err)
+			req->pending_err = err;
+		return;
+	}
+	req_detach(req);
+	req_finish(req, err);
+}
+
+void ferry__req_fail(struct ferry_http_request *req, int err,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	if (req->state == FERRY__REQ_DONE || req->pending_err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(req->detail, sizeof(req->detail), fmt, ap);
+	va_end(ap);
+	ferry__req_fail_detail(req, err);
+}
+
+bool ferry__req_check_pending(struct ferry_http_request *req)
+{
+	int err = req->pending_err;
+
+	if (!err)
+		return false;
+	req->pending_err = 0;
+	ferry__req_fail_detail(req, err);
+	return true;
+}
+
+static void req_deadline_fn(struct ferry_timer *t)
+{
+	struct ferry_http_request *req = ferry__http_container_of(t,
+					struct ferry_http_request, deadline);
+
+	ferry__req_fail(req, FERRY_ETOTAL_TIMEOUT,
+			"total timeout: no complete response within %" PRIu32
+			" ms", req->timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for a connection                                              */
+
+/* Queue req on its URL's origin and dispatch. 0 or -ENOMEM. */
+int ferry__req_wait(struct ferry_http_request *req, bool front)
+{
+	struct ferry_http_client *c = req->client;
+	struct ferry__origin *o = ferry__origin_get(c, &req->url);
+
+	if (!o)
+		return -ENOMEM;
+	req->state = FERRY__REQ_WAITING;
+	req->origin = o;
+	if (front)
+		ferry__list_add_head(&o->waiting, &req->wait);
+	else
+		ferry__list_add_tail(&o->waiting, &req->wait);
+	c->nwaiting++;
+	ferry__client_dispatch(c, o);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The head of the request                                               */
+
+static int req_write_head(struct ferry_http_request *req, char *why,
+			  size_t whylen)
+{
+	struct ferry__h1_req h = {
+		.method = req->method,
+		.url = &req->url,
+		.headers = req->headers,
+		.nheaders = req->nheaders,
+		.body_len = 0,
+	};
+	int r;
+
+	switch (req->body_kind) {
+	case FERRY__BODY_NONE:
+		break;
+	case FERRY__BODY_BUFFER:
+		h.body_len = (int64_t)req->body_len;
+		break;
+	case FERRY__BODY_PRODUCER:
+		h.body_len = req->body_fn_len >= 0 ? req->body_fn_len
+						   : FERRY__H1_BODY_CHUNKED;
+		break;
+	}
+	req->out.len = 0;
+	r = ferry__h1_req_write(&req->out, &h, why, whylen);
+	if (r < 0)
+		return r;
+	req->wants_close = r == FERRY__H1_REQ_CLOSE;
+	return 0;
+}
+
+/*
+ * Copy the caller's headers into one block, adding the client's
+ * User-Agent unless the caller gave one.
+ */
+static int req_copy_headers(struct ferry_http_request *req,
+			    const struct ferry_http_request_opts *o)
+{
+	const char *ua = req->client->user_agent;
+	size_t n = o->nheaders, bytes = 0;
+	char *p;
+
+	for (size_t i = 0; i < o->nheaders; i++) {
+		const struct ferry_http_header *h = &o->headers[i];
+
+		if ((!h->name && h->name_len) || (!h->value && h->value_len))
+			return FERRY_EINVAL;
+		bytes += h->name_len + h->value_len;
+		if (ua && h->name_len == 10 && !strncasecmp(h->name, "User-Agent", 10))
+			ua = NULL;
+	}
+	if (ua)
+		n++;
+	if (!n)
+		return 0;
+	req->headers = malloc(n * sizeof(*req->headers) + bytes + 1);
+	if (!req->headers)
+		return -ENOMEM;
+	p = (char *)(req->headers + n);
+	for (size_t i = 0; i < o->nheaders; i++) {
+		const struct ferry_http_header *h = &o->headers[i];
+		struct ferry__h1_header *d = &req->headers[i];
+
+		d->name = p;
+		d->name_len = h->name_len;
+		if (h->name_len)
+			memcpy(p, h->name, h->name_len);
+		p += h->name_len;
+		d->value = p;
+		d->value_len = h->value_len;
+		if (h->value_len)
+			memcpy(p, h->value, h->value_len);
+		p += h->value_len;
+	}
+	if (ua)	/* the client outlives its requests */
+		req->headers[o->nheaders] = (struct ferry__h1_header){
+			"User-Agent", 10, ua, strlen(ua) };
+	req->nheaders = n;
+	return 0;
+}
+
+int ferry_http_request_start(struct ferry_http_client *c,
+			     const struct ferry_http_request_opts *o,
+			     struct ferry_http_request **reqp,
+			     char *why, size_t whylen)
+{
+	struct ferry_http_request *req;
+	int err;
+
+	if (reqp)
+		*reqp = NULL;
+	if (!c || !o || !reqp || !o->url || !o->url->host || !o->cb ||
+	    !o->cb->on_done) {
+		whyf(why, whylen, "missing client, URL, callbacks or on_done");
+		return FERRY_EINVAL;
+	}
+	if (c->closing) {
+		whyf(why, whylen, "the client is closed");
+		return FERRY_ECLOSED;
+	}
+	if (o->url->scheme == FERRY_URL_HTTPS) {
+		whyf(why, whylen, "https: TLS not built yet");
+		return -EPROTONOSUPPORT;
+	}
+	if (o->body_fn && (o->body || o->body_len)) {
+		whyf(why, whylen, "both a body buffer and a body producer");
+		return FERRY_EINVAL;
+	}
+	if (!o->body && o->body_len) {
+		whyf(why, whylen, "body_len without a body");
+		return FERRY_EINVAL;
+	}
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		goto nomem;
+	req->client = c;
+	req->cb = o->cb;
+	req->ctx = o->ctx;
+	req->deadline.fn = req_deadline_fn;
+	req->method = strdup(o->method ? o->method : "GET");
+	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
+		goto nomem_req;
+	err = req_copy_headers(req, o);
+	if (err == -ENOMEM)
+		goto nomem_req;
+	if (err < 0) {
+		whyf(why, whylen, "header with a NULL name or value");
+		req_free(req);
+		return err;
+	}
+	if (o->body_fn) {
+		req->body_kind = FERRY__BODY_PRODUCER;
+		req->body_fn = o->body_fn;
+		req->body_fn_len = o->body_fn_len;
+	} else if (o->body) {
+		req->body_kind = FERRY__BODY_BUFFER;
+		req->body = o->body;
+		req->body_len = o->body_len;
+	}
+	/* Everything the writer refuses (method, header names and values,
+	 * framing headers) is refused here, before any I/O. */
+	err = req_write_head(req, why, whylen);
+	if (err < 0) {
+		req_free(req);
+		return err;
+	}
+	req->read_timeout_ms = o->read_timeout_ms;
+	req->max_body = o->max_body ? o->max_body : c->opts.max_body;
+	req->follow = o->follow_redirects == FERRY_HTTP_FOLLOW_DEFAULT
+			      ? c->opts.follow_redirects
+			      : o->follow_redirects == FERRY_HTTP_FOLLOW_YES;
+	req->max_redirects = o->max_redirects ? o->max_redirects
+					      : c->opts.max_redirects;
+	req->timeout_ms = o->timeout_ms;
+	if (o->timeout_ms &&
+	    ferry_timer_start(c->loop, &req->deadline,
+			      ferry_time_now() + o->timeout_ms * FERRY__MS) < 0)
+		goto nomem_req;
+	ferry__list_add_tail(&c->reqs, &req->link);
+	c->nreqs++;
+	c->requests_started++;
+	if (ferry__req_wait(req, false) < 0) {
+		ferry__list_del(&req->link);
+		c->nreqs--;
+		ferry_timer_stop(c->loop, &req->deadline);
+		goto nomem_req;
+	}
+	*reqp = req;
+	return 0;
+nomem_req:
+	ferry_timer_stop(c->loop, &req->deadline);
+	req_free(req);
+nomem:
+	whyf(why, whylen, "out of memory");
+	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* The response, as the connection parses it                              */
+
+static bool is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+/* Decide whether this redirect is followed; 1 yes, 0 no, < 0 failed. */
+static int req_redirect_check(struct ferry_http_request *req,
+			      const struct ferry__h1_resp *p, int status)
+{
+	char why[FERRY_URL_WHY_MAX];
+	const char *loc;
+	size_t len;
+	int r;
+
+	if (!req->follow || !is_redirect(status))
+		return 0;
+	loc = ferry__h1_resp_header(p, "Location", &len);
+	if (!loc)
+		return 0;
+	/* A producer body cannot be sent again. */
+	if ((status == 307 || status == 308) &&
+	    req->body_kind == FERRY__BODY_PRODUCER)
+		return 0;
+	if (req->redirects >= req->max_redirects) {
+		ferry__req_fail(req, FERRY_EREDIRECTS,
+				"more than %u redirects (last: %d to %.*s)",
+				req->max_redirects, status, (int)(len > 80 ? 80 : len),
+				loc);
+		return -1;
+	}
+	ferry_url_free(&req->next_url);
+	r = ferry_url_resolve(&req->next_url, &req->url, loc, len, why,
+			      sizeof(why));
+	if (r < 0) {
+		ferry__req_fail(req, r, "redirect %d: bad Location: %s", status,
+				r == FERRY_EURL ? why : ferry_strerror(r));
+		return -1;
+	}
+	req->redirect_status = status;
+	return 1;
+}
+
+/*
+ * ferry__req_head - the final head is parsed. Follows redirects (then the
+ * body is discarded: *discard), checks the body limit, calls on_head.
+ * Returns 0 to go on, or < 0 when req failed (the caller stops).
+ */
+int ferry__req_head(struct ferry_http_request *req, bool *discard)
+{
+	const struct ferry__h1_resp *p = &req->conn->parser;
+	int status = ferry__h1_resp_status(p);
+	const char *cl;
+	int r;
+
+	r = req_redirect_check(req, p, status);
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		req->redirecting = true;
+		*discard = true;
+		return 0;
+	}
+	cl = ferry__h1_resp_header(p, "Content-Length", NULL);
+	if (cl && req->max_body && strtoull(cl, NULL, 10) > req->max_body) {
+		ferry__req_fail(req, FERRY_ETOOLARGE,
+				"Content-Length %s exceeds the body limit of %" PRIu64
+				" bytes", cl, req->max_body);
+		return -1;
+	}
+	req->status = status;
+	req->head_seen = true;
+	if (!req->cb->on_head)
+		return 0;
+	req->in_cb = true;
+	r = req->cb->on_head(req->ctx, req, status);
+	req->in_cb = false;
+	if (ferry__req_check_pending(req))
+		return -1;
+	if (r < 0) {
+		ferry__req_fail(req, r, "on_head refused the response: %s",
+				ferry_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* ferry__req_body - a body slice from input in. 0, or < 0 if req failed. */
+int ferry__req_body(struct ferry_http_request *req, const char *data,
+		    size_t len, const struct ferry__input *in)
+{
+	uintptr_t token = in->spill ? (uintptr_t)in->spill
+				    : (uintptr_t)in->bid + 1;
+	struct ferry__spill *sp;
+	unsigned bid;
+	int r;
+
+	if (req->redirecting)
+		return 0;
+	req->body_received += len;
+	if (req->max_body && req->body_received > req->max_body) {
+		ferry__req_fail(req, FERRY_ETOOLARGE,
+				"body exceeds the limit of %" PRIu64 " bytes",
+				req->max_body);
+		return -1;
+	}
+	if (!req->cb->on_body || !len)
+		return 0;
+	req->in_cb = true;
+	/* A reference of our own across the call: a close or cancel from
+	 * inside it drops the connection's, and a buffer the callback keeps
+	 * must not go back to the kernel meanwhile. */
+	sp = in->spill;
+	bid = in->bid;
+	if (sp)
+		sp->refs++;
+	else
+		req->client->buf_refs[bid]++;
+	r = req->cb->on_body(req->ctx, req, data, len, token);
+	req->in_cb = false;
+	if (r == FERRY_HTTP_KEEP && sp)
+		ferry__spill_keep(req->client, sp);
+	else if (r == FERRY_HTTP_KEEP)
+		ferry__buf_keep(req->client, bid);
+	if (sp)
+		ferry__spill_unref(req->client, sp);
+	else
+		ferry__buf_unref(req->client, bid);
+	if (ferry__req_check_pending(req))
+		return -1;
+	if (r < 0) {
+		ferry__req_fail(req, r, "on_body refused the body: %s",
+				ferry_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Drop the headers that must not cross to another origin. */
+static void req_drop_credentials(struct ferry_http_request *req)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct ferry__h1_header *h = &req->headers[i];
+
+		if (name_is(h, "Authorization") || name_is(h, "Cookie") ||
+		    name_is(h, "Proxy-Authorization") || name_is(h, "Host"))
+			continue;
+		req->headers[j++] = *h;
+	}
+	req->nheaders = j;
+}
+
+static void req_follow(struct ferry_http_request *req)
+{
+	int status = req->redirect_status;
+	char why[FERRY__H1_WHY_MAX];
+	bool cross;
+
+	req->redirecting = false;
+	if (req->next_url.scheme == FERRY_URL_HTTPS) {
+		char where[128];
+
+		ferry_url_format(&req->next_url, where, sizeof(where));
+		ferry__req_fail(req, -EPROTONOSUPPORT,
+				"redirect to %s: TLS not built yet", where);
+		return;
+	}
+	cross = !ferry_url_same_origin(&req->url, &req->next_url);
+	ferry_url_free(&req->url);
+	req->url = req->next_url;
+	memset(&req->next_url, 0, sizeof(req->next_url));
+	req->redirects++;
+	if (status != 307 && status != 308 && strcmp(req->method, "HEAD")) {
+		char *get = strdup("GET");
+
+		if (!get) {
+			ferry__req_fail(req, -ENOMEM, "redirect: out of memory");
+			return;
+		}
+		free(req->method);
+		req->method = get;
+		req->body_kind = FERRY__BODY_NONE;
+		req->body = NULL;
+		req->body_len = 0;
+	}
+	if (cross)
+		req_drop_credentials(req);
+	req->head_seen = false;
+	req->retried = false;
+	req->fresh_conn = false;
+	req->status = 0;
+	req->body_received = 0;
+	if (req_write_head(req, why, sizeof(why)) < 0) {
+		ferry__req_fail(req, FERRY_EINVAL, "redirect: %s", why);
+		return;
+	}
+	if (ferry__req_wait(req, false) < 0)
+		ferry__req_fail(req, -ENOMEM, "redirect: out of memory");
+}
+
+/*
+ * ferry__req_complete - the response on cn is whole (cn->req already
+ * cleared). The connection goes back to the pool or closes first, so a
+ * request started from on_done can take it.
+ */
+void ferry__req_complete(struct ferry_http_request *req,
+			 struct ferry__conn *cn, bool reuse)
+{
+	req->conn = NULL;
+	/* Active on no connection, for a moment. */
+	ferry__conn_detach(cn, reuse);
+	if (req->redirecting) {
+		req_follow(req);
+		return;
+	}
+	req_finish(req, req->status);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public calls on a running request                                     */
+
+void ferry_http_request_cancel(struct ferry_http_request *req)
+{
+	if (!req)
+		return;
+	ferry__req_fail(req, FERRY_ECANCELED, "cancelled by the caller");
+}
+
+void ferry_http_request_pause(struct ferry_http_request *req)
+{
+	if (!req || req->paused || req->state == FERRY__REQ_DONE)
+		return;
+	req->paused = true;
+	if (req->conn && req->conn->state >= FERRY__CONN_SEND)
+		ferry__conn_pause(req->conn);
+}
+
+void ferry_http_request_resume(struct ferry_http_request *req)
+{
+	if (!req || !req->paused || req->state == FERRY__REQ_DONE)
+		return;
+	req->paused = false;
+	if (req->conn && req->conn->state >= FERRY__CONN_SEND)
+		ferry__conn_resume(req->conn);
+}
+
+void ferry_http_request_body_ready(struct ferry_http_request *req)
+{
+	if (req && req->conn && req->state == FERRY__REQ_ACTIVE)
+		ferry__conn_body_ready(req->conn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors                                                             */
+
+static const struct ferry__h1_resp *req_parser(const struct ferry_http_request *req)
+{
+	if (!req || !req->head_seen || !req->conn)
+		return NULL;
+	return &req->conn->parser;
+}
+
+int ferry_http_response_status(const struct ferry_http_request *req)
+{
+	return req ? req->status : 0;
+}
+
+const char *ferry_http_response_reason(const struct ferry_http_request *req,
+				       size_t *len)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+
+	if (!p) {
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	return ferry__h1_resp_reason(p, len);
+}
+
+size_t ferry_http_response_header_count(const struct ferry_http_request *req)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+
+	return p ? ferry__h1_resp_header_count(p) : 0;
+}
+
+bool ferry_http_response_header_at(const struct ferry_http_request *req,
+				   size_t i, struct ferry_http_header *out)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+	struct ferry__h1_header h;
+
+	if (!p || !ferry__h1_resp_header_at(p, i, &h))
+		return false;
+	*out = (struct ferry_http_header){ h.name, h.name_len, h.value,
+					   h.value_len };
+	return true;
+}
+
+const char *ferry_http_response_header(const struct ferry_http_request *req,
+				       const char *name, size_t *len)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+
+	return p && name ? ferry__h1_resp_header(p, name, len) : NULL;
+}
+
+const struct ferry_url *
+ferry_http_request_url(const struct ferry_http_request *req)
+{
+	return &req->url;
+}
+
+unsigned ferry_http_request_redirects(const struct ferry_http_request *req)
+{
+	return req->redirects;
+}
+
+bool ferry_http_request_reused(const struct ferry_http_request *req)
+{
+	return req->reused;
+}
