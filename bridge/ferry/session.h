@@ -1,0 +1,150 @@
+/*
+ * ferry/session.h - blocking HTTP from any thread: a client tied to a
+ * runner, requests that return a response with status and headers, then the
+ * whole body or a stream of it.
+ *
+ * The same machinery as the loop-side client (ferry/http.h), reached
+ * through the bridge (ferry/bridge.h): a request is a task on the runner's
+ * loop; the calling thread blocks on its future. What aiohttp users do with
+ * a ClientSession on a loop thread, ferry does with:
+ *
+ *     struct ferry_session *s;
+ *     ferry_session_create(runner, NULL, &s);
+ *     struct ferry_response *r;
+ *     int rc = ferry_session_get(s, "http://127.0.0.1:8080/", &r);
+ *     if (rc >= 0) use(ferry_response_status(r), ferry_response_body(r, &n));
+ *     ferry_response_free(r);
+ *     ferry_session_destroy(s);
+ *
+ * Threads: every function here is "Thread: any", except that a blocking
+ * call on the runner's own loop thread returns FERRY_EDEADLOCK, and one
+ * response's stream is read by one thread at a time.
+ *
+ * Errors: those of ferry/http.h (FERRY_EURL, FERRY_EDNS, -ECONNREFUSED,
+ * timeouts, FERRY_EPROTO, FERRY_ETOOLARGE, ...), plus FERRY_ECLOSED when the
+ * session or its runner is closed, and those of ferry/bridge.h.
+ */
+#ifndef FERRY_SESSION_H
+#define FERRY_SESSION_H
+
+#include "ferry/bridge.h"
+#include "ferry/http.h"
+
+struct ferry_session;
+struct ferry_response;
+
+/*
+ * ferry_session_create - make a client on @r's loop (starting the runner
+ * if needed) and tie it to the runner's lifetime: closing the runner
+ * closes the session. @opts may be NULL (ferry/http.h's defaults).
+ * *@sp is the caller's, freed with ferry_session_destroy().
+ * Returns 0, or the client's or runner's error.
+ */
+int ferry_session_create(struct ferry_runner *r,
+			 const struct ferry_http_client_opts *opts,
+			 struct ferry_session **sp);
+
+/*
+ * ferry_session_close - close the client: requests in flight end with
+ * FERRY_ECLOSED, connections close, and it returns when the client is
+ * gone. Idempotent. After it, requests fail with FERRY_ECLOSED.
+ */
+void ferry_session_close(struct ferry_session *s);
+
+/* ferry_session_destroy - close, then free @s. NULL is a no-op. */
+void ferry_session_destroy(struct ferry_session *s);
+
+/* ferry_session_runner - the runner the session lives on. */
+struct ferry_runner *ferry_session_runner(const struct ferry_session *s);
+
+/* What to send. Everything is copied by submit, except @body, which must
+ * stay valid until the response is done (or freed). */
+struct ferry_request {
+	const char *method;		/* NULL = "GET"; any token */
+	const char *url;		/* required, http:// or https:// */
+	const struct ferry_http_header *headers;
+	size_t nheaders;
+	const void *body;		/* sent with Content-Length */
+	size_t body_len;
+	uint32_t timeout_ms;		/* total deadline; 0 = none */
+	uint64_t max_body;		/* 0 = the client's (whole-body mode) */
+	enum ferry_http_follow follow_redirects;
+	unsigned max_redirects;		/* 0 = the client's */
+	/* false: the whole body is read into memory before the response is
+	 * done. true: the response is done when its head arrives, and the
+	 * body is read with ferry_response_stream() (zero-copy, with
+	 * backpressure: a slow reader makes the connection stop reading). */
+	bool stream;
+	unsigned stream_capacity;	/* chunks queued at most; 0 = 16 */
+};
+
+/*
+ * ferry_session_submit - start a request and return at once.
+ *
+ * *@rp receives the response object (owned by the caller, freed with
+ * ferry_response_free) even when this returns an error, so that
+ * ferry_response_detail() can say why; it is NULL only for -ENOMEM.
+ * A bad URL is refused here, before any I/O (FERRY_EURL).
+ * Returns 0 or a negative code; then wait with ferry_response_wait (or a
+ * set of them with ferry_task_wait_all/any on ferry_response_task).
+ */
+int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq,
+			 struct ferry_response **rp);
+
+/*
+ * ferry_session_request - submit and wait. Returns the HTTP status
+ * (>= 100) or a negative code; *@rp as for submit.
+ */
+int ferry_session_request(struct ferry_session *s,
+			  const struct ferry_request *rq,
+			  struct ferry_response **rp);
+
+/* ferry_session_get - GET @url, whole body. As ferry_session_request. */
+int ferry_session_get(struct ferry_session *s, const char *url,
+		      struct ferry_response **rp);
+
+/*
+ * ferry_response_wait - wait for @r (timeout as ferry_task_wait).
+ * Returns the HTTP status, a negative error, or FERRY_ETIMEDOUT (still
+ * running; wait again or free).
+ */
+int ferry_response_wait(struct ferry_response *r, int64_t timeout_ns);
+
+/* ferry_response_task - @r's task, for ferry_task_wait_all/any. */
+struct ferry_task *ferry_response_task(struct ferry_response *r);
+
+/*
+ * Accessors: valid once the response is done (wait returned a result),
+ * until ferry_response_free. Strings are NUL-terminated.
+ */
+int ferry_response_status(const struct ferry_response *r);
+const char *ferry_response_reason(const struct ferry_response *r);
+/* A sentence about the error, "" on success. */
+const char *ferry_response_detail(const struct ferry_response *r);
+size_t ferry_response_header_count(const struct ferry_response *r);
+bool ferry_response_header_at(const struct ferry_response *r, size_t i,
+			      struct ferry_http_header *out);
+/* First field named @name (case-insensitive), or NULL; @len may be NULL. */
+const char *ferry_response_header(const struct ferry_response *r,
+				  const char *name, size_t *len);
+/* The whole body (whole-body mode; NULL with *len 0 otherwise). */
+const void *ferry_response_body(const struct ferry_response *r, size_t *len);
+/* The final URL after redirects, formatted. */
+const char *ferry_response_url(const struct ferry_response *r);
+/*
+ * The body stream (stream mode; NULL otherwise): iterate it with
+ * ferry_stream_next or ferry_lines_*. The stream belongs to the response:
+ * do not close it; ferry_response_free does.
+ */
+struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
+
+/*
+ * ferry_response_free - cancel @r if still running, wait until the loop is
+ * done with it, close its stream, free it. NULL is a no-op. A response
+ * still running cannot be freed on the runner's loop thread (that would
+ * wait for the loop itself): submit from the loop only what another
+ * thread waits for and frees.
+ */
+void ferry_response_free(struct ferry_response *r);
+
+#endif /* FERRY_SESSION_H */

@@ -1,0 +1,649 @@
+/*
+ * session.c - blocking HTTP over the bridge.
+ *
+ * Two objects per request, with one owner each:
+ *   struct ferry_response  the caller's: the request's copy, the task (the
+ *                          future), and the result;
+ *   struct ferry__xfer     the loop's: lives from the task's start until
+ *                          the loop-side request's on_done.
+ * The transfer writes into the response only until it completes the task
+ * (at on_done in whole-body mode, at on_head in stream mode); after that
+ * it talks only to the stream, whose lifetime is shared. So a caller may
+ * free a streaming response at any time.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+#include "ferry/session.h"
+
+/* Whole-body mode never buffers more than this unless told to. */
+#define FERRY__SESSION_MAX_BODY (256ull << 20)
+
+struct ferry_session {
+	struct ferry_runner *r;
+	uint64_t max_body;			/* whole-body default */
+	pthread_mutex_t lock;
+	bool closed;				/* under lock: close called */
+	struct ferry_http_client *client;	/* loop only; NULL once closed */
+	struct ferry_cleanup cleanup;
+};
+
+struct ferry__xfer;
+
+struct ferry_response {
+	struct ferry_task task;
+	struct ferry_session *s;
+	bool submitted;
+
+	/* The request, copied (body excepted). */
+	struct ferry_request rq;
+	struct ferry_url url;
+	char *rqmem;			/* method and header copies */
+	struct ferry_http_header *rqhdrs;
+
+	/* Loop only, while the task runs. */
+	struct ferry__xfer *x;
+
+	/* The result, written by the loop before the task completes. */
+	int result;
+	int status;
+	char detail[FERRY_HTTP_DETAIL_MAX];
+	char *reason;
+	char *final_url;
+	struct ferry_http_header *headers;
+	size_t nheaders;
+	char *harena;
+	char *body;
+	size_t body_len, body_cap;
+	struct ferry_stream *stream;
+};
+
+struct ferry__xfer {
+	struct ferry_response *resp;	/* until the task completes */
+	struct ferry_http_client *client;
+	struct ferry_http_request *req;	/* until on_done */
+	struct ferry_stream *stream;	/* stream mode, until ended */
+	uint64_t max_body;
+	/* A chunk the full stream refused, pushed again on resume. */
+	const void *pend_data;
+	size_t pend_len;
+	uintptr_t pend_token;
+	bool pending;
+};
+
+/* ------------------------------------------------------------------ */
+/* Copying the response head                                             */
+
+static char *ferry__strndup(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* Copy status, reason, headers and the final URL out of the parser. */
+static int ferry__copy_head(struct ferry_response *resp,
+			    struct ferry_http_request *req, int status)
+{
+	size_t n = ferry_http_response_header_count(req), bytes = 0, len = 0;
+	const char *reason = ferry_http_response_reason(req, &len);
+	struct ferry_http_header h;
+	char url[2048], *p;
+
+	resp->status = status;
+	resp->reason = ferry__strndup(reason, len);
+	ferry_url_format(ferry_http_request_url(req), url, sizeof(url));
+	resp->final_url = strdup(url);
+	for (size_t i = 0; i < n && ferry_http_response_header_at(req, i, &h); i++)
+		bytes += h.name_len + h.value_len + 2;
+	resp->headers = calloc(n ? n : 1, sizeof(*resp->headers));
+	resp->harena = malloc(bytes ? bytes : 1);
+	if (!resp->reason || !resp->final_url || !resp->headers || !resp->harena)
+		return -ENOMEM;
+	p = resp->harena;
+	for (size_t i = 0; i < n && ferry_http_response_header_at(req, i, &h); i++) {
+		struct ferry_http_header *o = &resp->headers[i];
+
+		o->name = memcpy(p, h.name, h.name_len);
+		o->name_len = h.name_len;
+		p[h.name_len] = '\0';
+		p += h.name_len + 1;
+		o->value = memcpy(p, h.value, h.value_len);
+		o->value_len = h.value_len;
+		p[h.value_len] = '\0';
+		p += h.value_len + 1;
+		resp->nheaders++;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The transfer: loop-side callbacks                                     */
+
+static void ferry__xfer_release(void *ctx, uintptr_t token)
+{
+	/* ctx is the client: it waits for kept buffers before it frees
+	 * itself, so it outlives every stream fed from it. */
+	ferry_http_buffer_release(ctx, token);
+}
+
+static void ferry__xfer_drop_pending(struct ferry__xfer *x)
+{
+	if (x->pending) {
+		x->pending = false;
+		ferry_http_buffer_release(x->client, x->pend_token);
+	}
+}
+
+static void ferry__xfer_resume(struct ferry_stream *st, void *producer)
+{
+	struct ferry__xfer *x = producer;
+	int ret;
+
+	if (x->pending) {
+		ret = ferry_stream_push(st, x->pend_data, x->pend_len, x->pend_token);
+		if (ret == -EAGAIN)
+			return;
+		if (ret == 0)
+			x->pending = false;
+		else
+			ferry__xfer_drop_pending(x);
+	}
+	if (x->req)
+		ferry_http_request_resume(x->req);
+}
+
+static void ferry__xfer_stop(struct ferry_stream *st, void *producer)
+{
+	struct ferry__xfer *x = producer;
+
+	ferry__xfer_drop_pending(x);
+	/* on_done follows (perhaps inside), ends the stream and frees x. */
+	if (x->req)
+		ferry_http_request_cancel(x->req);
+}
+
+static const struct ferry_stream_ops ferry__xfer_stream_ops = {
+	.release = ferry__xfer_release,
+	.resume = ferry__xfer_resume,
+	.stop = ferry__xfer_stop,
+};
+
+static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
+			    int status)
+{
+	struct ferry__xfer *x = ctx;
+	struct ferry_response *resp = x->resp;
+	int ret = ferry__copy_head(resp, req, status);
+
+	if (ret < 0 || !resp->rq.stream)
+		return ret;
+	ret = ferry_stream_create(resp->s->r, resp->rq.stream_capacity,
+				  &ferry__xfer_stream_ops, x->client, x,
+				  &x->stream);
+	if (ret < 0)
+		return ret;
+	/* The caller gets the response now; the body follows in the
+	 * stream. From here on x no longer touches resp. */
+	resp->stream = x->stream;
+	resp->result = status;
+	resp->x = NULL;
+	x->resp = NULL;
+	ferry_task_complete(&resp->task, status);
+	return 0;
+}
+
+static int ferry__body_append(struct ferry__xfer *x, const void *data,
+			      size_t len)
+{
+	struct ferry_response *resp = x->resp;
+	size_t need = resp->body_len + len;
+
+	if (need > x->max_body)
+		return FERRY_ETOOLARGE;
+	if (need + 1 > resp->body_cap) {
+		size_t cap = resp->body_cap ? resp->body_cap : 4096;
+		char *b;
+
+		while (cap < need + 1)
+			cap *= 2;
+		b = realloc(resp->body, cap);
+		if (!b)
+			return -ENOMEM;
+		resp->body = b;
+		resp->body_cap = cap;
+	}
+	memcpy(resp->body + resp->body_len, data, len);
+	resp->body_len = need;
+	resp->body[need] = '\0';	/* text bodies read as C strings */
+	return 0;
+}
+
+static int ferry__xfer_body(void *ctx, struct ferry_http_request *req,
+			    const void *data, size_t len, uintptr_t token)
+{
+	struct ferry__xfer *x = ctx;
+	int ret;
+
+	if (!x->stream)
+		return ferry__body_append(x, data, len);
+	ret = ferry_stream_push(x->stream, data, len, token);
+	if (ret == 0)
+		return FERRY_HTTP_KEEP;
+	if (ret == -EAGAIN) {
+		/* Backpressure: keep the chunk, stop reading until resume. */
+		x->pend_data = data;
+		x->pend_len = len;
+		x->pend_token = token;
+		x->pending = true;
+		ferry_http_request_pause(req);
+		return FERRY_HTTP_KEEP;
+	}
+	return ret;	/* FERRY_ECLOSED: the reader is gone */
+}
+
+static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
+			     int result, const char *detail)
+{
+	struct ferry__xfer *x = ctx;
+	struct ferry_response *resp = x->resp;
+
+	x->req = NULL;
+	ferry__xfer_drop_pending(x);
+	if (x->stream)
+		ferry_stream_end(x->stream, result < 0 ? result : 0);
+	if (resp) {
+		resp->x = NULL;
+		resp->result = result;
+		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
+		ferry_task_complete(&resp->task, result);
+	}
+	free(x);
+}
+
+static const struct ferry_http_callbacks ferry__xfer_cb = {
+	.on_head = ferry__xfer_head,
+	.on_body = ferry__xfer_body,
+	.on_done = ferry__xfer_done,
+};
+
+/* ------------------------------------------------------------------ */
+/* The response's task                                                   */
+
+static void ferry__resp_fail(struct ferry_response *resp, int err,
+			     const char *why)
+{
+	resp->result = err;
+	snprintf(resp->detail, sizeof(resp->detail), "%s",
+		 why && *why ? why : ferry_strerror(err));
+	ferry_task_complete(&resp->task, err);
+}
+
+static void ferry__resp_start(struct ferry_task *t)
+{
+	struct ferry_response *resp = ferry__container_of(t, struct ferry_response,
+							 task);
+	struct ferry_session *s = resp->s;
+	struct ferry_http_request_opts o;
+	struct ferry__xfer *x;
+	int ret;
+
+	if (!s->client)
+		return ferry__resp_fail(resp, FERRY_ECLOSED, "session closed");
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return ferry__resp_fail(resp, -ENOMEM, NULL);
+	x->resp = resp;
+	x->client = s->client;
+	x->max_body = resp->rq.max_body ? resp->rq.max_body : s->max_body;
+	o = (struct ferry_http_request_opts){
+		.method = resp->rq.method,
+		.url = &resp->url,
+		.headers = resp->rqhdrs,
+		.nheaders = resp->rq.nheaders,
+		.body = resp->rq.body,
+		.body_len = resp->rq.body_len,
+		.timeout_ms = resp->rq.timeout_ms,
+		/* Stream mode has no limit of ours: the reader paces it. */
+		.max_body = resp->rq.stream ? resp->rq.max_body : x->max_body,
+		.follow_redirects = resp->rq.follow_redirects,
+		.max_redirects = resp->rq.max_redirects,
+		.cb = &ferry__xfer_cb,
+		.ctx = x,
+	};
+	resp->x = x;
+	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
+				       sizeof(resp->detail));
+	if (ret < 0) {
+		resp->x = NULL;
+		free(x);
+		ferry__resp_fail(resp, ret, resp->detail);
+	}
+}
+
+static void ferry__resp_cancel(struct ferry_task *t)
+{
+	struct ferry_response *resp = ferry__container_of(t, struct ferry_response,
+							 task);
+
+	/* on_done follows, possibly inside, and completes the task: do not
+	 * touch resp after this call. */
+	if (resp->x && resp->x->req)
+		ferry_http_request_cancel(resp->x->req);
+}
+
+/* Copy method and headers into one allocation owned by the response. */
+static int ferry__copy_request(struct ferry_response *resp,
+			       const struct ferry_request *rq)
+{
+	const char *method = rq->method ? rq->method : "GET";
+	size_t bytes = strlen(method) + 1;
+	char *p;
+
+	for (size_t i = 0; i < rq->nheaders; i++)
+		bytes += rq->headers[i].name_len + rq->headers[i].value_len;
+	resp->rqmem = malloc(bytes);
+	resp->rqhdrs = calloc(rq->nheaders ? rq->nheaders : 1,
+			      sizeof(*resp->rqhdrs));
+	if (!resp->rqmem || !resp->rqhdrs)
+		return -ENOMEM;
+	resp->rq = *rq;
+	p = resp->rqmem;
+	resp->rq.method = strcpy(p, method);
+	p += strlen(method) + 1;
+	for (size_t i = 0; i < rq->nheaders; i++) {
+		const struct ferry_http_header *h = &rq->headers[i];
+
+		resp->rqhdrs[i] = (struct ferry_http_header){
+			.name = memcpy(p, h->name, h->name_len),
+			.name_len = h->name_len,
+			.value = memcpy(p + h->name_len, h->value, h->value_len),
+			.value_len = h->value_len,
+		};
+		p += h->name_len + h->value_len;
+	}
+	resp->rq.headers = resp->rqhdrs;
+	resp->rq.url = NULL;
+	return 0;
+}
+
+int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq,
+			 struct ferry_response **rp)
+{
+	struct ferry_response *resp = calloc(1, sizeof(*resp));
+	int ret;
+
+	*rp = resp;
+	if (!resp)
+		return -ENOMEM;
+	resp->s = s;
+	resp->task.start = ferry__resp_start;
+	resp->task.cancel = ferry__resp_cancel;
+	if (!rq || !rq->url || (rq->nheaders && !rq->headers)) {
+		ret = FERRY_EINVAL;
+		snprintf(resp->detail, sizeof(resp->detail), "no URL given");
+		goto fail;
+	}
+	ret = ferry_url_parse(&resp->url, rq->url, strlen(rq->url),
+			      resp->detail, sizeof(resp->detail));
+	if (ret < 0)
+		goto fail;
+	ret = ferry__copy_request(resp, rq);
+	if (ret < 0)
+		goto fail;
+	ret = ferry_task_submit(s->r, &resp->task);
+	if (ret < 0)
+		goto fail;
+	resp->submitted = true;
+	return 0;
+fail:
+	resp->result = ret;
+	if (!resp->detail[0])
+		snprintf(resp->detail, sizeof(resp->detail), "%s",
+			 ferry_strerror(ret));
+	return ret;
+}
+
+int ferry_response_wait(struct ferry_response *r, int64_t timeout_ns)
+{
+	if (!r->submitted)
+		return r->result;
+	return ferry_task_wait(&r->task, timeout_ns);
+}
+
+int ferry_session_request(struct ferry_session *s,
+			  const struct ferry_request *rq,
+			  struct ferry_response **rp)
+{
+	int ret;
+
+	/* Refuse before submitting: a request queued on our own loop could
+	 * neither be waited for nor freed from here. */
+	if (ferry__runner_on_loop(s->r)) {
+		*rp = calloc(1, sizeof(**rp));
+		if (!*rp)
+			return -ENOMEM;
+		(*rp)->result = FERRY_EDEADLOCK;
+		snprintf((*rp)->detail, sizeof((*rp)->detail),
+			 "blocking request on the runner's loop thread");
+		return FERRY_EDEADLOCK;
+	}
+	ret = ferry_session_submit(s, rq, rp);
+
+	if (ret < 0)
+		return ret;
+	return ferry_response_wait(*rp, -1);
+}
+
+int ferry_session_get(struct ferry_session *s, const char *url,
+		      struct ferry_response **rp)
+{
+	struct ferry_request rq = { .url = url };
+
+	return ferry_session_request(s, &rq, rp);
+}
+
+struct ferry_task *ferry_response_task(struct ferry_response *r)
+{
+	return &r->task;
+}
+
+void ferry_response_free(struct ferry_response *r)
+{
+	if (!r)
+		return;
+	/* On the loop thread a running response cannot be waited for:
+	 * leaving it allocated is the only safe answer to that misuse. */
+	if (r->submitted && ferry_task_release(&r->task) == FERRY_EDEADLOCK)
+		return;
+	ferry_stream_close(r->stream);
+	ferry_url_free(&r->url);
+	free(r->rqmem);
+	free(r->rqhdrs);
+	free(r->reason);
+	free(r->final_url);
+	free(r->headers);
+	free(r->harena);
+	free(r->body);
+	free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Accessors                                                             */
+
+int ferry_response_status(const struct ferry_response *r)
+{
+	return r->status;
+}
+
+const char *ferry_response_reason(const struct ferry_response *r)
+{
+	return r->reason ? r->reason : "";
+}
+
+const char *ferry_response_detail(const struct ferry_response *r)
+{
+	return r->result < 0 ? r->detail : "";
+}
+
+size_t ferry_response_header_count(const struct ferry_response *r)
+{
+	return r->nheaders;
+}
+
+bool ferry_response_header_at(const struct ferry_response *r, size_t i,
+			      struct ferry_http_header *out)
+{
+	if (i >= r->nheaders)
+		return false;
+	*out = r->headers[i];
+	return true;
+}
+
+const char *ferry_response_header(const struct ferry_response *r,
+				  const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (r->headers[i].name_len == n &&
+		    strncasecmp(r->headers[i].name, name, n) == 0) {
+			if (len)
+				*len = r->headers[i].value_len;
+			return r->headers[i].value;
+		}
+	return NULL;
+}
+
+const void *ferry_response_body(const struct ferry_response *r, size_t *len)
+{
+	*len = r->body_len;
+	return r->body;
+}
+
+const char *ferry_response_url(const struct ferry_response *r)
+{
+	return r->final_url ? r->final_url : "";
+}
+
+struct ferry_stream *ferry_response_stream(const struct ferry_response *r)
+{
+	return r->stream;
+}
+
+/* ------------------------------------------------------------------ */
+/* The session                                                           */
+
+/* Runner closing: the client goes with it (loop thread). */
+static void ferry__session_cleanup(struct ferry_cleanup *c)
+{
+	struct ferry_session *s = ferry__container_of(c, struct ferry_session,
+						     cleanup);
+	struct ferry_http_client *client = s->client;
+
+	s->client = NULL;
+	if (client)
+		ferry_http_client_close(client, NULL, NULL);
+}
+
+struct ferry__session_op {
+	struct ferry_task task;
+	struct ferry_session *s;
+	const struct ferry_http_client_opts *opts;
+};
+
+static void ferry__session_open(struct ferry_task *t)
+{
+	struct ferry__session_op *op = ferry__container_of(t, struct ferry__session_op,
+							  task);
+	struct ferry_session *s = op->s;
+	int ret = ferry_http_client_create(ferry_runner_loop(s->r), op->opts,
+					   &s->client);
+
+	if (ret == 0 && ferry_runner_on_close(s->r, &s->cleanup) < 0) {
+		ferry_http_client_close(s->client, NULL, NULL);
+		s->client = NULL;
+		ret = FERRY_ECLOSED;
+	}
+	ferry_task_complete(t, ret);
+}
+
+static void ferry__session_shut(struct ferry_task *t)
+{
+	struct ferry__session_op *op = ferry__container_of(t, struct ferry__session_op,
+							  task);
+	struct ferry_session *s = op->s;
+
+	if (s->client) {
+		ferry_runner_cancel_cleanup(s->r, &s->cleanup);
+		ferry__session_cleanup(&s->cleanup);
+	}
+	ferry_task_complete(t, 0);
+}
+
+int ferry_session_create(struct ferry_runner *r,
+			 const struct ferry_http_client_opts *opts,
+			 struct ferry_session **sp)
+{
+	struct ferry_session *s = calloc(1, sizeof(*s));
+	struct ferry__session_op op = { .task.start = ferry__session_open };
+	int ret;
+
+	*sp = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->r = r;
+	s->max_body = opts && opts->max_body ? opts->max_body
+					     : FERRY__SESSION_MAX_BODY;
+	s->cleanup.fn = ferry__session_cleanup;
+	pthread_mutex_init(&s->lock, NULL);
+	op.s = s;
+	op.opts = opts;
+	ret = ferry_call(r, &op.task);
+	if (ret < 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return ret;
+	}
+	*sp = s;
+	return 0;
+}
+
+void ferry_session_close(struct ferry_session *s)
+{
+	struct ferry__session_op op = { .task.start = ferry__session_shut, .s = s };
+	bool first;
+
+	pthread_mutex_lock(&s->lock);
+	first = !s->closed;
+	s->closed = true;
+	pthread_mutex_unlock(&s->lock);
+	if (!first)
+		return;
+	/* If the runner is closing, its cleanup closes the client: wait for
+	 * that to be over before anyone frees the session. */
+	if (ferry_call(s->r, &op.task) == FERRY_ECLOSED)
+		ferry_runner_close(s->r);
+}
+
+void ferry_session_destroy(struct ferry_session *s)
+{
+	if (!s)
+		return;
+	ferry_session_close(s);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+struct ferry_runner *ferry_session_runner(const struct ferry_session *s)
+{
+	return s->r;
+}
