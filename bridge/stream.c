@@ -26,6 +26,7 @@
  * post to it.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -307,8 +308,11 @@ static bool ferry__stream_spin(struct ferry_stream *s, uint32_t seq)
 		if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
 			return true;
 		ferry__cpu_relax();
-		if ((i & 31) == 31 && ferry_time_now() >= end)
-			return false;
+		if ((i & 31) == 31) {
+			if (ferry_time_now() >= end)
+				return false;
+			sched_yield();	/* see ferry__spin_until */
+		}
 	}
 }
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,8 +71,13 @@ bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
 			break;
 		}
 		ferry__cpu_relax();
-		if ((i & 31) == 31 && ferry_time_now() >= end)
-			break;
+		if ((i & 31) == 31) {
+			if (ferry_time_now() >= end)
+				break;
+			/* The loop thread may share this CPU (wake-up
+			 * affinity): then it must run for us to get a result. */
+			sched_yield();
+		}
 	}
 	atomic_fetch_sub_explicit(&r->spinners, 1, memory_order_relaxed);
 	ferry__spin_adapt(r, budget, hit);

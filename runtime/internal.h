@@ -73,6 +73,7 @@ struct ferry_loop {
 	bool stop;
 	bool destroying;
 	unsigned idle_spin_ns;
+	unsigned spin_budget;		/* current spin, adapts: loop.c */
 	int64_t max_wait_ns;		/* cap on one wait; -1 = none */
 	unsigned offload_threads;
 	struct io_uring_sqe *last_sqe;	/* for ferry_op_set_timeout */

@@ -302,6 +302,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	memset(loop, 0, sizeof(*loop));
 	loop->owner = pthread_self();
 	loop->idle_spin_ns = o.idle_spin_ns;
+	loop->spin_budget = o.idle_spin_ns;
 	/* valgrind (3.19) keeps its global lock while a thread blocks in
 	 * io_uring_enter, so no other thread of the process runs while the
 	 * loop sleeps: a poster or offload worker would never get to ring
@@ -451,9 +452,42 @@ static bool ferry__spin_for_work(struct ferry_loop *loop, uint64_t limit_ns)
 		     ferry__kernel_has_work(loop)))
 			return true;
 		ferry__cpu_relax();
-		if ((i & 63) == 63 && ferry_time_now() >= end)
-			return false;
+		if ((i & 31) == 31) {
+			if (ferry_time_now() >= end)
+				return false;
+			/* If the scheduler put our poster on this CPU, spinning
+			 * only keeps it from running: let it. Alone on the
+			 * CPU, this returns at once. */
+			sched_yield();
+		}
 	}
+}
+
+/*
+ * The spin adapts, so that a loop waiting on the network does not burn
+ * CPU on spins that posts never end: a spin that found work doubles the
+ * budget (up to idle_spin_ns), one that did not halves it, down to none.
+ * A post that woke the loop from a sleep shorter than idle_spin_ns shows
+ * a spin would have caught it, and restores the full budget.
+ */
+static void ferry__spin_adapt(struct ferry_loop *loop, bool hit)
+{
+	unsigned b = loop->spin_budget;
+
+	b = hit ? 2 * b : b / 2;
+	if (b > loop->idle_spin_ns)
+		b = loop->idle_spin_ns;
+	if (b < 500)	/* below half a microsecond a spin cannot hit */
+		b = hit ? 500 : 0;
+	loop->spin_budget = b;
+}
+
+static void ferry__spin_after_sleep(struct ferry_loop *loop, uint64_t since)
+{
+	if (loop->idle_spin_ns &&
+	    atomic_load_explicit(&loop->inbox, memory_order_relaxed) &&
+	    ferry_time_now() - since <= loop->idle_spin_ns)
+		loop->spin_budget = loop->idle_spin_ns;
 }
 
 /* ------------------------------------------------------------------ */
@@ -514,6 +548,7 @@ static int64_t ferry__min_wait(int64_t a, int64_t b)
 
 int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
+	uint64_t slept;
 	uint32_t tlimit;
 	unsigned n;
 	int64_t wait;
@@ -530,13 +565,14 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
 				       ferry__timers_next(loop, ferry_time_now()));
 	wait = ferry__min_wait(wait, loop->max_wait_ns);
-	if (wait != 0 && loop->idle_spin_ns) {
+	if (wait != 0 && loop->spin_budget) {
 		/* Batched SQEs (futex wakes above all) must not wait out the
 		 * spin: hand them to the kernel first. */
 		if (io_uring_sq_ready(&loop->ring))
 			io_uring_submit(&loop->ring);
-		if (ferry__spin_for_work(loop, loop->idle_spin_ns))
+		if (ferry__spin_for_work(loop, loop->spin_budget))
 			wait = 0;
+		ferry__spin_adapt(loop, wait == 0);
 	}
 	if (wait != 0) {
 		/* Announce sleep, then look once more (the Dekker pair with
@@ -545,10 +581,13 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 		if (ferry__has_userspace_work(loop))
 			wait = 0;
 	}
+	slept = wait != 0 ? ferry_time_now() : 0;
 	ret = ferry__enter(loop, wait);
 	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
 	if (ret < 0)
 		return ret;
+	if (slept)
+		ferry__spin_after_sleep(loop, slept);
 
 	n += ferry__reap(loop);
 	n += ferry__timers_run(loop, ferry_time_now(), tlimit);

@@ -97,8 +97,9 @@ enum ferry_feature {
 struct ferry_loop_opts {
 	unsigned sq_entries;	/* SQ size (default 256, power of two) */
 	unsigned cq_entries;	/* CQ size (default 4 * sq_entries) */
-	unsigned idle_spin_ns;	/* poll the inbox this long before sleeping
-				   (default 0: sleep at once) */
+	unsigned idle_spin_ns;	/* poll the inbox up to this long before
+				   sleeping, adapting to how often that
+				   pays (default 0: sleep at once) */
 	unsigned offload_threads; /* offload pool size (default 2) */
 };
 

@@ -632,6 +632,10 @@ int main(int argc, char **argv)
 	/* Diagnosis knob: the waiters' spin budget (1 = never spin). */
 	if (getenv("FERRY_BENCH_SPIN_NS"))
 		ropts.wait_spin_ns = (unsigned)atoi(getenv("FERRY_BENCH_SPIN_NS"));
+	/* Diagnosis knob: the loop's idle spin before it sleeps. */
+	if (getenv("FERRY_BENCH_LOOP_SPIN_NS"))
+		ropts.loop.idle_spin_ns =
+			(unsigned)atoi(getenv("FERRY_BENCH_LOOP_SPIN_NS"));
 	if ((rc = ferry_runner_create(&g_runner, &ropts)) ||
 	    (rc = ferry_runner_start(g_runner))) {
 		fprintf(stderr, "runner: %s %s\n", ferry_strerror(rc),
