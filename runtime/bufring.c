@@ -51,7 +51,10 @@ int ferry_bufring_create(struct ferry_loop *loop, unsigned count,
 	/* The ring itself must be page-aligned memory the kernel maps. */
 	mem = mmap(NULL, ferry__bufring_ring_bytes(count), PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	br->bufs = malloc((size_t)count * size);
+	/* calloc, not malloc: the kernel fills these behind valgrind's back
+	 * (it cannot see io_uring's writes), so they must start out defined.
+	 * Large callocs are fresh zero pages: no cost until touched. */
+	br->bufs = calloc(count, size);
 	if (mem == MAP_FAILED || !br->bufs) {
 		br->ring = mem == MAP_FAILED ? NULL : mem;
 		ferry__bufring_free(br);

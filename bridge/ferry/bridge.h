@@ -92,6 +92,13 @@ const char *ferry_runner_why(const struct ferry_runner *r);
  * and reaped) and the thread joined. Never hangs on a task that honours
  * its cancel hook. Returns 0, or FERRY_EDEADLOCK when called on the
  * runner's own loop thread (close it from elsewhere). Thread: any.
+ *
+ * Streams: chunks lent to a consumer live in the loop's memory, so close
+ * waits until every stream's consumer has called ferry_stream_close (a
+ * consumer blocked in ferry_stream_next returns FERRY_ECLOSED at once and
+ * can do so). A thread must therefore close, or free the responses of,
+ * the streams it holds before it closes their runner: otherwise it waits
+ * for itself.
  */
 int ferry_runner_close(struct ferry_runner *r);
 

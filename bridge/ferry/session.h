@@ -46,8 +46,9 @@ int ferry_session_create(struct ferry_runner *r,
 
 /*
  * ferry_session_close - close the client: requests in flight end with
- * FERRY_ECLOSED, connections close, and it returns when the client is
- * gone. Idempotent. After it, requests fail with FERRY_ECLOSED.
+ * FERRY_ECLOSED and connections close. Idempotent: the first call does the
+ * work and returns when requests have ended; later or concurrent calls
+ * return at once. After it, requests fail with FERRY_ECLOSED.
  */
 void ferry_session_close(struct ferry_session *s);
 
@@ -72,8 +73,13 @@ struct ferry_request {
 	unsigned max_redirects;		/* 0 = the client's */
 	/* false: the whole body is read into memory before the response is
 	 * done. true: the response is done when its head arrives, and the
-	 * body is read with ferry_response_stream() (zero-copy, with
-	 * backpressure: a slow reader makes the connection stop reading). */
+	 * body is read with ferry_response_stream(), with backpressure: a
+	 * slow reader makes the connection stop reading. Chunks are the
+	 * receive buffers themselves, lent, except bytes the kernel had
+	 * already delivered when the reader fell behind (copied once, at
+	 * most stream_capacity chunks of them) and TLS records (decrypted
+	 * into blocks of their own). Free streaming responses before closing
+	 * the runner from the same thread (see ferry_runner_close). */
 	bool stream;
 	unsigned stream_capacity;	/* chunks queued at most; 0 = 16 */
 };
