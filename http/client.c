@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "tls.h"
 
 #define DEF_PER_ORIGIN 8
 #define DEF_MAX_CONNS 256
@@ -90,6 +91,18 @@ int ferry_http_client_create(struct ferry_loop *loop,
 			goto fail;
 		c->opts.user_agent = c->user_agent;
 	}
+	if (c->opts.ca_file) {
+		c->ca_file = strdup(c->opts.ca_file);
+		if (!c->ca_file)
+			goto fail;
+		c->opts.ca_file = c->ca_file;
+	}
+	if (c->opts.ca_dir) {
+		c->ca_dir = strdup(c->opts.ca_dir);
+		if (!c->ca_dir)
+			goto fail;
+		c->opts.ca_dir = c->ca_dir;
+	}
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
@@ -106,8 +119,25 @@ int ferry_http_client_create(struct ferry_loop *loop,
 fail:
 	free(c->buf_refs);
 	free(c->user_agent);
+	free(c->ca_file);
+	free(c->ca_dir);
 	free(c);
 	return err;
+}
+
+/*
+ * ferry__client_tls - make sure the TLS config (trust anchors) is loaded:
+ * once per client, at its first https request, so that http-only clients
+ * never pay for parsing the CA bundle. 0, FERRY_EINVAL (@why says) or
+ * -ENOMEM.
+ */
+int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
+{
+	if (c->tls_cfg)
+		return 0;
+	return ferry__tls_config_new(c->opts.ca_file, c->opts.ca_dir,
+				     c->opts.tls_insecure_skip_verify,
+				     &c->tls_cfg, why, whylen);
 }
 
 struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c)
@@ -356,6 +386,9 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	ctx = c->closed_ctx;
 	free(c->buf_refs);
 	free(c->user_agent);
+	free(c->ca_file);
+	free(c->ca_dir);
+	ferry__tls_config_free(c->tls_cfg);
 	free(c);
 	if (cb)
 		cb(ctx);

@@ -7,7 +7,8 @@
  *   SOCKET     socket op for the next address
  *   CONNECT    connect op with a linked timeout; on failure back to
  *              SOCKET with the next address, or give up
- *   HANDSHAKE  the TLS slot (https is refused before we get here for now)
+ *   HANDSHAKE  https: the TLS engine's records go out on op and come
+ *              in on the multishot recv, within connect_timeout
  *   SEND       the request head and body go out (sendmsg, short writes
  *              resumed); the response may already be read
  *   RECV       the request is out; the response is read
@@ -21,6 +22,12 @@
  * joins the connection's input queue with one reference (the connection's);
  * conn_pump() feeds the queue to the response parser, zero-copy, and drops
  * a buffer's reference when it is parsed. on_body may add references.
+ *
+ * TLS (the "TLS transport" section at the end): the same ops carry
+ * records. A received buffer's ciphertext is copied into the engine and
+ * the buffer goes straight back to the ring; the engine's plaintext is
+ * copied into spills on the input queue, so parsing, pausing and kept
+ * buffers work as for TCP. op sends the engine's records, one at a time.
  *
  * Reentrancy: callbacks made from here (on_head, on_body, body_fn, and
  * on_done through request.c) may cancel requests, start new ones or close
@@ -39,6 +46,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls.h"
 
 struct ferry__resolve {
 	struct ferry_offload job;
@@ -55,6 +63,11 @@ static void conn_send_more(struct ferry__conn *cn);
 static void conn_teardown(struct ferry__conn *cn);
 static void conn_shut(struct ferry__conn *cn);
 static void conn_next_addr(struct ferry__conn *cn);
+static void tls_start(struct ferry__conn *cn);
+static void tls_sent(struct ferry__conn *cn, int res);
+static void tls_input(struct ferry__conn *cn, const void *data, size_t len);
+static void tls_progress(struct ferry__conn *cn);
+static void tls_send_more(struct ferry__conn *cn);
 
 static struct ferry_loop *conn_loop(const struct ferry__conn *cn)
 {
@@ -129,6 +142,32 @@ static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
 		cn->in_cap = cap;
 	}
 	cn->in[cn->nin++] = (struct ferry__input){ NULL, (uint16_t)bid, 0, len };
+	return 0;
+}
+
+/* Queue len plaintext bytes (TLS): copied into a spill of their own. */
+static int input_push_copy(struct ferry__conn *cn, const void *data,
+			   size_t len)
+{
+	struct ferry__spill *sp;
+
+	if (cn->nin == cn->in_cap) {
+		unsigned cap = cn->in_cap ? cn->in_cap * 2 : 4;
+		struct ferry__input *in = realloc(cn->in, cap * sizeof(*in));
+
+		if (!in)
+			return -ENOMEM;
+		cn->in = in;
+		cn->in_cap = cap;
+	}
+	sp = malloc(sizeof(*sp) + len + 1);
+	if (!sp)
+		return -ENOMEM;
+	memset(sp, 0, sizeof(*sp));
+	sp->refs = 1;
+	sp->len = len;
+	memcpy(sp->data, data, len);
+	cn->in[cn->nin++] = (struct ferry__input){ sp, 0, 0, (uint32_t)len };
 	return 0;
 }
 
@@ -447,10 +486,7 @@ static void conn_connected(struct ferry__conn *cn)
 	case FERRY__TRANSPORT_TCP:
 		break;
 	case FERRY__TRANSPORT_TLS:
-		/* The BearSSL engine's handshake goes here (state HANDSHAKE,
-		 * records through op and recv_op). Not built yet; start()
-		 * refuses https before a connection exists. */
-		conn_error(cn, -EPROTONOSUPPORT, "https: TLS not built yet");
+		tls_start(cn);
 		return;
 	}
 	if (cn->req)
@@ -468,6 +504,12 @@ static void conn_step(struct ferry__conn *cn, int res)
 	const struct ferry_http_client *c = cn->client;
 	int err;
 
+	if (cn->transport == FERRY__TRANSPORT_TLS &&
+	    cn->state >= FERRY__CONN_HANDSHAKE && cn->state <= FERRY__CONN_IDLE) {
+		/* Once connected, op carries only the engine's records. */
+		tls_sent(cn, res);
+		return;
+	}
 	switch (cn->state) {
 	case FERRY__CONN_RESOLVE:
 		/* Left through resolve_done, never by an op. */
@@ -619,6 +661,10 @@ static void conn_send_more(struct ferry__conn *cn)
 
 	if (!req || cn->state != FERRY__CONN_SEND)
 		return;
+	if (cn->transport == FERRY__TRANSPORT_TLS) {
+		tls_send_more(cn);
+		return;
+	}
 	if (!cn->niov && req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait) {
 		int r = conn_pull_body(cn);
 
@@ -704,7 +750,14 @@ static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
 		unsigned bid = ferry_cqe_bid(flags);
 
 		c->buf_refs[bid] = 1;
-		if (cn->state == FERRY__CONN_CLOSING ||
+		if (cn->transport == FERRY__TRANSPORT_TLS) {
+			/* Ciphertext: into the engine, and the buffer goes
+			 * straight back to the ring. */
+			if (cn->state != FERRY__CONN_CLOSING)
+				tls_input(cn, ferry_bufring_buf(c->br, bid),
+					  (size_t)res);
+			ferry__buf_unref(c, bid);
+		} else if (cn->state == FERRY__CONN_CLOSING ||
 		    input_push(cn, bid, (unsigned)res) < 0) {
 			ferry__buf_unref(c, bid);
 			if (cn->state != FERRY__CONN_CLOSING)
@@ -723,7 +776,11 @@ static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
 		else if (res < 0 && res != -ECANCELED && !cn->rx_err)
 			cn->rx_err = res;
 	}
-	if (cn->state != FERRY__CONN_CLOSING)
+	if (cn->transport == FERRY__TRANSPORT_TLS &&
+	    cn->state != FERRY__CONN_CLOSING)
+		tls_progress(cn);
+	if (cn->state != FERRY__CONN_CLOSING &&
+	    cn->state != FERRY__CONN_HANDSHAKE)
 		conn_pump(cn);
 	conn_leave(cn);
 }
@@ -771,6 +828,14 @@ static void conn_input_ended(struct ferry__conn *cn)
 		return;
 	}
 	r = ferry__h1_resp_finish(&cn->parser);
+	if (r == FERRY__H1_DONE && cn->transport == FERRY__TRANSPORT_TLS &&
+	    !cn->tls_closed && !ferry__tls_peer_closed(cn->tls)) {
+		/* The body ran to the close, but TLS says nothing about that
+		 * close: an attacker could have cut it short. */
+		conn_error(cn, FERRY_ETLS_TRUNCATED,
+			   "TLS: connection closed without close_notify before the end of a close-delimited body");
+		return;
+	}
 	if (r == FERRY__H1_DONE) {
 		cn->req = NULL;
 		ferry__req_complete(req, cn, false);
@@ -907,9 +972,19 @@ static void conn_timer_fn(struct ferry_timer *t)
 			conn_error(cn, err, "%s", ferry_strerror(err));
 			break;
 		}
+		now = ferry_time_now();
+		if (cn->state == FERRY__CONN_HANDSHAKE) {
+			if (now >= cn->hs_deadline)
+				conn_error(cn, FERRY_ECONNECT_TIMEOUT,
+					   "TLS handshake not done within %u ms",
+					   cn->client->opts.connect_timeout_ms);
+			else
+				ferry_timer_start(cn->client->loop, t,
+						  cn->hs_deadline);
+			break;
+		}
 		if (cn->state < FERRY__CONN_SEND || !cn->req || cn->req->paused)
 			break;
-		now = ferry_time_now();
 		rt = req_read_timeout_ns(cn);
 		if (rt && now >= cn->last_io + rt && !cn->body_wait) {
 			conn_error(cn, FERRY_EREAD_TIMEOUT,
@@ -965,7 +1040,15 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	req->reused = false;
 
 	conn_hold(cn);
-	err = conn_resolve(cn, &req->url);
+	if (cn->transport == FERRY__TRANSPORT_TLS)
+		err = ferry__tls_new(c->tls_cfg, req->url.host,
+				     req->url.host_len,
+				     req->url.host_type != FERRY_URL_HOST_NAME,
+				     o->key, &cn->tls);
+	else
+		err = 0;
+	if (err == 0)
+		err = conn_resolve(cn, &req->url);
 	if (err < 0) {
 		cn->state = FERRY__CONN_SOCKET;
 		conn_fail_soon(cn, err);
@@ -1063,6 +1146,8 @@ static void conn_free(struct ferry__conn *cn)
 
 	ferry__list_del(&cn->link);
 	ferry__h1_resp_free(&cn->parser);
+	ferry__tls_free(cn->tls);
+	free(cn->tls_pend);
 	free(cn->in);
 	free(cn->addrs);
 	free(cn->addrlens);
@@ -1101,4 +1186,249 @@ static void conn_teardown(struct ferry__conn *cn)
 		close(fd);	/* the loop is going away: do it now */
 	}
 	conn_free(cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS transport                                                         */
+
+/* An engine failure: certificate problems keep their code; anything else
+ * is a handshake failure before the handshake ended, a protocol error
+ * after. */
+static void tls_fail(struct ferry__conn *cn, int st, const char *why)
+{
+	if (st == FERRY_ETLS_HANDSHAKE && cn->state != FERRY__CONN_HANDSHAKE)
+		st = FERRY_EPROTO;
+	conn_error(cn, st, "%s", why);
+}
+
+/* Send the engine's records, if it has some and op is free. */
+static void tls_kick(struct ferry__conn *cn)
+{
+	const void *p;
+	size_t len;
+	int err;
+
+	if (cn->tls_sending || cn->fd < 0 || cn->state == FERRY__CONN_CLOSING)
+		return;
+	p = ferry__tls_out(cn->tls, &len);
+	if (!p)
+		return;
+	cn->op.fn = conn_op_done;
+	err = ferry_op_send(conn_loop(cn), &cn->op, cn->fd, p, len,
+			    MSG_NOSIGNAL);
+	if (err < 0)
+		conn_fail_soon(cn, err);
+	else
+		cn->tls_sending = true;
+}
+
+/* Plaintext out of the engine onto the input queue. */
+static void tls_drain(struct ferry__conn *cn)
+{
+	const void *p;
+	size_t len;
+
+	while ((p = ferry__tls_read(cn->tls, &len)) != NULL) {
+		if (input_push_copy(cn, p, len) < 0) {
+			if (!cn->rx_err)
+				cn->rx_err = -ENOMEM;
+			return;
+		}
+		ferry__tls_read_ack(cn->tls, len);
+	}
+}
+
+/* Feed as much of data as the engine takes; returns what it took. */
+static size_t tls_feed(struct ferry__conn *cn, const unsigned char *data,
+		       size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = ferry__tls_feed(cn->tls, data + done, len - done);
+
+		if (!n) {
+			/* It may take more once its plaintext is out. */
+			tls_drain(cn);
+			n = ferry__tls_feed(cn->tls, data + done, len - done);
+			if (!n)
+				break;
+		}
+		done += n;
+	}
+	tls_drain(cn);
+	return done;
+}
+
+static void tls_feed_pend(struct ferry__conn *cn)
+{
+	size_t n;
+
+	if (!cn->tls_pend_len)
+		return;
+	n = tls_feed(cn, cn->tls_pend, cn->tls_pend_len);
+	cn->tls_pend_len -= n;
+	memmove(cn->tls_pend, cn->tls_pend + n, cn->tls_pend_len);
+}
+
+/* Ciphertext received; what the engine cannot take yet waits. */
+static void tls_input(struct ferry__conn *cn, const void *data, size_t len)
+{
+	size_t n = 0;
+
+	if (!cn->tls_pend_len)
+		n = tls_feed(cn, data, len);
+	if (n == len)
+		return;
+	if (cn->tls_pend_len + len - n > cn->tls_pend_cap) {
+		size_t cap = cn->tls_pend_len + len - n;
+		unsigned char *p = realloc(cn->tls_pend, cap);
+
+		if (!p) {
+			if (!cn->rx_err)
+				cn->rx_err = -ENOMEM;
+			return;
+		}
+		cn->tls_pend = p;
+		cn->tls_pend_cap = cap;
+	}
+	memcpy(cn->tls_pend + cn->tls_pend_len, (const char *)data + n, len - n);
+	cn->tls_pend_len += len - n;
+	tls_feed_pend(cn);
+}
+
+/* After the TCP connect: the client hello goes out. */
+static void tls_start(struct ferry__conn *cn)
+{
+	const struct ferry_http_client *c = cn->client;
+
+	cn->state = FERRY__CONN_HANDSHAKE;
+	cn->last_io = ferry_time_now();
+	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
+		cn->hs_deadline = cn->last_io +
+				  c->opts.connect_timeout_ms * FERRY__MS;
+		ferry_timer_start(c->loop, &cn->timer, cn->hs_deadline);
+	}
+	tls_progress(cn);
+}
+
+/* A record send completed. */
+static void tls_sent(struct ferry__conn *cn, int res)
+{
+	cn->tls_sending = false;
+	if (res < 0) {
+		conn_error(cn, res, "send: %s", ferry_strerrorname(res));
+		return;
+	}
+	cn->last_io = ferry_time_now();
+	ferry__tls_out_ack(cn->tls, (size_t)res);
+	tls_progress(cn);
+	if (cn->state == FERRY__CONN_SEND)
+		tls_send_more(cn);
+	else if (cn->state == FERRY__CONN_RECV || cn->state == FERRY__CONN_IDLE)
+		conn_pump(cn);
+}
+
+/*
+ * Whatever happened (bytes in, records out), look at the engine: move
+ * its plaintext to the queue, send its records, notice failure, a clean
+ * close or the end of the handshake.
+ */
+static void tls_progress(struct ferry__conn *cn)
+{
+	char why[FERRY_HTTP_DETAIL_MAX];
+	int st;
+
+	tls_feed_pend(cn);
+	tls_drain(cn);
+	st = ferry__tls_status(cn->tls, why, sizeof(why));
+	if (st < 0) {
+		tls_fail(cn, st, why);
+		return;
+	}
+	if (st == 1) {
+		cn->tls_closed = true;
+		cn->eof = true;	/* nothing more can come */
+	}
+	tls_kick(cn);
+	if (cn->state != FERRY__CONN_HANDSHAKE)
+		return;
+	if (!ferry__tls_ready(cn->tls)) {
+		if (cn->rx_err)
+			conn_error(cn, FERRY_ETLS_HANDSHAKE,
+				   "TLS handshake: recv: %s",
+				   ferry_strerrorname(cn->rx_err));
+		else if (cn->eof)
+			conn_error(cn, FERRY_ETLS_HANDSHAKE,
+				   "TLS handshake: the server closed the connection");
+		else
+			conn_arm_recv(cn);
+		return;
+	}
+	ferry__tls_session_save(cn->tls);
+	ferry_timer_stop(conn_loop(cn), &cn->timer);
+	if (cn->req)
+		ferry__conn_assign(cn, cn->req);
+	else
+		ferry__conn_detach(cn, true);
+}
+
+/*
+ * SEND over TLS: plaintext (head, then body) into the engine, its
+ * records out on op, one send at a time, until all of it is out.
+ */
+static void tls_send_more(struct ferry__conn *cn)
+{
+	struct ferry_http_request *req = cn->req;
+
+	while (cn->state == FERRY__CONN_SEND && cn->req == req &&
+	       !cn->tls_sending) {
+		const void *rec;
+		size_t rlen;
+
+		rec = ferry__tls_out(cn->tls, &rlen);
+		if (rec) {
+			tls_kick(cn);
+			return;
+		}
+		if (cn->niov) {
+			size_t n = ferry__tls_write(cn->tls, cn->iov[0].iov_base,
+						    cn->iov[0].iov_len);
+
+			if (!n) {
+				/* Buffer full: close the record to send it. */
+				ferry__tls_flush(cn->tls);
+				if (!ferry__tls_out(cn->tls, &rlen)) {
+					char why[FERRY_HTTP_DETAIL_MAX];
+					int st = ferry__tls_status(cn->tls, why,
+								   sizeof(why));
+
+					conn_error(cn, st < 0 ? st : FERRY_EPROTO,
+						   "%s", st < 0 ? why :
+						   "TLS: engine refuses data");
+					return;
+				}
+				continue;
+			}
+			ferry__iov_advance(cn, n);
+			continue;
+		}
+		if (req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait &&
+		    !cn->body_end_sent) {
+			int r = conn_pull_body(cn);
+
+			if (r < 0 && r != FERRY_HTTP_BODY_WAIT)
+				return;
+			if (r == 1)
+				continue;
+		}
+		ferry__tls_flush(cn->tls);
+		if (ferry__tls_out(cn->tls, &rlen))
+			continue;
+		if (cn->body_wait)
+			return;
+		cn->state = FERRY__CONN_RECV;
+		cn->last_io = ferry_time_now();
+		return;
+	}
 }

@@ -84,6 +84,8 @@ static inline void ferry__list_del(struct ferry__link *n)
 
 struct ferry__conn;
 struct ferry__origin;
+struct ferry__tls;
+struct ferry__tls_config;
 
 /* ------------------------------------------------------------------ */
 /* Client                                                              */
@@ -92,6 +94,8 @@ struct ferry_http_client {
 	struct ferry_loop *loop;
 	struct ferry_http_client_opts opts;	/* defaults filled in */
 	char *user_agent;			/* owned copy */
+	char *ca_file, *ca_dir;			/* owned copies */
+	struct ferry__tls_config *tls_cfg;	/* at the first https request */
 	struct ferry_bufring *br;
 	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */
 	unsigned bufs_kept;	/* keepers' references, ring and spills */
@@ -141,7 +145,7 @@ enum ferry__conn_state {
 	FERRY__CONN_RESOLVE,	/* getaddrinfo on the offload pool */
 	FERRY__CONN_SOCKET,	/* socket op */
 	FERRY__CONN_CONNECT,	/* connect op with a linked timeout */
-	FERRY__CONN_HANDSHAKE,	/* TLS handshake (not built yet) */
+	FERRY__CONN_HANDSHAKE,	/* TLS handshake, records on op/recv_op */
 	FERRY__CONN_SEND,	/* writing the request (head and body) */
 	FERRY__CONN_RECV,	/* request sent; reading the response */
 	FERRY__CONN_IDLE,	/* in the pool, recv armed to notice EOF */
@@ -149,14 +153,14 @@ enum ferry__conn_state {
 };
 
 /*
- * The transport sits between socket ops and HTTP: plain TCP now; a
- * BearSSL engine later, whose send/recv turn plaintext into records on
- * the same ops. conn.c switches on the kind at the three places where
- * bytes cross (send, received input, handshake).
+ * The transport sits between socket ops and HTTP: plain TCP, or a TLS
+ * engine (tls.h) whose records travel on the same ops. conn.c switches on
+ * the kind at the three places where bytes cross (send, received input,
+ * handshake).
  */
 enum ferry__transport_kind {
 	FERRY__TRANSPORT_TCP,
-	FERRY__TRANSPORT_TLS,	/* reserved */
+	FERRY__TRANSPORT_TLS,
 };
 
 /* One received buffer not yet fully parsed. */
@@ -227,6 +231,16 @@ struct ferry__conn {
 	char chunk_head[FERRY__H1_CHUNK_HEAD_MAX];
 	bool body_wait;			/* producer said BODY_WAIT */
 	bool body_end_sent;
+
+	/* TLS (transport TLS only). Plaintext received is copied out of the
+	 * engine into spills on the input queue; ciphertext the engine could
+	 * not take yet waits in tls_pend. op carries records once connected. */
+	struct ferry__tls *tls;
+	unsigned char *tls_pend;
+	size_t tls_pend_len, tls_pend_cap;
+	bool tls_sending;		/* a record send is in flight on op */
+	bool tls_closed;		/* close_notify received */
+	uint64_t hs_deadline;		/* ns; handshake must end by then */
 
 	/* Receive. */
 	struct ferry__h1_resp parser;
@@ -310,6 +324,7 @@ void ferry__client_dispatch(struct ferry_http_client *c,
 void ferry__client_slot_freed(struct ferry_http_client *c,
 			      struct ferry__origin *o);
 void ferry__client_maybe_free(struct ferry_http_client *c);
+int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen);
 void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
 void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);
 void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);

@@ -288,8 +288,14 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		return FERRY_ECLOSED;
 	}
 	if (o->url->scheme == FERRY_URL_HTTPS) {
-		whyf(why, whylen, "https: TLS not built yet");
-		return -EPROTONOSUPPORT;
+		char tw[FERRY_HTTP_DETAIL_MAX] = "";
+
+		err = ferry__client_tls(c, tw, sizeof(tw));
+		if (err < 0) {
+			whyf(why, whylen, "https: %s",
+			     *tw ? tw : ferry_strerror(err));
+			return err;
+		}
 	}
 	if (o->body_fn && (o->body || o->body_len)) {
 		whyf(why, whylen, "both a body buffer and a body producer");
@@ -529,12 +535,14 @@ static void req_follow(struct ferry_http_request *req)
 
 	req->redirecting = false;
 	if (req->next_url.scheme == FERRY_URL_HTTPS) {
-		char where[128];
+		char tw[FERRY_HTTP_DETAIL_MAX] = "";
+		int err = ferry__client_tls(req->client, tw, sizeof(tw));
 
-		ferry_url_format(&req->next_url, where, sizeof(where));
-		ferry__req_fail(req, -EPROTONOSUPPORT,
-				"redirect to %s: TLS not built yet", where);
-		return;
+		if (err < 0) {
+			ferry__req_fail(req, err, "redirect to https: %s",
+					*tw ? tw : ferry_strerror(err));
+			return;
+		}
 	}
 	cross = !ferry_url_same_origin(&req->url, &req->next_url);
 	ferry_url_free(&req->url);

@@ -35,6 +35,9 @@
  * paused request holds no ring buffer: the few bytes that arrived before
  * its connection stopped reading are copied aside, and handed to on_body
  * after resume with a token of their own (kept and released the same way).
+ * https bodies are not zero-copy: TLS decrypts inside its engine, and each
+ * record's plaintext is copied out into such a block of its own, handed
+ * to on_body (and kept or released) the same way.
  *
  * Errors (in on_done's result, or returned by start):
  *   FERRY_EURL              bad URL or Location (detail names the part)
@@ -43,12 +46,20 @@
  *   FERRY_ECONNECT_TIMEOUT  no address accepted within connect_timeout
  *   FERRY_EREAD_TIMEOUT     no byte moved for read_timeout
  *   FERRY_ETOTAL_TIMEOUT    the request's deadline passed
- *   FERRY_EPROTO            the server broke HTTP/1.1 (detail: parser's why)
+ *   FERRY_EPROTO            the server broke HTTP/1.1 (detail: parser's why),
+ *                           or TLS failed after the handshake ("TLS: ...")
+ *   FERRY_ETLS_CERT         https: the server's certificate was rejected
+ *                           (detail names BearSSL's reason, e.g.
+ *                           "TLS: X509_EXPIRED ...", "X509_NOT_TRUSTED",
+ *                           "X509_BAD_SERVER_NAME")
+ *   FERRY_ETLS_HANDSHAKE    https: the handshake failed (no common version,
+ *                           an alert from the server, not TLS at all)
+ *   FERRY_ETLS_TRUNCATED    https: the server closed TCP without
+ *                           close_notify while the body ran to the close
  *   FERRY_ETOOLARGE         head or body over its limit
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
- *   -EPROTONOSUPPORT        https: TLS is not built yet
  *   FERRY_EINVAL, -ENOMEM
  * Every error comes with a detail string naming the cause.
  */
@@ -91,6 +102,20 @@ struct ferry_http_client_opts {
 	unsigned max_redirects;		/* [10] default for requests */
 	unsigned recv_buf_size;		/* [16384] bytes per receive buffer */
 	unsigned recv_buf_count;	/* [256] buffers (power of two) */
+	/*
+	 * https. Trust anchors are read once per client, when its first
+	 * https request starts: from ca_file (PEM, may hold many
+	 * certificates) and/or every PEM file in ca_dir, or, when both are
+	 * NULL, from the system bundle /etc/ssl/certs/ca-certificates.crt.
+	 * Both strings are copied. The TLS handshake must finish within
+	 * connect_timeout_ms after the TCP connect (FERRY_ECONNECT_TIMEOUT).
+	 * Sessions are cached per origin and resumed on new connections.
+	 */
+	const char *ca_file;		/* [NULL] */
+	const char *ca_dir;		/* [NULL] */
+	/* [false] Accept any certificate, name and date: DANGEROUS, for
+	 * tests and debugging only. Encryption stays, authentication goes. */
+	bool tls_insecure_skip_verify;
 };
 
 /*
@@ -220,7 +245,7 @@ enum ferry_http_follow {
  */
 struct ferry_http_request_opts {
 	const char *method;		/* token, NUL-terminated; NULL = "GET" */
-	const struct ferry_url *url;	/* required; http only for now */
+	const struct ferry_url *url;	/* required; http or https */
 	const struct ferry_http_header *headers;	/* sent in order */
 	size_t nheaders;
 	/* Body, from a buffer (borrowed, Content-Length) ... */
@@ -244,15 +269,17 @@ struct ferry_http_request_opts {
 /*
  * ferry_http_request_start - begin a request.
  *
- * Validates everything it can before any I/O: the URL's scheme (https is
- * refused for now), the method (a token, not CONNECT), header names and
+ * Validates everything it can before any I/O: the URL, the method (a token, not CONNECT), header names and
  * values (no CR/LF/NUL; no Content-Length or Transfer-Encoding, which the
  * body decides). On success *@reqp receives the handle and exactly one
  * on_done will follow. On failure no callback runs, *@reqp is NULL and,
  * if @why is not NULL, a sentence of at most @whylen bytes says why.
  *
- * Returns 0, FERRY_EINVAL, -EPROTONOSUPPORT (https), FERRY_ECLOSED (client
- * closing) or -ENOMEM.
+ * The first https request of a client loads its trust anchors (see
+ * ferry_http_client_opts.ca_file); a CA file or dir that cannot be read
+ * or holds no certificate fails it with FERRY_EINVAL.
+ *
+ * Returns 0, FERRY_EINVAL, FERRY_ECLOSED (client closing) or -ENOMEM.
  */
 int ferry_http_request_start(struct ferry_http_client *c,
 			     const struct ferry_http_request_opts *opts,

@@ -1,0 +1,880 @@
+/*
+ * tls.c - the TLS client transport on BearSSL 0.6 (see tls.h).
+ *
+ * Per client: trust anchors decoded once from PEM (br_pem_decoder, then
+ * br_x509_decoder for each certificate, DN and key copied into memory the
+ * config owns), and a small cache of session parameters per origin.
+ *
+ * Per connection: a br_ssl_client_context (full profile: every suite
+ * BearSSL has, with the AES-NI/pclmul code when the CPU has it), one
+ * bidirectional I/O buffer, and the X.509 engine: br_x509_minimal wrapped
+ * by our own br_x509_class. The wrapper exists for two cases BearSSL does
+ * not cover: an IP literal host (BearSSL matches DNS names only, so the
+ * wrapper passes no name and then checks the leaf's iPAddress SAN entries
+ * itself) and the caller's explicit "skip verification" (then the leaf's
+ * key is taken as is).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bearssl.h>
+
+#include "ferry/error.h"
+#include "tls.h"
+
+#define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define SESSION_CACHE_MAX 64
+
+struct tls_session {
+	struct tls_session *next;
+	br_ssl_session_parameters params;
+	char origin[];
+};
+
+struct ferry__tls_config {
+	br_x509_trust_anchor *tas;
+	size_t ntas, tas_cap;
+	bool insecure;
+	struct tls_session *sessions;	/* most recent first */
+	unsigned nsessions;
+};
+
+/* ------------------------------------------------------------------ */
+/* Trust anchors                                                        */
+
+struct bytes {
+	unsigned char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void bytes_add(void *ctx, const void *src, size_t len)
+{
+	struct bytes *b = ctx;
+
+	if (b->oom)
+		return;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		unsigned char *p;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, src, len);
+	b->len += len;
+}
+
+static void *memdup(const void *src, size_t len)
+{
+	void *p = malloc(len ? len : 1);
+
+	if (p && len)
+		memcpy(p, src, len);
+	return p;
+}
+
+static void ta_free(br_x509_trust_anchor *ta)
+{
+	free(ta->dn.data);
+	if (ta->pkey.key_type == BR_KEYTYPE_RSA) {
+		free(ta->pkey.key.rsa.n);
+		free(ta->pkey.key.rsa.e);
+	} else {
+		free(ta->pkey.key.ec.q);
+	}
+}
+
+/* One DER certificate to an anchor. Returns 0, 1 (not usable: skipped)
+ * or -ENOMEM. */
+static int ta_add(struct ferry__tls_config *cfg, const void *der, size_t len)
+{
+	br_x509_decoder_context dc;
+	struct bytes dn = { 0 };
+	const br_x509_pkey *pk;
+	br_x509_trust_anchor ta = { 0 };
+
+	br_x509_decoder_init(&dc, bytes_add, &dn);
+	br_x509_decoder_push(&dc, der, len);
+	pk = br_x509_decoder_get_pkey(&dc);
+	if (!pk || dn.oom) {
+		free(dn.p);
+		return dn.oom ? -ENOMEM : 1;
+	}
+	ta.dn.data = dn.p ? dn.p : memdup("", 0);
+	ta.dn.len = dn.len;
+	ta.flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+	ta.pkey.key_type = pk->key_type;
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		ta.pkey.key.rsa.n = memdup(pk->key.rsa.n, pk->key.rsa.nlen);
+		ta.pkey.key.rsa.nlen = pk->key.rsa.nlen;
+		ta.pkey.key.rsa.e = memdup(pk->key.rsa.e, pk->key.rsa.elen);
+		ta.pkey.key.rsa.elen = pk->key.rsa.elen;
+		if (!ta.pkey.key.rsa.n || !ta.pkey.key.rsa.e)
+			goto oom;
+	} else {
+		ta.pkey.key.ec.curve = pk->key.ec.curve;
+		ta.pkey.key.ec.q = memdup(pk->key.ec.q, pk->key.ec.qlen);
+		ta.pkey.key.ec.qlen = pk->key.ec.qlen;
+		if (!ta.pkey.key.ec.q)
+			goto oom;
+	}
+	if (!ta.dn.data)
+		goto oom;
+	if (cfg->ntas == cfg->tas_cap) {
+		size_t cap = cfg->tas_cap ? cfg->tas_cap * 2 : 16;
+		br_x509_trust_anchor *n = realloc(cfg->tas, cap * sizeof(*n));
+
+		if (!n)
+			goto oom;
+		cfg->tas = n;
+		cfg->tas_cap = cap;
+	}
+	cfg->tas[cfg->ntas++] = ta;
+	return 0;
+oom:
+	ta_free(&ta);
+	return -ENOMEM;
+}
+
+/* Every CERTIFICATE object of one PEM text. Returns the number of
+ * anchors added, or -ENOMEM. */
+static int pem_load(struct ferry__tls_config *cfg, const char *s, size_t len)
+{
+	br_pem_decoder_context pc;
+	struct bytes obj = { 0 };
+	bool is_cert = false, in_obj = false;
+	int added = 0, err = 0;
+
+	br_pem_decoder_init(&pc);
+	while (len) {
+		size_t n = br_pem_decoder_push(&pc, s, len);
+
+		s += n;
+		len -= n;
+		switch (br_pem_decoder_event(&pc)) {
+		case BR_PEM_BEGIN_OBJ:
+			is_cert = !strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") ||
+				  !strcmp(br_pem_decoder_name(&pc),
+					  "X509 CERTIFICATE");
+			obj.len = 0;
+			in_obj = true;
+			br_pem_decoder_setdest(&pc, is_cert ? bytes_add : NULL,
+					       &obj);
+			break;
+		case BR_PEM_END_OBJ:
+			if (in_obj && is_cert && !obj.oom) {
+				err = ta_add(cfg, obj.p, obj.len);
+				if (err < 0)
+					goto out;
+				if (err == 0)
+					added++;
+			}
+			in_obj = false;
+			break;
+		case BR_PEM_ERROR:
+			/* Not PEM from here on: stop, keep what we have. */
+			goto out;
+		default:
+			break;
+		}
+	}
+out:
+	if (obj.oom)
+		err = -ENOMEM;
+	free(obj.p);
+	return err < 0 ? err : added;
+}
+
+static int file_load(struct ferry__tls_config *cfg, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	struct bytes b = { 0 };
+	char buf[8192];
+	size_t n;
+	int r;
+
+	if (!f)
+		return -errno;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		bytes_add(&b, buf, n);
+	fclose(f);
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	r = b.p ? pem_load(cfg, (const char *)b.p, b.len) : 0;
+	free(b.p);
+	return r;
+}
+
+static int dir_load(struct ferry__tls_config *cfg, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	int total = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		int r;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+				     e->d_name) >= sizeof(path))
+			continue;
+		r = file_load(cfg, path);
+		if (r == -ENOMEM) {
+			closedir(d);
+			return r;
+		}
+		if (r > 0)
+			total += r;	/* unreadable or non-PEM files: skipped */
+	}
+	closedir(d);
+	return total;
+}
+
+int ferry__tls_config_new(const char *ca_file, const char *ca_dir,
+			  bool insecure, struct ferry__tls_config **cfgp,
+			  char *why, size_t whylen)
+{
+	struct ferry__tls_config *cfg = calloc(1, sizeof(*cfg));
+	const char *file = ca_file;
+	int r;
+
+	*cfgp = NULL;
+	if (!cfg)
+		return -ENOMEM;
+	cfg->insecure = insecure;
+	if (!file && !ca_dir && !insecure)
+		file = SYSTEM_BUNDLE;
+	if (file) {
+		r = file_load(cfg, file);
+		if (r == -ENOMEM)
+			goto fail;
+		if (r <= 0) {
+			snprintf(why, whylen, "CA file %s: %s", file,
+				 r < 0 ? strerror(-r) : "no certificate in it");
+			r = FERRY_EINVAL;
+			goto fail;
+		}
+	}
+	if (ca_dir) {
+		r = dir_load(cfg, ca_dir);
+		if (r == -ENOMEM)
+			goto fail;
+		if (r <= 0) {
+			snprintf(why, whylen, "CA dir %s: %s", ca_dir,
+				 r < 0 ? strerror(-r) : "no certificate in it");
+			r = FERRY_EINVAL;
+			goto fail;
+		}
+	}
+	*cfgp = cfg;
+	return 0;
+fail:
+	ferry__tls_config_free(cfg);
+	return r;
+}
+
+void ferry__tls_config_free(struct ferry__tls_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->ntas; i++)
+		ta_free(&cfg->tas[i]);
+	free(cfg->tas);
+	while (cfg->sessions) {
+		struct tls_session *s = cfg->sessions;
+
+		cfg->sessions = s->next;
+		free(s);
+	}
+	free(cfg);
+}
+
+size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
+{
+	return cfg->ntas;
+}
+
+/* ------------------------------------------------------------------ */
+/* Session cache, per origin                                            */
+
+static struct tls_session **session_find(struct ferry__tls_config *cfg,
+					 const char *origin)
+{
+	struct tls_session **pp;
+
+	for (pp = &cfg->sessions; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->origin, origin))
+			return pp;
+	return NULL;
+}
+
+static void session_put(struct ferry__tls_config *cfg, const char *origin,
+			const br_ssl_session_parameters *sp)
+{
+	struct tls_session **pp = session_find(cfg, origin), *s;
+
+	if (pp) {
+		s = *pp;
+		*pp = s->next;
+	} else {
+		s = malloc(sizeof(*s) + strlen(origin) + 1);
+		if (!s)
+			return;	/* a cache: losing an entry is fine */
+		strcpy(s->origin, origin);
+		cfg->nsessions++;
+	}
+	s->params = *sp;
+	s->next = cfg->sessions;
+	cfg->sessions = s;
+	if (cfg->nsessions > SESSION_CACHE_MAX) {
+		/* Drop the least recently saved. */
+		for (pp = &cfg->sessions; (*pp)->next; pp = &(*pp)->next)
+			;
+		free(*pp);
+		*pp = NULL;
+		cfg->nsessions--;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The X.509 wrapper                                                     */
+
+struct x509_wrap {
+	const br_x509_class *vtable;	/* first: BearSSL's "object" */
+	br_x509_minimal_context minimal;
+	br_x509_decoder_context leaf_dc;	/* insecure: the leaf's key */
+	bool insecure;
+	bool ip;			/* match ip_bin against the SAN */
+	unsigned char ip_bin[16];
+	size_t ip_len;
+	const char *server_name;	/* NULL for an IP literal */
+	unsigned ncert;
+	unsigned char *leaf;		/* first certificate, DER */
+	size_t leaf_len, leaf_cap;
+	bool leaf_ok;
+};
+
+#define WRAP(ctx) ((struct x509_wrap *)(void *)(ctx))
+
+static void xw_start_chain(const br_x509_class **ctx, const char *name)
+{
+	struct x509_wrap *w = WRAP(ctx);
+
+	(void)name;	/* ours, from ferry__tls_new */
+	w->ncert = 0;
+	w->leaf_len = 0;
+	w->leaf_ok = false;
+	w->minimal.vtable->start_chain(&w->minimal.vtable,
+				       w->ip ? NULL : w->server_name);
+}
+
+static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
+{
+	struct x509_wrap *w = WRAP(ctx);
+
+	if (w->ncert == 0) {
+		free(w->leaf);
+		w->leaf = malloc(length ? length : 1);
+		w->leaf_cap = w->leaf ? length : 0;
+		w->leaf_len = 0;
+		if (w->insecure)
+			br_x509_decoder_init(&w->leaf_dc, NULL, NULL);
+	}
+	w->minimal.vtable->start_cert(&w->minimal.vtable, length);
+}
+
+static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
+		      size_t len)
+{
+	struct x509_wrap *w = WRAP(ctx);
+
+	if (w->ncert == 0) {
+		if (w->leaf && w->leaf_len + len <= w->leaf_cap) {
+			memcpy(w->leaf + w->leaf_len, buf, len);
+			w->leaf_len += len;
+		}
+		if (w->insecure)
+			br_x509_decoder_push(&w->leaf_dc, buf, len);
+	}
+	w->minimal.vtable->append(&w->minimal.vtable, buf, len);
+}
+
+static void xw_end_cert(const br_x509_class **ctx)
+{
+	struct x509_wrap *w = WRAP(ctx);
+
+	w->ncert++;
+	w->minimal.vtable->end_cert(&w->minimal.vtable);
+}
+
+/*
+ * A minimal DER walk: the element at *p (below end). Returns its tag
+ * byte and content, and moves *p past it; -1 on malformed input. Only
+ * one-byte tags and definite lengths of up to 4 bytes, which is all a
+ * certificate uses.
+ */
+static int der_next(const unsigned char **p, const unsigned char *end,
+		    const unsigned char **val, size_t *vlen)
+{
+	const unsigned char *q = *p;
+	size_t len;
+	int tag;
+
+	if (end - q < 2)
+		return -1;
+	tag = *q++;
+	len = *q++;
+	if (len & 0x80) {
+		unsigned n = len & 0x7f;
+
+		if (n == 0 || n > 4 || (size_t)(end - q) < n)
+			return -1;
+		for (len = 0; n; n--)
+			len = (len << 8) | *q++;
+	}
+	if ((size_t)(end - q) < len)
+		return -1;
+	*val = q;
+	*vlen = len;
+	*p = q + len;
+	return tag;
+}
+
+/* Does the certificate's subjectAltName list iPAddress ip (4 or 16
+ * bytes)? Returns 1, 0, or -1 if the certificate cannot be read. */
+static int san_has_ip(const unsigned char *der, size_t len,
+		      const unsigned char *ip, size_t iplen)
+{
+	static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
+	const unsigned char *p = der, *end = der + len, *v, *tbs_end;
+	size_t vl;
+
+	/* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, ... } */
+	if (der_next(&p, end, &v, &vl) != 0x30)
+		return -1;
+	p = v;
+	end = v + vl;
+	if (der_next(&p, end, &v, &vl) != 0x30)
+		return -1;
+	p = v;
+	tbs_end = v + vl;
+	/* Skip to [3] extensions: version, serial, sigalg, issuer,
+	 * validity, subject, spki, and the optional unique IDs. */
+	for (;;) {
+		int tag;
+
+		if (p >= tbs_end)
+			return 0;	/* no extensions at all */
+		tag = der_next(&p, tbs_end, &v, &vl);
+		if (tag < 0)
+			return -1;
+		if (tag == 0xa3)
+			break;
+	}
+	/* [3] { SEQUENCE OF Extension } */
+	p = v;
+	end = v + vl;
+	if (der_next(&p, end, &v, &vl) != 0x30)
+		return -1;
+	p = v;
+	end = v + vl;
+	while (p < end) {
+		const unsigned char *e, *eend, *oid, *ev;
+		size_t el, oidl, evl;
+		int tag;
+
+		if (der_next(&p, end, &e, &el) != 0x30)
+			return -1;
+		eend = e + el;
+		if (der_next(&e, eend, &oid, &oidl) != 0x06)
+			return -1;
+		if (oidl != sizeof(san_oid) || memcmp(oid, san_oid, oidl))
+			continue;
+		tag = der_next(&e, eend, &ev, &evl);
+		if (tag == 0x01)	/* critical flag */
+			tag = der_next(&e, eend, &ev, &evl);
+		if (tag != 0x04)
+			return -1;
+		/* OCTET STRING { SEQUENCE OF GeneralName } */
+		e = ev;
+		eend = ev + evl;
+		if (der_next(&e, eend, &ev, &evl) != 0x30)
+			return -1;
+		e = ev;
+		eend = ev + evl;
+		while (e < eend) {
+			tag = der_next(&e, eend, &ev, &evl);
+			if (tag < 0)
+				return -1;
+			/* iPAddress [7] IMPLICIT OCTET STRING */
+			if (tag == 0x87 && evl == iplen && !memcmp(ev, ip, iplen))
+				return 1;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+static unsigned xw_end_chain(const br_x509_class **ctx)
+{
+	struct x509_wrap *w = WRAP(ctx);
+	unsigned err = w->minimal.vtable->end_chain(&w->minimal.vtable);
+
+	if (w->insecure) {
+		w->leaf_ok = br_x509_decoder_get_pkey(&w->leaf_dc) != NULL;
+		return w->leaf_ok ? 0 : BR_ERR_X509_EMPTY_CHAIN;
+	}
+	if (err)
+		return err;
+	if (w->ip) {
+		if (!w->leaf || w->leaf_len != w->leaf_cap)
+			return BR_ERR_X509_TRUNCATED;
+		if (san_has_ip(w->leaf, w->leaf_len, w->ip_bin, w->ip_len) != 1)
+			return BR_ERR_X509_BAD_SERVER_NAME;
+	}
+	return 0;
+}
+
+static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx,
+				       unsigned *usages)
+{
+	struct x509_wrap *w = WRAP(ctx);
+
+	if (w->insecure) {
+		if (!w->leaf_ok)
+			return NULL;
+		if (usages)
+			*usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
+		return br_x509_decoder_get_pkey(&w->leaf_dc);
+	}
+	return w->minimal.vtable->get_pkey(&w->minimal.vtable, usages);
+}
+
+static const br_x509_class x509_wrap_vtable = {
+	sizeof(struct x509_wrap),
+	xw_start_chain,
+	xw_start_cert,
+	xw_append,
+	xw_end_cert,
+	xw_end_chain,
+	xw_get_pkey,
+};
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                           */
+
+struct ferry__tls {
+	br_ssl_client_context cc;
+	struct x509_wrap x509;
+	struct ferry__tls_config *cfg;
+	bool resumed_offer;		/* a cached session was offered */
+	bool hs_done;			/* the first handshake finished */
+	char *host;
+	char *origin;
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+};
+
+static const char *alpn_names[] = { "http/1.1" };
+
+size_t ferry__tls_conn_size(void)
+{
+	return sizeof(struct ferry__tls);
+}
+
+int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
+		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
+{
+	struct ferry__tls *t = malloc(sizeof(*t));
+	struct tls_session **sp;
+	br_ssl_engine_context *eng;
+
+	*tp = NULL;
+	if (!t)
+		return -ENOMEM;
+	/* The I/O buffer needs no zeroing; everything before it does. */
+	memset(t, 0, offsetof(struct ferry__tls, iobuf));
+	t->cfg = cfg;
+	t->host = strndup(host, host_len);
+	t->origin = strdup(origin);
+	if (!t->host || !t->origin) {
+		ferry__tls_free(t);
+		return -ENOMEM;
+	}
+	eng = &t->cc.eng;
+	br_ssl_client_init_full(&t->cc, &t->x509.minimal, cfg->tas, cfg->ntas);
+	t->x509.vtable = &x509_wrap_vtable;
+	t->x509.insecure = cfg->insecure;
+	t->x509.server_name = t->host;
+	if (ip_literal) {
+		t->x509.ip = true;
+		if (inet_pton(AF_INET, t->host, t->x509.ip_bin) == 1)
+			t->x509.ip_len = 4;
+		else if (inet_pton(AF_INET6, t->host, t->x509.ip_bin) == 1)
+			t->x509.ip_len = 16;
+	}
+	br_ssl_engine_set_x509(eng, &t->x509.vtable);
+	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 1);
+	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
+	sp = session_find(cfg, origin);
+	if (sp) {
+		br_ssl_engine_set_session_parameters(eng, &(*sp)->params);
+		t->resumed_offer = true;
+	}
+	/* No SNI for an IP literal (RFC 6066 forbids it). The name given
+	 * here is also what BearSSL would match; our wrapper ignores it. */
+	/* Fails only for bad parameters, and then the engine is closed
+	 * with the reason, which the first ferry__tls_status() reports. */
+	(void)br_ssl_client_reset(&t->cc, ip_literal ? NULL : t->host,
+				  t->resumed_offer);
+	*tp = t;
+	return 0;
+}
+
+void ferry__tls_free(struct ferry__tls *t)
+{
+	if (!t)
+		return;
+	free(t->x509.leaf);
+	free(t->host);
+	free(t->origin);
+	free(t);
+}
+
+size_t ferry__tls_feed(struct ferry__tls *t, const void *data, size_t len)
+{
+	br_ssl_engine_context *eng = &t->cc.eng;
+	size_t room, n;
+	unsigned char *buf;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_RECVREC))
+		return 0;
+	buf = br_ssl_engine_recvrec_buf(eng, &room);
+	n = len < room ? len : room;
+	memcpy(buf, data, n);
+	br_ssl_engine_recvrec_ack(eng, n);
+	return n;
+}
+
+const void *ferry__tls_out(struct ferry__tls *t, size_t *len)
+{
+	br_ssl_engine_context *eng = &t->cc.eng;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_SENDREC))
+		return NULL;
+	return br_ssl_engine_sendrec_buf(eng, len);
+}
+
+void ferry__tls_out_ack(struct ferry__tls *t, size_t n)
+{
+	br_ssl_engine_sendrec_ack(&t->cc.eng, n);
+}
+
+const void *ferry__tls_read(struct ferry__tls *t, size_t *len)
+{
+	br_ssl_engine_context *eng = &t->cc.eng;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_RECVAPP))
+		return NULL;
+	return br_ssl_engine_recvapp_buf(eng, len);
+}
+
+void ferry__tls_read_ack(struct ferry__tls *t, size_t n)
+{
+	br_ssl_engine_recvapp_ack(&t->cc.eng, n);
+}
+
+size_t ferry__tls_write(struct ferry__tls *t, const void *data, size_t len)
+{
+	br_ssl_engine_context *eng = &t->cc.eng;
+	unsigned char *buf;
+	size_t room, n;
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_SENDAPP))
+		return 0;
+	buf = br_ssl_engine_sendapp_buf(eng, &room);
+	n = len < room ? len : room;
+	memcpy(buf, data, n);
+	br_ssl_engine_sendapp_ack(eng, n);
+	return n;
+}
+
+void ferry__tls_flush(struct ferry__tls *t)
+{
+	br_ssl_engine_flush(&t->cc.eng, 0);
+}
+
+bool ferry__tls_ready(const struct ferry__tls *t)
+{
+	unsigned st = br_ssl_engine_current_state(&t->cc.eng);
+
+	return (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)) != 0;
+}
+
+bool ferry__tls_session_save(struct ferry__tls *t)
+{
+	br_ssl_session_parameters sp;
+	bool resumed = false;
+	struct tls_session **old = session_find(t->cfg, t->origin);
+
+	t->hs_done = true;
+	br_ssl_engine_get_session_parameters(&t->cc.eng, &sp);
+	if (old && (*old)->params.session_id_len == sp.session_id_len &&
+	    !memcmp((*old)->params.session_id, sp.session_id,
+		    sp.session_id_len) && sp.session_id_len)
+		resumed = t->resumed_offer;
+	if (sp.session_id_len)
+		session_put(t->cfg, t->origin, &sp);
+	return resumed;
+}
+
+bool ferry__tls_peer_closed(const struct ferry__tls *t)
+{
+	const br_ssl_engine_context *eng = &t->cc.eng;
+	unsigned st = br_ssl_engine_current_state(eng);
+
+	if (st & BR_SSL_CLOSED)
+		return br_ssl_engine_last_error(eng) == BR_ERR_OK;
+	/* After close_notify BearSSL stops taking records (and we read its
+	 * plaintext eagerly, so none is pending) while its reply goes out. */
+	return t->hs_done && !(st & (BR_SSL_RECVREC | BR_SSL_RECVAPP));
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+
+static const char *const ssl_errs[] = {
+	[BR_ERR_BAD_PARAM] = "BAD_PARAM",
+	[BR_ERR_BAD_STATE] = "BAD_STATE",
+	[BR_ERR_UNSUPPORTED_VERSION] = "UNSUPPORTED_VERSION",
+	[BR_ERR_BAD_VERSION] = "BAD_VERSION",
+	[BR_ERR_BAD_LENGTH] = "BAD_LENGTH",
+	[BR_ERR_TOO_LARGE] = "TOO_LARGE",
+	[BR_ERR_BAD_MAC] = "BAD_MAC",
+	[BR_ERR_NO_RANDOM] = "NO_RANDOM",
+	[BR_ERR_UNKNOWN_TYPE] = "UNKNOWN_TYPE",
+	[BR_ERR_UNEXPECTED] = "UNEXPECTED",
+	[BR_ERR_BAD_CCS] = "BAD_CCS",
+	[BR_ERR_BAD_ALERT] = "BAD_ALERT",
+	[BR_ERR_BAD_HANDSHAKE] = "BAD_HANDSHAKE",
+	[BR_ERR_OVERSIZED_ID] = "OVERSIZED_ID",
+	[BR_ERR_BAD_CIPHER_SUITE] = "BAD_CIPHER_SUITE",
+	[BR_ERR_BAD_COMPRESSION] = "BAD_COMPRESSION",
+	[BR_ERR_BAD_FRAGLEN] = "BAD_FRAGLEN",
+	[BR_ERR_BAD_SECRENEG] = "BAD_SECRENEG",
+	[BR_ERR_EXTRA_EXTENSION] = "EXTRA_EXTENSION",
+	[BR_ERR_BAD_SNI] = "BAD_SNI",
+	[BR_ERR_BAD_HELLO_DONE] = "BAD_HELLO_DONE",
+	[BR_ERR_LIMIT_EXCEEDED] = "LIMIT_EXCEEDED",
+	[BR_ERR_BAD_FINISHED] = "BAD_FINISHED",
+	[BR_ERR_RESUME_MISMATCH] = "RESUME_MISMATCH",
+	[BR_ERR_INVALID_ALGORITHM] = "INVALID_ALGORITHM",
+	[BR_ERR_BAD_SIGNATURE] = "BAD_SIGNATURE",
+	[BR_ERR_WRONG_KEY_USAGE] = "WRONG_KEY_USAGE",
+	[BR_ERR_NO_CLIENT_AUTH] = "NO_CLIENT_AUTH",
+	[BR_ERR_IO] = "IO",
+	[BR_ERR_X509_INVALID_VALUE] = "X509_INVALID_VALUE",
+	[BR_ERR_X509_TRUNCATED] = "X509_TRUNCATED",
+	[BR_ERR_X509_EMPTY_CHAIN] = "X509_EMPTY_CHAIN",
+	[BR_ERR_X509_INNER_TRUNC] = "X509_INNER_TRUNC",
+	[BR_ERR_X509_BAD_TAG_CLASS] = "X509_BAD_TAG_CLASS",
+	[BR_ERR_X509_BAD_TAG_VALUE] = "X509_BAD_TAG_VALUE",
+	[BR_ERR_X509_INDEFINITE_LENGTH] = "X509_INDEFINITE_LENGTH",
+	[BR_ERR_X509_EXTRA_ELEMENT] = "X509_EXTRA_ELEMENT",
+	[BR_ERR_X509_UNEXPECTED] = "X509_UNEXPECTED",
+	[BR_ERR_X509_NOT_CONSTRUCTED] = "X509_NOT_CONSTRUCTED",
+	[BR_ERR_X509_NOT_PRIMITIVE] = "X509_NOT_PRIMITIVE",
+	[BR_ERR_X509_PARTIAL_BYTE] = "X509_PARTIAL_BYTE",
+	[BR_ERR_X509_BAD_BOOLEAN] = "X509_BAD_BOOLEAN",
+	[BR_ERR_X509_OVERFLOW] = "X509_OVERFLOW",
+	[BR_ERR_X509_BAD_DN] = "X509_BAD_DN",
+	[BR_ERR_X509_BAD_TIME] = "X509_BAD_TIME",
+	[BR_ERR_X509_UNSUPPORTED] = "X509_UNSUPPORTED",
+	[BR_ERR_X509_LIMIT_EXCEEDED] = "X509_LIMIT_EXCEEDED",
+	[BR_ERR_X509_WRONG_KEY_TYPE] = "X509_WRONG_KEY_TYPE",
+	[BR_ERR_X509_BAD_SIGNATURE] = "X509_BAD_SIGNATURE",
+	[BR_ERR_X509_TIME_UNKNOWN] = "X509_TIME_UNKNOWN",
+	[BR_ERR_X509_EXPIRED] = "X509_EXPIRED",
+	[BR_ERR_X509_DN_MISMATCH] = "X509_DN_MISMATCH",
+	[BR_ERR_X509_BAD_SERVER_NAME] = "X509_BAD_SERVER_NAME",
+	[BR_ERR_X509_CRITICAL_EXTENSION] = "X509_CRITICAL_EXTENSION",
+	[BR_ERR_X509_NOT_CA] = "X509_NOT_CA",
+	[BR_ERR_X509_FORBIDDEN_KEY_USAGE] = "X509_FORBIDDEN_KEY_USAGE",
+	[BR_ERR_X509_WEAK_PUBLIC_KEY] = "X509_WEAK_PUBLIC_KEY",
+	[BR_ERR_X509_NOT_TRUSTED] = "X509_NOT_TRUSTED",
+};
+
+static const char *err_name(int e)
+{
+	if (e > 0 && (size_t)e < sizeof(ssl_errs) / sizeof(ssl_errs[0]) &&
+	    ssl_errs[e])
+		return ssl_errs[e];
+	return "UNKNOWN";
+}
+
+static const char *err_hint(int e)
+{
+	switch (e) {
+	case BR_ERR_X509_EXPIRED:
+		return "certificate expired or not yet valid";
+	case BR_ERR_X509_NOT_TRUSTED:
+		return "issuer not among the trust anchors";
+	case BR_ERR_X509_BAD_SERVER_NAME:
+		return "certificate does not match the host";
+	case BR_ERR_X509_BAD_SIGNATURE:
+		return "bad certificate signature";
+	case BR_ERR_BAD_VERSION:
+	case BR_ERR_UNSUPPORTED_VERSION:
+		return "no common protocol version (BearSSL speaks TLS 1.0-1.2)";
+	case BR_ERR_UNKNOWN_TYPE:
+	case BR_ERR_BAD_LENGTH:
+		return "the peer does not speak TLS";
+	case BR_ERR_IO:
+		return "connection closed during the handshake";
+	default:
+		return "";
+	}
+}
+
+int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
+{
+	const br_ssl_engine_context *eng = &t->cc.eng;
+	int e = br_ssl_engine_last_error(eng);
+
+	if (!(br_ssl_engine_current_state(eng) & BR_SSL_CLOSED))
+		return 0;
+	if (e == BR_ERR_OK)
+		return 1;
+	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
+		snprintf(why, whylen, "TLS: fatal alert %d received from the server",
+			 e - BR_ERR_RECV_FATAL_ALERT);
+		return FERRY_ETLS_HANDSHAKE;
+	}
+	if (e >= BR_ERR_SEND_FATAL_ALERT) {
+		snprintf(why, whylen, "TLS: sent fatal alert %d",
+			 e - BR_ERR_SEND_FATAL_ALERT);
+		return FERRY_ETLS_HANDSHAKE;
+	}
+	snprintf(why, whylen, "TLS: %s%s%s (BearSSL error %d) for %s",
+		 err_name(e), *err_hint(e) ? ": " : "", err_hint(e), e, t->host);
+	if (e >= BR_ERR_X509_OK && e < BR_ERR_RECV_FATAL_ALERT)
+		return FERRY_ETLS_CERT;
+	return FERRY_ETLS_HANDSHAKE;
+}

@@ -1,0 +1,590 @@
+/*
+ * test_tls.c - the https client against real TLS peers: openssl s_server
+ * with certificates from tests/servers/certs.sh (trusted, IP SAN, RSA
+ * chain through an intermediate, expired, wrong name, self-signed,
+ * unknown issuer), a TLS 1.3-only server, plain HTTP and garbage on the
+ * TLS port, a peer that stalls the handshake; session resumption, a large
+ * download with a checksum, and many requests at once.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "test_client_util.h"
+#include "tls_fixture.h"
+
+static struct fx_proc srv = FX_PROC_INIT;
+static struct tc t;
+
+static void down(void)
+{
+	if (t.loop)
+		tc_teardown(&t);
+	fx_stop(&srv);
+}
+
+static void need_certs(void)
+{
+	char dir[4096];
+	int r = tf_certs(dir, sizeof(dir));
+
+	if (r == FX_SKIP)
+		cr_skip_test("no certificates (openssl missing at build time)");
+	cr_assert_eq(r, 0, "FERRY_TLS_CERTS: %s", strerror(-r));
+}
+
+/* s_server with cert/key answering GET with its status page (-www). */
+static void www_up(const char *cert, const char *key, const char *const *extra)
+{
+	const char *args[16] = { "-www" };
+	unsigned n = 1;
+	int r;
+
+	need_certs();
+	for (unsigned i = 0; extra && extra[i]; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	r = tf_s_server(&srv, cert, key, NULL, args);
+	if (r == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(r, 0, "s_server: %s", srv.err);
+}
+
+static void client_up(const char *ca, bool insecure)
+{
+	struct ferry_http_client_opts o = {
+		.ca_file = ca ? tf_cert(ca) : NULL,
+		.tls_insecure_skip_verify = insecure,
+		.connect_timeout_ms = 5000,
+		.read_timeout_ms = 5000,
+	};
+
+	tc_setup(&t, &o);
+}
+
+static const char *u(const char *host, const char *path)
+{
+	static char buf[4][256];
+	static unsigned i;
+	char *b = buf[i++ % 4];
+
+	snprintf(b, 256, "https://%s:%d%s", host, srv.port, path);
+	return b;
+}
+
+/* One GET, run to its end; r is initialised here. */
+static void get(struct tc_req *r, const char *url)
+{
+	char why[256] = "";
+	int ret;
+
+	tc_req_init(r, &t, 1 << 16);
+	ret = tc_start(r, url, NULL, why, sizeof(why));
+	cr_assert_eq(ret, 0, "start %s: %s", url, why);
+	cr_assert(tc_run(&t, 15000), "%s did not finish", url);
+	cr_assert_eq(r->done_calls, 1);
+}
+
+static void expect_page(struct tc_req *r)
+{
+	cr_expect_eq(r->result, 200, "result %d (%s)", r->result, r->detail);
+	cr_expect_neq(r->body && strstr(r->body, "TLSv1.2"), 0,
+		      "no TLSv1.2 in the page: %.200s", r->body ? r->body : "");
+}
+
+static void expect_err(struct tc_req *r, int code, const char *word)
+{
+	cr_expect_eq(r->result, code, "result %d %s, want %d %s (%s)",
+		     r->result, ferry_strerrorname(r->result), code,
+		     ferry_strerrorname(code), r->detail);
+	cr_expect_neq(strstr(r->detail, word), NULL, "detail: %s", r->detail);
+}
+
+TestSuite(tls, .fini = down, .timeout = 60);
+
+Test(tls, get_with_ca_file)
+{
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, ip_literal_san_ok)
+{
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up("ca.pem", false);
+	get(&r, u("127.0.0.1", "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, ip_literal_san_mismatch)
+{
+	struct tc_req r;
+
+	www_up("ipother.pem", "ipother.key", NULL);
+	client_up("ca.pem", false);
+	get(&r, u("127.0.0.1", "/"));
+	expect_err(&r, FERRY_ETLS_CERT, "X509_BAD_SERVER_NAME");
+	tc_req_free(&r);
+	/* The same certificate is fine by name. */
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, rsa_chain_through_intermediate)
+{
+	const char *extra[] = { "-cert_chain", tf_cert("inter.pem"), NULL };
+	struct tc_req r;
+
+	www_up("rsa.pem", "rsa.key", extra);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+static void bad_cert(const char *name, const char *host, const char *why)
+{
+	char cert[64], key[64];
+	struct tc_req r;
+
+	snprintf(cert, sizeof(cert), "%s.pem", name);
+	snprintf(key, sizeof(key), "%s.key", name);
+	www_up(cert, key, NULL);
+	client_up("ca.pem", false);
+	get(&r, u(host, "/"));
+	expect_err(&r, FERRY_ETLS_CERT, why);
+	tc_req_free(&r);
+	tc_teardown(&t);
+	/* Explicitly insecure: the same server is accepted. */
+	client_up(NULL, true);
+	get(&r, u(host, "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, expired)
+{
+	bad_cert("expired", "localhost", "X509_EXPIRED");
+}
+
+Test(tls, wrong_name)
+{
+	bad_cert("other", "localhost", "X509_BAD_SERVER_NAME");
+}
+
+Test(tls, self_signed)
+{
+	bad_cert("self", "localhost", "X509_NOT_TRUSTED");
+}
+
+Test(tls, unknown_issuer)
+{
+	bad_cert("unknown", "127.0.0.1", "X509_NOT_TRUSTED");
+}
+
+Test(tls, system_bundle_does_not_trust_private_ca)
+{
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up(NULL, false);	/* /etc/ssl/certs/ca-certificates.crt */
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ETLS_CERT, "X509_NOT_TRUSTED");
+	tc_req_free(&r);
+}
+
+Test(tls, bad_ca_file_refused_at_start)
+{
+	struct tc_req r;
+	char why[256] = "";
+	struct ferry_http_client_opts o = { .ca_file = "/nonexistent/ca.pem" };
+	int ret;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	tc_setup(&t, &o);
+	tc_req_init(&r, &t, 0);
+	ret = tc_start(&r, u("localhost", "/"), NULL, why, sizeof(why));
+	cr_expect_eq(ret, FERRY_EINVAL, "%d %s", ret, why);
+	cr_expect_neq(strstr(why, "/nonexistent/ca.pem"), NULL, "%s", why);
+	/* A key file holds no certificate. */
+	tc_teardown(&t);
+	o.ca_file = tf_cert("leaf.key");
+	tc_setup(&t, &o);
+	ret = tc_start(&r, u("localhost", "/"), NULL, why, sizeof(why));
+	cr_expect_eq(ret, FERRY_EINVAL, "%d %s", ret, why);
+	tc_req_free(&r);
+}
+
+Test(tls, tls13_only_server)
+{
+	const char *extra[] = { "-tls1_3", NULL };
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", extra);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	tc_req_free(&r);
+}
+
+static void peer(const char *mode)
+{
+	int r;
+
+	need_certs();
+	r = tf_peer(&srv, mode);
+	if (r == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(r, 0, "peer: %s", srv.err);
+}
+
+Test(tls, plain_http_on_tls_port)
+{
+	struct tc_req r;
+
+	peer("plain");
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	tc_req_free(&r);
+}
+
+Test(tls, garbage)
+{
+	struct tc_req r;
+
+	peer("garbage");
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	tc_req_free(&r);
+}
+
+Test(tls, stalled_handshake_times_out)
+{
+	struct ferry_http_client_opts o = {
+		.ca_file = tf_cert("ca.pem"),
+		.connect_timeout_ms = 300,
+	};
+	struct tc_req r;
+	uint64_t t0;
+
+	peer("stall");
+	tc_setup(&t, &o);
+	t0 = ferry_time_now();
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ECONNECT_TIMEOUT, "handshake");
+	cr_expect_geq(ferry_time_now() - t0, 250ull * 1000 * 1000);
+	cr_expect_lt(ferry_time_now() - t0, 3000ull * 1000 * 1000);
+	tc_req_free(&r);
+}
+
+Test(tls, session_resumed)
+{
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	cr_expect_neq(r.body && strstr(r.body, "New, TLSv1.2"), 0,
+		      "first: %.300s", r.body ? r.body : "");
+	tc_req_free(&r);
+	/* -www closes each connection: the next one is new, and resumes. */
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	cr_expect_neq(r.body && strstr(r.body, "Reused, TLSv1.2"), 0,
+		      "second: %.300s", r.body ? r.body : "");
+	tc_req_free(&r);
+}
+
+Test(tls, large_download_checksum)
+{
+	char dir[4096], path[4200];
+	unsigned char *data;
+	size_t size = 3 * 1024 * 1024 + 1234;
+	const char *args[] = { "-WWW", NULL };
+	struct tc_req r;
+	FILE *f;
+	int ret;
+
+	need_certs();
+	cr_assert_eq(fx_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/big.bin", dir);
+	data = malloc(size);
+	cr_assert(data);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (unsigned char)((i * 2654435761u) >> 13);
+	f = fopen(path, "wb");
+	cr_assert(f);
+	cr_assert_eq(fwrite(data, 1, size, f), size);
+	fclose(f);
+	ret = tf_s_server(&srv, "leaf.pem", "leaf.key", dir, args);
+	if (ret == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(ret, 0, "s_server: %s", srv.err);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/big.bin"));
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_eq(r.nbody, size, "%llu bytes", (unsigned long long)r.nbody);
+	cr_expect_eq(r.fnv, fx_fnv1a64(FX_FNV1A64_INIT, data, size));
+	tc_req_free(&r);
+	free(data);
+	fx_rmtree(dir);
+}
+
+Test(tls, many_at_once, .timeout = 120)
+{
+	enum { N = 120 };
+	static struct tc_req rs[N];
+	char why[256];
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up("ca.pem", false);
+	for (int i = 0; i < N; i++) {
+		tc_req_init(&rs[i], &t, 4096);
+		cr_assert_eq(tc_start(&rs[i], u("localhost", "/"), NULL, why,
+				      sizeof(why)), 0, "%s", why);
+	}
+	cr_assert(tc_run(&t, 90000), "%u left", t.pending);
+	for (int i = 0; i < N; i++) {
+		cr_expect_eq(rs[i].result, 200, "%d: %d %s", i, rs[i].result,
+			     rs[i].detail);
+		tc_req_free(&rs[i]);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Keep-alive, request bodies and truncation, against tls_server.py     */
+
+static void https_up(const struct ferry_http_client_opts *extra)
+{
+	struct ferry_http_client_opts o = {
+		.connect_timeout_ms = 5000,
+		.read_timeout_ms = 10000,
+	};
+	int r;
+
+	need_certs();
+	if (extra)
+		o = *extra;
+	o.ca_file = tf_cert("ca.pem");
+	r = tf_https(&srv, "leaf.pem", "leaf.key");
+	if (r == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(r, 0, "https peer: %s", srv.err);
+	tc_setup(&t, &o);
+}
+
+static uint64_t pattern_fnv(size_t n)
+{
+	uint64_t h = FX_FNV1A64_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b = (unsigned char)(i % 251);
+
+		h = fx_fnv1a64(h, &b, 1);
+	}
+	return h;
+}
+
+Test(tls, keep_alive_reuses_the_connection)
+{
+	struct tc_req r;
+	char first[16] = "";
+
+	https_up(NULL);
+	for (int i = 0; i < 5; i++) {
+		get(&r, u("localhost", "/n/70000"));
+		cr_expect_eq(r.result, 200, "%d: %d %s", i, r.result, r.detail);
+		cr_expect_eq(r.nbody, 70000);
+		cr_expect_eq(r.fnv, pattern_fnv(70000));
+		if (i == 0)
+			snprintf(first, sizeof(first), "%s", r.xconn);
+		else
+			cr_expect_str_eq(r.xconn, first, "request %d", i);
+		cr_expect_eq(r.reused, i > 0, "request %d", i);
+		tc_req_free(&r);
+	}
+}
+
+Test(tls, post_buffer_body_echoed)
+{
+	size_t n = 300000;
+	char *body = malloc(n);
+	struct ferry_http_request_opts o = { .method = "POST" };
+	struct tc_req r;
+	char why[256];
+
+	cr_assert(body);
+	for (size_t i = 0; i < n; i++)
+		body[i] = (char)(i % 251);
+	https_up(NULL);
+	o.body = body;
+	o.body_len = n;
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_start(&r, u("localhost", "/echo"), &o, why,
+			      sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 15000));
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_eq(r.nbody, n);
+	cr_expect_eq(r.fnv, pattern_fnv(n));
+	tc_req_free(&r);
+	free(body);
+}
+
+/* The request body producer's state (tc's callbacks own ctx). */
+static struct {
+	char piece[7000];
+	unsigned left;
+} prod;
+
+static int produce(void *ctx, struct ferry_http_request *req,
+		   const void **data, size_t *len)
+{
+	(void)ctx;
+	(void)req;
+	if (!prod.left)
+		return 0;
+	prod.left--;
+	*data = prod.piece;
+	*len = sizeof(prod.piece);
+	return 1;
+}
+
+Test(tls, post_chunked_producer_echoed)
+{
+	struct ferry_http_request_opts o = {
+		.method = "POST",
+		.body_fn = produce,
+		.body_fn_len = -1,
+	};
+	struct tc_req r;
+	char why[256];
+
+	memset(prod.piece, 'z', sizeof(prod.piece));
+	prod.left = 20;
+	https_up(NULL);
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_start(&r, u("localhost", "/echo"), &o, why,
+			      sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 15000));
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_eq(r.nbody, 20 * sizeof(prod.piece));
+	tc_req_free(&r);
+}
+
+Test(tls, close_without_close_notify_is_truncation)
+{
+	struct tc_req r;
+
+	https_up(NULL);
+	get(&r, u("localhost", "/trunc"));
+	expect_err(&r, FERRY_ETLS_TRUNCATED, "close_notify");
+	tc_req_free(&r);
+}
+
+Test(tls, many_keep_alive_at_once, .timeout = 120)
+{
+	enum { N = 200 };
+	static struct tc_req rs[N];
+	struct ferry_http_client_opts o = {
+		.max_conns_per_origin = 16,
+		.connect_timeout_ms = 10000,
+		.read_timeout_ms = 20000,
+	};
+	struct ferry_http_client_stats st;
+	char why[256];
+
+	https_up(&o);
+	for (int i = 0; i < N; i++) {
+		tc_req_init(&rs[i], &t, 0);
+		cr_assert_eq(tc_start(&rs[i], u("localhost", "/n/5000"), NULL,
+				      why, sizeof(why)), 0, "%s", why);
+	}
+	cr_assert(tc_run(&t, 90000), "%u left", t.pending);
+	for (int i = 0; i < N; i++) {
+		cr_expect_eq(rs[i].result, 200, "%d: %d %s", i, rs[i].result,
+			     rs[i].detail);
+		cr_expect_eq(rs[i].fnv, pattern_fnv(5000), "%d", i);
+		tc_req_free(&rs[i]);
+	}
+	ferry_http_client_stats(t.client, &st);
+	cr_expect_leq(st.conns_opened, 16, "%llu connections",
+		      (unsigned long long)st.conns_opened);
+}
+
+Test(tls, pause_and_kept_buffers)
+{
+	struct tc_req r;
+	char why[256];
+
+	https_up(NULL);
+	tc_req_init(&r, &t, 0);
+	r.pause_every = 2;
+	r.keep_bufs = true;
+	r.keep_limit = 16;
+	cr_assert_eq(tc_start(&r, u("localhost", "/n/500000"), NULL, why,
+			      sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 15000));
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_eq(r.nbody, 500000);
+	cr_expect_eq(r.fnv, pattern_fnv(500000));
+	cr_expect_eq(r.nkept, 16);
+	tc_release_kept(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, ca_dir)
+{
+	char dir[4096];
+	struct ferry_http_client_opts o = { 0 };
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	cr_assert_eq(tf_certs(dir, sizeof(dir)), 0);
+	o.ca_dir = dir;
+	tc_setup(&t, &o);
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, cancel_during_handshake)
+{
+	struct ferry_http_client_opts o = {
+		.ca_file = tf_cert("ca.pem"),
+		.connect_timeout_ms = 200,
+	};
+	struct ferry_http_client_stats st;
+	struct tc_req r;
+	char why[256];
+
+	peer("stall");
+	tc_setup(&t, &o);
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_start(&r, u("localhost", "/"), NULL, why,
+			      sizeof(why)), 0, "%s", why);
+	tc_spin(&t, 50);
+	cr_assert_eq(r.done_calls, 0);
+	ferry_http_request_cancel(r.req);
+	cr_assert(tc_run(&t, 2000));
+	cr_expect_eq(r.result, FERRY_ECANCELED, "%d %s", r.result, r.detail);
+	/* The half-open connection still ends by its handshake deadline. */
+	tc_spin(&t, 400);
+	ferry_http_client_stats(t.client, &st);
+	cr_expect_eq(st.conns, 0, "%u connections left", st.conns);
+	tc_req_free(&r);
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""tls_server.py - TLS test peers on 127.0.0.1 for tests/tls.
+
+    tls_server.py s_server [--cwd DIR] ARG...
+                                    openssl s_server -accept 127.0.0.1:PORT
+                                    ARG... (e.g. -cert, -key, -www), in DIR
+    tls_server.py plain             answers any bytes with an HTTP/1.1 400
+                                    and closes (plain HTTP on a TLS port)
+    tls_server.py garbage           sends 64 bytes of junk and closes
+    tls_server.py stall             accepts and says nothing
+    tls_server.py https CERT KEY    HTTP/1.1 keep-alive server over TLS
+                                    (Python's ssl), routes:
+        GET  /n/SIZE   SIZE bytes, byte i = i % 251, Content-Length
+        POST /echo     the request body (Content-Length or chunked)
+        GET  /trunc    a close-delimited body, then TCP close with no
+                       close_notify
+      every response carries X-Conn: the number of the TLS connection
+
+Prints "READY <port>" once the peer accepts, then runs until SIGTERM.
+Everything s_server prints goes to stderr (the test log). Exits 77 when
+openssl is missing.
+"""
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+
+def pdeathsig():
+    # Die with our parent (the test), like tests/common/fixture.c asks.
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_s_server(args):
+    if args[:1] == ["--cwd"]:
+        os.chdir(args[1])  # -WWW serves files relative to the cwd
+        args = args[2:]
+    if not shutil.which("openssl"):
+        sys.exit(77)
+    for attempt in range(5):
+        port = free_port()
+        p = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+             "-naccept", "100000"] + args,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            preexec_fn=pdeathsig)
+        ready = False
+        for line in p.stdout:
+            sys.stderr.write("s_server: " + line.decode(errors="replace"))
+            if line.startswith(b"ACCEPT"):
+                ready = True
+                break
+        if ready:
+            break
+        p.wait()
+    else:
+        sys.exit(1)
+
+    def stop(*_):
+        p.terminate()
+        try:
+            p.wait(3)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print("READY %d" % port, flush=True)
+    for line in p.stdout:
+        sys.stderr.write("s_server: " + line.decode(errors="replace"))
+    p.wait()
+
+
+def serve(mode):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(128)
+    held = []
+
+    def handle(c):
+        try:
+            if mode == "plain":
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
+                c.close()
+            elif mode == "garbage":
+                c.sendall(bytes(range(200, 255)) + b"\x00" * 9)
+                c.close()
+            else:
+                held.append(c)  # stall: keep it open, say nothing
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    print("READY %d" % ls.getsockname()[1], flush=True)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def run_https(cert, key):
+    import http.server
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    count = [0]
+    lock = threading.Lock()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            with lock:
+                count[0] += 1
+                self.conn_no = count[0]
+            super().setup()
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, body, close=False):
+            self.send_response(200)
+            self.send_header("X-Conn", str(self.conn_no))
+            if close:
+                self.send_header("Connection", "close")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path.startswith("/n/"):
+                n = int(self.path[3:])
+                self.reply(bytes(i % 251 for i in range(n)))
+            elif self.path == "/trunc":
+                self.reply(b"cut short", close=True)
+                self.wfile.flush()
+                # Drop TCP under TLS: no close_notify.
+                raw = socket.socket(fileno=os.dup(self.connection.fileno()))
+                raw.shutdown(socket.SHUT_RDWR)
+                raw.close()
+                self.close_connection = True
+            else:
+                self.send_error(404)
+
+        def do_POST(self):
+            if self.headers.get("Transfer-Encoding", "") == "chunked":
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            else:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+            self.reply(body)
+
+    class S(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+        def get_request(self):
+            c, a = self.socket.accept()
+            return ctx.wrap_socket(c, server_side=True,
+                                   do_handshake_on_connect=False), a
+
+        def handle_error(self, request, client_address):
+            pass
+
+    srv = S(("127.0.0.1", 0), H)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    print("READY %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(2)
+    if sys.argv[1] == "s_server":
+        run_s_server(sys.argv[2:])
+    elif sys.argv[1] == "https" and len(sys.argv) == 4:
+        run_https(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] in ("plain", "garbage", "stall"):
+        serve(sys.argv[1])
+    else:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
