@@ -81,33 +81,6 @@ struct ferry_runner {
 	bool loop_closing;
 };
 
-/* ---- lists ---- */
-static inline void ferry__list_init(struct ferry__link *l)
-{
-	l->prev = l->next = l;
-}
-
-static inline bool ferry__list_empty(const struct ferry__link *l)
-{
-	return l->next == l;
-}
-
-static inline void ferry__list_add(struct ferry__link *head,
-				   struct ferry__link *n)
-{
-	n->next = head->next;
-	n->prev = head;
-	head->next->prev = n;
-	head->next = n;
-}
-
-static inline void ferry__list_del(struct ferry__link *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
 /* ---- runner.c ---- */
 int ferry__runner_enter(struct ferry_runner *r);
 void ferry__runner_leave(struct ferry_runner *r);

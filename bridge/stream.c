@@ -102,7 +102,7 @@ int ferry_stream_create(struct ferry_runner *r, unsigned capacity,
 	s->cap = capacity;
 	s->notify_post.fn = ferry__stream_notify_fn;
 	s->close_post.fn = ferry__stream_close_fn;
-	ferry__list_add(&r->streams, &s->link);
+	ferry__list_add_head(&r->streams, &s->link);
 	r->nstreams++;
 	*sp = s;
 	return 0;
@@ -222,13 +222,7 @@ void ferry__streams_close(struct ferry_runner *r)
 {
 	struct ferry__link todo;
 
-	if (ferry__list_empty(&r->streams))
-		return;
-	todo.next = r->streams.next;
-	todo.prev = r->streams.prev;
-	todo.next->prev = &todo;
-	todo.prev->next = &todo;
-	ferry__list_init(&r->streams);
+	ferry__list_move_all(&todo, &r->streams);
 
 	while (!ferry__list_empty(&todo)) {
 		struct ferry__link *l = todo.next;
@@ -236,7 +230,7 @@ void ferry__streams_close(struct ferry_runner *r)
 							    link);
 
 		ferry__list_del(l);
-		ferry__list_add(&r->streams, l);
+		ferry__list_add_head(&r->streams, l);
 		atomic_store_explicit(&s->aborted, 1, memory_order_seq_cst);
 		ferry__stream_signal(s);
 		if (!s->producer_done && !s->stop_sent) {

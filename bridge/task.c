@@ -23,7 +23,7 @@ static void ferry__task_start(struct ferry_post *p)
 						  ferry__post);
 	struct ferry_runner *r = t->ferry__runner;
 
-	ferry__list_add(&r->tasks, &t->ferry__link);
+	ferry__list_add_head(&r->tasks, &t->ferry__link);
 	r->ntasks++;
 	/* relaxed: CANCEL is advisory; a later one is caught by the sweep. */
 	if (atomic_load_explicit(&t->ferry__state, memory_order_relaxed) &
@@ -50,7 +50,7 @@ int ferry_task_submit(struct ferry_runner *r, struct ferry_task *t)
 	t->ferry__runner = r;
 	t->ferry__status = 0;
 	t->ferry__cancel_sent = false;
-	ferry__list_init(&t->ferry__link);
+	t->ferry__link.prev = t->ferry__link.next = NULL;	/* on no list */
 	atomic_store_explicit(&t->ferry__state, FERRY__T_INFLIGHT,
 			      memory_order_relaxed);
 	t->ferry__post.fn = ferry__task_start;
@@ -300,13 +300,7 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing)
 {
 	struct ferry__link todo;
 
-	if (ferry__list_empty(&r->tasks))
-		return;
-	todo.next = r->tasks.next;
-	todo.prev = r->tasks.prev;
-	todo.next->prev = &todo;
-	todo.prev->next = &todo;
-	ferry__list_init(&r->tasks);
+	ferry__list_move_all(&todo, &r->tasks);
 
 	while (!ferry__list_empty(&todo)) {
 		struct ferry__link *l = todo.next;
@@ -315,7 +309,7 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing)
 		uint32_t s;
 
 		ferry__list_del(l);
-		ferry__list_add(&r->tasks, l);
+		ferry__list_add_head(&r->tasks, l);
 		if (closing)
 			atomic_fetch_or_explicit(&t->ferry__state, FERRY__T_CLOSED,
 						 memory_order_relaxed);

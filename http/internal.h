@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 
 #include "ferry/http.h"
+#include "ferry/list.h"
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
@@ -36,52 +37,6 @@
 #define FERRY__MS 1000000ull	/* ns per ms */
 
 /* An intrusive doubly linked list; a zeroed node is "not linked". */
-struct ferry__link {
-	struct ferry__link *prev, *next;
-};
-
-static inline void ferry__list_init(struct ferry__link *head)
-{
-	head->prev = head->next = head;
-}
-
-static inline bool ferry__list_empty(const struct ferry__link *head)
-{
-	return head->next == head;
-}
-
-static inline bool ferry__linked(const struct ferry__link *n)
-{
-	return n->next != NULL;
-}
-
-static inline void ferry__list_add_tail(struct ferry__link *head,
-					struct ferry__link *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static inline void ferry__list_add_head(struct ferry__link *head,
-					struct ferry__link *n)
-{
-	n->next = head->next;
-	n->prev = head;
-	head->next->prev = n;
-	head->next = n;
-}
-
-static inline void ferry__list_del(struct ferry__link *n)
-{
-	if (!n->next)
-		return;
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = NULL;
-}
-
 struct ferry__conn;
 struct ferry__origin;
 struct ferry__tls;

@@ -33,16 +33,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry/list.h"
 #include "ferry/loop.h"
 
 struct ferry_runner;
 struct ferry_task;
 struct ferry_stream;
 
-/* private: a node of a circular list with a sentinel (unlink needs no head) */
-struct ferry__link {
-	struct ferry__link *prev, *next;
-};
 
 /* ------------------------------------------------------------------ */
 /* Runner                                                                */
