@@ -3,6 +3,15 @@
 
 Usage: nginx.py [--keepalive-timeout SECS] [--workers N] [--no-access-log]
                 [--keep-dir] [--nginx PATH]
+                [--tls CERT KEY [--tls-no-resume]] [--big BYTES]
+
+--tls CERT KEY makes the one listener speak HTTPS instead of HTTP (same
+URLs; the readiness probe then uses TLS without verification): TLS 1.2
+only, cipher ECDHE-ECDSA-AES128-GCM-SHA256 (so KEY must be an ECDSA key),
+and session resumption by session ID (shared cache) and tickets, unless
+--tls-no-resume turns both off (every handshake is then a full one).
+--big BYTES adds /big.bin, a sparse file of BYTES zero bytes (made with
+truncate, so instant; not in manifest.txt).
 
 Every option also has an environment variable, read when the option is
 absent: FERRY_NGINX_KEEPALIVE_TIMEOUT (default 60), FERRY_NGINX_WORKERS
@@ -42,7 +51,8 @@ Content (all GET; HEAD works too):
                        each line its own chunk
   /echo-headers        chunked; body = the raw request head as received
   /redirect            301 -> /small.txt (relative Location)
-  /redirect-abs        301 -> http://127.0.0.1:<port>/small.txt
+  /redirect-abs        301 -> http://127.0.0.1:<port>/small.txt (https://
+                       under --tls)
   /redirect-loop       302 -> /redirect-loop (forever)
   /redirect-302 -303 -307 -308   that status -> /small.txt
   /redirect-n/K        K = 1..10: a chain, K -> K-1, 1 -> /small.txt
@@ -73,6 +83,7 @@ import resource
 import secrets
 import shutil
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -191,7 +202,22 @@ def render_conf(d, port, args, token, have_echo):
     w("  keepalive_timeout %ss;" % args.keepalive_timeout)
     w("  server_tokens off;")
     w("  server {")
-    w("    listen 127.0.0.1:%d backlog=4096;" % port)
+    if args.tls:
+        w("    listen 127.0.0.1:%d ssl backlog=4096;" % port)
+        w("    ssl_certificate %s;" % os.path.abspath(args.tls[0]))
+        w("    ssl_certificate_key %s;" % os.path.abspath(args.tls[1]))
+        w("    ssl_protocols TLSv1.2;")
+        w("    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;")
+        w("    ssl_prefer_server_ciphers on;")
+        if args.tls_resume:
+            w("    ssl_session_cache shared:ferry:8m;")
+            w("    ssl_session_timeout 1h;")
+            w("    ssl_session_tickets on;")
+        else:
+            w("    ssl_session_cache off;")
+            w("    ssl_session_tickets off;")
+    else:
+        w("    listen 127.0.0.1:%d backlog=4096;" % port)
     w("    server_name localhost;")
     w("    root %s;" % q("www"))
     w("    absolute_redirect off;")
@@ -199,7 +225,8 @@ def render_conf(d, port, args, token, have_echo):
     w("    location = /__ferry_ready { return 200 '%s'; }" % token)
     w("    location = /redirect { return 301 /small.txt; }")
     w("    location = /redirect-abs { return 301 "
-      "http://127.0.0.1:%d/small.txt; }" % port)
+      "%s://127.0.0.1:%d/small.txt; }" % ("https" if args.tls else "http",
+                                           port))
     w("    location = /redirect-loop { return 302 /redirect-loop; }")
     for code in (302, 303, 307, 308):
         w("    location = /redirect-%d { return %d /small.txt; }"
@@ -244,10 +271,16 @@ def find_nginx(explicit):
     return None
 
 
-def probe(port, token):
+def probe(port, token, tls=False):
     """True when the server on port is our nginx (it knows the token)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            if tls:
+                # Only "is it up and ours": the token proves that.
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s)
             s.sendall(b"GET /__ferry_ready HTTP/1.1\r\nHost: x\r\n"
                       b"Connection: close\r\n\r\n")
             data = b""
@@ -278,7 +311,17 @@ def parse_args():
     ap.add_argument("--keep-dir", action="store_true",
                     default=env_default("FERRY_NGINX_KEEP_DIR", "0") == "1")
     ap.add_argument("--nginx", default=os.environ.get("FERRY_NGINX"))
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--tls-no-resume", dest="tls_resume",
+                    action="store_false", default=True)
+    ap.add_argument("--big", type=int, default=0, metavar="BYTES")
     args = ap.parse_args()
+    if args.tls:
+        for f in args.tls:
+            if not os.access(f, os.R_OK):
+                ap.error("--tls: cannot read %s" % f)
+    if args.big < 0:
+        ap.error("--big wants a byte count")
     try:
         float(args.keepalive_timeout)
     except ValueError:
@@ -344,6 +387,10 @@ def run(args, nginx, d):
         os.mkdir(www)
         have_echo = os.path.exists(ECHO_MODULE)
         write_content(d, www, have_echo)
+        if args.big:
+            # Sparse: no disk and no time spent, whatever the size.
+            with open(os.path.join(www, "big.bin"), "wb") as f:
+                f.truncate(args.big)
 
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.bind(("127.0.0.1", 0))
@@ -366,7 +413,7 @@ def run(args, nginx, d):
         lsock.close()
 
         deadline = time.monotonic() + READY_TIMEOUT
-        while not probe(port, token):
+        while not probe(port, token, bool(args.tls)):
             if proc.poll() is not None:
                 sys.stderr.write("nginx.py: nginx exited with %d; error.log:\n"
                                  % proc.returncode)

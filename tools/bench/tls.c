@@ -1,0 +1,196 @@
+/*
+ * tls.c - HTTPS from ferry, for tools/bench/tls.sh.
+ *
+ *   ferry-bench-tls dl URL CAFILE
+ *       one GET of URL on the loop-side client, body dropped in on_body;
+ *   ferry-bench-tls hs URL CAFILE N
+ *       N GETs one after the other, each with "Connection: close", so each
+ *       runs on a new connection with a handshake of its own (full or
+ *       resumed is the server's choice: the client always offers the
+ *       session it cached for the origin);
+ *   ferry-bench-tls impl
+ *       names the BearSSL implementations a client context gets here.
+ *
+ * dl and hs print one line, "requests N errors E bytes B conns C wall W
+ * user U sys S" (seconds; this process's own rusage, set-up included).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <bearssl.h>
+
+#include "ferry/http.h"
+
+struct run {
+	struct ferry_loop *loop;
+	struct ferry_http_client *client;
+	struct ferry_url url;
+	unsigned left;			/* requests still to start */
+	bool close;			/* ask for a new connection each time */
+	uint64_t requests, errors, bytes;
+};
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ferry-bench-tls dl URL CAFILE\n"
+			"       ferry-bench-tls hs URL CAFILE N\n"
+			"       ferry-bench-tls impl\n");
+	exit(2);
+}
+
+static int on_body(void *ctx, struct ferry_http_request *req,
+		   const void *data, size_t len, uintptr_t token)
+{
+	struct run *r = ctx;
+
+	(void)req;
+	(void)data;
+	(void)token;
+	r->bytes += len;
+	return 0;
+}
+
+static void issue(struct run *r);
+
+static void on_done(void *ctx, struct ferry_http_request *req, int result,
+		    const char *detail)
+{
+	struct run *r = ctx;
+
+	(void)req;
+	if (result == 200)
+		r->requests++;
+	else if (r->errors++ < 5)
+		fprintf(stderr, "request: %d %s\n", result, detail);
+	if (r->left)
+		issue(r);
+	else
+		ferry_loop_stop(r->loop);
+}
+
+static const struct ferry_http_callbacks run_cb = {
+	.on_body = on_body,
+	.on_done = on_done,
+};
+
+static void issue(struct run *r)
+{
+	static const struct ferry_http_header close_hdr[] = {
+		FERRY_HTTP_HEADER("Connection", "close"),
+	};
+	struct ferry_http_request_opts o = {
+		.url = &r->url, .cb = &run_cb, .ctx = r,
+		.headers = r->close ? close_hdr : NULL,
+		.nheaders = r->close ? 1 : 0,
+	};
+	struct ferry_http_request *req;
+	char why[128];
+
+	r->left--;
+	if (ferry_http_request_start(r->client, &o, &req, why, sizeof(why))) {
+		fprintf(stderr, "start: %s\n", why);
+		r->errors++;
+		ferry_loop_stop(r->loop);
+	}
+}
+
+static void closed(void *ctx)
+{
+	(void)ctx;
+}
+
+static int run(const char *url, const char *ca, unsigned n, bool close)
+{
+	struct ferry_http_client_opts co = {
+		.max_conns_per_origin = 1,
+		.ca_file = ca,
+	};
+	struct run r = { .left = n, .close = close };
+	struct ferry_http_client_stats st;
+	struct rusage ru;
+	char why[128];
+	uint64_t t0;
+
+	if (ferry_loop_create(&r.loop, NULL, why, sizeof(why)) < 0 ||
+	    ferry_http_client_create(r.loop, &co, &r.client) < 0 ||
+	    ferry_url_parse(&r.url, url, strlen(url), why, sizeof(why)) < 0) {
+		fprintf(stderr, "set-up failed: %s\n", why);
+		return 1;
+	}
+	t0 = ferry_time_now();
+	issue(&r);
+	if (!r.errors)
+		ferry_loop_run(r.loop);
+	ferry_http_client_stats(r.client, &st);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("requests %llu errors %llu bytes %llu conns %llu wall %.6f "
+	       "user %.6f sys %.6f\n",
+	       (unsigned long long)r.requests, (unsigned long long)r.errors,
+	       (unsigned long long)r.bytes,
+	       (unsigned long long)st.conns_opened,
+	       (double)(ferry_time_now() - t0) / 1e9,
+	       ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	ferry_http_client_close(r.client, closed, NULL);
+	ferry_url_free(&r.url);
+	ferry_loop_destroy(r.loop);
+	return r.errors ? 1 : 0;
+}
+
+/*
+ * What br_ssl_client_init_full() (as http/tls.c calls it) picked on this
+ * CPU, read back from the engine. Pointers are compared with the
+ * candidates BearSSL 0.6 has, so a name is printed only when it is sure.
+ */
+static int impl(void)
+{
+	static br_ssl_client_context cc;
+	static br_x509_minimal_context xc;
+	br_ssl_engine_context *e = &cc.eng;
+	const char *ctr = "other", *ghash = "other", *ec = "other";
+	const char *rsa = "other", *ecdsa = "other", *gcm = "none";
+
+	br_ssl_client_init_full(&cc, &xc, NULL, 0);
+	if (e->iaes_ctr && e->iaes_ctr == br_aes_x86ni_ctr_get_vtable())
+		ctr = "aes_x86ni_ctr";
+	else if (e->iaes_ctr == &br_aes_ct64_ctr_vtable)
+		ctr = "aes_ct64_ctr";
+	else if (e->iaes_ctr == &br_aes_ct_ctr_vtable)
+		ctr = "aes_ct_ctr";
+	if (e->ighash && e->ighash == br_ghash_pclmul_get())
+		ghash = "ghash_pclmul";
+	else if (e->ighash == &br_ghash_ctmul64)
+		ghash = "ghash_ctmul64";
+	else if (e->ighash == &br_ghash_ctmul)
+		ghash = "ghash_ctmul";
+	if (e->igcm_in == &br_sslrec_in_gcm_vtable)
+		gcm = "sslrec_gcm";
+	if (e->iec == &br_ec_all_m31)
+		ec = "ec_all_m31";
+	else if (e->iec == &br_ec_all_m15)
+		ec = "ec_all_m15";
+	if (e->irsavrfy && e->irsavrfy == br_rsa_i62_pkcs1_vrfy_get())
+		rsa = "rsa_i62";
+	else if (e->irsavrfy == &br_rsa_i31_pkcs1_vrfy)
+		rsa = "rsa_i31";
+	if (e->iecdsa == &br_ecdsa_i31_vrfy_asn1)
+		ecdsa = "ecdsa_i31";
+	else if (e->iecdsa == &br_ecdsa_i15_vrfy_asn1)
+		ecdsa = "ecdsa_i15";
+	printf("aes_ctr=%s ghash=%s gcm_records=%s ec=%s rsa_vrfy=%s "
+	       "ecdsa_vrfy=%s\n", ctr, ghash, gcm, ec, rsa, ecdsa);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "impl") == 0)
+		return impl();
+	if (argc == 4 && strcmp(argv[1], "dl") == 0)
+		return run(argv[2], argv[3], 1, false);
+	if (argc == 5 && strcmp(argv[1], "hs") == 0 && atoi(argv[4]) > 0)
+		return run(argv[2], argv[3], (unsigned)atoi(argv[4]), true);
+	usage();
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# tools/bench/tls.sh - HTTPS against one local nginx (1 worker), TLS 1.2,
+# ECDHE-ECDSA-AES128-GCM-SHA256, P-256 certificate made here with openssl:
+#
+#   (a) download of a big file (1 GiB, 128 MiB under --quick; sparse):
+#       bytes/s and client CPU s per GiB; ferry's loop-side client (body
+#       dropped in on_body) vs curl -o /dev/null, alternating rounds;
+#   (b) full handshakes: N sequential GETs of /small.txt, each on a new
+#       connection ("Connection: close" from both clients), against a
+#       second nginx with session resumption off (ssl_session_cache off,
+#       no tickets), so every handshake is a full one for both clients
+#       whatever they offer; curl also gets --no-sessionid; all N URLs go
+#       to one curl process (a URL glob), so process start-up is amortised
+#       the same way as ferry's (one process per N, set-up included);
+#   (c) the same against the first nginx (shared session cache): resumed
+#       handshakes (BearSSL 0.6 resumes by session ID, not tickets).
+#
+# Rounds alternate the order (ferry then curl, then curl then ferry), and
+# the big file is read once before, untimed, to fill the page cache.
+# CPU is the client process's own user+sys (wait4 rusage for curl,
+# getrusage in ferry-bench-tls).
+#
+# Last line: RESULT tls_dl_vs_curl=<ferry/curl bytes per s>
+#            tls_hs_cpu_vs_curl=<ferry/curl CPU per full handshake>
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+BENCH=$BENCH_BUILD/tools/bench/ferry-bench-tls
+[ -x "$BENCH" ] || bench_die "missing $BENCH (tools/bench/run builds it)"
+command -v curl >/dev/null || bench_die "curl not installed"
+command -v openssl >/dev/null || bench_die "openssl not installed"
+
+ROUNDS=$(bench_reps 5 2)
+BIG=$(bench_reps $((1 << 30)) $((128 << 20)))
+HS=$(bench_reps 2000 300)
+CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256
+CURL=(curl -sS --fail --tlsv1.2 --tls-max 1.2 --ciphers "$CIPHER")
+
+# The certificates: a CA and a leaf for 127.0.0.1, both P-256.
+CERTS=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-tls-XXXXXX")
+bench_on_exit "rm -rf '$CERTS'"
+(
+	cd "$CERTS"
+	openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+	openssl req -x509 -new -key ca.key -subj /CN=ferry-bench-ca -days 2 \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign -out ca.pem
+	openssl ecparam -name prime256v1 -genkey -noout -out leaf.key
+	openssl req -new -key leaf.key -subj /CN=127.0.0.1 -out leaf.csr
+	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+		'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
+		'extendedKeyUsage=serverAuth' >leaf.ext
+	openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key \
+		-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
+) >/dev/null 2>&1 || bench_die "openssl could not make the certificates"
+CA=$CERTS/ca.pem
+
+bench_nginx_start --workers 1 --no-access-log --big "$BIG" \
+	--tls "$CERTS/leaf.pem" "$CERTS/leaf.key"
+RESUME_PORT=$NGINX_PORT
+bench_peer_start FULL python3 "$BENCH_ROOT/tests/servers/nginx.py" \
+	--workers 1 --no-access-log --tls-no-resume \
+	--tls "$CERTS/leaf.pem" "$CERTS/leaf.key" ||
+	bench_die "cannot start the second nginx"
+bench_log "nginx: resumption on port $RESUME_PORT, off on $FULL_PORT;" \
+	"$ROUNDS rounds, big file $BIG bytes, $HS handshakes"
+bench_log "BearSSL: $("$BENCH" impl)"
+
+declare -A RATE CPU
+
+# record KIND NAME RATE CPU
+record() {
+	RATE[$1.$2]="${RATE[$1.$2]:-} $3"
+	CPU[$1.$2]="${CPU[$1.$2]:-} $4"
+}
+
+# ferry_run KIND ARGS...: record ferry's rate and CPU for the line it prints.
+ferry_run() {
+	local kind=$1 line req err bytes conns wall user sys
+	shift
+	line=$("$BENCH" "$@")
+	read -r _ req _ err _ bytes _ conns _ wall _ user _ sys <<<"$line"
+	[ "$err" = 0 ] || bench_die "ferry: $line"
+	if [ "$kind" = dl ]; then
+		[ "$bytes" = "$BIG" ] || bench_die "ferry got $bytes of $BIG bytes"
+		record dl ferry "$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.0f", b / w }')" \
+			"$(awk -v b="$bytes" -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f", (u + s) * 1073741824 / b }')"
+	else
+		[ "$conns" = "$HS" ] || bench_die "ferry opened $conns connections for $HS requests"
+		record "$kind" ferry "$(awk -v n="$req" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')" \
+			"$(awk -v n="$req" -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", (u + s) * 1e6 / n }')"
+	fi
+}
+
+curl_dl() {
+	local t out wall user sys bytes
+	out=$(mktemp)
+	bench_time t "${CURL[@]}" --cacert "$CA" -o /dev/null \
+		-w '%{size_download}\n' "https://127.0.0.1:$RESUME_PORT/big.bin" >"$out"
+	bytes=$(cat "$out")
+	rm -f "$out"
+	[ "$bytes" = "$BIG" ] || bench_die "curl got $bytes of $BIG bytes"
+	read -r wall user sys <<<"$t"
+	record dl curl "$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.0f", b / w }')" \
+		"$(awk -v b="$bytes" -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f", (u + s) * 1073741824 / b }')"
+}
+
+# curl_hs KIND PORT [curl options]: HS GETs in one process, one connection
+# each; -w counts the connections curl really made.
+curl_hs() {
+	local kind=$1 port=$2 t out wall user sys conns
+	shift 2
+	out=$(mktemp)
+	bench_time t "${CURL[@]}" --cacert "$CA" "$@" -H 'Connection: close' \
+		-o /dev/null -w '%{num_connects}\n' \
+		"https://127.0.0.1:$port/small.txt?[1-$HS]" >"$out"
+	conns=$(awk '{ n += $1 } END { print n }' "$out")
+	rm -f "$out"
+	[ "$conns" = "$HS" ] || bench_die "curl made $conns connections for $HS requests"
+	read -r wall user sys <<<"$t"
+	record "$kind" curl "$(awk -v n="$HS" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')" \
+		"$(awk -v n="$HS" -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", (u + s) * 1e6 / n }')"
+}
+
+# The big file is sparse: its first read fills the page cache with zero
+# pages and runs several times slower. Do that here, untimed, so the
+# first client measured does not pay for it.
+cat "$NGINX_DIR/www/big.bin" >/dev/null
+
+run_ferry_all() {
+	ferry_run dl dl "https://127.0.0.1:$RESUME_PORT/big.bin" "$CA"
+	ferry_run full hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS"
+	ferry_run resumed hs "https://127.0.0.1:$RESUME_PORT/small.txt" "$CA" "$HS"
+}
+run_curl_all() {
+	curl_dl
+	curl_hs full "$FULL_PORT" --no-sessionid
+	curl_hs resumed "$RESUME_PORT"
+}
+
+# A B, then B A: neither client always runs right after the other.
+for r in $(seq "$ROUNDS"); do
+	bench_log "round $r/$ROUNDS"
+	if [ $((r % 2)) = 1 ]; then
+		run_ferry_all
+		run_curl_all
+	else
+		run_curl_all
+		run_ferry_all
+	fi
+done
+
+# shellcheck disable=SC2086  # $1 is a list of numbers
+med() { bench_median $1; }
+row() {
+	# shellcheck disable=SC2086
+	printf "%-22s %-44s %-44s\n" "$1 $2" "$(bench_stats ${RATE[$1.$2]})" \
+		"$(bench_stats ${CPU[$1.$2]})"
+}
+
+echo
+echo "HTTPS to nginx (1 worker), TLS 1.2 $CIPHER, P-256 cert"
+echo "BearSSL in ferry: $("$BENCH" impl)"
+echo "median (min-max) over $ROUNDS alternating rounds"
+echo
+printf "%-22s %-44s %-44s\n" "download $BIG B" "bytes/s" "client CPU s/GiB"
+row dl ferry
+row dl curl
+echo
+printf "%-22s %-44s %-44s\n" "$HS handshakes" "handshakes/s" "client CPU us/handshake"
+row full ferry
+row full curl
+row resumed ferry
+row resumed curl
+echo
+
+# shellcheck disable=SC2086
+awk -v fr="$(med "${RATE[dl.ferry]}")" -v cr="$(med "${RATE[dl.curl]}")" \
+    -v fc="$(med "${CPU[full.ferry]}")" -v cc="$(med "${CPU[full.curl]}")" 'BEGIN {
+	printf "RESULT tls_dl_vs_curl=%.2f tls_hs_cpu_vs_curl=%.2f\n",
+	       fr / cr, fc / cc }'
