@@ -10,9 +10,6 @@
 
 #include "ferry/bridge.h"
 
-#define ferry__container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
 /* ---- the futex word of a task ---- */
 enum {
 	FERRY__T_DONE = 1u << 0,	/* status is published */
@@ -95,10 +92,10 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing);
 void ferry__streams_close(struct ferry_runner *r);
 
 /* ---- wait.c: spinning and futex sleeping ---- */
-/* Spin on *word until (value & mask) != 0 within the runner's budget.
- * Returns true if it saw the bits. */
-bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
-		       uint32_t mask);
+/* Spin while (*word & mask) == expect, within the runner's adaptive budget
+ * and spinner cap. Returns true if it saw the word change. */
+bool ferry__spin_while(struct ferry_runner *r, _Atomic uint32_t *word,
+		       uint32_t mask, uint32_t expect);
 /* Absolute CLOCK_MONOTONIC deadline for a relative timeout; 0 = none. */
 uint64_t ferry__deadline(int64_t timeout_ns);
 /* FUTEX_WAIT_BITSET on *word == val until @deadline (0 = for ever).
@@ -107,7 +104,6 @@ int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline);
 /* The same, counted in r->sleepers. */
 int ferry__runner_sleep(struct ferry_runner *r, _Atomic uint32_t *word,
 			uint32_t val, uint64_t deadline);
-void ferry__futex_wake(_Atomic uint32_t *word);
 /* Wake a waiter from the loop: batched into the next submission. */
 void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word);
 void ferry__cpu_relax(void);

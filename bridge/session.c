@@ -78,17 +78,6 @@ struct ferry__xfer {
 /* ------------------------------------------------------------------ */
 /* Copying the response head                                             */
 
-static char *ferry__strndup(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 /* Copy status, reason, headers and the final URL out of the parser. */
 static int ferry__copy_head(struct ferry_response *resp,
 			    struct ferry_http_request *req, int status)
@@ -99,7 +88,7 @@ static int ferry__copy_head(struct ferry_response *resp,
 	char url[2048], *p;
 
 	resp->status = status;
-	resp->reason = ferry__strndup(reason, len);
+	resp->reason = strndup(reason, len);
 	ferry_url_format(ferry_http_request_url(req), url, sizeof(url));
 	resp->final_url = strdup(url);
 	for (size_t i = 0; i < n && ferry_http_response_header_at(req, i, &h); i++)

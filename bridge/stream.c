@@ -26,7 +26,6 @@
  * post to it.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -288,28 +287,6 @@ static int ferry__stream_poll(struct ferry_stream *s, struct ferry_chunk *c)
 	return 1;
 }
 
-/* Spin on seq for a change, within the runner's spin budget. */
-static bool ferry__stream_spin(struct ferry_stream *s, uint32_t seq)
-{
-	struct ferry_runner *r = s->r;
-	uint64_t end;
-	unsigned budget = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
-
-	if (!budget)
-		return false;
-	end = ferry_time_now() + budget;
-	for (unsigned i = 0;; i++) {
-		if (atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
-			return true;
-		ferry__cpu_relax();
-		if ((i & 31) == 31) {
-			if (ferry_time_now() >= end)
-				return false;
-			sched_yield();	/* see ferry__spin_until */
-		}
-	}
-}
-
 int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 		      int64_t timeout_ns)
 {
@@ -334,12 +311,12 @@ int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 		ret = ferry__stream_poll(s, c);
 		if (ret != FERRY__AGAIN)
 			return ret;
-		if (ferry__stream_spin(s, seq))
+		if (ferry__spin_while(s->r, &s->seq, ~0u, seq))
 			continue;
 		atomic_store_explicit(&s->waiting, 1, memory_order_seq_cst);
 		ret = ferry__stream_poll(s, c);
 		if (ret == FERRY__AGAIN)
-			ret = ferry__futex_wait(&s->seq, seq, deadline);
+			ret = ferry__runner_sleep(s->r, &s->seq, seq, deadline);
 		atomic_store_explicit(&s->waiting, 0, memory_order_relaxed);
 		if (ret == FERRY_ETIMEDOUT) {
 			ret = ferry__stream_poll(s, c);

@@ -108,7 +108,7 @@ int ferry_task_wait(struct ferry_task *t, int64_t timeout_ns)
 	if (timeout_ns == 0)
 		return FERRY_ETIMEDOUT;
 	deadline = ferry__deadline(timeout_ns);
-	if (ferry__spin_until(r, word, FERRY__T_DONE))
+	if (ferry__spin_while(r, word, FERRY__T_DONE, 0))
 		return t->ferry__status;
 	for (;;) {
 		/* acquire: if DONE is already set, its status is visible. */

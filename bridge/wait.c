@@ -8,6 +8,7 @@
  *   - the budget adapts: it doubles after a spin that succeeded and halves
  *     after one that failed, between 1 us and the configured maximum, so a
  *     runner whose tasks take long stops burning CPU on spins;
+ *   - the same rules hold for task waiters and stream readers;
  *   - at most max_spinners threads spin at once, and none while another
  *     waiter of the runner sleeps (then there are more callers than the
  *     loop serves while they spin); the others sleep at once, so spinners
@@ -47,8 +48,8 @@ static void ferry__spin_adapt(struct ferry_runner *r, unsigned budget,
 	atomic_store_explicit(&r->spin_ns, next, memory_order_relaxed);
 }
 
-bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
-		       uint32_t mask)
+bool ferry__spin_while(struct ferry_runner *r, _Atomic uint32_t *word,
+		       uint32_t mask, uint32_t expect)
 {
 	unsigned budget = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
 	uint64_t end;
@@ -66,7 +67,8 @@ bool ferry__spin_until(struct ferry_runner *r, _Atomic uint32_t *word,
 	end = ferry_time_now() + budget;
 	for (unsigned i = 0;; i++) {
 		/* acquire: pairs with the loop's release of the result. */
-		if (atomic_load_explicit(word, memory_order_acquire) & mask) {
+		if ((atomic_load_explicit(word, memory_order_acquire) & mask) !=
+		    expect) {
 			hit = true;
 			break;
 		}
@@ -121,12 +123,6 @@ int ferry__runner_sleep(struct ferry_runner *r, _Atomic uint32_t *word,
 	ret = ferry__futex_wait(word, val, deadline);
 	atomic_fetch_sub_explicit(&r->sleepers, 1, memory_order_relaxed);
 	return ret;
-}
-
-void ferry__futex_wake(_Atomic uint32_t *word)
-{
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
-		INT_MAX, NULL, NULL, 0);
 }
 
 void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word)

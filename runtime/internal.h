@@ -11,12 +11,10 @@
 
 #include <liburing.h>
 
+#include "ferry/list.h"
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
-
-#define ferry__container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* Debug builds check that loop-thread-only calls come from the loop. */
 #define FERRY__ASSERT_LOOP(loop) assert(ferry_loop_on_thread(loop))
@@ -33,6 +31,10 @@ enum ferry__ud_tag {
 				   not counted in flight */
 };
 #define FERRY__UD_MASK 3u
+
+/* Opcodes newer than liburing 2.3's headers (Linux 6.7). */
+#define FERRY__IORING_OP_FUTEX_WAIT 51
+#define FERRY__IORING_OP_FUTEX_WAKE 52
 
 enum ferry__op_kind {
 	FERRY__OP_ONESHOT = 0,

@@ -28,8 +28,6 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#define FERRY__IORING_OP_FUTEX_WAIT 51
-#define FERRY__IORING_OP_FUTEX_WAKE 52
 
 uint64_t ferry_time_now(void)
 {

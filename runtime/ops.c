@@ -14,8 +14,7 @@
 
 #include "internal.h"
 
-/* IORING_OP_FUTEX_WAKE and the futex2 flags; liburing 2.3 predates them. */
-#define FERRY__IORING_OP_FUTEX_WAKE 52
+/* The futex2 flags; liburing 2.3 predates them. */
 #define FERRY__FUTEX2_SIZE_U32 0x02
 #define FERRY__FUTEX2_PRIVATE 128
 #define FERRY__FUTEX_BITSET_MATCH_ANY 0xffffffffu

@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The struct that embeds @ptr as its @member. */
+#define ferry__container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 struct ferry__link {
 	struct ferry__link *prev, *next;
 };
