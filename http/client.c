@@ -25,6 +25,13 @@
 #define DEF_MAX_REDIRECTS 10
 #define DEF_BUF_SIZE 16384
 #define DEF_BUF_COUNT 256
+#define DEF_TLS_CACHE 64
+
+/* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
+static unsigned cache_size(unsigned opt)
+{
+	return opt == FERRY_HTTP_NO_CACHE ? 0 : opt ? opt : DEF_TLS_CACHE;
+}
 
 static int client_opts(struct ferry_http_client_opts *o,
 		       const struct ferry_http_client_opts *in)
@@ -57,6 +64,8 @@ static int client_opts(struct ferry_http_client_opts *o,
 		return FERRY_EINVAL;
 	if (o->user_agent &&
 	    (!*o->user_agent || strpbrk(o->user_agent, "\r\n")))
+		return FERRY_EINVAL;
+	if ((unsigned)o->tls_ciphers > FERRY_TLS_CIPHERS_CHACHA20_FIRST)
 		return FERRY_EINVAL;
 	return 0;
 }
@@ -133,11 +142,18 @@ fail:
  */
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 {
+	struct ferry__tls_settings set = {
+		.ca_file = c->opts.ca_file,
+		.ca_dir = c->opts.ca_dir,
+		.insecure = c->opts.tls_insecure_skip_verify,
+		.ciphers = c->opts.tls_ciphers,
+		.session_cache = cache_size(c->opts.tls_session_cache),
+		.verify_cache = cache_size(c->opts.tls_verify_cache),
+	};
+
 	if (c->tls_cfg)
 		return 0;
-	return ferry__tls_config_new(c->opts.ca_file, c->opts.ca_dir,
-				     c->opts.tls_insecure_skip_verify,
-				     &c->tls_cfg, why, whylen);
+	return ferry__tls_config_new(&set, &c->tls_cfg, why, whylen);
 }
 
 struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c)
@@ -155,6 +171,15 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 	st->conns_opened = c->conns_opened;
 	st->requests_started = c->requests_started;
 	st->retries = c->retries;
+	st->tls_full = st->tls_resumed = st->tls_verify_cached = 0;
+	if (c->tls_cfg) {
+		struct ferry__tls_counters tc;
+
+		ferry__tls_config_counters(c->tls_cfg, &tc);
+		st->tls_full = tc.full;
+		st->tls_resumed = tc.resumed;
+		st->tls_verify_cached = tc.verify_cached;
+	}
 }
 
 /* ------------------------------------------------------------------ */

@@ -3,16 +3,18 @@
  *
  * Per client: trust anchors decoded once from PEM (br_pem_decoder, then
  * br_x509_decoder for each certificate, DN and key copied into memory the
- * config owns), and a small cache of session parameters per origin.
+ * config owns), the cipher suite order, and two small caches: session
+ * parameters per origin, and leaf certificates already verified.
  *
  * Per connection: a br_ssl_client_context (full profile: every suite
  * BearSSL has, with the AES-NI/pclmul code when the CPU has it), one
  * bidirectional I/O buffer, and the X.509 engine: br_x509_minimal wrapped
- * by our own br_x509_class. The wrapper exists for two cases BearSSL does
- * not cover: an IP literal host (BearSSL matches DNS names only, so the
+ * by our own br_x509_class. The wrapper exists for what BearSSL does not
+ * cover: an IP literal host (BearSSL matches DNS names only, so the
  * wrapper passes no name and then checks the leaf's iPAddress SAN entries
- * itself) and the caller's explicit "skip verification" (then the leaf's
- * key is taken as is).
+ * itself), the caller's explicit "skip verification" (then the leaf's key
+ * is taken as is), and the verify cache (a leaf verified before for the
+ * same name is not checked up to the anchors again).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -20,28 +22,98 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bearssl.h>
 
 #include "ferry/error.h"
+#include "ferry/http.h"
 #include "tls.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
-#define SESSION_CACHE_MAX 64
+/* A leaf certificate longer than this is checked but not remembered
+ * (and, for an IP literal host, refused: its SAN cannot be read). */
+#define LEAF_MAX (64 * 1024)
+
+/* A small list, most recently used first: the two caches. Each entry
+ * starts with its node and is one allocation, freed when dropped. */
+struct mru_node {
+	struct mru_node *next;
+};
+
+struct mru {
+	struct mru_node *head;
+	unsigned n, max;
+};
+
+/* A date as BearSSL counts them: days since January 1st, 0 AD
+ * (proleptic Gregorian), and seconds in the day. */
+struct x509_time {
+	uint32_t days, secs;
+};
 
 struct tls_session {
-	struct tls_session *next;
+	struct mru_node node;		/* first */
 	br_ssl_session_parameters params;
 	char origin[];
+};
+
+struct tls_verified {
+	struct mru_node node;		/* first */
+	unsigned char id[br_sha256_SIZE];	/* SHA-256(name, 0, leaf) */
+	unsigned usages;		/* BR_KEYTYPE_KEYX / _SIGN */
+	struct x509_time from, until;	/* valid in the whole chain */
 };
 
 struct ferry__tls_config {
 	br_x509_trust_anchor *tas;
 	size_t ntas, tas_cap;
 	bool insecure;
-	struct tls_session *sessions;	/* most recent first */
-	unsigned nsessions;
+	uint16_t suites[BR_MAX_CIPHER_SUITES];
+	size_t nsuites;
+	struct mru sessions;		/* struct tls_session */
+	struct mru verified;		/* struct tls_verified */
+	struct ferry__tls_counters counters;
 };
+
+/* ------------------------------------------------------------------ */
+/* Caches                                                                */
+
+static void mru_touch(struct mru *m, struct mru_node **pp)
+{
+	struct mru_node *x = *pp;
+
+	*pp = x->next;
+	x->next = m->head;
+	m->head = x;
+}
+
+/* Put @x first; drop the least recently used past the limit. */
+static void mru_push(struct mru *m, struct mru_node *x)
+{
+	struct mru_node **pp;
+
+	x->next = m->head;
+	m->head = x;
+	if (++m->n <= m->max)
+		return;
+	for (pp = &m->head; (*pp)->next; pp = &(*pp)->next)
+		;
+	free(*pp);
+	*pp = NULL;
+	m->n--;
+}
+
+static void mru_clear(struct mru *m)
+{
+	while (m->head) {
+		struct mru_node *x = m->head;
+
+		m->head = x->next;
+		free(x);
+	}
+	m->n = 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Trust anchors                                                        */
@@ -248,19 +320,67 @@ static int dir_load(struct ferry__tls_config *cfg, const char *dir)
 	return total;
 }
 
-int ferry__tls_config_new(const char *ca_file, const char *ca_dir,
-			  bool insecure, struct ferry__tls_config **cfgp,
+/*
+ * The suites of BearSSL's full profile, in the order asked for: the
+ * ECDHE AES-GCM and the ChaCha20-Poly1305 suites first (either group
+ * ahead of the other), then the rest in BearSSL's order. The full
+ * profile's list is read from a context it initialised.
+ */
+static int suites_order(struct ferry__tls_config *cfg, int ciphers)
+{
+	struct {
+		br_ssl_client_context cc;
+		br_x509_minimal_context xc;
+	} *tmp = malloc(sizeof(*tmp));
+	bool gcm_first;
+
+	if (!tmp)
+		return -ENOMEM;
+	br_ssl_client_init_full(&tmp->cc, &tmp->xc, NULL, 0);
+	if (ciphers == FERRY_TLS_CIPHERS_AUTO)
+		gcm_first = (br_aes_x86ni_ctr_get_vtable() &&
+			     br_ghash_pclmul_get()) ||
+			    (br_aes_pwr8_ctr_get_vtable() && br_ghash_pwr8_get());
+	else
+		gcm_first = ciphers == FERRY_TLS_CIPHERS_AES_GCM_FIRST;
+	cfg->nsuites = 0;
+	for (int rank = 0; rank < 3; rank++) {
+		for (size_t i = 0; i < tmp->cc.eng.suites_num; i++) {
+			uint16_t id = tmp->cc.eng.suites_buf[i];
+			bool chacha = id == BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 ||
+				      id == BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256;
+			bool gcm = id == BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 ||
+				   id == BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 ||
+				   id == BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ||
+				   id == BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384;
+			int r = !chacha && !gcm ? 2 : (gcm == gcm_first ? 0 : 1);
+
+			if (r == rank)
+				cfg->suites[cfg->nsuites++] = id;
+		}
+	}
+	free(tmp);
+	return 0;
+}
+
+int ferry__tls_config_new(const struct ferry__tls_settings *set,
+			  struct ferry__tls_config **cfgp,
 			  char *why, size_t whylen)
 {
 	struct ferry__tls_config *cfg = calloc(1, sizeof(*cfg));
-	const char *file = ca_file;
+	const char *file = set->ca_file;
 	int r;
 
 	*cfgp = NULL;
 	if (!cfg)
 		return -ENOMEM;
-	cfg->insecure = insecure;
-	if (!file && !ca_dir && !insecure)
+	cfg->insecure = set->insecure;
+	cfg->sessions.max = set->session_cache;
+	cfg->verified.max = set->insecure ? 0 : set->verify_cache;
+	r = suites_order(cfg, set->ciphers);
+	if (r < 0)
+		goto fail;
+	if (!file && !set->ca_dir && !set->insecure)
 		file = SYSTEM_BUNDLE;
 	if (file) {
 		r = file_load(cfg, file);
@@ -273,12 +393,12 @@ int ferry__tls_config_new(const char *ca_file, const char *ca_dir,
 			goto fail;
 		}
 	}
-	if (ca_dir) {
-		r = dir_load(cfg, ca_dir);
+	if (set->ca_dir) {
+		r = dir_load(cfg, set->ca_dir);
 		if (r == -ENOMEM)
 			goto fail;
 		if (r <= 0) {
-			snprintf(why, whylen, "CA dir %s: %s", ca_dir,
+			snprintf(why, whylen, "CA dir %s: %s", set->ca_dir,
 				 r < 0 ? strerror(-r) : "no certificate in it");
 			r = FERRY_EINVAL;
 			goto fail;
@@ -298,13 +418,15 @@ void ferry__tls_config_free(struct ferry__tls_config *cfg)
 	for (size_t i = 0; i < cfg->ntas; i++)
 		ta_free(&cfg->tas[i]);
 	free(cfg->tas);
-	while (cfg->sessions) {
-		struct tls_session *s = cfg->sessions;
-
-		cfg->sessions = s->next;
-		free(s);
-	}
+	mru_clear(&cfg->sessions);
+	mru_clear(&cfg->verified);
 	free(cfg);
+}
+
+void ferry__tls_config_counters(const struct ferry__tls_config *cfg,
+				struct ferry__tls_counters *out)
+{
+	*out = cfg->counters;
 }
 
 size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
@@ -315,13 +437,13 @@ size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
 /* ------------------------------------------------------------------ */
 /* Session cache, per origin                                            */
 
-static struct tls_session **session_find(struct ferry__tls_config *cfg,
-					 const char *origin)
+static struct mru_node **session_find(struct ferry__tls_config *cfg,
+				      const char *origin)
 {
-	struct tls_session **pp;
+	struct mru_node **pp;
 
-	for (pp = &cfg->sessions; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->origin, origin))
+	for (pp = &cfg->sessions.head; *pp; pp = &(*pp)->next)
+		if (!strcmp(((struct tls_session *)(void *)*pp)->origin, origin))
 			return pp;
 	return NULL;
 }
@@ -329,50 +451,125 @@ static struct tls_session **session_find(struct ferry__tls_config *cfg,
 static void session_put(struct ferry__tls_config *cfg, const char *origin,
 			const br_ssl_session_parameters *sp)
 {
-	struct tls_session **pp = session_find(cfg, origin), *s;
+	struct mru_node **pp = session_find(cfg, origin);
+	struct tls_session *s;
 
 	if (pp) {
-		s = *pp;
-		*pp = s->next;
-	} else {
-		s = malloc(sizeof(*s) + strlen(origin) + 1);
-		if (!s)
-			return;	/* a cache: losing an entry is fine */
-		strcpy(s->origin, origin);
-		cfg->nsessions++;
+		mru_touch(&cfg->sessions, pp);
+		((struct tls_session *)(void *)cfg->sessions.head)->params = *sp;
+		return;
 	}
+	if (!cfg->sessions.max)
+		return;
+	s = malloc(sizeof(*s) + strlen(origin) + 1);
+	if (!s)
+		return;	/* a cache: losing an entry is fine */
+	strcpy(s->origin, origin);
 	s->params = *sp;
-	s->next = cfg->sessions;
-	cfg->sessions = s;
-	if (cfg->nsessions > SESSION_CACHE_MAX) {
-		/* Drop the least recently saved. */
-		for (pp = &cfg->sessions; (*pp)->next; pp = &(*pp)->next)
-			;
-		free(*pp);
-		*pp = NULL;
-		cfg->nsessions--;
+	mru_push(&cfg->sessions, &s->node);
+}
+
+/* Is a <= b? */
+static bool time_le(struct x509_time a, struct x509_time b)
+{
+	return a.days < b.days || (a.days == b.days && a.secs <= b.secs);
+}
+
+/* Now, counted as br_x509_minimal counts it when given no time. */
+static struct x509_time time_now(void)
+{
+	time_t t = time(NULL);
+
+	return (struct x509_time){ (uint32_t)(t / 86400) + 719528,
+				   (uint32_t)(t % 86400) };
+}
+
+/* The entry for @id if its window holds now (moved first), else NULL. */
+static const struct tls_verified *verified_find(struct ferry__tls_config *cfg,
+						const unsigned char *id)
+{
+	struct x509_time now = time_now();
+	struct mru_node **pp;
+
+	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
+		struct tls_verified *v = (struct tls_verified *)(void *)*pp;
+
+		if (memcmp(v->id, id, sizeof(v->id)))
+			continue;
+		if (!time_le(v->from, now) || !time_le(now, v->until))
+			return NULL;
+		mru_touch(&cfg->verified, pp);
+		return v;
 	}
+	return NULL;
+}
+
+static void verified_put(struct ferry__tls_config *cfg,
+			 const unsigned char *id, unsigned usages,
+			 struct x509_time from, struct x509_time until)
+{
+	struct mru_node **pp;
+	struct tls_verified *v;
+
+	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
+		v = (struct tls_verified *)(void *)*pp;
+		if (!memcmp(v->id, id, sizeof(v->id))) {
+			mru_touch(&cfg->verified, pp);
+			goto set;
+		}
+	}
+	v = malloc(sizeof(*v));
+	if (!v)
+		return;
+	memcpy(v->id, id, sizeof(v->id));
+	mru_push(&cfg->verified, &v->node);
+set:
+	v->usages = usages;
+	v->from = from;
+	v->until = until;
 }
 
 /* ------------------------------------------------------------------ */
 /* The X.509 wrapper                                                     */
 
+/*
+ * How the wrapper treats a chain. PLAIN: everything goes to br_x509_minimal
+ * (no cache: insecure, cache off, or a leaf too long to hold). With the
+ * cache on, the chain starts in HOLD: the leaf is kept and hashed, not
+ * passed on. At its end the cache decides: KNOWN (verified before: the
+ * rest of the chain is ignored and the key is read from the leaf) or
+ * CHECK (the leaf is replayed into br_x509_minimal, every certificate
+ * follows it, and each one's dates are read so that a good chain can be
+ * remembered with the window in which all of them are valid).
+ */
+enum xw_mode { XW_PLAIN, XW_HOLD, XW_KNOWN, XW_CHECK };
+
 struct x509_wrap {
 	const br_x509_class *vtable;	/* first: BearSSL's "object" */
 	br_x509_minimal_context minimal;
-	br_x509_decoder_context leaf_dc;	/* insecure: the leaf's key */
+	/* The leaf's key (insecure, KNOWN) or the current certificate's
+	 * dates (CHECK). */
+	br_x509_decoder_context dc;
+	br_sha256_context id_hash;	/* HOLD: name, 0, leaf */
+	struct ferry__tls_config *cfg;
+	enum xw_mode mode;
 	bool insecure;
 	bool ip;			/* match ip_bin against the SAN */
+	bool dates_ok;			/* CHECK: every certificate's dates read */
 	unsigned char ip_bin[16];
 	size_t ip_len;
-	const char *server_name;	/* NULL for an IP literal */
+	const char *server_name;	/* the URL's host */
 	unsigned ncert;
+	unsigned char id[br_sha256_SIZE];
+	unsigned known_usages;		/* KNOWN */
+	struct x509_time from, until;	/* CHECK: the chain's window */
 	unsigned char *leaf;		/* first certificate, DER */
 	size_t leaf_len, leaf_cap;
 	bool leaf_ok;
 };
 
 #define WRAP(ctx) ((struct x509_wrap *)(void *)(ctx))
+#define MINIMAL(w) (&(w)->minimal.vtable)
 
 static void xw_start_chain(const br_x509_class **ctx, const char *name)
 {
@@ -382,8 +579,29 @@ static void xw_start_chain(const br_x509_class **ctx, const char *name)
 	w->ncert = 0;
 	w->leaf_len = 0;
 	w->leaf_ok = false;
-	w->minimal.vtable->start_chain(&w->minimal.vtable,
-				       w->ip ? NULL : w->server_name);
+	w->mode = w->cfg->verified.max ? XW_HOLD : XW_PLAIN;
+	if (w->mode == XW_HOLD) {
+		br_sha256_init(&w->id_hash);
+		br_sha256_update(&w->id_hash, w->server_name,
+				 strlen(w->server_name) + 1);
+	}
+	w->minimal.vtable->start_chain(MINIMAL(w), w->ip ? NULL : w->server_name);
+}
+
+/* Fold the dates just decoded into the chain's window. */
+static void xw_dates(struct x509_wrap *w)
+{
+	struct x509_time nb = { w->dc.notbefore_days, w->dc.notbefore_seconds };
+	struct x509_time na = { w->dc.notafter_days, w->dc.notafter_seconds };
+
+	if (!br_x509_decoder_get_pkey(&w->dc)) {
+		w->dates_ok = false;
+		return;
+	}
+	if (time_le(w->from, nb))
+		w->from = nb;
+	if (time_le(na, w->until))
+		w->until = na;
 }
 
 static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
@@ -392,13 +610,24 @@ static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
 
 	if (w->ncert == 0) {
 		free(w->leaf);
-		w->leaf = malloc(length ? length : 1);
+		w->leaf = length <= LEAF_MAX ? malloc(length ? length : 1) : NULL;
 		w->leaf_cap = w->leaf ? length : 0;
-		w->leaf_len = 0;
+		if (!w->leaf && w->mode == XW_HOLD)
+			w->mode = XW_PLAIN;
 		if (w->insecure)
-			br_x509_decoder_init(&w->leaf_dc, NULL, NULL);
+			br_x509_decoder_init(&w->dc, NULL, NULL);
 	}
-	w->minimal.vtable->start_cert(&w->minimal.vtable, length);
+	switch (w->mode) {
+	case XW_HOLD:
+	case XW_KNOWN:
+		return;
+	case XW_CHECK:
+		br_x509_decoder_init(&w->dc, NULL, NULL);
+		break;
+	case XW_PLAIN:
+		break;
+	}
+	w->minimal.vtable->start_cert(MINIMAL(w), length);
 }
 
 static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
@@ -412,9 +641,49 @@ static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
 			w->leaf_len += len;
 		}
 		if (w->insecure)
-			br_x509_decoder_push(&w->leaf_dc, buf, len);
+			br_x509_decoder_push(&w->dc, buf, len);
 	}
-	w->minimal.vtable->append(&w->minimal.vtable, buf, len);
+	switch (w->mode) {
+	case XW_HOLD:
+		br_sha256_update(&w->id_hash, buf, len);
+		return;
+	case XW_KNOWN:
+		return;
+	case XW_CHECK:
+		br_x509_decoder_push(&w->dc, buf, len);
+		break;
+	case XW_PLAIN:
+		break;
+	}
+	w->minimal.vtable->append(MINIMAL(w), buf, len);
+}
+
+/* The leaf is whole (HOLD): look it up, then go on as KNOWN or CHECK. */
+static void xw_leaf_done(struct x509_wrap *w)
+{
+	const struct tls_verified *v;
+
+	br_sha256_out(&w->id_hash, w->id);
+	v = w->leaf_len == w->leaf_cap ? verified_find(w->cfg, w->id) : NULL;
+	if (v) {
+		br_x509_decoder_init(&w->dc, NULL, NULL);
+		br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
+		if (br_x509_decoder_get_pkey(&w->dc)) {
+			w->mode = XW_KNOWN;
+			w->known_usages = v->usages;
+			return;
+		}
+	}
+	/* Verify it the long way, reading every certificate's dates. */
+	w->mode = XW_CHECK;
+	w->dates_ok = true;
+	w->from = (struct x509_time){ 0, 0 };
+	w->until = (struct x509_time){ UINT32_MAX, UINT32_MAX };
+	w->minimal.vtable->start_cert(MINIMAL(w), (uint32_t)w->leaf_len);
+	w->minimal.vtable->append(MINIMAL(w), w->leaf, w->leaf_len);
+	br_x509_decoder_init(&w->dc, NULL, NULL);
+	br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
+	xw_dates(w);
 }
 
 static void xw_end_cert(const br_x509_class **ctx)
@@ -422,7 +691,21 @@ static void xw_end_cert(const br_x509_class **ctx)
 	struct x509_wrap *w = WRAP(ctx);
 
 	w->ncert++;
-	w->minimal.vtable->end_cert(&w->minimal.vtable);
+	switch (w->mode) {
+	case XW_HOLD:
+		xw_leaf_done(w);
+		if (w->mode == XW_KNOWN)
+			return;
+		break;
+	case XW_KNOWN:
+		return;
+	case XW_CHECK:
+		xw_dates(w);
+		break;
+	case XW_PLAIN:
+		break;
+	}
+	w->minimal.vtable->end_cert(MINIMAL(w));
 }
 
 /*
@@ -536,10 +819,16 @@ static int san_has_ip(const unsigned char *der, size_t len,
 static unsigned xw_end_chain(const br_x509_class **ctx)
 {
 	struct x509_wrap *w = WRAP(ctx);
-	unsigned err = w->minimal.vtable->end_chain(&w->minimal.vtable);
+	unsigned err, usages = 0;
 
+	if (w->mode == XW_KNOWN) {
+		w->leaf_ok = true;
+		w->cfg->counters.verify_cached++;
+		return 0;
+	}
+	err = w->minimal.vtable->end_chain(MINIMAL(w));
 	if (w->insecure) {
-		w->leaf_ok = br_x509_decoder_get_pkey(&w->leaf_dc) != NULL;
+		w->leaf_ok = br_x509_decoder_get_pkey(&w->dc) != NULL;
 		return w->leaf_ok ? 0 : BR_ERR_X509_EMPTY_CHAIN;
 	}
 	if (err)
@@ -550,6 +839,9 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 		if (san_has_ip(w->leaf, w->leaf_len, w->ip_bin, w->ip_len) != 1)
 			return BR_ERR_X509_BAD_SERVER_NAME;
 	}
+	if (w->mode == XW_CHECK && w->dates_ok &&
+	    w->minimal.vtable->get_pkey(MINIMAL(w), &usages))
+		verified_put(w->cfg, w->id, usages, w->from, w->until);
 	return 0;
 }
 
@@ -558,12 +850,13 @@ static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx,
 {
 	struct x509_wrap *w = WRAP(ctx);
 
-	if (w->insecure) {
+	if (w->insecure || w->mode == XW_KNOWN) {
 		if (!w->leaf_ok)
 			return NULL;
 		if (usages)
-			*usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
-		return br_x509_decoder_get_pkey(&w->leaf_dc);
+			*usages = w->insecure ? BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN
+					      : w->known_usages;
+		return br_x509_decoder_get_pkey(&w->dc);
 	}
 	return w->minimal.vtable->get_pkey(&w->minimal.vtable, usages);
 }
@@ -603,7 +896,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
 	struct ferry__tls *t = malloc(sizeof(*t));
-	struct tls_session **sp;
+	struct mru_node **sp;
 	br_ssl_engine_context *eng;
 
 	*tp = NULL;
@@ -620,7 +913,9 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	}
 	eng = &t->cc.eng;
 	br_ssl_client_init_full(&t->cc, &t->x509.minimal, cfg->tas, cfg->ntas);
+	br_ssl_engine_set_suites(eng, cfg->suites, cfg->nsuites);
 	t->x509.vtable = &x509_wrap_vtable;
+	t->x509.cfg = cfg;
 	t->x509.insecure = cfg->insecure;
 	t->x509.server_name = t->host;
 	if (ip_literal) {
@@ -635,7 +930,8 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
 	sp = session_find(cfg, origin);
 	if (sp) {
-		br_ssl_engine_set_session_parameters(eng, &(*sp)->params);
+		br_ssl_engine_set_session_parameters(
+			eng, &((struct tls_session *)(void *)*sp)->params);
 		t->resumed_offer = true;
 	}
 	/* No SNI for an IP literal (RFC 6066 forbids it). The name given
@@ -732,14 +1028,25 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 {
 	br_ssl_session_parameters sp;
 	bool resumed = false;
-	struct tls_session **old = session_find(t->cfg, t->origin);
+	struct mru_node **old = session_find(t->cfg, t->origin);
 
 	t->hs_done = true;
+	free(t->x509.leaf);	/* checked: not needed any more */
+	t->x509.leaf = NULL;
+	t->x509.leaf_len = t->x509.leaf_cap = 0;
 	br_ssl_engine_get_session_parameters(&t->cc.eng, &sp);
-	if (old && (*old)->params.session_id_len == sp.session_id_len &&
-	    !memcmp((*old)->params.session_id, sp.session_id,
-		    sp.session_id_len) && sp.session_id_len)
-		resumed = t->resumed_offer;
+	if (old && t->resumed_offer && sp.session_id_len) {
+		const br_ssl_session_parameters *op =
+			&((struct tls_session *)(void *)*old)->params;
+
+		resumed = op->session_id_len == sp.session_id_len &&
+			  !memcmp(op->session_id, sp.session_id,
+				  sp.session_id_len);
+	}
+	if (resumed)
+		t->cfg->counters.resumed++;
+	else
+		t->cfg->counters.full++;
 	if (sp.session_id_len)
 		session_put(t->cfg, t->origin, &sp);
 	return resumed;

@@ -20,22 +20,40 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ferry__tls_config;
 struct ferry__tls;
 
+/* What a client asks of TLS (from its options, defaults applied). */
+struct ferry__tls_settings {
+	const char *ca_file;		/* PEM; NULL: none */
+	const char *ca_dir;		/* every PEM file in it; NULL: none */
+	bool insecure;			/* check no certificate */
+	int ciphers;			/* enum ferry_tls_ciphers */
+	unsigned session_cache;		/* origins; 0: no resumption */
+	unsigned verify_cache;		/* leaf certificates; 0: none */
+};
+
 /*
- * ferry__tls_config_new - load trust anchors: from @ca_file and/or every
- * file in @ca_dir (PEM), or, when both are NULL, from the system bundle
- * /etc/ssl/certs/ca-certificates.crt. With @insecure no certificate is
+ * ferry__tls_config_new - load trust anchors: from ca_file and/or every
+ * file in ca_dir (PEM), or, when both are NULL, from the system bundle
+ * /etc/ssl/certs/ca-certificates.crt. When insecure, no certificate is
  * checked (anchors are loaded only if a file or dir was given).
  * Returns 0, FERRY_EINVAL (unreadable file, no certificate in it; @why
  * says which) or -ENOMEM.
  */
-int ferry__tls_config_new(const char *ca_file, const char *ca_dir,
-			  bool insecure, struct ferry__tls_config **cfgp,
+int ferry__tls_config_new(const struct ferry__tls_settings *set,
+			  struct ferry__tls_config **cfgp,
 			  char *why, size_t whylen);
 void ferry__tls_config_free(struct ferry__tls_config *cfg);
+
+/* Handshakes finished, as counted by ferry__tls_session_save(). */
+struct ferry__tls_counters {
+	uint64_t full, resumed, verify_cached;
+};
+void ferry__tls_config_counters(const struct ferry__tls_config *cfg,
+				struct ferry__tls_counters *out);
 
 /* Number of trust anchors loaded (tests, diagnostics). */
 size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg);
@@ -91,8 +109,8 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen);
  */
 bool ferry__tls_peer_closed(const struct ferry__tls *t);
 
-/* Save the session of a finished handshake for its origin. Returns true
- * if the handshake resumed an earlier session. */
+/* Save the session of a finished handshake for its origin and count the
+ * handshake. Returns true if it resumed an earlier session. */
 bool ferry__tls_session_save(struct ferry__tls *t);
 
 #endif /* FERRY_HTTP_TLS_H */

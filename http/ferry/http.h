@@ -66,6 +66,7 @@
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,23 @@ struct ferry_http_request;
 
 /* A timeout option with this value means "no timeout". */
 #define FERRY_HTTP_NO_TIMEOUT UINT32_MAX
+
+/* A cache size option with this value means "keep nothing". */
+#define FERRY_HTTP_NO_CACHE UINT_MAX
+
+/*
+ * Which AEAD a TLS connection offers first (the server usually takes the
+ * client's order). Both are always offered; the AES-CBC, AES-CCM and 3DES
+ * suites of BearSSL's full profile follow them.
+ */
+enum ferry_tls_ciphers {
+	/* AES-GCM first when the CPU has AES-NI and PCLMULQDQ (BearSSL's
+	 * constant-time x86ni and pclmul code), else ChaCha20-Poly1305,
+	 * which is faster than constant-time AES in software. */
+	FERRY_TLS_CIPHERS_AUTO = 0,
+	FERRY_TLS_CIPHERS_AES_GCM_FIRST,
+	FERRY_TLS_CIPHERS_CHACHA20_FIRST,
+};
 
 /* Room for any detail string a request reports, NUL included. */
 #define FERRY_HTTP_DETAIL_MAX 192
@@ -116,6 +134,25 @@ struct ferry_http_client_opts {
 	/* [false] Accept any certificate, name and date: DANGEROUS, for
 	 * tests and debugging only. Encryption stays, authentication goes. */
 	bool tls_insecure_skip_verify;
+	/* [AUTO] cipher suite order, see enum ferry_tls_ciphers. */
+	enum ferry_tls_ciphers tls_ciphers;
+	/* [64] origins whose TLS session is kept for resumption (least
+	 * recently used dropped first); FERRY_HTTP_NO_CACHE: none. */
+	unsigned tls_session_cache;
+	/*
+	 * [64] verified server certificates remembered; FERRY_HTTP_NO_CACHE:
+	 * none. A full handshake checks the server's chain up to a trust
+	 * anchor: a signature check per certificate, as costly as the key
+	 * exchange itself. The client remembers each leaf certificate it
+	 * verified for a host name (a SHA-256 of the name and the leaf's
+	 * bytes, the key usages, and the validity window common to the
+	 * whole chain). When the same leaf comes back for the same name and
+	 * the clock is inside that window, the chain check is skipped; the
+	 * server must still prove it holds the leaf's key in the handshake,
+	 * as always. A client's trust anchors never change, so the result
+	 * stays true while the window lasts.
+	 */
+	unsigned tls_verify_cache;
 };
 
 /*
@@ -127,8 +164,9 @@ struct ferry_http_client_opts {
  * callback before destroying the loop.
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
- * user agent with CR/LF), -ENOMEM, -EOPNOTSUPP (the kernel lacks provided
- * buffer rings or multishot recv), or the kernel's error.
+ * user agent with CR/LF, unknown tls_ciphers), -ENOMEM, -EOPNOTSUPP (the
+ * kernel lacks provided buffer rings or multishot recv), or the kernel's
+ * error.
  */
 int ferry_http_client_create(struct ferry_loop *loop,
 			     const struct ferry_http_client_opts *opts,
@@ -158,7 +196,8 @@ struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c);
 /*
  * Counters, for tests and the bench: connections open (connecting,
  * busy or idle), idle in the pool, requests started in all, requests
- * waiting for a connection, and connections opened in all.
+ * waiting for a connection, connections opened in all, retries, and
+ * TLS handshakes.
  */
 struct ferry_http_client_stats {
 	unsigned conns;
@@ -168,6 +207,11 @@ struct ferry_http_client_stats {
 	uint64_t conns_opened;
 	uint64_t requests_started;
 	uint64_t retries;
+	/* TLS handshakes finished: full, resumed (a cached session), and
+	 * full ones whose certificate check the verify cache answered. */
+	uint64_t tls_full;
+	uint64_t tls_resumed;
+	uint64_t tls_verify_cached;
 };
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st);
