@@ -14,10 +14,67 @@
 #   unknown.pem unknown.key    leaf for localhost/127.0.0.1 signed by a CA
 #                              that is not ca.pem
 #   ipother.pem ipother.key    leaf for DNS:localhost and IP:127.0.0.2 only
+#   future.pem future.key      leaf for localhost/127.0.0.1 valid from 2040
+#   badsig.pem badsig.key      rsa.pem (and its key) with one bit of the
+#                              signature flipped (its issuer: inter.pem)
+#
+# Leaves for localhost/127.0.0.1 also name IP ::1.
+#
+# certs.sh --short DIR OUT SECONDS - a leaf for localhost/127.0.0.1 signed
+# by DIR's CA, valid from a minute ago until SECONDS from now, written to
+# OUT.pem and OUT.key (OUT: a path). Tests of expiry make it at run time.
 #
 # Exit 0 when everything is there, 1 otherwise. Without openssl: exit 77
 # (or 0 with an empty DIR when a STAMP is given; the tests then skip).
 set -eu
+
+SAN='DNS:localhost,IP:127.0.0.1,IP:::1'
+
+# sign_with_ca CADIR CSR OUT START END: sign CSR with CADIR/ca.pem as a
+# leaf for $SAN valid from START to END (openssl ca dates), in a scratch
+# database next to OUT; `openssl x509` cannot set both dates, `ca` can.
+sign_with_ca() {
+	db=$3.db
+	rm -rf "$db"
+	mkdir -p "$db"
+	: >"$db/index.txt"
+	echo 01 >"$db/serial"
+	cat >"$db/ca.cnf" <<EOF
+[ca]
+default_ca = t
+[t]
+dir = $db
+database = $db/index.txt
+serial = $db/serial
+new_certs_dir = $db
+default_md = sha256
+policy = p
+copy_extensions = none
+x509_extensions = e
+[p]
+commonName = supplied
+[e]
+basicConstraints = CA:FALSE
+subjectAltName = $SAN
+EOF
+	openssl ca -batch -config "$db/ca.cnf" -cert "$1/ca.pem" \
+		-keyfile "$1/ca.key" -startdate "$4" -enddate "$5" \
+		-in "$2" -out "$3" -notext 2>/dev/null
+	rm -rf "$db"
+}
+
+if [ "${1:-}" = --short ]; then
+	[ $# = 4 ] || { echo "usage: certs.sh --short DIR OUT SECONDS" >&2; exit 2; }
+	command -v openssl >/dev/null 2>&1 || exit 77
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$3.key" 2>/dev/null
+	openssl req -new -key "$3.key" -subj /CN=short -out "$3.csr"
+	sign_with_ca "$2" "$3.csr" "$3.pem" \
+		"$(date -u -d '-1 minute' +%Y%m%d%H%M%SZ)" \
+		"$(date -u -d "+$4 seconds" +%Y%m%d%H%M%SZ)"
+	rm -f "$3.csr"
+	exit 0
+fi
 
 dir=${1:?usage: certs.sh DIR [STAMP]}
 stamp=${2:-}
@@ -63,8 +120,6 @@ mkleaf() {
 	fi
 }
 
-SAN='DNS:localhost,IP:127.0.0.1'
-
 ec ca.key
 mkca ca ca.key "" ""
 
@@ -91,35 +146,26 @@ mkca ca2 ca2.key "" ""
 ec unknown.key
 mkleaf unknown unknown.key "$SAN" ca2.pem ca2.key
 
-# Expired: `openssl x509` cannot back-date, `openssl ca` can.
+# Expired, and not yet valid.
 ec expired.key
 openssl req -new -key expired.key -subj /CN=expired -out expired.csr
-mkdir -p db
-: >db/index.txt
-echo 01 >db/serial
-cat >ca.cnf <<EOF
-[ca]
-default_ca = t
-[t]
-dir = .
-database = db/index.txt
-serial = db/serial
-new_certs_dir = db
-default_md = sha256
-policy = p
-copy_extensions = none
-x509_extensions = e
-[p]
-commonName = supplied
-[e]
-basicConstraints = CA:FALSE
-subjectAltName = $SAN
-EOF
-openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key \
-	-startdate 20010101000000Z -enddate 20011231000000Z \
-	-in expired.csr -out expired.pem -notext 2>/dev/null
+sign_with_ca . expired.csr expired.pem 20010101000000Z 20011231000000Z
+ec future.key
+openssl req -new -key future.key -subj /CN=future -out future.csr
+sign_with_ca . future.csr future.pem 20400101000000Z 20410101000000Z
 
-for f in ca leaf rsa_chain expired other self unknown ipother; do
+# A bad signature: the RSA leaf with the last bit of its signature
+# flipped. (Served with inter.pem: a leaf signed by an anchor directly is
+# reported as not trusted when its signature fails, not as a bad one.)
+openssl x509 -in rsa.pem -outform DER -out rsa.der
+python3 -c 'import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[-1] ^= 1
+open(sys.argv[2], "wb").write(d)' rsa.der badsig.der
+openssl x509 -inform DER -in badsig.der -out badsig.pem
+cp rsa.key badsig.key
+
+for f in ca leaf rsa_chain expired future badsig other self unknown ipother; do
 	[ -s "$f.pem" ] || { echo "certs.sh: $f.pem missing" >&2; exit 1; }
 done
 [ -z "$stamp" ] || : >"$stamp"

@@ -2,15 +2,19 @@
  * test_tls.c - the https client against real TLS peers: openssl s_server
  * with certificates from tests/servers/certs.sh (trusted, IP SAN, RSA
  * chain through an intermediate, expired, wrong name, self-signed,
- * unknown issuer), a TLS 1.3-only server, plain HTTP and garbage on the
- * TLS port, a peer that stalls the handshake; session resumption, a large
- * download with a checksum, and many requests at once.
+ * unknown issuer, not yet valid, bad signature), a TLS 1.3-only server,
+ * plain HTTP and garbage on the TLS port, a peer that stalls the
+ * handshake; session resumption, a large download with a checksum, and
+ * many requests at once; the cipher order, the verify cache, and IPv6
+ * literals.
  */
+#include <bearssl.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "test_client_util.h"
@@ -53,16 +57,25 @@ static void www_up(const char *cert, const char *key, const char *const *extra)
 	cr_assert_eq(r, 0, "s_server: %s", srv.err);
 }
 
+/* A client trusting @ca (a file of the certificate dir; NULL: the system
+ * bundle), with the other options of @base if given. */
+static void client_up_with(const char *ca, bool insecure,
+			   const struct ferry_http_client_opts *base)
+{
+	struct ferry_http_client_opts o = { 0 };
+
+	if (base)
+		o = *base;
+	o.ca_file = ca ? tf_cert(ca) : NULL;
+	o.tls_insecure_skip_verify = insecure;
+	o.connect_timeout_ms = 5000;
+	o.read_timeout_ms = 5000;
+	tc_setup(&t, &o);
+}
+
 static void client_up(const char *ca, bool insecure)
 {
-	struct ferry_http_client_opts o = {
-		.ca_file = ca ? tf_cert(ca) : NULL,
-		.tls_insecure_skip_verify = insecure,
-		.connect_timeout_ms = 5000,
-		.read_timeout_ms = 5000,
-	};
-
-	tc_setup(&t, &o);
+	client_up_with(ca, insecure, NULL);
 }
 
 static const char *u(const char *host, const char *path)
@@ -142,26 +155,35 @@ Test(tls, ip_literal_san_mismatch)
 	tc_req_free(&r);
 }
 
+/* s_server arguments: send inter.pem after the leaf. */
+static const char *const *inter_chain(void)
+{
+	static const char *extra[] = { "-cert_chain", NULL, NULL };
+
+	extra[1] = tf_cert("inter.pem");
+	return extra;
+}
+
 Test(tls, rsa_chain_through_intermediate)
 {
-	const char *extra[] = { "-cert_chain", tf_cert("inter.pem"), NULL };
 	struct tc_req r;
 
-	www_up("rsa.pem", "rsa.key", extra);
+	www_up("rsa.pem", "rsa.key", inter_chain());
 	client_up("ca.pem", false);
 	get(&r, u("localhost", "/"));
 	expect_page(&r);
 	tc_req_free(&r);
 }
 
-static void bad_cert(const char *name, const char *host, const char *why)
+static void bad_cert_extra(const char *name, const char *host,
+			   const char *why, const char *const *extra)
 {
 	char cert[64], key[64];
 	struct tc_req r;
 
 	snprintf(cert, sizeof(cert), "%s.pem", name);
 	snprintf(key, sizeof(key), "%s.key", name);
-	www_up(cert, key, NULL);
+	www_up(cert, key, extra);
 	client_up("ca.pem", false);
 	get(&r, u(host, "/"));
 	expect_err(&r, FERRY_ETLS_CERT, why);
@@ -174,9 +196,25 @@ static void bad_cert(const char *name, const char *host, const char *why)
 	tc_req_free(&r);
 }
 
+static void bad_cert(const char *name, const char *host, const char *why)
+{
+	bad_cert_extra(name, host, why, NULL);
+}
+
 Test(tls, expired)
 {
 	bad_cert("expired", "localhost", "X509_EXPIRED");
+}
+
+Test(tls, not_yet_valid)
+{
+	bad_cert("future", "localhost", "X509_EXPIRED");
+}
+
+Test(tls, bad_signature)
+{
+	bad_cert_extra("badsig", "localhost", "X509_BAD_SIGNATURE",
+		       inter_chain());
 }
 
 Test(tls, wrong_name)
@@ -587,4 +625,239 @@ Test(tls, cancel_during_handshake)
 	ferry_http_client_stats(t.client, &st);
 	cr_expect_eq(st.conns, 0, "%u connections left", st.conns);
 	tc_req_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cipher order (s_server -www names the suite it chose)                 */
+
+static void cipher_is(enum ferry_tls_ciphers order, const char *cert,
+		      const char *key, const char *const *extra,
+		      const char *want)
+{
+	struct ferry_http_client_opts o = { .tls_ciphers = order };
+	char line[128];
+	struct tc_req r;
+
+	snprintf(line, sizeof(line), "Cipher is %s", want);
+	www_up(cert, key, extra);
+	client_up_with("ca.pem", false, &o);
+	get(&r, u("localhost", "/"));
+	expect_page(&r);
+	cr_expect_neq(r.body && strstr(r.body, line), 0, "want \"%s\": %.300s",
+		      line, r.body ? r.body : "");
+	tc_req_free(&r);
+}
+
+Test(tls, chacha20_first_when_asked)
+{
+	cipher_is(FERRY_TLS_CIPHERS_CHACHA20_FIRST, "leaf.pem", "leaf.key",
+		  NULL, "ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+Test(tls, chacha20_first_with_rsa)
+{
+	cipher_is(FERRY_TLS_CIPHERS_CHACHA20_FIRST, "rsa.pem", "rsa.key",
+		  inter_chain(), "ECDHE-RSA-CHACHA20-POLY1305");
+}
+
+Test(tls, aes_gcm_first_when_asked)
+{
+	cipher_is(FERRY_TLS_CIPHERS_AES_GCM_FIRST, "leaf.pem", "leaf.key",
+		  NULL, "ECDHE-ECDSA-AES128-GCM-SHA256");
+}
+
+/* The default follows the CPU: AES-GCM only with AES-NI and PCLMULQDQ. */
+Test(tls, cipher_order_follows_the_cpu)
+{
+	bool aesni = br_aes_x86ni_ctr_get_vtable() && br_ghash_pclmul_get();
+
+	cr_log_info("AES-NI and PCLMULQDQ: %s", aesni ? "yes" : "no");
+	cipher_is(FERRY_TLS_CIPHERS_AUTO, "leaf.pem", "leaf.key", NULL,
+		  aesni ? "ECDHE-ECDSA-AES128-GCM-SHA256"
+			: "ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+Test(tls, unknown_cipher_order_refused)
+{
+	struct ferry_http_client_opts o = {
+		.tls_ciphers = (enum ferry_tls_ciphers)7,
+	};
+	struct ferry_http_client *c = (void *)1;
+	struct ferry_loop *loop;
+	char why[128];
+
+	cr_assert_eq(ferry_loop_create(&loop, NULL, why, sizeof(why)), 0, "%s", why);
+	cr_expect_eq(ferry_http_client_create(loop, &o, &c), FERRY_EINVAL);
+	cr_expect_null(c);
+	ferry_loop_destroy(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* Session and verify caches                                            */
+
+static void stats(struct ferry_http_client_stats *st)
+{
+	ferry_http_client_stats(t.client, st);
+}
+
+/* One GET of https://HOST/ that must succeed with a full handshake. */
+static void get_new(const char *host)
+{
+	struct tc_req r;
+
+	get(&r, u(host, "/"));
+	expect_page(&r);
+	cr_expect_neq(r.body && strstr(r.body, "New, TLSv1.2"), 0, "%.200s",
+		      r.body ? r.body : "");
+	tc_req_free(&r);
+}
+
+static void get_cert_err(const char *host, const char *word)
+{
+	struct tc_req r;
+
+	get(&r, u(host, "/"));
+	expect_err(&r, FERRY_ETLS_CERT, word);
+	tc_req_free(&r);
+}
+
+static const char *const no_resume[] = { "-no_cache", NULL };
+
+/* With resumption off at the server every handshake is full: the first
+ * checks the chain, the next ones find the leaf in the cache. */
+Test(tls, verify_cache_answers_for_a_known_leaf)
+{
+	struct ferry_http_client_stats st;
+
+	www_up("leaf.pem", "leaf.key", no_resume);
+	client_up("ca.pem", false);
+	for (int i = 0; i < 3; i++)
+		get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 3);
+	cr_expect_eq(st.tls_resumed, 0);
+	cr_expect_eq(st.tls_verify_cached, 2);
+}
+
+Test(tls, verify_cache_off)
+{
+	struct ferry_http_client_opts o = {
+		.tls_verify_cache = FERRY_HTTP_NO_CACHE,
+	};
+	struct ferry_http_client_stats st;
+
+	www_up("leaf.pem", "leaf.key", no_resume);
+	client_up_with("ca.pem", false, &o);
+	get_new("localhost");
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 2);
+	cr_expect_eq(st.tls_verify_cached, 0);
+}
+
+Test(tls, session_cache_off)
+{
+	struct ferry_http_client_opts o = {
+		.tls_session_cache = FERRY_HTTP_NO_CACHE,
+	};
+	struct ferry_http_client_stats st;
+
+	www_up("leaf.pem", "leaf.key", NULL);	/* the server would resume */
+	client_up_with("ca.pem", false, &o);
+	get_new("localhost");
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 2);
+	cr_expect_eq(st.tls_resumed, 0);
+	cr_expect_eq(st.tls_verify_cached, 1);
+}
+
+/* A leaf remembered for one name proves nothing for another. */
+Test(tls, verify_cache_is_per_name)
+{
+	struct ferry_http_client_stats st;
+
+	www_up("ipother.pem", "ipother.key", no_resume);
+	client_up("ca.pem", false);
+	get_new("localhost");
+	get_cert_err("127.0.0.1", "X509_BAD_SERVER_NAME");
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_verify_cached, 1);
+}
+
+/* A different leaf for a remembered name is checked in full: the
+ * remembered one with its signature spoiled (same name, same key,
+ * different bytes), and one that no anchor signed. */
+Test(tls, verify_cache_checks_a_new_leaf)
+{
+	struct ferry_http_client_stats st;
+	const char *const *chain = inter_chain();
+	const char *args[4] = { "-no_cache", chain[0], chain[1], NULL };
+
+	www_up("rsa.pem", "rsa.key", args);
+	client_up("ca.pem", false);
+	get_new("localhost");
+	fx_stop(&srv);
+	www_up("badsig.pem", "badsig.key", args);
+	get_cert_err("localhost", "X509_BAD_SIGNATURE");
+	fx_stop(&srv);
+	www_up("self.pem", "self.key", no_resume);
+	get_cert_err("localhost", "X509_NOT_TRUSTED");
+	fx_stop(&srv);
+	www_up("rsa.pem", "rsa.key", args);
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_verify_cached, 1);
+}
+
+/* A remembered leaf is good only while the chain's dates are: a leaf
+ * valid for a few seconds is taken from the cache, then refused as
+ * expired once its time is up. */
+Test(tls, verify_cache_ends_with_the_validity)
+{
+	struct ferry_http_client_stats st;
+	char dir[4096], base[4200], pem[4300], key[4300];
+	int r;
+
+	need_certs();
+	cr_assert_eq(fx_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(base, sizeof(base), "%s/short", dir);
+	r = tf_short_cert(base, 4);
+	if (r == FX_SKIP)
+		cr_skip_test("no openssl");
+	cr_assert_eq(r, 0, "certs.sh --short: %d", r);
+	snprintf(pem, sizeof(pem), "%s.pem", base);
+	snprintf(key, sizeof(key), "%s.key", base);
+	www_up(pem, key, no_resume);
+	client_up("ca.pem", false);
+	get_new("localhost");
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_verify_cached, 1, "the second check came from the cache");
+	sleep(6);
+	get_cert_err("localhost", "X509_EXPIRED");
+	stats(&st);
+	cr_expect_eq(st.tls_verify_cached, 1);
+	fx_stop(&srv);
+	fx_rmtree(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* IPv6 literals                                                         */
+
+static const char *const on_v6[] = { "--v6", NULL };
+
+Test(tls, ipv6_literal_san_ok)
+{
+	www_up("leaf.pem", "leaf.key", on_v6);
+	client_up("ca.pem", false);
+	get_new("[::1]");
+}
+
+Test(tls, ipv6_literal_san_mismatch)
+{
+	www_up("ipother.pem", "ipother.key", on_v6);
+	client_up("ca.pem", false);
+	get_cert_err("[::1]", "X509_BAD_SERVER_NAME");
 }

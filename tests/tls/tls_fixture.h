@@ -14,14 +14,21 @@
  * the certificates were not made (no openssl), or negative errno. */
 int tf_certs(char *buf, size_t len);
 
-/* Path of one file of the certificate dir, in a static ring of buffers. */
+/* Path of one file of the certificate dir, in a static ring of buffers;
+ * an absolute @name is returned as is. */
 const char *tf_cert(const char *name);
 
+/* Make @out.pem and @out.key (@out: an absolute path): a leaf for
+ * localhost/127.0.0.1/::1 signed by the test CA, valid for @seconds from
+ * now (certs.sh --short). 0, FX_SKIP without openssl, or negative errno. */
+int tf_short_cert(const char *out, unsigned seconds);
+
 /*
- * Start `openssl s_server` on 127.0.0.1 with @cert/@key (names inside the
- * certificate dir) and the extra s_server arguments @args (NULL-terminated,
- * may be NULL); @cwd, if not NULL, is its working directory (-WWW).
- * Returns as fx_start.
+ * Start `openssl s_server` on 127.0.0.1 (on ::1 if @args holds "--v6")
+ * with @cert/@key (names inside the certificate dir, or absolute paths)
+ * and the extra s_server arguments @args (NULL-terminated, may be NULL);
+ * @cwd, if not NULL, is its working directory (-WWW). Returns as
+ * fx_start (FX_SKIP: no openssl, or --v6 without an IPv6 loopback).
  */
 int tf_s_server(struct fx_proc *p, const char *cert, const char *key,
 		const char *cwd, const char *const args[]);

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """tls_server.py - TLS test peers on 127.0.0.1 for tests/tls.
 
-    tls_server.py s_server [--cwd DIR] ARG...
+    tls_server.py s_server [--cwd DIR] [--v6] ARG...
                                     openssl s_server -accept 127.0.0.1:PORT
-                                    ARG... (e.g. -cert, -key, -www), in DIR
+                                    ([::1]:PORT with --v6; exit 77 when
+                                    there is no IPv6 loopback) ARG...
+                                    (e.g. -cert, -key, -www), in DIR
     tls_server.py plain             answers any bytes with an HTTP/1.1 400
                                     and closes (plain HTTP on a TLS port)
     tls_server.py garbage           sends 64 bytes of junk and closes
@@ -38,9 +40,9 @@ def pdeathsig():
         pass
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+def free_port(v6=False):
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+    s.bind(("::1" if v6 else "127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
@@ -50,12 +52,21 @@ def run_s_server(args):
     if args[:1] == ["--cwd"]:
         os.chdir(args[1])  # -WWW serves files relative to the cwd
         args = args[2:]
+    v6 = "--v6" in args
+    if v6:
+        args.remove("--v6")
     if not shutil.which("openssl"):
         sys.exit(77)
+    if v6:
+        try:
+            free_port(True)
+        except OSError:
+            sys.exit(77)
     for attempt in range(5):
-        port = free_port()
+        port = free_port(v6)
+        host = "[::1]" if v6 else "127.0.0.1"
         p = subprocess.Popen(
-            ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+            ["openssl", "s_server", "-accept", "%s:%d" % (host, port),
              "-naccept", "100000"] + args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             preexec_fn=pdeathsig)
