@@ -3,17 +3,24 @@
  *
  *   ferry-bench-tls dl URL CAFILE
  *       one GET of URL on the loop-side client, body dropped in on_body;
- *   ferry-bench-tls hs URL CAFILE N
+ *   ferry-bench-tls hs URL CAFILE N [nocache]
  *       N GETs one after the other, each with "Connection: close", so each
  *       runs on a new connection with a handshake of its own (full or
  *       resumed is the server's choice: the client always offers the
- *       session it cached for the origin);
+ *       session it cached for the origin); "nocache" turns the client's
+ *       verify cache off, so every full handshake checks the chain;
+ *   ferry-bench-tls mem URL CAFILE N
+ *       one GET, then N at once on N keep-alive connections: prints the
+ *       heap bytes (mallinfo2) the N-1 new idle connections hold, each;
  *   ferry-bench-tls impl
  *       names the BearSSL implementations a client context gets here.
  *
  * dl and hs print one line, "requests N errors E bytes B conns C wall W
- * user U sys S" (seconds; this process's own rusage, set-up included).
+ * user U sys S full F resumed R cached V" (seconds; this process's own
+ * rusage, set-up included; F, R, V: TLS handshakes full, resumed, and
+ * full with the chain check answered by the verify cache).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +35,17 @@ struct run {
 	struct ferry_http_client *client;
 	struct ferry_url url;
 	unsigned left;			/* requests still to start */
+	unsigned running;		/* requests started, not done */
 	bool close;			/* ask for a new connection each time */
+	bool batch;			/* mem: start them all, stop when all end */
 	uint64_t requests, errors, bytes;
 };
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: ferry-bench-tls dl URL CAFILE\n"
-			"       ferry-bench-tls hs URL CAFILE N\n"
+			"       ferry-bench-tls hs URL CAFILE N [nocache]\n"
+			"       ferry-bench-tls mem URL CAFILE N\n"
 			"       ferry-bench-tls impl\n");
 	exit(2);
 }
@@ -64,10 +74,15 @@ static void on_done(void *ctx, struct ferry_http_request *req, int result,
 		r->requests++;
 	else if (r->errors++ < 5)
 		fprintf(stderr, "request: %d %s\n", result, detail);
-	if (r->left)
+	r->running--;
+	if (r->batch) {
+		if (!r->running)
+			ferry_loop_stop(r->loop);
+	} else if (r->left) {
 		issue(r);
-	else
+	} else {
 		ferry_loop_stop(r->loop);
+	}
 }
 
 static const struct ferry_http_callbacks run_cb = {
@@ -89,6 +104,7 @@ static void issue(struct run *r)
 	char why[128];
 
 	r->left--;
+	r->running++;
 	if (ferry_http_request_start(r->client, &o, &req, why, sizeof(why))) {
 		fprintf(stderr, "start: %s\n", why);
 		r->errors++;
@@ -101,24 +117,42 @@ static void closed(void *ctx)
 	(void)ctx;
 }
 
-static int run(const char *url, const char *ca, unsigned n, bool close)
+static int setup(struct run *r, const char *url,
+		 const struct ferry_http_client_opts *co)
+{
+	char why[128] = "";
+
+	if (ferry_loop_create(&r->loop, NULL, why, sizeof(why)) < 0 ||
+	    ferry_http_client_create(r->loop, co, &r->client) < 0 ||
+	    ferry_url_parse(&r->url, url, strlen(url), why, sizeof(why)) < 0) {
+		fprintf(stderr, "set-up failed: %s\n", why);
+		return 1;
+	}
+	return 0;
+}
+
+static void teardown(struct run *r)
+{
+	ferry_http_client_close(r->client, closed, NULL);
+	ferry_url_free(&r->url);
+	ferry_loop_destroy(r->loop);
+}
+
+static int run(const char *url, const char *ca, unsigned n, bool close,
+	       bool verify_cache)
 {
 	struct ferry_http_client_opts co = {
 		.max_conns_per_origin = 1,
 		.ca_file = ca,
+		.tls_verify_cache = verify_cache ? 0 : FERRY_HTTP_NO_CACHE,
 	};
 	struct run r = { .left = n, .close = close };
 	struct ferry_http_client_stats st;
 	struct rusage ru;
-	char why[128];
 	uint64_t t0;
 
-	if (ferry_loop_create(&r.loop, NULL, why, sizeof(why)) < 0 ||
-	    ferry_http_client_create(r.loop, &co, &r.client) < 0 ||
-	    ferry_url_parse(&r.url, url, strlen(url), why, sizeof(why)) < 0) {
-		fprintf(stderr, "set-up failed: %s\n", why);
+	if (setup(&r, url, &co))
 		return 1;
-	}
 	t0 = ferry_time_now();
 	issue(&r);
 	if (!r.errors)
@@ -126,17 +160,58 @@ static int run(const char *url, const char *ca, unsigned n, bool close)
 	ferry_http_client_stats(r.client, &st);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("requests %llu errors %llu bytes %llu conns %llu wall %.6f "
-	       "user %.6f sys %.6f\n",
+	       "user %.6f sys %.6f full %llu resumed %llu cached %llu\n",
 	       (unsigned long long)r.requests, (unsigned long long)r.errors,
 	       (unsigned long long)r.bytes,
 	       (unsigned long long)st.conns_opened,
 	       (double)(ferry_time_now() - t0) / 1e9,
 	       ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
-	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
-	ferry_http_client_close(r.client, closed, NULL);
-	ferry_url_free(&r.url);
-	ferry_loop_destroy(r.loop);
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
+	       (unsigned long long)st.tls_full,
+	       (unsigned long long)st.tls_resumed,
+	       (unsigned long long)st.tls_verify_cached);
+	teardown(&r);
 	return r.errors ? 1 : 0;
+}
+
+/*
+ * Heap held per idle TLS connection: one request first (trust anchors,
+ * caches and the first connection exist after it), then n at once, which
+ * opens n-1 more; the heap grows by their connection state, TLS engine
+ * and buffers. Receive buffers are the client's shared ring, not counted.
+ */
+static int mem(const char *url, const char *ca, unsigned n)
+{
+	struct ferry_http_client_opts co = {
+		.max_conns_per_origin = n,
+		.ca_file = ca,
+	};
+	struct run r = { .left = 1, .batch = true };
+	struct ferry_http_client_stats st;
+	size_t before;
+
+	if (n < 2 || setup(&r, url, &co))
+		return 1;
+	issue(&r);
+	ferry_loop_run(r.loop);
+	before = mallinfo2().uordblks;
+	r.left = n;
+	while (r.left && !r.errors)
+		issue(&r);
+	if (!r.errors)
+		ferry_loop_run(r.loop);
+	ferry_http_client_stats(r.client, &st);
+	if (r.errors || st.idle != n || st.conns_opened != n) {
+		fprintf(stderr, "mem: %llu errors, %u idle, %llu opened\n",
+			(unsigned long long)r.errors, st.idle,
+			(unsigned long long)st.conns_opened);
+		teardown(&r);
+		return 1;
+	}
+	printf("conns %u bytes_per_conn %zu\n", n,
+	       (mallinfo2().uordblks - before) / (n - 1));
+	teardown(&r);
+	return 0;
 }
 
 /*
@@ -189,8 +264,12 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "impl") == 0)
 		return impl();
 	if (argc == 4 && strcmp(argv[1], "dl") == 0)
-		return run(argv[2], argv[3], 1, false);
-	if (argc == 5 && strcmp(argv[1], "hs") == 0 && atoi(argv[4]) > 0)
-		return run(argv[2], argv[3], (unsigned)atoi(argv[4]), true);
+		return run(argv[2], argv[3], 1, false, true);
+	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "nocache") == 0)) &&
+	    strcmp(argv[1], "hs") == 0 && atoi(argv[4]) > 0)
+		return run(argv[2], argv[3], (unsigned)atoi(argv[4]), true,
+			   argc == 5);
+	if (argc == 5 && strcmp(argv[1], "mem") == 0 && atoi(argv[4]) > 1)
+		return mem(argv[2], argv[3], (unsigned)atoi(argv[4]));
 	usage();
 }

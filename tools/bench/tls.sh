@@ -13,7 +13,15 @@
 #       to one curl process (a URL glob), so process start-up is amortised
 #       the same way as ferry's (one process per N, set-up included);
 #   (c) the same against the first nginx (shared session cache): resumed
-#       handshakes (BearSSL 0.6 resumes by session ID, not tickets).
+#       handshakes (BearSSL 0.6 resumes by session ID, not tickets);
+#   (d) memory: heap bytes per idle TLS connection, measured by ferry
+#       over 100 keep-alive connections (mallinfo2).
+#
+# ferry's client has a verify cache (a leaf certificate verified before
+# for the same name skips the chain check: see tls_verify_cache in
+# http/ferry/http.h), on by default, so its full handshakes after the
+# first check one signature (ServerKeyExchange) instead of two. (b) is
+# also run with the cache off ("full ferry nocache") to show both.
 #
 # Rounds alternate the order (ferry then curl, then curl then ferry), and
 # the big file is read once before, untimed, to fill the page cache.
@@ -79,7 +87,7 @@ ferry_run() {
 	local kind=$1 line req err bytes conns wall user sys
 	shift
 	line=$("$BENCH" "$@")
-	read -r _ req _ err _ bytes _ conns _ wall _ user _ sys <<<"$line"
+	read -r _ req _ err _ bytes _ conns _ wall _ user _ sys _ <<<"$line"
 	[ "$err" = 0 ] || bench_die "ferry: $line"
 	if [ "$kind" = dl ]; then
 		[ "$bytes" = "$BIG" ] || bench_die "ferry got $bytes of $BIG bytes"
@@ -130,6 +138,7 @@ cat "$NGINX_DIR/www/big.bin" >/dev/null
 run_ferry_all() {
 	ferry_run dl dl "https://127.0.0.1:$RESUME_PORT/big.bin" "$CA"
 	ferry_run full hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS"
+	ferry_run nocache hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS" nocache
 	ferry_run resumed hs "https://127.0.0.1:$RESUME_PORT/small.txt" "$CA" "$HS"
 }
 run_curl_all() {
@@ -169,9 +178,19 @@ row dl curl
 echo
 printf "%-22s %-44s %-44s\n" "$HS handshakes" "handshakes/s" "client CPU us/handshake"
 row full ferry
+row nocache ferry
 row full curl
 row resumed ferry
 row resumed curl
+echo
+
+MEM=$("$BENCH" mem "https://127.0.0.1:$RESUME_PORT/small.txt" "$CA" 100) ||
+	bench_die "ferry-bench-tls mem failed"
+read -r _ MEM_N _ MEM_B <<<"$MEM"
+echo "memory per idle TLS connection: $MEM_B bytes of heap" \
+	"(mean over $((MEM_N - 1)) connections, mallinfo2)"
+awk -v fc="$(med "${CPU[nocache.ferry]}")" -v cc="$(med "${CPU[full.curl]}")" \
+	'BEGIN { printf "full handshake CPU with the verify cache off: %.2fx curl\n", fc / cc }'
 echo
 
 # shellcheck disable=SC2086
