@@ -226,6 +226,7 @@ static int impl(void)
 	br_ssl_engine_context *e = &cc.eng;
 	const char *ctr = "other", *ghash = "other", *ec = "other";
 	const char *rsa = "other", *ecdsa = "other", *gcm = "none";
+	const char *chacha = "other", *poly = "other";
 
 	br_ssl_client_init_full(&cc, &xc, NULL, 0);
 	if (e->iaes_ctr && e->iaes_ctr == br_aes_x86ni_ctr_get_vtable())
@@ -254,8 +255,17 @@ static int impl(void)
 		ecdsa = "ecdsa_i31";
 	else if (e->iecdsa == &br_ecdsa_i15_vrfy_asn1)
 		ecdsa = "ecdsa_i15";
-	printf("aes_ctr=%s ghash=%s gcm_records=%s ec=%s rsa_vrfy=%s "
-	       "ecdsa_vrfy=%s\n", ctr, ghash, gcm, ec, rsa, ecdsa);
+	if (e->ichacha && e->ichacha == br_chacha20_sse2_get())
+		chacha = "chacha20_sse2";
+	else if (e->ichacha == &br_chacha20_ct_run)
+		chacha = "chacha20_ct";
+	if (e->ipoly && e->ipoly == br_poly1305_ctmulq_get())
+		poly = "poly1305_ctmulq";
+	else if (e->ipoly == &br_poly1305_ctmul_run)
+		poly = "poly1305_ctmul";
+	printf("aes_ctr=%s ghash=%s gcm_records=%s chacha20=%s poly1305=%s "
+	       "ec=%s rsa_vrfy=%s ecdsa_vrfy=%s\n", ctr, ghash, gcm, chacha,
+	       poly, ec, rsa, ecdsa);
 	return 0;
 }
 
