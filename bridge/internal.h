@@ -56,14 +56,10 @@ struct ferry_runner {
 	 */
 	atomic_uint gate;
 
-	/* Waiter spinning: the budget adapts, the number of spinners is
-	 * capped so spinners never crowd out the loop thread. */
+	/* Waiter spinning: the budget adapts; max_spinners may cap the
+	 * number of threads spinning at once. */
 	atomic_uint spin_ns;
 	atomic_uint spinners;
-	/* Waiters asleep in FUTEX_WAIT: while any are, the loop is not
-	 * keeping up with its callers, and a new spinner would only take
-	 * the CPU the loop and the woken callers need. */
-	atomic_uint sleepers;
 
 	/* Cancellation requests: one runner-owned post, at most one queued. */
 	struct ferry_post scan_post;
@@ -101,9 +97,6 @@ uint64_t ferry__deadline(int64_t timeout_ns);
 /* FUTEX_WAIT_BITSET on *word == val until @deadline (0 = for ever).
  * Returns 0 on wake-up or value change, FERRY_ETIMEDOUT at the deadline. */
 int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline);
-/* The same, counted in r->sleepers. */
-int ferry__runner_sleep(struct ferry_runner *r, _Atomic uint32_t *word,
-			uint32_t val, uint64_t deadline);
 /* Wake a waiter from the loop: batched into the next submission. */
 void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word);
 void ferry__cpu_relax(void);

@@ -3,6 +3,7 @@
  * submitters and close apart, cleanups, and close.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,6 @@ int ferry_runner_create(struct ferry_runner **rp,
 {
 	struct ferry_runner_opts o = opts ? *opts : (struct ferry_runner_opts){ 0 };
 	struct ferry_runner *r;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*rp = NULL;
 	r = calloc(1, sizeof(*r));
@@ -31,11 +31,9 @@ int ferry_runner_create(struct ferry_runner **rp,
 		r->max_spin_ns = 0;
 	else
 		r->max_spin_ns = o.wait_spin_ns ? o.wait_spin_ns : 50 * 1000;
-	r->max_spinners = o.max_spinners ? o.max_spinners
-					 : (unsigned)(ncpu > 2 ? ncpu - 1 : 1);
+	r->max_spinners = o.max_spinners ? o.max_spinners : UINT_MAX;
 	atomic_init(&r->spin_ns, r->max_spin_ns);
 	atomic_init(&r->spinners, 0);
-	atomic_init(&r->sleepers, 0);
 	atomic_init(&r->phase, FERRY__R_NEW);
 	atomic_init(&r->gate, 0);
 	atomic_init(&r->scan_pending, 0);

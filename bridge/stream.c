@@ -316,7 +316,7 @@ int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 		atomic_store_explicit(&s->waiting, 1, memory_order_seq_cst);
 		ret = ferry__stream_poll(s, c);
 		if (ret == FERRY__AGAIN)
-			ret = ferry__runner_sleep(s->r, &s->seq, seq, deadline);
+			ret = ferry__futex_wait(&s->seq, seq, deadline);
 		atomic_store_explicit(&s->waiting, 0, memory_order_relaxed);
 		if (ret == FERRY_ETIMEDOUT) {
 			ret = ferry__stream_poll(s, c);

@@ -116,7 +116,7 @@ int ferry_task_wait(struct ferry_task *t, int64_t timeout_ns)
 					     memory_order_acquire);
 		if (s & FERRY__T_DONE)
 			return t->ferry__status;
-		if (ferry__runner_sleep(r, word, s | FERRY__T_WAITERS, deadline) ==
+		if (ferry__futex_wait(word, s | FERRY__T_WAITERS, deadline) ==
 		    FERRY_ETIMEDOUT) {
 			if (atomic_load_explicit(word, memory_order_acquire) &
 			    FERRY__T_DONE)

@@ -52,7 +52,8 @@ struct ferry_runner_opts {
 	 * down when spinning keeps failing). 0 = default; set
 	 * FERRY_RUNNER_NO_SPIN to never spin. */
 	unsigned wait_spin_ns;
-	/* Most waiters spinning at once (default: online CPUs - 1, min 1). */
+	/* Most waiters spinning at once (default: no limit; each spin is
+	 * bounded, adapts, and yields the CPU every few microseconds). */
 	unsigned max_spinners;
 };
 

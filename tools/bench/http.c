@@ -181,7 +181,12 @@ static int run_blocking(const char *url, unsigned threads, double secs)
 	pthread_t *th = calloc(threads, sizeof(*th));
 	uint64_t t0;
 
-	if (!th || ferry_runner_create(&r, NULL) < 0 ||
+	struct ferry_runner_opts ro = { 0 };
+	const char *cap = getenv("FERRY_BENCH_MAX_SPINNERS");
+
+	if (cap)	/* a knob for comparing waiter policies */
+		ro.max_spinners = (unsigned)atoi(cap);
+	if (!th || ferry_runner_create(&r, &ro) < 0 ||
 	    ferry_session_create(r, &co, &b.s) < 0) {
 		fprintf(stderr, "set-up failed\n");
 		return 1;
