@@ -1128,6 +1128,40 @@ static const char *const ssl_errs[] = {
 	[BR_ERR_X509_NOT_TRUSTED] = "X509_NOT_TRUSTED",
 };
 
+/* TLS alert names (RFC 8446 section 6, the ones a TLS 1.2 peer sends). */
+static const char *alert_name(int a)
+{
+	switch (a) {
+	case 0: return "close_notify";
+	case 10: return "unexpected_message";
+	case 20: return "bad_record_mac";
+	case 22: return "record_overflow";
+	case 40: return "handshake_failure: no cipher suite or curve in common";
+	case 42: return "bad_certificate";
+	case 43: return "unsupported_certificate";
+	case 44: return "certificate_revoked";
+	case 45: return "certificate_expired";
+	case 46: return "certificate_unknown";
+	case 47: return "illegal_parameter";
+	case 48: return "unknown_ca";
+	case 49: return "access_denied";
+	case 50: return "decode_error";
+	case 51: return "decrypt_error";
+	case 70: return "protocol_version: the server wants another TLS version";
+	case 71: return "insufficient_security";
+	case 80: return "internal_error";
+	case 86: return "inappropriate_fallback";
+	case 90: return "user_canceled";
+	case 100: return "no_renegotiation";
+	case 109: return "missing_extension";
+	case 110: return "unsupported_extension";
+	case 112: return "unrecognized_name";
+	case 116: return "certificate_required";
+	case 120: return "no_application_protocol";
+	default: return "unknown alert";
+	}
+}
+
 static const char *err_name(int e)
 {
 	if (e > 0 && (size_t)e < sizeof(ssl_errs) / sizeof(ssl_errs[0]) &&
@@ -1170,13 +1204,16 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 	if (e == BR_ERR_OK)
 		return 1;
 	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
-		snprintf(why, whylen, "TLS: fatal alert %d received from the server",
-			 e - BR_ERR_RECV_FATAL_ALERT);
+		snprintf(why, whylen,
+			 "TLS: fatal alert %d (%s) received from the server",
+			 e - BR_ERR_RECV_FATAL_ALERT,
+			 alert_name(e - BR_ERR_RECV_FATAL_ALERT));
 		return FERRY_ETLS_HANDSHAKE;
 	}
 	if (e >= BR_ERR_SEND_FATAL_ALERT) {
-		snprintf(why, whylen, "TLS: sent fatal alert %d",
-			 e - BR_ERR_SEND_FATAL_ALERT);
+		snprintf(why, whylen, "TLS: sent fatal alert %d (%s)",
+			 e - BR_ERR_SEND_FATAL_ALERT,
+			 alert_name(e - BR_ERR_SEND_FATAL_ALERT));
 		return FERRY_ETLS_HANDSHAKE;
 	}
 	snprintf(why, whylen, "TLS: %s%s%s (BearSSL error %d) for %s",

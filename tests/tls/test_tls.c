@@ -273,7 +273,22 @@ Test(tls, tls13_only_server)
 	www_up("leaf.pem", "leaf.key", extra);
 	client_up("ca.pem", false);
 	get(&r, u("localhost", "/"));
-	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "fatal alert 70 (protocol_version");
+	tc_req_free(&r);
+}
+
+/* A server whose only suite BearSSL lacks (ARIA) answers the hello with a
+ * handshake_failure alert. */
+Test(tls, no_common_cipher_suite)
+{
+	const char *extra[] = { "-cipher", "ECDHE-ECDSA-ARIA128-GCM-SHA256",
+				"-tls1_2", NULL };
+	struct tc_req r;
+
+	www_up("leaf.pem", "leaf.key", extra);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "fatal alert 40 (handshake_failure");
 	tc_req_free(&r);
 }
 
