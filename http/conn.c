@@ -1156,9 +1156,34 @@ static void conn_free(struct ferry__conn *cn)
 }
 
 /*
+ * A TLS connection that finished its handshake sends close_notify before
+ * its socket closes (RFC 5246 7.2.1), so the server can tell our close
+ * from a truncation. Not when a record send was cut off by the cancel
+ * (the engine's output is then out of step with the stream), and never
+ * waiting: MSG_DONTWAIT, so a socket that cannot take the 31 bytes at
+ * once closes without them. Returns true if the send is on its way.
+ */
+static bool tls_say_goodbye(struct ferry__conn *cn)
+{
+	const void *p;
+	size_t len;
+
+	cn->tls_bye = true;
+	if (cn->tls_sending || !ferry__tls_ready(cn->tls))
+		return false;
+	ferry__tls_close(cn->tls);
+	p = ferry__tls_out(cn->tls, &len);
+	if (!p)
+		return false;
+	cn->op.fn = conn_op_done;
+	return ferry_op_send(conn_loop(cn), &cn->op, cn->fd, p, len,
+			     MSG_NOSIGNAL | MSG_DONTWAIT) == 0;
+}
+
+/*
  * Called whenever a CLOSING connection is no longer held: cancel what is
- * in flight, then close the fd, then free. Each step's completion comes
- * back here through conn_leave.
+ * in flight, say close_notify on TLS, then close the fd, then free. Each
+ * step's completion comes back here through conn_leave.
  */
 static void conn_teardown(struct ferry__conn *cn)
 {
@@ -1173,6 +1198,8 @@ static void conn_teardown(struct ferry__conn *cn)
 		ferry_op_cancel(loop, &cn->op);
 	}
 	if (ferry_op_busy(&cn->recv_op) || ferry_op_busy(&cn->op))
+		return;
+	if (cn->fd >= 0 && cn->tls && !cn->tls_bye && tls_say_goodbye(cn))
 		return;
 	if (cn->fd >= 0) {
 		int fd = cn->fd;

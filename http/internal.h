@@ -195,6 +195,7 @@ struct ferry__conn {
 	size_t tls_pend_len, tls_pend_cap;
 	bool tls_sending;		/* a record send is in flight on op */
 	bool tls_closed;		/* close_notify received */
+	bool tls_bye;			/* our close_notify tried */
 	uint64_t hs_deadline;		/* ns; handshake must end by then */
 
 	/* Receive. */

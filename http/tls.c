@@ -1017,6 +1017,11 @@ void ferry__tls_flush(struct ferry__tls *t)
 	br_ssl_engine_flush(&t->cc.eng, 0);
 }
 
+void ferry__tls_close(struct ferry__tls *t)
+{
+	br_ssl_engine_close(&t->cc.eng);
+}
+
 bool ferry__tls_ready(const struct ferry__tls *t)
 {
 	unsigned st = br_ssl_engine_current_state(&t->cc.eng);

@@ -90,6 +90,10 @@ size_t ferry__tls_write(struct ferry__tls *t, const void *data, size_t len);
 /* Close the record being built so it can be sent. */
 void ferry__tls_flush(struct ferry__tls *t);
 
+/* End the connection: the engine queues close_notify, to be taken with
+ * ferry__tls_out, and takes no more plaintext. */
+void ferry__tls_close(struct ferry__tls *t);
+
 /* The handshake is over and application data may flow. */
 bool ferry__tls_ready(const struct ferry__tls *t);
 

@@ -549,6 +549,38 @@ Test(tls, close_without_close_notify_is_truncation)
 	tc_req_free(&r);
 }
 
+/* Closing the client ends its idle TLS connection with close_notify: the
+ * server counts a clean close, not a truncation. */
+Test(tls, close_sends_close_notify)
+{
+	struct ferry_http_client_opts o = {
+		.connect_timeout_ms = 5000,
+		.read_timeout_ms = 10000,
+	};
+	char seen[64] = "";
+	struct tc_req r;
+
+	https_up(NULL);
+	get(&r, u("localhost", "/n/100"));
+	cr_assert_eq(r.result, 200, "%d %s", r.result, r.detail);
+	tc_req_free(&r);
+	tc_teardown(&t);	/* the pooled connection closes */
+	o.ca_file = tf_cert("ca.pem");
+	tc_setup(&t, &o);
+	/* The server notices the close on its own thread: ask a few times. */
+	for (int i = 0; i < 100; i++) {
+		get(&r, u("localhost", "/closes"));
+		cr_assert_eq(r.result, 200, "%d %s", r.result, r.detail);
+		snprintf(seen, sizeof(seen), "%.*s", (int)r.nbody,
+			 r.body ? r.body : "");
+		tc_req_free(&r);
+		if (strcmp(seen, "clean 0 unclean 0"))
+			break;
+		usleep(20 * 1000);
+	}
+	cr_expect_str_eq(seen, "clean 1 unclean 0");
+}
+
 Test(tls, many_keep_alive_at_once, .timeout = 120)
 {
 	enum { N = 200 };

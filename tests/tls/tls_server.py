@@ -16,6 +16,9 @@
         POST /echo     the request body (Content-Length or chunked)
         GET  /trunc    a close-delimited body, then TCP close with no
                        close_notify
+        GET  /closes   "clean C unclean U": how many connections the
+                       client ended so far with close_notify (C) and
+                       without (U)
       every response carries X-Conn: the number of the TLS connection
 
 Prints "READY <port>" once the peer accepts, then runs until SIGTERM.
@@ -134,6 +137,7 @@ def run_https(cert, key):
     ctx.load_cert_chain(cert, key)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     count = [0]
+    closes = {"clean": 0, "unclean": 0}
     lock = threading.Lock()
 
     class H(http.server.BaseHTTPRequestHandler):
@@ -147,6 +151,22 @@ def run_https(cert, key):
 
         def log_message(self, *a):
             pass
+
+        def handle(self):
+            # Ragged EOFs raise (see get_request): a TCP close without
+            # close_notify ends here; a clean one reads as an empty line.
+            self.raw_requestline = None
+            try:
+                super().handle()
+            except ssl.SSLEOFError:
+                with lock:
+                    closes["unclean"] += 1
+                return
+            except OSError:
+                return
+            if self.raw_requestline == b"":
+                with lock:
+                    closes["clean"] += 1
 
         def reply(self, body, close=False):
             self.send_response(200)
@@ -162,6 +182,11 @@ def run_https(cert, key):
             if self.path.startswith("/n/"):
                 n = int(self.path[3:])
                 self.reply(bytes(i % 251 for i in range(n)))
+            elif self.path == "/closes":
+                with lock:
+                    body = "clean %d unclean %d" % (closes["clean"],
+                                                    closes["unclean"])
+                self.reply(body.encode())
             elif self.path == "/trunc":
                 self.reply(b"cut short", close=True)
                 self.wfile.flush()
@@ -194,7 +219,8 @@ def run_https(cert, key):
         def get_request(self):
             c, a = self.socket.accept()
             return ctx.wrap_socket(c, server_side=True,
-                                   do_handshake_on_connect=False), a
+                                   do_handshake_on_connect=False,
+                                   suppress_ragged_eofs=False), a
 
         def handle_error(self, request, client_address):
             pass
