@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "internal.h"
 
 #define FERRY__LINES_DEFAULT_MAX (64 * 1024)
@@ -30,22 +31,15 @@ void ferry_lines_free(struct ferry_lines *l)
 static int ferry__lines_append(struct ferry_lines *l, const char *p, size_t n)
 {
 	size_t need = l->ferry__len + n;
+	char *buf;
 
 	/* One byte of slack for a '\r' that a following '\n' will strip. */
 	if (need > l->ferry__max + 1)
 		return FERRY_ETOOLARGE;
-	if (need > l->ferry__cap) {
-		size_t cap = l->ferry__cap ? l->ferry__cap : 256;
-		char *buf;
-
-		while (cap < need)
-			cap *= 2;
-		buf = realloc(l->ferry__buf, cap);
-		if (!buf)
-			return -ENOMEM;
-		l->ferry__buf = buf;
-		l->ferry__cap = cap;
-	}
+	buf = ferry__grow(l->ferry__buf, &l->ferry__cap, need, 256);
+	if (!buf)
+		return -ENOMEM;
+	l->ferry__buf = buf;
 	memcpy(l->ferry__buf + l->ferry__len, p, n);
 	l->ferry__len = need;
 	return 0;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "internal.h"
 #include "ferry/session.h"
 
@@ -195,21 +196,14 @@ static int ferry__body_append(struct ferry__xfer *x, const void *data,
 {
 	struct ferry_response *resp = x->resp;
 	size_t need = resp->body_len + len;
+	char *b;
 
 	if (need > x->max_body)
 		return FERRY_ETOOLARGE;
-	if (need + 1 > resp->body_cap) {
-		size_t cap = resp->body_cap ? resp->body_cap : 4096;
-		char *b;
-
-		while (cap < need + 1)
-			cap *= 2;
-		b = realloc(resp->body, cap);
-		if (!b)
-			return -ENOMEM;
-		resp->body = b;
-		resp->body_cap = cap;
-	}
+	b = ferry__grow(resp->body, &resp->body_cap, need + 1, 4096);
+	if (!b)
+		return -ENOMEM;
+	resp->body = b;
 	memcpy(resp->body + resp->body_len, data, len);
 	resp->body_len = need;
 	resp->body[need] = '\0';	/* text bodies read as C strings */

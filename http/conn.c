@@ -130,7 +130,8 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
 /* ------------------------------------------------------------------ */
 /* Input queue: received buffers in order                               */
 
-static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
+/* Room for one more entry. 0 or -ENOMEM. */
+static int input_reserve(struct ferry__conn *cn)
 {
 	if (cn->nin == cn->in_cap) {
 		unsigned cap = cn->in_cap ? cn->in_cap * 2 : 4;
@@ -141,6 +142,13 @@ static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
 		cn->in = in;
 		cn->in_cap = cap;
 	}
+	return 0;
+}
+
+static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
+{
+	if (input_reserve(cn) < 0)
+		return -ENOMEM;
 	cn->in[cn->nin++] = (struct ferry__input){ NULL, (uint16_t)bid, 0, len };
 	return 0;
 }
@@ -151,15 +159,8 @@ static int input_push_copy(struct ferry__conn *cn, const void *data,
 {
 	struct ferry__spill *sp;
 
-	if (cn->nin == cn->in_cap) {
-		unsigned cap = cn->in_cap ? cn->in_cap * 2 : 4;
-		struct ferry__input *in = realloc(cn->in, cap * sizeof(*in));
-
-		if (!in)
-			return -ENOMEM;
-		cn->in = in;
-		cn->in_cap = cap;
-	}
+	if (input_reserve(cn) < 0)
+		return -ENOMEM;
 	sp = malloc(sizeof(*sp) + len + 1);
 	if (!sp)
 		return -ENOMEM;

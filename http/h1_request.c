@@ -12,25 +12,21 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "h1.h"
 
 int ferry__h1_buf_reserve(struct ferry__h1_buf *b, size_t more)
 {
-	size_t cap;
 	char *p;
 
 	if (more <= b->cap - b->len)
 		return 0;
 	if (more > SIZE_MAX / 2 - b->len)
 		return -ENOMEM;
-	cap = b->cap ? b->cap : 256;
-	while (cap - b->len < more)
-		cap *= 2;
-	p = realloc(b->data, cap);
+	p = ferry__grow(b->data, &b->cap, b->len + more, 256);
 	if (!p)
 		return -ENOMEM;
 	b->data = p;
-	b->cap = cap;
 	return 0;
 }
 

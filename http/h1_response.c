@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "h1.h"
 
 /* Events the callbacks raise (ferry__ev); the public ones plus two. */
@@ -66,21 +67,14 @@ static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
 static int arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
 {
 	size_t need = r->ferry__arena_len + n + 1;
+	char *a;
 
 	if (need > UINT32_MAX)
 		return -ENOMEM;
-	if (need > r->ferry__arena_cap) {
-		size_t cap = r->ferry__arena_cap ? r->ferry__arena_cap : 1024;
-		char *a;
-
-		while (cap < need)
-			cap *= 2;
-		a = realloc(r->ferry__arena, cap);
-		if (!a)
-			return -ENOMEM;
-		r->ferry__arena = a;
-		r->ferry__arena_cap = cap;
-	}
+	a = ferry__grow(r->ferry__arena, &r->ferry__arena_cap, need, 1024);
+	if (!a)
+		return -ENOMEM;
+	r->ferry__arena = a;
 	memcpy(r->ferry__arena + r->ferry__arena_len, p, n);
 	r->ferry__arena_len += n;
 	return 0;

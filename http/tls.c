@@ -28,6 +28,8 @@
 
 #include "ferry/error.h"
 #include "ferry/http.h"
+#include "ferry/list.h"
+#include "grow.h"
 #include "tls.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -64,6 +66,9 @@ struct tls_verified {
 	unsigned usages;		/* BR_KEYTYPE_KEYX / _SIGN */
 	struct x509_time from, until;	/* valid in the whole chain */
 };
+
+#define SESSION(n) ferry__container_of(n, struct tls_session, node)
+#define VERIFIED(n) ferry__container_of(n, struct tls_verified, node)
 
 struct ferry__tls_config {
 	br_x509_trust_anchor *tas;
@@ -127,23 +132,16 @@ struct bytes {
 static void bytes_add(void *ctx, const void *src, size_t len)
 {
 	struct bytes *b = ctx;
+	unsigned char *p;
 
 	if (b->oom)
 		return;
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		unsigned char *p;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	p = ferry__grow(b->p, &b->cap, b->len + len, 1024);
+	if (!p) {
+		b->oom = true;
+		return;
 	}
+	b->p = p;
 	memcpy(b->p + b->len, src, len);
 	b->len += len;
 }
@@ -429,11 +427,6 @@ void ferry__tls_config_counters(const struct ferry__tls_config *cfg,
 	*out = cfg->counters;
 }
 
-size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
-{
-	return cfg->ntas;
-}
-
 /* ------------------------------------------------------------------ */
 /* Session cache, per origin                                            */
 
@@ -443,7 +436,7 @@ static struct mru_node **session_find(struct ferry__tls_config *cfg,
 	struct mru_node **pp;
 
 	for (pp = &cfg->sessions.head; *pp; pp = &(*pp)->next)
-		if (!strcmp(((struct tls_session *)(void *)*pp)->origin, origin))
+		if (!strcmp(SESSION(*pp)->origin, origin))
 			return pp;
 	return NULL;
 }
@@ -456,7 +449,7 @@ static void session_put(struct ferry__tls_config *cfg, const char *origin,
 
 	if (pp) {
 		mru_touch(&cfg->sessions, pp);
-		((struct tls_session *)(void *)cfg->sessions.head)->params = *sp;
+		SESSION(cfg->sessions.head)->params = *sp;
 		return;
 	}
 	if (!cfg->sessions.max)
@@ -492,7 +485,7 @@ static const struct tls_verified *verified_find(struct ferry__tls_config *cfg,
 	struct mru_node **pp;
 
 	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
-		struct tls_verified *v = (struct tls_verified *)(void *)*pp;
+		struct tls_verified *v = VERIFIED(*pp);
 
 		if (memcmp(v->id, id, sizeof(v->id)))
 			continue;
@@ -512,7 +505,7 @@ static void verified_put(struct ferry__tls_config *cfg,
 	struct tls_verified *v;
 
 	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
-		v = (struct tls_verified *)(void *)*pp;
+		v = VERIFIED(*pp);
 		if (!memcmp(v->id, id, sizeof(v->id))) {
 			mru_touch(&cfg->verified, pp);
 			goto set;
@@ -887,11 +880,6 @@ struct ferry__tls {
 
 static const char *alpn_names[] = { "http/1.1" };
 
-size_t ferry__tls_conn_size(void)
-{
-	return sizeof(struct ferry__tls);
-}
-
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
@@ -931,7 +919,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	sp = session_find(cfg, origin);
 	if (sp) {
 		br_ssl_engine_set_session_parameters(
-			eng, &((struct tls_session *)(void *)*sp)->params);
+			eng, &SESSION(*sp)->params);
 		t->resumed_offer = true;
 	}
 	/* No SNI for an IP literal (RFC 6066 forbids it). The name given
@@ -1042,7 +1030,7 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 	br_ssl_engine_get_session_parameters(&t->cc.eng, &sp);
 	if (old && t->resumed_offer && sp.session_id_len) {
 		const br_ssl_session_parameters *op =
-			&((struct tls_session *)(void *)*old)->params;
+			&SESSION(*old)->params;
 
 		resumed = op->session_id_len == sp.session_id_len &&
 			  !memcmp(op->session_id, sp.session_id,

@@ -55,9 +55,6 @@ struct ferry__tls_counters {
 void ferry__tls_config_counters(const struct ferry__tls_config *cfg,
 				struct ferry__tls_counters *out);
 
-/* Number of trust anchors loaded (tests, diagnostics). */
-size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg);
-
 /*
  * ferry__tls_new - a client engine for one connection to @host (@host_len
  * bytes; the URL's host). @ip_literal: @host is an IPv4/IPv6 address,
@@ -68,9 +65,6 @@ size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg);
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp);
 void ferry__tls_free(struct ferry__tls *t);
-
-/* Bytes one connection's engine allocates (context and buffers). */
-size_t ferry__tls_conn_size(void);
 
 /* Ciphertext received: returns how much the engine took (may be less
  * than @len, or 0 when it wants records sent or plaintext read first). */
