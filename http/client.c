@@ -26,6 +26,7 @@
 #define DEF_BUF_SIZE 16384
 #define DEF_BUF_COUNT 256
 #define DEF_TLS_CACHE 64
+#define DEF_REDIRECT_BODY (16 * 1024)
 
 /* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
 static unsigned cache_size(unsigned opt)
@@ -54,6 +55,10 @@ static int client_opts(struct ferry_http_client_opts *o,
 		o->max_head = FERRY__H1_MAX_HEAD_DEFAULT;
 	if (!o->max_redirects)
 		o->max_redirects = DEF_MAX_REDIRECTS;
+	if (!o->max_interim)
+		o->max_interim = FERRY__H1_MAX_INTERIM_DEFAULT;
+	if (!o->max_redirect_body)
+		o->max_redirect_body = DEF_REDIRECT_BODY;
 	if (!o->recv_buf_size)
 		o->recv_buf_size = DEF_BUF_SIZE;
 	if (!o->recv_buf_count)

@@ -115,6 +115,14 @@ struct ferry_http_client_opts {
 					   sent or received */
 	size_t max_head;		/* [64 KiB] response head limit */
 	uint64_t max_body;		/* [unlimited] response body limit */
+	/* [5] interim (1xx) responses accepted before the final one; their
+	 * bytes count against max_head (FERRY_ETOOLARGE past either). */
+	unsigned max_interim;
+	/* [16 KiB] bytes of a followed redirect's body read (and dropped)
+	 * to keep its connection; a larger or longer one (also: one over
+	 * max_body) is not drained: the connection is closed and the
+	 * redirect followed on another. */
+	uint64_t max_redirect_body;
 	const char *user_agent;		/* ["ferry/0.1"]; copied */
 	bool follow_redirects;		/* [false] default for requests */
 	unsigned max_redirects;		/* [10] default for requests */

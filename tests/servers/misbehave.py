@@ -57,6 +57,21 @@ Modes:
                     1048576) pattern bytes, sent --chunk bytes (default
                     16384) at a time with --delay seconds (default 0.01)
                     between pieces.
+  redirect-endless-body
+                    GET /ok is answered as in ok (keep-alive); any other
+                    path gets a 302 to /ok whose chunked body never ends
+                    (1000-byte chunks until the client closes).
+  redirect-big-body GET /ok as in ok; any other path gets a 302 to /ok
+                    with Content-Length: --size (default 100000), 20 body
+                    bytes, then nothing more (the connection held open);
+                    with --size 20 or less the whole body, keep-alive.
+  interim-flood     answers with 100 Continue heads, each padded with an
+                    X-Filler header to --size bytes (default 1000), for ever
+                    (until the client closes); never a final head.
+  http10-chunked    keep-alive HTTP/1.0 200s with Transfer-Encoding: chunked
+                    and Connection: keep-alive (body "ok\n", X-Conn and
+                    X-Req as in count): RFC 9112 6.1 says the client must
+                    close after such a response.
 """
 
 import argparse
@@ -393,6 +408,66 @@ def mode_slow_body(peer, opts):
             return
 
 
+def redirect_or_ok(peer, bad):
+    """Serve /ok as mode ok does, anything else with bad(peer), which
+    returns True when the connection may serve another request."""
+    while True:
+        req = peer.read_request()
+        if req is None:
+            return
+        if req[1] != "/ok":
+            if not bad(peer):
+                return
+            continue
+        close = wants_close(req)
+        peer.send(answer_ok(peer, req, 1, close))
+        if close:
+            return
+
+
+def mode_redirect_endless_body(peer, opts):
+    def bad(peer):
+        peer.send(response("302 Found", [("Location", "/ok"),
+                                         ("Transfer-Encoding", "chunked")]))
+        chunk = b"3e8\r\n" + pattern(0, 1000) + b"\r\n"
+        while True:
+            peer.send(chunk)
+    redirect_or_ok(peer, bad)
+
+
+def mode_redirect_big_body(peer, opts):
+    size = opts.size if opts.size is not None else 100000
+
+    def bad(peer):
+        peer.send(response("302 Found", [("Location", "/ok"),
+                                         ("Content-Length", str(size))],
+                           pattern(0, min(20, size))))
+        if size <= 20:
+            return True     # the whole body: serve the next request
+        peer.hold()
+    redirect_or_ok(peer, bad)
+
+
+def mode_interim_flood(peer, opts):
+    size = opts.size if opts.size is not None else 1000
+    if peer.read_request() is None:
+        return
+    head = b"HTTP/1.1 100 Continue\r\nX-Filler: "
+    pad = max(0, size - len(head) - 4)
+    head += b"x" * pad + b"\r\n\r\n"
+    while True:
+        peer.send(head)
+
+
+def mode_http10_chunked(peer, opts):
+    def answer(peer, req, n, close):
+        head = ("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                "Connection: keep-alive\r\nX-Conn: %d\r\nX-Req: %d\r\n\r\n"
+                % (peer.conn_no, n)).encode()
+        return head + b"3\r\nok\n\r\n0\r\n\r\n"
+    keep_alive_loop(peer, answer)
+
+
 MODES = {
     "ok": mode_ok,
     "count": mode_count,
@@ -410,6 +485,10 @@ MODES = {
     "keepalive-then-close": mode_keepalive_then_close,
     "close-delimited": mode_close_delimited,
     "slow-body": mode_slow_body,
+    "redirect-endless-body": mode_redirect_endless_body,
+    "redirect-big-body": mode_redirect_big_body,
+    "interim-flood": mode_interim_flood,
+    "http10-chunked": mode_http10_chunked,
 }
 
 
