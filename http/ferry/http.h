@@ -86,8 +86,9 @@ struct ferry_http_request;
 
 /*
  * Which AEAD a TLS connection offers first (the server usually takes the
- * client's order). Both are always offered; the AES-CBC, AES-CCM and 3DES
- * suites of BearSSL's full profile follow them.
+ * client's order). Both are always offered (ECDHE with ECDSA or RSA);
+ * with tls_allow_legacy_suites the other suites of BearSSL's full
+ * profile (static RSA, AES-CBC, AES-CCM, 3DES) follow them.
  */
 enum ferry_tls_ciphers {
 	/* AES-GCM first when the CPU has AES-NI and PCLMULQDQ (BearSSL's
@@ -97,6 +98,11 @@ enum ferry_tls_ciphers {
 	FERRY_TLS_CIPHERS_AES_GCM_FIRST,
 	FERRY_TLS_CIPHERS_CHACHA20_FIRST,
 };
+
+/* TLS protocol versions, for tls_min_version (the wire values). */
+#define FERRY_TLS_1_0 0x0301
+#define FERRY_TLS_1_1 0x0302
+#define FERRY_TLS_1_2 0x0303
 
 /* Room for any detail string a request reports, NUL included. */
 #define FERRY_HTTP_DETAIL_MAX 192
@@ -161,6 +167,36 @@ struct ferry_http_client_opts {
 	 * stays true while the window lasts.
 	 */
 	unsigned tls_verify_cache;
+	/*
+	 * [1 hour] how long a cached TLS session may be resumed, in ms;
+	 * FERRY_HTTP_NO_TIMEOUT: no limit of its own. Either way a session
+	 * ends when the validity window of the certificate chain it was
+	 * verified with does (a resumed handshake sees no certificate), and
+	 * resuming never extends it.
+	 */
+	uint32_t tls_session_lifetime_ms;
+	/*
+	 * Strict TLS by default; each field below relaxes one rule, for
+	 * legacy servers only (each weakens what TLS protects).
+	 *
+	 * tls_min_version [FERRY_TLS_1_2]: the oldest version accepted
+	 * (FERRY_TLS_1_0, _1_1 or _1_2; BearSSL has no TLS 1.3). TLS 1.0
+	 * and 1.1 have no AEAD suite: they also need tls_allow_legacy_suites.
+	 */
+	uint16_t tls_min_version;
+	/* [false] Offer, after the ECDHE AEAD suites (AES-GCM, ChaCha20-
+	 * Poly1305), the rest of BearSSL's: static RSA key exchange (no
+	 * forward secrecy), AES-CBC with HMAC, AES-CCM and 3DES. */
+	bool tls_allow_legacy_suites;
+	/* [2048] smallest RSA key accepted in the server's chain (leaf and
+	 * intermediates; not the trust anchors), in bits, 1024 to 4096. */
+	unsigned tls_min_rsa_bits;
+	/* [false] Accept certificates signed with SHA-1 (or MD5: never). */
+	bool tls_allow_sha1;
+	/* [false] Let the server renegotiate (with RFC 5746 secure
+	 * renegotiation). Off, a HelloRequest is answered with a
+	 * no_renegotiation alert and the connection goes on as it was. */
+	bool tls_allow_renegotiation;
 };
 
 /*
@@ -172,7 +208,8 @@ struct ferry_http_client_opts {
  * callback before destroying the loop.
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
- * user agent with CR/LF, unknown tls_ciphers), -ENOMEM, -EOPNOTSUPP (the
+ * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
+ * tls_min_rsa_bits outside 1024..4096), -ENOMEM, -EOPNOTSUPP (the
  * kernel lacks provided buffer rings or multishot recv), or the kernel's
  * error.
  */
