@@ -72,6 +72,30 @@ Modes:
                     and Connection: keep-alive (body "ok\n", X-Conn and
                     X-Req as in count): RFC 9112 6.1 says the client must
                     close after such a response.
+
+Modes for the fault matrix (tests/faults/README.md):
+  reset-on-accept   accepts and resets (RST) at once, reading nothing.
+  reset-on-first-bytes
+                    waits for the client's first bytes (a TLS ClientHello
+                    or a request), then resets: a reset in the TLS
+                    handshake.
+  reset-in-request-body
+                    reads the request head only, then resets while the
+                    client is still sending its body.
+  reset-when-idle   answers the first request as ok (keep-alive), then
+                    resets the idle connection --delay seconds later
+                    (default 0.1).
+  close-on-second-request
+                    answers the first request on a connection as ok
+                    (keep-alive), reads the second and closes (FIN)
+                    without a byte: the close a pooled connection meets
+                    as it is reused.
+  partial-head      sends "HTTP/1.1 200 OK\r\nContent-Le" and closes (FIN).
+  truncated-length  Content-Length: 1000, 100 pattern bytes, then FIN.
+  endless-headers   a status line, then 1000-byte header fields for ever.
+  endless-chunked   a chunked 200 whose 1000-byte chunks never end.
+  bad-status        the status line "HTTP/1.1 2x0 OK".
+  http09            an HTTP/0.9 reply: a bare body ("<html>...") and FIN.
 """
 
 import argparse
@@ -468,6 +492,86 @@ def mode_http10_chunked(peer, opts):
     keep_alive_loop(peer, answer)
 
 
+def mode_reset_on_accept(peer, opts):
+    peer.reset()
+
+
+def mode_reset_on_first_bytes(peer, opts):
+    if peer.sock.recv(65536):
+        peer.reset()
+
+
+def mode_reset_in_request_body(peer, opts):
+    while b"\r\n\r\n" not in peer.buf:
+        if not peer._fill():
+            return
+    peer.reset()
+
+
+def mode_reset_when_idle(peer, opts):
+    delay = opts.delay if opts.delay is not None else 0.1
+    req = peer.read_request()
+    if req is None:
+        return
+    peer.send(answer_ok(peer, req, 1, False))
+    time.sleep(delay)
+    peer.reset()
+
+
+def mode_close_on_second_request(peer, opts):
+    req = peer.read_request()
+    if req is None:
+        return
+    peer.send(answer_ok(peer, req, 1, False))
+    peer.read_request()
+    peer.close()
+
+
+def mode_partial_head(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+        peer.close()
+
+
+def mode_truncated_length(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(response("200 OK", [("Content-Length", "1000")],
+                           pattern(0, 100)))
+        time.sleep(PAUSE)
+        peer.close()
+
+
+def mode_endless_headers(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(b"HTTP/1.1 200 OK\r\n")
+    i = 0
+    while True:
+        peer.send(b"X-Endless-%d: %s\r\n" % (i, b"e" * 980))
+        i += 1
+
+
+def mode_endless_chunked(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Transfer-Encoding", "chunked")]))
+    chunk = b"3e8\r\n" + pattern(0, 1000) + b"\r\n"
+    while True:
+        peer.send(chunk)
+
+
+def mode_bad_status(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n")
+        peer.hold()
+
+
+def mode_http09(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"<html>hello from 1991</html>\n")
+        peer.close()
+
+
 MODES = {
     "ok": mode_ok,
     "count": mode_count,
@@ -489,6 +593,17 @@ MODES = {
     "redirect-big-body": mode_redirect_big_body,
     "interim-flood": mode_interim_flood,
     "http10-chunked": mode_http10_chunked,
+    "reset-on-accept": mode_reset_on_accept,
+    "reset-on-first-bytes": mode_reset_on_first_bytes,
+    "reset-in-request-body": mode_reset_in_request_body,
+    "reset-when-idle": mode_reset_when_idle,
+    "close-on-second-request": mode_close_on_second_request,
+    "partial-head": mode_partial_head,
+    "truncated-length": mode_truncated_length,
+    "endless-headers": mode_endless_headers,
+    "endless-chunked": mode_endless_chunked,
+    "bad-status": mode_bad_status,
+    "http09": mode_http09,
 }
 
 
