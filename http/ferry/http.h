@@ -51,12 +51,16 @@
  *   FERRY_ETLS_CERT         https: the server's certificate was rejected
  *                           (detail names BearSSL's reason, e.g.
  *                           "TLS: X509_EXPIRED ...", "X509_NOT_TRUSTED",
- *                           "X509_BAD_SERVER_NAME")
- *   FERRY_ETLS_HANDSHAKE    https: the handshake failed (no common version,
- *                           an alert from the server, not TLS at all)
+ *                           "X509_BAD_SERVER_NAME", "X509_UNSUPPORTED" for a
+ *                           SHA-1 signature, "X509_WEAK_PUBLIC_KEY")
+ *   FERRY_ETLS_HANDSHAKE    https: the handshake failed (no common version
+ *                           or suite under the strict defaults, an alert
+ *                           from the server, or "the server did not answer
+ *                           with TLS": plain HTTP on the port)
  *   FERRY_ETLS_TRUNCATED    https: the server closed TCP without
  *                           close_notify while the body ran to the close
- *   FERRY_ETOOLARGE         head or body over its limit
+ *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
+ *                           against max_head; more than max_interim)
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
@@ -141,7 +145,9 @@ struct ferry_http_client_opts {
 	 * NULL, from the system bundle /etc/ssl/certs/ca-certificates.crt.
 	 * Both strings are copied. The TLS handshake must finish within
 	 * connect_timeout_ms after the TCP connect (FERRY_ECONNECT_TIMEOUT).
-	 * Sessions are cached per origin and resumed on new connections.
+	 * Sessions are cached per origin and resumed on new connections
+	 * (tls_session_lifetime_ms). A host with a trailing dot
+	 * ("localhost.") is sent as SNI and matched without it.
 	 */
 	const char *ca_file;		/* [NULL] */
 	const char *ca_dir;		/* [NULL] */
