@@ -448,7 +448,9 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	if (r > 0) {
 		req->redirecting = true;
 		*discard = true;
-		if (cl && strtoull(cl, NULL, 10) > req_redirect_body_max(req))
+		/* (A HEAD's Content-Length announces no body.) */
+		if (cl && strcmp(req->method, "HEAD") &&
+		    strtoull(cl, NULL, 10) > req_redirect_body_max(req))
 			return FERRY__REQ_ABANDON;
 		return 0;
 	}
