@@ -92,6 +92,10 @@ Modes for the fault matrix (tests/faults/README.md):
                     as it is reused.
   partial-head      sends "HTTP/1.1 200 OK\r\nContent-Le" and closes (FIN).
   truncated-length  Content-Length: 1000, 100 pattern bytes, then FIN.
+  reset-in-close-delimited
+                    a close-delimited 200 (Connection: close, no length),
+                    1000 pattern bytes, 50 ms, then RST: over plain HTTP
+                    only a reset tells such a body was cut short.
   endless-headers   a status line, then 1000-byte header fields for ever.
   endless-chunked   a chunked 200 whose 1000-byte chunks never end.
   bad-status        the status line "HTTP/1.1 2x0 OK".
@@ -541,6 +545,14 @@ def mode_truncated_length(peer, opts):
         peer.close()
 
 
+def mode_reset_in_close_delimited(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Connection", "close")], pattern(0, 1000)))
+    time.sleep(PAUSE)
+    peer.reset()
+
+
 def mode_endless_headers(peer, opts):
     if peer.read_request() is None:
         return
@@ -600,6 +612,7 @@ MODES = {
     "close-on-second-request": mode_close_on_second_request,
     "partial-head": mode_partial_head,
     "truncated-length": mode_truncated_length,
+    "reset-in-close-delimited": mode_reset_in_close_delimited,
     "endless-headers": mode_endless_headers,
     "endless-chunked": mode_endless_chunked,
     "bad-status": mode_bad_status,
