@@ -1113,7 +1113,7 @@ Test(tls, session_ends_with_the_validity)
 	need_certs();
 	cr_assert_eq(fx_tmpdir(dir, sizeof(dir)), 0);
 	snprintf(base, sizeof(base), "%s/short", dir);
-	r = tf_short_cert(base, 4);
+	r = tf_short_cert(base, 6);
 	if (r == FX_SKIP)
 		cr_skip_test("no openssl");
 	cr_assert_eq(r, 0, "certs.sh --short: %d", r);
@@ -1122,7 +1122,7 @@ Test(tls, session_ends_with_the_validity)
 	www_up(pem, key, NULL);	/* the server would resume */
 	client_up("ca.pem", false);
 	get_new("localhost");
-	sleep(6);
+	sleep(8);
 	get_cert_err("localhost", "X509_EXPIRED");
 	stats(&st);
 	cr_expect_eq(st.tls_resumed, 0);
