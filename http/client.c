@@ -26,6 +26,9 @@
 #define DEF_BUF_SIZE 16384
 #define DEF_BUF_COUNT 256
 #define DEF_TLS_CACHE 64
+#define DEF_REDIRECT_BODY (16 * 1024)
+#define DEF_MIN_RSA_BITS 2048
+#define DEF_SESSION_LIFETIME_MS (3600u * 1000)
 
 /* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
 static unsigned cache_size(unsigned opt)
@@ -54,6 +57,10 @@ static int client_opts(struct ferry_http_client_opts *o,
 		o->max_head = FERRY__H1_MAX_HEAD_DEFAULT;
 	if (!o->max_redirects)
 		o->max_redirects = DEF_MAX_REDIRECTS;
+	if (!o->max_interim)
+		o->max_interim = FERRY__H1_MAX_INTERIM_DEFAULT;
+	if (!o->max_redirect_body)
+		o->max_redirect_body = DEF_REDIRECT_BODY;
 	if (!o->recv_buf_size)
 		o->recv_buf_size = DEF_BUF_SIZE;
 	if (!o->recv_buf_count)
@@ -67,6 +74,17 @@ static int client_opts(struct ferry_http_client_opts *o,
 		return FERRY_EINVAL;
 	if ((unsigned)o->tls_ciphers > FERRY_TLS_CIPHERS_CHACHA20_FIRST)
 		return FERRY_EINVAL;
+	if (!o->tls_min_version)
+		o->tls_min_version = FERRY_TLS_1_2;
+	if (o->tls_min_version < FERRY_TLS_1_0 ||
+	    o->tls_min_version > FERRY_TLS_1_2)
+		return FERRY_EINVAL;
+	if (!o->tls_min_rsa_bits)
+		o->tls_min_rsa_bits = DEF_MIN_RSA_BITS;
+	if (o->tls_min_rsa_bits < 1024 || o->tls_min_rsa_bits > 4096)
+		return FERRY_EINVAL;
+	if (!o->tls_session_lifetime_ms)
+		o->tls_session_lifetime_ms = DEF_SESSION_LIFETIME_MS;
 	return 0;
 }
 
@@ -149,6 +167,14 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.ciphers = c->opts.tls_ciphers,
 		.session_cache = cache_size(c->opts.tls_session_cache),
 		.verify_cache = cache_size(c->opts.tls_verify_cache),
+		.session_lifetime_s =
+			c->opts.tls_session_lifetime_ms == FERRY_HTTP_NO_TIMEOUT
+				? 0 : (c->opts.tls_session_lifetime_ms + 999) / 1000,
+		.min_version = c->opts.tls_min_version,
+		.legacy_suites = c->opts.tls_allow_legacy_suites,
+		.min_rsa_bits = c->opts.tls_min_rsa_bits,
+		.allow_sha1 = c->opts.tls_allow_sha1,
+		.allow_renegotiation = c->opts.tls_allow_renegotiation,
 	};
 
 	if (c->tls_cfg)

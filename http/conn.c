@@ -846,6 +846,17 @@ static void conn_input_ended(struct ferry__conn *cn)
 }
 
 /*
+ * The rest of req's response is not worth reading (a redirect's long
+ * body): the connection closes, the request goes on without it.
+ */
+static void conn_abandon(struct ferry__conn *cn, struct ferry_http_request *req)
+{
+	input_drop(cn);
+	cn->req = NULL;
+	ferry__req_complete(req, cn, false);
+}
+
+/*
  * Feed the input queue to the parser while the request wants bytes.
  * Returns with cn held by the caller; cn may be CLOSING afterwards.
  */
@@ -884,11 +895,19 @@ static void conn_pump(struct ferry__conn *cn)
 			r = ferry__req_head(req, &discard);
 			if (r < 0)
 				goto out;	/* req failed, conn closing */
+			if (r == FERRY__REQ_ABANDON) {
+				conn_abandon(cn, req);
+				goto out;
+			}
 			break;
 		case FERRY__H1_BODY:
 			r = ferry__req_body(req, slice.data, slice.len, in);
 			if (r < 0)
 				goto out;
+			if (r == FERRY__REQ_ABANDON) {
+				conn_abandon(cn, req);
+				goto out;
+			}
 			break;
 		case FERRY__H1_DONE: {
 			/* Bytes after the response: ferry never pipelines,
@@ -1015,7 +1034,8 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 				    struct ferry_http_request *req)
 {
 	struct ferry_http_client *c = o->client;
-	struct ferry__h1_limits lim = { .max_head = c->opts.max_head };
+	struct ferry__h1_limits lim = { .max_head = c->opts.max_head,
+					.max_interim = c->opts.max_interim };
 	struct ferry__conn *cn = calloc(1, sizeof(*cn));
 	int err;
 

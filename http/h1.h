@@ -155,6 +155,7 @@ int ferry__h1_chunk_end(struct ferry__h1_buf *out);
 
 #define FERRY__H1_MAX_HEAD_DEFAULT (64 * 1024)
 #define FERRY__H1_MAX_FIELDS_DEFAULT 256
+#define FERRY__H1_MAX_INTERIM_DEFAULT 5
 
 /*
  * struct ferry__h1_limits - response limits; exceeding one is
@@ -167,11 +168,15 @@ int ferry__h1_chunk_end(struct ferry__h1_buf *out);
  * max_fields  header fields in one head. Default 256.
  * max_body    body bytes after de-chunking. Default: no limit. A
  *             Content-Length above it fails as soon as the head is read.
+ * max_interim interim (1xx) responses before the final one. Default 5.
+ *             Their bytes count against max_head too: the head limit
+ *             bounds everything read before the final head ends.
  */
 struct ferry__h1_limits {
 	size_t max_head;
 	size_t max_fields;
 	uint64_t max_body;
+	size_t max_interim;
 };
 
 /* What ferry__h1_resp_feed found; see there. */
@@ -229,6 +234,7 @@ struct ferry__h1_resp {
 	bool ferry__head_req;	/* answering HEAD: no body whatever it says */
 	bool ferry__interim;	/* the head being read is a 1xx */
 	bool ferry__keep_alive;
+	bool ferry__no_reuse;	/* HTTP/1.0 with Transfer-Encoding: close */
 	bool ferry__in_field;	/* a header name is being gathered */
 	bool ferry__in_value;	/* a header value is being gathered */
 	uint8_t ferry__ev;	/* event raised by a callback, see .c */
@@ -237,7 +243,8 @@ struct ferry__h1_resp {
 	bool ferry__in_chunk;	/* chunk data is being delivered */
 	uint64_t ferry__chunk_left;	/* of the current chunk's data */
 	uint16_t ferry__status;
-	size_t ferry__head_bytes;	/* of the head being read */
+	size_t ferry__head_bytes;	/* of the heads read, 1xx included */
+	size_t ferry__interims;		/* 1xx heads read */
 	size_t ferry__trailer_bytes;
 	uint64_t ferry__received;	/* bytes consumed for this response */
 	uint64_t ferry__body_bytes;
@@ -340,7 +347,9 @@ int ferry__h1_resp_minor(const struct ferry__h1_resp *r);
  * True when the connection may carry another request after this response
  * (llhttp_should_keep_alive: HTTP/1.1 without "Connection: close", or
  * HTTP/1.0 with "Connection: keep-alive", and a body not delimited by
- * close). Final only at FERRY__H1_DONE; at HEAD it is the forecast.
+ * close). Never after an HTTP/1.0 response with Transfer-Encoding (RFC
+ * 9112 6.1: its framing is suspect, close after it). Final only at
+ * FERRY__H1_DONE; at HEAD it is the forecast.
  */
 bool ferry__h1_resp_keep_alive(const struct ferry__h1_resp *r);
 

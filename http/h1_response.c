@@ -262,6 +262,13 @@ static int cb_headers_complete(llhttp_t *p)
 		return -1;
 	}
 	if (status < 200) {
+		if (r->ferry__interims >= r->ferry__lim.max_interim) {
+			resp_fail(r, FERRY_ETOOLARGE,
+				  "more than %zu interim (1xx) responses",
+				  r->ferry__lim.max_interim);
+			return -1;
+		}
+		r->ferry__interims++;
 		p->flags |= F_SKIPBODY;
 		r->ferry__ev = EV_INTERIM_HEAD;
 		return HPE_PAUSED;
@@ -277,8 +284,13 @@ static int cb_headers_complete(llhttp_t *p)
 			  (unsigned long long)r->ferry__lim.max_body);
 		return -1;
 	}
+	/* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding was
+	 * likely forwarded by something that did not de-chunk it: read it,
+	 * but close the connection after it. */
+	r->ferry__no_reuse = p->http_minor == 0 &&
+			     (p->flags & (F_TRANSFER_ENCODING | F_CHUNKED));
 	r->ferry__status = (uint16_t)status;
-	r->ferry__keep_alive = llhttp_should_keep_alive(p);
+	r->ferry__keep_alive = llhttp_should_keep_alive(p) && !r->ferry__no_reuse;
 	r->ferry__state = FERRY__H1_RESP_BODY;
 	r->ferry__ev = EV_HEAD;
 	return HPE_PAUSED;
@@ -321,7 +333,7 @@ static int cb_message_complete(llhttp_t *p)
 		r->ferry__ev = EV_INTERIM_DONE;
 		return HPE_PAUSED;
 	}
-	r->ferry__keep_alive = llhttp_should_keep_alive(p);
+	r->ferry__keep_alive = llhttp_should_keep_alive(p) && !r->ferry__no_reuse;
 	r->ferry__state = FERRY__H1_RESP_DONE;
 	r->ferry__ev = EV_DONE;
 	return HPE_PAUSED;
@@ -351,6 +363,8 @@ void ferry__h1_resp_init(struct ferry__h1_resp *r,
 		r->ferry__lim.max_head = FERRY__H1_MAX_HEAD_DEFAULT;
 	if (!r->ferry__lim.max_fields)
 		r->ferry__lim.max_fields = FERRY__H1_MAX_FIELDS_DEFAULT;
+	if (!r->ferry__lim.max_interim)
+		r->ferry__lim.max_interim = FERRY__H1_MAX_INTERIM_DEFAULT;
 	if (!r->ferry__lim.max_body)
 		r->ferry__lim.max_body = UINT64_MAX;
 	llhttp_init(&r->ferry__parser, HTTP_RESPONSE, &resp_settings);
@@ -390,6 +404,8 @@ void ferry__h1_resp_start(struct ferry__h1_resp *r, const char *method)
 	r->ferry__err = 0;
 	r->ferry__why[0] = 0;
 	r->ferry__keep_alive = false;
+	r->ferry__no_reuse = false;
+	r->ferry__interims = 0;
 	r->ferry__ev = EV_NONE;
 	r->ferry__received = 0;
 	r->ferry__body_bytes = 0;
@@ -491,8 +507,9 @@ static int run(struct ferry__h1_resp *r, const char *data, size_t n,
 	if (r->ferry__ev == EV_NONE && r->ferry__state == FERRY__H1_RESP_HEAD &&
 	    r->ferry__head_bytes >= r->ferry__lim.max_head)
 		return resp_fail(r, FERRY_ETOOLARGE,
-				 "response head exceeds %zu bytes",
-				 r->ferry__lim.max_head);
+				 "response head exceeds %zu bytes%s",
+				 r->ferry__lim.max_head,
+				 r->ferry__interims ? " (1xx heads included)" : "");
 	return 0;
 }
 
@@ -526,11 +543,18 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 		case EV_NONE:
 		case EV_INTERIM_HEAD:
 			continue;
-		case EV_INTERIM_DONE:
-			/* 100 Continue and friends: the real head follows */
+		case EV_INTERIM_DONE: {
+			/* 100 Continue and friends: the real head follows.
+			 * Their bytes stay counted: max_head bounds all the
+			 * heads of one response, or a peer could send 1xx
+			 * heads for ever. */
+			size_t seen = r->ferry__head_bytes;
+
 			llhttp_reset(&r->ferry__parser);
 			head_clear(r);
+			r->ferry__head_bytes = seen;
 			continue;
+		}
 		case EV_BODY:
 			if (body)
 				*body = r->ferry__slice;

@@ -304,6 +304,9 @@ void ferry__req_fail(struct ferry_http_request *req, int err,
 		     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ferry__req_fail_detail(struct ferry_http_request *req, int err);
+/* From ferry__req_head/_body: stop reading this response (a redirect's
+ * body too long to drain), close the connection, complete the request. */
+#define FERRY__REQ_ABANDON 1
 int ferry__req_head(struct ferry_http_request *req, bool *discard);
 int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in);

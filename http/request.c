@@ -417,9 +417,22 @@ static int req_redirect_check(struct ferry_http_request *req,
 }
 
 /*
+ * How much of a followed redirect's body is read to keep its connection:
+ * the client's max_redirect_body, and never more than the body limit.
+ */
+static uint64_t req_redirect_body_max(const struct ferry_http_request *req)
+{
+	uint64_t max = req->client->opts.max_redirect_body;
+
+	return req->max_body && req->max_body < max ? req->max_body : max;
+}
+
+/*
  * ferry__req_head - the final head is parsed. Follows redirects (then the
  * body is discarded: *discard), checks the body limit, calls on_head.
- * Returns 0 to go on, or < 0 when req failed (the caller stops).
+ * Returns 0 to go on, FERRY__REQ_ABANDON when the redirect's body is
+ * too long to drain (the caller closes the connection and completes), or
+ * < 0 when req failed (the caller stops).
  */
 int ferry__req_head(struct ferry_http_request *req, bool *discard)
 {
@@ -431,12 +444,16 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	r = req_redirect_check(req, p, status);
 	if (r < 0)
 		return -1;
+	cl = ferry__h1_resp_header(p, "Content-Length", NULL);
 	if (r > 0) {
 		req->redirecting = true;
 		*discard = true;
+		/* (A HEAD's Content-Length announces no body.) */
+		if (cl && strcmp(req->method, "HEAD") &&
+		    strtoull(cl, NULL, 10) > req_redirect_body_max(req))
+			return FERRY__REQ_ABANDON;
 		return 0;
 	}
-	cl = ferry__h1_resp_header(p, "Content-Length", NULL);
 	if (cl && req->max_body && strtoull(cl, NULL, 10) > req->max_body) {
 		ferry__req_fail(req, FERRY_ETOOLARGE,
 				"Content-Length %s exceeds the body limit of %" PRIu64
@@ -460,7 +477,11 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	return 0;
 }
 
-/* ferry__req_body - a body slice from input in. 0, or < 0 if req failed. */
+/*
+ * ferry__req_body - a body slice from input in. 0, FERRY__REQ_ABANDON
+ * when a redirect's body grew too long to drain (as for ferry__req_head),
+ * or < 0 if req failed.
+ */
 int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in)
 {
@@ -470,9 +491,10 @@ int ferry__req_body(struct ferry_http_request *req, const char *data,
 	unsigned bid;
 	int r;
 
-	if (req->redirecting)
-		return 0;
 	req->body_received += len;
+	if (req->redirecting)
+		return req->body_received > req_redirect_body_max(req)
+			       ? FERRY__REQ_ABANDON : 0;
 	if (req->max_body && req->body_received > req->max_body) {
 		ferry__req_fail(req, FERRY_ETOOLARGE,
 				"body exceeds the limit of %" PRIu64 " bytes",

@@ -4,12 +4,16 @@
  * Per client: trust anchors decoded once from PEM (br_pem_decoder, then
  * br_x509_decoder for each certificate, DN and key copied into memory the
  * config owns), the cipher suite order, and two small caches: session
- * parameters per origin, and leaf certificates already verified.
+ * parameters per origin (each with an expiry: its lifetime, bounded by
+ * the validity of the chain it was verified with), and leaf certificates
+ * already verified.
  *
- * Per connection: a br_ssl_client_context (full profile: every suite
- * BearSSL has, with the AES-NI/pclmul code when the CPU has it), one
- * bidirectional I/O buffer, and the X.509 engine: br_x509_minimal wrapped
- * by our own br_x509_class. The wrapper exists for what BearSSL does not
+ * Per connection: a br_ssl_client_context (BearSSL's full profile, with
+ * the AES-NI/pclmul code when the CPU has it, narrowed by tls_strict():
+ * TLS 1.2, ECDHE with AEAD suites, no SHA-1 or MD5 in the chain, RSA keys
+ * of 2048 bits or more, no renegotiation, unless the client relaxes one),
+ * one bidirectional I/O buffer, and the X.509 engine: br_x509_minimal
+ * wrapped by our own br_x509_class. The wrapper exists for what BearSSL does not
  * cover: an IP literal host (BearSSL matches DNS names only, so the
  * wrapper passes no name and then checks the leaf's iPAddress SAN entries
  * itself), the caller's explicit "skip verification" (then the leaf's key
@@ -57,6 +61,7 @@ struct x509_time {
 struct tls_session {
 	struct mru_node node;		/* first */
 	br_ssl_session_parameters params;
+	time_t expires;			/* wall clock; 0: never */
 	char origin[];
 };
 
@@ -74,6 +79,12 @@ struct ferry__tls_config {
 	br_x509_trust_anchor *tas;
 	size_t ntas, tas_cap;
 	bool insecure;
+	/* Strictness (struct ferry__tls_settings). */
+	unsigned min_version;
+	int min_rsa_bytes;
+	bool allow_sha1;
+	bool allow_renegotiation;
+	uint32_t session_lifetime_s;
 	uint16_t suites[BR_MAX_CIPHER_SUITES];
 	size_t nsuites;
 	struct mru sessions;		/* struct tls_session */
@@ -106,6 +117,16 @@ static void mru_push(struct mru *m, struct mru_node *x)
 		;
 	free(*pp);
 	*pp = NULL;
+	m->n--;
+}
+
+/* Unlink and free the entry at *pp. */
+static void mru_drop(struct mru *m, struct mru_node **pp)
+{
+	struct mru_node *x = *pp;
+
+	*pp = x->next;
+	free(x);
 	m->n--;
 }
 
@@ -319,12 +340,14 @@ static int dir_load(struct ferry__tls_config *cfg, const char *dir)
 }
 
 /*
- * The suites of BearSSL's full profile, in the order asked for: the
- * ECDHE AES-GCM and the ChaCha20-Poly1305 suites first (either group
- * ahead of the other), then the rest in BearSSL's order. The full
- * profile's list is read from a context it initialised.
+ * The suites offered, in the order asked for: the ECDHE AES-GCM and the
+ * ECDHE ChaCha20-Poly1305 suites (either group ahead of the other), then,
+ * only when legacy suites are allowed, the rest of BearSSL's full profile
+ * in its order (static RSA, CBC, CCM, 3DES). The full profile's list is
+ * read from a context it initialised.
  */
-static int suites_order(struct ferry__tls_config *cfg, int ciphers)
+static int suites_order(struct ferry__tls_config *cfg, int ciphers,
+			bool legacy)
 {
 	struct {
 		br_ssl_client_context cc;
@@ -342,7 +365,7 @@ static int suites_order(struct ferry__tls_config *cfg, int ciphers)
 	else
 		gcm_first = ciphers == FERRY_TLS_CIPHERS_AES_GCM_FIRST;
 	cfg->nsuites = 0;
-	for (int rank = 0; rank < 3; rank++) {
+	for (int rank = 0; rank < (legacy ? 3 : 2); rank++) {
 		for (size_t i = 0; i < tmp->cc.eng.suites_num; i++) {
 			uint16_t id = tmp->cc.eng.suites_buf[i];
 			bool chacha = id == BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 ||
@@ -375,7 +398,13 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 	cfg->insecure = set->insecure;
 	cfg->sessions.max = set->session_cache;
 	cfg->verified.max = set->insecure ? 0 : set->verify_cache;
-	r = suites_order(cfg, set->ciphers);
+	cfg->min_version = set->min_version ? set->min_version : BR_TLS12;
+	cfg->min_rsa_bytes = (int)((set->min_rsa_bits ? set->min_rsa_bits
+						      : 2048) + 7) / 8;
+	cfg->allow_sha1 = set->allow_sha1;
+	cfg->allow_renegotiation = set->allow_renegotiation;
+	cfg->session_lifetime_s = set->session_lifetime_s;
+	r = suites_order(cfg, set->ciphers, set->legacy_suites);
 	if (r < 0)
 		goto fail;
 	if (!file && !set->ca_dir && !set->insecure)
@@ -442,7 +471,7 @@ static struct mru_node **session_find(struct ferry__tls_config *cfg,
 }
 
 static void session_put(struct ferry__tls_config *cfg, const char *origin,
-			const br_ssl_session_parameters *sp)
+			const br_ssl_session_parameters *sp, time_t expires)
 {
 	struct mru_node **pp = session_find(cfg, origin);
 	struct tls_session *s;
@@ -450,6 +479,7 @@ static void session_put(struct ferry__tls_config *cfg, const char *origin,
 	if (pp) {
 		mru_touch(&cfg->sessions, pp);
 		SESSION(cfg->sessions.head)->params = *sp;
+		SESSION(cfg->sessions.head)->expires = expires;
 		return;
 	}
 	if (!cfg->sessions.max)
@@ -459,7 +489,24 @@ static void session_put(struct ferry__tls_config *cfg, const char *origin,
 		return;	/* a cache: losing an entry is fine */
 	strcpy(s->origin, origin);
 	s->params = *sp;
+	s->expires = expires;
 	mru_push(&cfg->sessions, &s->node);
+}
+
+/* The session to offer for @origin: NULL if none, or if it has expired
+ * (then it is dropped). */
+static const struct tls_session *session_offer(struct ferry__tls_config *cfg,
+					       const char *origin)
+{
+	struct mru_node **pp = session_find(cfg, origin);
+
+	if (!pp)
+		return NULL;
+	if (SESSION(*pp)->expires && time(NULL) >= SESSION(*pp)->expires) {
+		mru_drop(&cfg->sessions, pp);
+		return NULL;
+	}
+	return SESSION(*pp);
 }
 
 /* Is a <= b? */
@@ -468,13 +515,22 @@ static bool time_le(struct x509_time a, struct x509_time b)
 	return a.days < b.days || (a.days == b.days && a.secs <= b.secs);
 }
 
+/* Days from 0 AD (BearSSL's count) to 1970-01-01. */
+#define UNIX_EPOCH_DAYS 719528
+
 /* Now, counted as br_x509_minimal counts it when given no time. */
 static struct x509_time time_now(void)
 {
 	time_t t = time(NULL);
 
-	return (struct x509_time){ (uint32_t)(t / 86400) + 719528,
+	return (struct x509_time){ (uint32_t)(t / 86400) + UNIX_EPOCH_DAYS,
 				   (uint32_t)(t % 86400) };
+}
+
+/* The same instant as a time_t (the first second past it). */
+static time_t time_unix(struct x509_time x)
+{
+	return ((time_t)x.days - UNIX_EPOCH_DAYS) * 86400 + x.secs + 1;
 }
 
 /* The entry for @id if its window holds now (moved first), else NULL. */
@@ -548,14 +604,16 @@ struct x509_wrap {
 	enum xw_mode mode;
 	bool insecure;
 	bool ip;			/* match ip_bin against the SAN */
-	bool dates_ok;			/* CHECK: every certificate's dates read */
+	bool dates_ok;			/* every certificate's dates read (CHECK,
+					   PLAIN) or known (KNOWN): from/until
+					   hold the chain's window */
 	unsigned char ip_bin[16];
 	size_t ip_len;
 	const char *server_name;	/* the URL's host */
 	unsigned ncert;
 	unsigned char id[br_sha256_SIZE];
 	unsigned known_usages;		/* KNOWN */
-	struct x509_time from, until;	/* CHECK: the chain's window */
+	struct x509_time from, until;	/* the chain's window, see dates_ok */
 	unsigned char *leaf;		/* first certificate, DER */
 	size_t leaf_len, leaf_cap;
 	bool leaf_ok;
@@ -573,6 +631,10 @@ static void xw_start_chain(const br_x509_class **ctx, const char *name)
 	w->leaf_len = 0;
 	w->leaf_ok = false;
 	w->mode = w->cfg->verified.max ? XW_HOLD : XW_PLAIN;
+	/* The window bounds the session cache too, so PLAIN reads it. */
+	w->dates_ok = !w->insecure;
+	w->from = (struct x509_time){ 0, 0 };
+	w->until = (struct x509_time){ UINT32_MAX, UINT32_MAX };
 	if (w->mode == XW_HOLD) {
 		br_sha256_init(&w->id_hash);
 		br_sha256_update(&w->id_hash, w->server_name,
@@ -618,6 +680,8 @@ static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
 		br_x509_decoder_init(&w->dc, NULL, NULL);
 		break;
 	case XW_PLAIN:
+		if (!w->insecure)
+			br_x509_decoder_init(&w->dc, NULL, NULL);
 		break;
 	}
 	w->minimal.vtable->start_cert(MINIMAL(w), length);
@@ -646,6 +710,8 @@ static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
 		br_x509_decoder_push(&w->dc, buf, len);
 		break;
 	case XW_PLAIN:
+		if (!w->insecure)
+			br_x509_decoder_push(&w->dc, buf, len);
 		break;
 	}
 	w->minimal.vtable->append(MINIMAL(w), buf, len);
@@ -664,6 +730,8 @@ static void xw_leaf_done(struct x509_wrap *w)
 		if (br_x509_decoder_get_pkey(&w->dc)) {
 			w->mode = XW_KNOWN;
 			w->known_usages = v->usages;
+			w->from = v->from;
+			w->until = v->until;
 			return;
 		}
 	}
@@ -696,6 +764,8 @@ static void xw_end_cert(const br_x509_class **ctx)
 		xw_dates(w);
 		break;
 	case XW_PLAIN:
+		if (!w->insecure)
+			xw_dates(w);
 		break;
 	}
 	w->minimal.vtable->end_cert(MINIMAL(w));
@@ -873,6 +943,12 @@ struct ferry__tls {
 	struct ferry__tls_config *cfg;
 	bool resumed_offer;		/* a cached session was offered */
 	bool hs_done;			/* the first handshake finished */
+	time_t offer_expires;		/* of the session offered */
+	/* The first bytes the server sent, kept to tell "not TLS at all"
+	 * (plain HTTP on the port) from a TLS failure. */
+	unsigned char first[24];
+	size_t nfirst;			/* taken by the engine */
+	size_t nshow;			/* offered (>= nfirst) */
 	char *host;
 	char *origin;
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
@@ -880,11 +956,29 @@ struct ferry__tls {
 
 static const char *alpn_names[] = { "http/1.1" };
 
+/*
+ * What the full profile allows and ferry does not, unless relaxed: TLS
+ * below 1.2, MD5 and SHA-1 signatures in the chain (BearSSL has no
+ * switch for them, but verifies only with the hashes it is given), RSA
+ * keys under 2048 bits, renegotiation. The suites are set apart.
+ */
+static void tls_strict(const struct ferry__tls_config *cfg,
+		       br_ssl_client_context *cc, br_x509_minimal_context *xc)
+{
+	br_ssl_engine_set_versions(&cc->eng, cfg->min_version, BR_TLS12);
+	br_x509_minimal_set_hash(xc, br_md5_ID, NULL);
+	if (!cfg->allow_sha1)
+		br_x509_minimal_set_hash(xc, br_sha1_ID, NULL);
+	br_x509_minimal_set_minrsa(xc, cfg->min_rsa_bytes);
+	if (!cfg->allow_renegotiation)
+		br_ssl_engine_add_flags(&cc->eng, BR_OPT_NO_RENEGOTIATION);
+}
+
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
 	struct ferry__tls *t = malloc(sizeof(*t));
-	struct mru_node **sp;
+	const struct tls_session *sp;
 	br_ssl_engine_context *eng;
 
 	*tp = NULL;
@@ -893,6 +987,10 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	/* The I/O buffer needs no zeroing; everything before it does. */
 	memset(t, 0, offsetof(struct ferry__tls, iobuf));
 	t->cfg = cfg;
+	/* "localhost." is "localhost" to SNI and to the certificate (as in
+	 * curl): a fully qualified name with its root label spelled out. */
+	if (!ip_literal && host_len > 1 && host[host_len - 1] == '.')
+		host_len--;
 	t->host = strndup(host, host_len);
 	t->origin = strdup(origin);
 	if (!t->host || !t->origin) {
@@ -902,6 +1000,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	eng = &t->cc.eng;
 	br_ssl_client_init_full(&t->cc, &t->x509.minimal, cfg->tas, cfg->ntas);
 	br_ssl_engine_set_suites(eng, cfg->suites, cfg->nsuites);
+	tls_strict(cfg, &t->cc, &t->x509.minimal);
 	t->x509.vtable = &x509_wrap_vtable;
 	t->x509.cfg = cfg;
 	t->x509.insecure = cfg->insecure;
@@ -916,11 +1015,11 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_x509(eng, &t->x509.vtable);
 	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 1);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
-	sp = session_find(cfg, origin);
+	sp = session_offer(cfg, origin);
 	if (sp) {
-		br_ssl_engine_set_session_parameters(
-			eng, &SESSION(*sp)->params);
+		br_ssl_engine_set_session_parameters(eng, &sp->params);
 		t->resumed_offer = true;
+		t->offer_expires = sp->expires;
 	}
 	/* No SNI for an IP literal (RFC 6066 forbids it). The name given
 	 * here is also what BearSSL would match; our wrapper ignores it. */
@@ -952,6 +1051,17 @@ size_t ferry__tls_feed(struct ferry__tls *t, const void *data, size_t len)
 		return 0;
 	buf = br_ssl_engine_recvrec_buf(eng, &room);
 	n = len < room ? len : room;
+	if (t->nfirst < sizeof(t->first)) {
+		/* Keep what was offered, though the engine may take only a
+		 * record header before it gives up: the words after it say
+		 * what the server is. */
+		size_t k = sizeof(t->first) - t->nfirst;
+
+		k = k < len ? k : len;
+		memcpy(t->first + t->nfirst, data, k);
+		t->nshow = t->nfirst + k;
+		t->nfirst += k < n ? k : n;
+	}
 	memcpy(buf, data, n);
 	br_ssl_engine_recvrec_ack(eng, n);
 	return n;
@@ -1017,6 +1127,28 @@ bool ferry__tls_ready(const struct ferry__tls *t)
 	return (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)) != 0;
 }
 
+/*
+ * When a session from a full handshake stops being offered: after its
+ * lifetime, and never past the end of the chain's validity (a resumed
+ * handshake shows no certificate, so resuming later would accept a
+ * chain that has expired). Resuming does not extend it. 0: never.
+ */
+static time_t session_expiry(const struct ferry__tls *t)
+{
+	const struct x509_wrap *w = &t->x509;
+	time_t exp = 0;
+
+	if (t->cfg->session_lifetime_s)
+		exp = time(NULL) + (time_t)t->cfg->session_lifetime_s;
+	if (!w->insecure && w->dates_ok && w->until.days != UINT32_MAX) {
+		time_t end = time_unix(w->until);
+
+		if (!exp || end < exp)
+			exp = end;
+	}
+	return exp;
+}
+
 bool ferry__tls_session_save(struct ferry__tls *t)
 {
 	br_ssl_session_parameters sp;
@@ -1041,7 +1173,8 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 	else
 		t->cfg->counters.full++;
 	if (sp.session_id_len)
-		session_put(t->cfg, t->origin, &sp);
+		session_put(t->cfg, t->origin, &sp,
+			    resumed ? t->offer_expires : session_expiry(t));
 	return resumed;
 }
 
@@ -1174,9 +1307,13 @@ static const char *err_hint(int e)
 		return "certificate does not match the host";
 	case BR_ERR_X509_BAD_SIGNATURE:
 		return "bad certificate signature";
+	case BR_ERR_X509_UNSUPPORTED:
+		return "unsupported signature algorithm in the chain (SHA-1? see tls_allow_sha1)";
+	case BR_ERR_X509_WEAK_PUBLIC_KEY:
+		return "RSA key in the chain shorter than tls_min_rsa_bits";
 	case BR_ERR_BAD_VERSION:
 	case BR_ERR_UNSUPPORTED_VERSION:
-		return "no common protocol version (BearSSL speaks TLS 1.0-1.2)";
+		return "no common protocol version (ferry speaks TLS 1.2, and 1.0-1.1 only with tls_min_version)";
 	case BR_ERR_UNKNOWN_TYPE:
 	case BR_ERR_BAD_LENGTH:
 		return "the peer does not speak TLS";
@@ -1185,6 +1322,32 @@ static const char *err_hint(int e)
 	default:
 		return "";
 	}
+}
+
+/*
+ * Did the server answer the hello with something that is not a TLS
+ * record at all? A record starts with its type (20 to 23) and a version
+ * whose major byte is 3; anything else (most often "HTTP/1.1 400") means
+ * the port does not speak TLS, which says more than BearSSL's error.
+ */
+static bool not_tls(const struct ferry__tls *t, char *why, size_t whylen)
+{
+	char shown[sizeof(t->first) + 1];
+	size_t n = 0;
+
+	if (t->hs_done || !t->nfirst ||
+	    (t->first[0] >= 20 && t->first[0] <= 23 &&
+	     (t->nfirst < 2 || t->first[1] == 3)))
+		return false;
+	for (; n < t->nshow && t->first[n] != '\r' && t->first[n] != '\n'; n++)
+		shown[n] = t->first[n] >= 0x20 && t->first[n] < 0x7f
+				   ? (char)t->first[n] : '?';
+	shown[n] = 0;
+	snprintf(why, whylen,
+		 "TLS: the server did not answer with TLS (it sent \"%s\"%s) for %s",
+		 shown, memcmp(t->first, "HTTP/", t->nshow < 5 ? t->nshow : 5)
+			? "" : ": plain HTTP on this port?", t->host);
+	return true;
 }
 
 int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
@@ -1196,11 +1359,18 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 		return 0;
 	if (e == BR_ERR_OK)
 		return 1;
+	if (not_tls(t, why, whylen))
+		return FERRY_ETLS_HANDSHAKE;
 	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
+		int a = e - BR_ERR_RECV_FATAL_ALERT;
+
+		/* After the handshake, a handshake_failure is what OpenSSL
+		 * sends when its request to renegotiate is refused. */
 		snprintf(why, whylen,
-			 "TLS: fatal alert %d (%s) received from the server",
-			 e - BR_ERR_RECV_FATAL_ALERT,
-			 alert_name(e - BR_ERR_RECV_FATAL_ALERT));
+			 "TLS: fatal alert %d (%s) received from the server", a,
+			 a == 40 && t->hs_done
+				 ? "handshake_failure after the handshake: a renegotiation the client refused? see tls_allow_renegotiation"
+				 : alert_name(a));
 		return FERRY_ETLS_HANDSHAKE;
 	}
 	if (e >= BR_ERR_SEND_FATAL_ALERT) {

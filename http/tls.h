@@ -33,6 +33,12 @@ struct ferry__tls_settings {
 	int ciphers;			/* enum ferry_tls_ciphers */
 	unsigned session_cache;		/* origins; 0: no resumption */
 	unsigned verify_cache;		/* leaf certificates; 0: none */
+	uint32_t session_lifetime_s;	/* 0: bounded by the chain only */
+	unsigned min_version;		/* BR_TLS10..BR_TLS12 */
+	bool legacy_suites;		/* more than ECDHE + AEAD */
+	unsigned min_rsa_bits;		/* 1024..4096 */
+	bool allow_sha1;		/* SHA-1 signatures in the chain */
+	bool allow_renegotiation;
 };
 
 /*

@@ -51,12 +51,16 @@
  *   FERRY_ETLS_CERT         https: the server's certificate was rejected
  *                           (detail names BearSSL's reason, e.g.
  *                           "TLS: X509_EXPIRED ...", "X509_NOT_TRUSTED",
- *                           "X509_BAD_SERVER_NAME")
- *   FERRY_ETLS_HANDSHAKE    https: the handshake failed (no common version,
- *                           an alert from the server, not TLS at all)
+ *                           "X509_BAD_SERVER_NAME", "X509_UNSUPPORTED" for a
+ *                           SHA-1 signature, "X509_WEAK_PUBLIC_KEY")
+ *   FERRY_ETLS_HANDSHAKE    https: the handshake failed (no common version
+ *                           or suite under the strict defaults, an alert
+ *                           from the server, or "the server did not answer
+ *                           with TLS": plain HTTP on the port)
  *   FERRY_ETLS_TRUNCATED    https: the server closed TCP without
  *                           close_notify while the body ran to the close
- *   FERRY_ETOOLARGE         head or body over its limit
+ *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
+ *                           against max_head; more than max_interim)
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
@@ -86,8 +90,9 @@ struct ferry_http_request;
 
 /*
  * Which AEAD a TLS connection offers first (the server usually takes the
- * client's order). Both are always offered; the AES-CBC, AES-CCM and 3DES
- * suites of BearSSL's full profile follow them.
+ * client's order). Both are always offered (ECDHE with ECDSA or RSA);
+ * with tls_allow_legacy_suites the other suites of BearSSL's full
+ * profile (static RSA, AES-CBC, AES-CCM, 3DES) follow them.
  */
 enum ferry_tls_ciphers {
 	/* AES-GCM first when the CPU has AES-NI and PCLMULQDQ (BearSSL's
@@ -97,6 +102,11 @@ enum ferry_tls_ciphers {
 	FERRY_TLS_CIPHERS_AES_GCM_FIRST,
 	FERRY_TLS_CIPHERS_CHACHA20_FIRST,
 };
+
+/* TLS protocol versions, for tls_min_version (the wire values). */
+#define FERRY_TLS_1_0 0x0301
+#define FERRY_TLS_1_1 0x0302
+#define FERRY_TLS_1_2 0x0303
 
 /* Room for any detail string a request reports, NUL included. */
 #define FERRY_HTTP_DETAIL_MAX 192
@@ -115,6 +125,14 @@ struct ferry_http_client_opts {
 					   sent or received */
 	size_t max_head;		/* [64 KiB] response head limit */
 	uint64_t max_body;		/* [unlimited] response body limit */
+	/* [5] interim (1xx) responses accepted before the final one; their
+	 * bytes count against max_head (FERRY_ETOOLARGE past either). */
+	unsigned max_interim;
+	/* [16 KiB] bytes of a followed redirect's body read (and dropped)
+	 * to keep its connection; a larger or longer one (also: one over
+	 * max_body) is not drained: the connection is closed and the
+	 * redirect followed on another. */
+	uint64_t max_redirect_body;
 	const char *user_agent;		/* ["ferry/0.1"]; copied */
 	bool follow_redirects;		/* [false] default for requests */
 	unsigned max_redirects;		/* [10] default for requests */
@@ -127,7 +145,9 @@ struct ferry_http_client_opts {
 	 * NULL, from the system bundle /etc/ssl/certs/ca-certificates.crt.
 	 * Both strings are copied. The TLS handshake must finish within
 	 * connect_timeout_ms after the TCP connect (FERRY_ECONNECT_TIMEOUT).
-	 * Sessions are cached per origin and resumed on new connections.
+	 * Sessions are cached per origin and resumed on new connections
+	 * (tls_session_lifetime_ms). A host with a trailing dot
+	 * ("localhost.") is sent as SNI and matched without it.
 	 */
 	const char *ca_file;		/* [NULL] */
 	const char *ca_dir;		/* [NULL] */
@@ -153,6 +173,36 @@ struct ferry_http_client_opts {
 	 * stays true while the window lasts.
 	 */
 	unsigned tls_verify_cache;
+	/*
+	 * [1 hour] how long a cached TLS session may be resumed, in ms;
+	 * FERRY_HTTP_NO_TIMEOUT: no limit of its own. Either way a session
+	 * ends when the validity window of the certificate chain it was
+	 * verified with does (a resumed handshake sees no certificate), and
+	 * resuming never extends it.
+	 */
+	uint32_t tls_session_lifetime_ms;
+	/*
+	 * Strict TLS by default; each field below relaxes one rule, for
+	 * legacy servers only (each weakens what TLS protects).
+	 *
+	 * tls_min_version [FERRY_TLS_1_2]: the oldest version accepted
+	 * (FERRY_TLS_1_0, _1_1 or _1_2; BearSSL has no TLS 1.3). TLS 1.0
+	 * and 1.1 have no AEAD suite: they also need tls_allow_legacy_suites.
+	 */
+	uint16_t tls_min_version;
+	/* [false] Offer, after the ECDHE AEAD suites (AES-GCM, ChaCha20-
+	 * Poly1305), the rest of BearSSL's: static RSA key exchange (no
+	 * forward secrecy), AES-CBC with HMAC, AES-CCM and 3DES. */
+	bool tls_allow_legacy_suites;
+	/* [2048] smallest RSA key accepted in the server's chain (leaf and
+	 * intermediates; not the trust anchors), in bits, 1024 to 4096. */
+	unsigned tls_min_rsa_bits;
+	/* [false] Accept certificates signed with SHA-1 (or MD5: never). */
+	bool tls_allow_sha1;
+	/* [false] Let the server renegotiate (with RFC 5746 secure
+	 * renegotiation). Off, a HelloRequest is answered with a
+	 * no_renegotiation alert and the connection goes on as it was. */
+	bool tls_allow_renegotiation;
 };
 
 /*
@@ -164,7 +214,8 @@ struct ferry_http_client_opts {
  * callback before destroying the loop.
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
- * user agent with CR/LF, unknown tls_ciphers), -ENOMEM, -EOPNOTSUPP (the
+ * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
+ * tls_min_rsa_bits outside 1024..4096), -ENOMEM, -EOPNOTSUPP (the
  * kernel lacks provided buffer rings or multishot recv), or the kernel's
  * error.
  */

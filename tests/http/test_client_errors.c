@@ -331,3 +331,133 @@ Test(client_errors, connect_timeout)
 	close(lfd);
 	expect_healthy();
 }
+
+/* ------------------------------------------------------------------ */
+/* Issue 10: limits that a redirect's body and 1xx heads must obey      */
+
+/* Follow a redirect from mode's "/" to its "/ok"; return the result. */
+static void follow_redirect(struct tc_req *r, const char *mode,
+			    const char *extra,
+			    const struct ferry_http_client_opts *opts,
+			    uint64_t max_body)
+{
+	struct ferry_http_request_opts o = {
+		.follow_redirects = FERRY_HTTP_FOLLOW_YES,
+		.timeout_ms = 4000,	/* bounds the test before the fix */
+		.max_body = max_body,
+	};
+	char why[256] = "";
+
+	up(mode, extra, opts);
+	tc_req_init(r, &t, 16);
+	cr_assert_eq(tc_start(r, mb_url("/"), &o, why, sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 8000), "%s: request hung", mode);
+}
+
+/* An endless chunked redirect body is not drained for ever: the client
+ * reads at most max_redirect_body of it, closes, and follows. */
+Test(client_errors, redirect_endless_body_bounded)
+{
+	struct ferry_http_client_stats st;
+	struct tc_req r;
+
+	follow_redirect(&r, "redirect-endless-body", NULL, NULL, 0);
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_str_eq(r.body, "ok\n");
+	ferry_http_client_stats(t.client, &st);
+	cr_expect_eq(st.conns_opened, 2, "the redirect's connection was kept");
+	tc_req_free(&r);
+	expect_healthy();
+}
+
+/* A redirect whose Content-Length is over max_body (10) is not read at
+ * all: the server sends 20 of its 100000 bytes and stalls, so a client
+ * that drains it waits until its deadline. */
+Test(client_errors, redirect_body_over_max_body_not_drained)
+{
+	struct tc_req r;
+
+	follow_redirect(&r, "redirect-big-body", NULL, NULL, 10);
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	cr_expect_str_eq(r.body, "ok\n");
+	tc_req_free(&r);
+	expect_healthy();
+}
+
+/* The same with the client's max_redirect_body (1000 < 100000). */
+Test(client_errors, redirect_body_over_redirect_limit_not_drained)
+{
+	struct ferry_http_client_opts co = { .max_redirect_body = 1000 };
+	struct tc_req r;
+
+	follow_redirect(&r, "redirect-big-body", NULL, &co, 0);
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	tc_req_free(&r);
+	expect_healthy();
+}
+
+/* A short redirect body (all 20 bytes of it) is drained and its
+ * connection kept for the next hop. */
+Test(client_errors, redirect_small_body_keeps_connection)
+{
+	struct ferry_http_client_stats st;
+	struct tc_req r;
+
+	follow_redirect(&r, "redirect-big-body", "--size=20", NULL, 0);
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	ferry_http_client_stats(t.client, &st);
+	cr_expect_eq(st.conns_opened, 1);
+	tc_req_free(&r);
+}
+
+/* 1xx heads for ever: the count cap fires (default 5). */
+Test(client_errors, interim_flood_count)
+{
+	struct ferry_http_request_opts o = { .timeout_ms = 4000 };
+
+	expect_error("interim-flood", NULL, &o, FERRY_ETOOLARGE,
+		     "more than 5 interim (1xx) responses");
+}
+
+/* Large 1xx heads count against max_head (64 KiB by default) even when
+ * their number is allowed. */
+Test(client_errors, interim_flood_bytes)
+{
+	struct ferry_http_client_opts co = { .max_interim = 1000 };
+	struct ferry_http_request_opts o = { .timeout_ms = 4000 };
+	struct tc_req r;
+	char why[256] = "";
+
+	up("interim-flood", "--size=30000", &co);
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_start(&r, mb_url("/"), &o, why, sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 8000), "request hung");
+	cr_expect_eq(r.result, FERRY_ETOOLARGE, "%d %s", r.result, r.detail);
+	cr_expect_neq(strstr(r.detail, "(1xx heads included)"), NULL, "%s",
+		      r.detail);
+	tc_req_free(&r);
+	expect_healthy();
+}
+
+/* RFC 9112 6.1: after an HTTP/1.0 response with Transfer-Encoding the
+ * connection is closed, whatever Connection says. */
+Test(client_errors, http10_chunked_not_pooled)
+{
+	struct ferry_http_client_stats st;
+
+	up("http10-chunked", NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		struct tc_req r;
+
+		tc_req_init(&r, &t, 8);
+		tc_get(&r, NULL, mb_url("/"));
+		cr_assert(tc_run(&t, 5000));
+		cr_expect_eq(r.result, 200, "%d: %d %s", i, r.result, r.detail);
+		cr_expect_str_eq(r.body, "ok\n");
+		cr_expect_str_eq(r.xconn, i ? "2" : "1", "request %d on conn %s",
+				 i, r.xconn);
+		tc_req_free(&r);
+	}
+	ferry_http_client_stats(t.client, &st);
+	cr_expect_eq(st.conns_opened, 2);
+}

@@ -581,21 +581,81 @@ Test(h1_response, endless_head_stops_at_limit)
 	ferry__h1_resp_free(&r);
 }
 
-Test(h1_response, interim_heads_limited_each)
+#define INTERIM_64 "HTTP/1.1 100 Continue\r\nX-A: 1234567890\r\n\r\n"
+
+/* Issue 10: 1xx heads count against max_head together (each one below
+ * the limit used to start the count afresh: a peer could send them for
+ * ever). */
+Test(h1_response, interim_heads_counted_together)
 {
-	struct ferry__h1_limits lim = { .max_head = 64 };
-	struct resp_case c = {
-		.name = "interims", .status = 200, .reason = "OK",
-		.hdrs = "Content-Length: 0\n", .body = "", .done = true,
-		.keep_alive = true,
+	struct ferry__h1_limits small = { .max_head = 64 };
+	struct ferry__h1_limits big = { .max_head = 256 };
+	struct resp_case over = {
+		.name = "interims over", .err = FERRY_ETOOLARGE, .body = "",
+		.why = "(1xx heads included)",
 		/* each head below 64 bytes, together far above */
-		.in = "HTTP/1.1 100 Continue\r\nX-A: 1234567890\r\n\r\n"
-		      "HTTP/1.1 100 Continue\r\nX-A: 1234567890\r\n\r\n"
-		      "HTTP/1.1 100 Continue\r\nX-A: 1234567890\r\n\r\n"
+		.in = INTERIM_64 INTERIM_64 INTERIM_64
 		      OK200 "Content-Length: 0\r\n\r\n",
 	};
+	struct resp_case ok = {
+		.name = "interims", .status = 200, .reason = "OK",
+		.hdrs = "Content-Length: 0\n", .body = "", .done = true,
+		.keep_alive = true, .in = over.in,
+	};
 
-	run_case(&c, &lim);
+	run_case(&over, &small);
+	run_case(&ok, &big);
+}
+
+/* Issue 10: at most max_interim 1xx heads (default 5). */
+Test(h1_response, interim_count_limit)
+{
+	struct ferry__h1_limits two = { .max_interim = 2 };
+	struct resp_case over = {
+		.name = "3 interims", .err = FERRY_ETOOLARGE, .body = "",
+		.why = "more than 2 interim (1xx) responses",
+		.in = INTERIM_64 INTERIM_64 INTERIM_64
+		      OK200 "Content-Length: 0\r\n\r\n",
+	};
+	struct resp_case ok = {
+		.name = "2 interims", .status = 200, .reason = "OK",
+		.hdrs = "Content-Length: 0\n", .body = "", .done = true,
+		.keep_alive = true,
+		.in = INTERIM_64 INTERIM_64 OK200 "Content-Length: 0\r\n\r\n",
+	};
+	struct resp_case dflt = {
+		.name = "6 interims", .err = FERRY_ETOOLARGE, .body = "",
+		.why = "more than 5 interim (1xx) responses",
+		.in = INTERIM_64 INTERIM_64 INTERIM_64 INTERIM_64 INTERIM_64
+		      INTERIM_64 OK200 "Content-Length: 0\r\n\r\n",
+	};
+
+	run_case(&over, &two);
+	run_case(&ok, &two);
+	run_case(&dflt, NULL);
+}
+
+/* Issue 10, RFC 9112 6.1: an HTTP/1.0 response with Transfer-Encoding
+ * is read, but the connection must close after it. */
+Test(h1_response, http10_transfer_encoding_closes)
+{
+	struct resp_case c = {
+		.name = "1.0 chunked keep-alive", .status = 200, .reason = "OK",
+		.hdrs = "Transfer-Encoding: chunked\nConnection: keep-alive\n",
+		.body = "ok", .done = true, .keep_alive = false,
+		.in = "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+		      "Connection: keep-alive\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+	};
+	struct resp_case cl = {
+		.name = "1.0 length keep-alive", .status = 200, .reason = "OK",
+		.hdrs = "Content-Length: 2\nConnection: keep-alive\n",
+		.body = "ok", .done = true, .keep_alive = true,
+		.in = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n"
+		      "Connection: keep-alive\r\n\r\nok",
+	};
+
+	run_case(&c, NULL);
+	run_case(&cl, NULL);
 }
 
 Test(h1_response, field_count_limit)

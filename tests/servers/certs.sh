@@ -17,6 +17,10 @@
 #   future.pem future.key      leaf for localhost/127.0.0.1 valid from 2040
 #   badsig.pem badsig.key      rsa.pem (and its key) with one bit of the
 #                              signature flipped (its issuer: inter.pem)
+#   sha1.pem sha1.key          ECDSA leaf for localhost/127.0.0.1 signed by
+#                              the CA with ecdsa-with-SHA1
+#   rsa1024.pem rsa1024.key    1024-bit RSA leaf for localhost/127.0.0.1
+#                              signed by the CA (SHA-256)
 #
 # Leaves for localhost/127.0.0.1 also name IP ::1.
 #
@@ -106,7 +110,8 @@ mkca() {
 	fi
 }
 
-# A leaf: out name, key, SAN, issuer cert, issuer key (issuer "" = self).
+# A leaf: out name, key, SAN, issuer cert, issuer key (issuer "" = self),
+# and optionally the signature's digest (default: openssl's, SHA-256).
 mkleaf() {
 	openssl req -new -key "$2" -subj "/CN=$1" -out "$1.csr"
 	printf 'basicConstraints=CA:FALSE\nsubjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$3" >"$1.ext"
@@ -116,7 +121,7 @@ mkleaf() {
 	else
 		openssl x509 -req -in "$1.csr" -CA "$4" -CAkey "$5" \
 			-CAcreateserial -days 3650 -extfile "$1.ext" \
-			-out "$1.pem" 2>/dev/null
+			${6:+-$6} -out "$1.pem" 2>/dev/null
 	fi
 }
 
@@ -165,7 +170,15 @@ open(sys.argv[2], "wb").write(d)' rsa.der badsig.der
 openssl x509 -inform DER -in badsig.der -out badsig.pem
 cp rsa.key badsig.key
 
-for f in ca leaf rsa_chain expired future badsig other self unknown ipother; do
+# Weak by today's rules (issue 10): a SHA-1 signature, a 1024-bit RSA key.
+ec sha1.key
+mkleaf sha1 sha1.key "$SAN" ca.pem ca.key sha1
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 \
+	-out rsa1024.key 2>/dev/null
+mkleaf rsa1024 rsa1024.key "$SAN" ca.pem ca.key
+
+for f in ca leaf rsa_chain expired future badsig other self unknown ipother \
+	sha1 rsa1024; do
 	[ -s "$f.pem" ] || { echo "certs.sh: $f.pem missing" >&2; exit 1; }
 done
 [ -z "$stamp" ] || : >"$stamp"

@@ -57,6 +57,49 @@ Modes:
                     1048576) pattern bytes, sent --chunk bytes (default
                     16384) at a time with --delay seconds (default 0.01)
                     between pieces.
+  redirect-endless-body
+                    GET /ok is answered as in ok (keep-alive); any other
+                    path gets a 302 to /ok whose chunked body never ends
+                    (1000-byte chunks until the client closes).
+  redirect-big-body GET /ok as in ok; any other path gets a 302 to /ok
+                    with Content-Length: --size (default 100000), 20 body
+                    bytes, then nothing more (the connection held open);
+                    with --size 20 or less the whole body, keep-alive.
+  interim-flood     answers with 100 Continue heads, each padded with an
+                    X-Filler header to --size bytes (default 1000), for ever
+                    (until the client closes); never a final head.
+  http10-chunked    keep-alive HTTP/1.0 200s with Transfer-Encoding: chunked
+                    and Connection: keep-alive (body "ok\n", X-Conn and
+                    X-Req as in count): RFC 9112 6.1 says the client must
+                    close after such a response.
+
+Modes for the fault matrix (tests/faults/README.md):
+  reset-on-accept   accepts and resets (RST) at once, reading nothing.
+  reset-on-first-bytes
+                    waits for the client's first bytes (a TLS ClientHello
+                    or a request), then resets: a reset in the TLS
+                    handshake.
+  reset-in-request-body
+                    reads the request head only, then resets while the
+                    client is still sending its body.
+  reset-when-idle   answers the first request as ok (keep-alive), then
+                    resets the idle connection --delay seconds later
+                    (default 0.1).
+  close-on-second-request
+                    answers the first request on a connection as ok
+                    (keep-alive), reads the second and closes (FIN)
+                    without a byte: the close a pooled connection meets
+                    as it is reused.
+  partial-head      sends "HTTP/1.1 200 OK\r\nContent-Le" and closes (FIN).
+  truncated-length  Content-Length: 1000, 100 pattern bytes, then FIN.
+  reset-in-close-delimited
+                    a close-delimited 200 (Connection: close, no length),
+                    1000 pattern bytes, 50 ms, then RST: over plain HTTP
+                    only a reset tells such a body was cut short.
+  endless-headers   a status line, then 1000-byte header fields for ever.
+  endless-chunked   a chunked 200 whose 1000-byte chunks never end.
+  bad-status        the status line "HTTP/1.1 2x0 OK".
+  http09            an HTTP/0.9 reply: a bare body ("<html>...") and FIN.
 """
 
 import argparse
@@ -393,6 +436,154 @@ def mode_slow_body(peer, opts):
             return
 
 
+def redirect_or_ok(peer, bad):
+    """Serve /ok as mode ok does, anything else with bad(peer), which
+    returns True when the connection may serve another request."""
+    while True:
+        req = peer.read_request()
+        if req is None:
+            return
+        if req[1] != "/ok":
+            if not bad(peer):
+                return
+            continue
+        close = wants_close(req)
+        peer.send(answer_ok(peer, req, 1, close))
+        if close:
+            return
+
+
+def mode_redirect_endless_body(peer, opts):
+    def bad(peer):
+        peer.send(response("302 Found", [("Location", "/ok"),
+                                         ("Transfer-Encoding", "chunked")]))
+        chunk = b"3e8\r\n" + pattern(0, 1000) + b"\r\n"
+        while True:
+            peer.send(chunk)
+    redirect_or_ok(peer, bad)
+
+
+def mode_redirect_big_body(peer, opts):
+    size = opts.size if opts.size is not None else 100000
+
+    def bad(peer):
+        peer.send(response("302 Found", [("Location", "/ok"),
+                                         ("Content-Length", str(size))],
+                           pattern(0, min(20, size))))
+        if size <= 20:
+            return True     # the whole body: serve the next request
+        peer.hold()
+    redirect_or_ok(peer, bad)
+
+
+def mode_interim_flood(peer, opts):
+    size = opts.size if opts.size is not None else 1000
+    if peer.read_request() is None:
+        return
+    head = b"HTTP/1.1 100 Continue\r\nX-Filler: "
+    pad = max(0, size - len(head) - 4)
+    head += b"x" * pad + b"\r\n\r\n"
+    while True:
+        peer.send(head)
+
+
+def mode_http10_chunked(peer, opts):
+    def answer(peer, req, n, close):
+        head = ("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                "Connection: keep-alive\r\nX-Conn: %d\r\nX-Req: %d\r\n\r\n"
+                % (peer.conn_no, n)).encode()
+        return head + b"3\r\nok\n\r\n0\r\n\r\n"
+    keep_alive_loop(peer, answer)
+
+
+def mode_reset_on_accept(peer, opts):
+    peer.reset()
+
+
+def mode_reset_on_first_bytes(peer, opts):
+    if peer.sock.recv(65536):
+        peer.reset()
+
+
+def mode_reset_in_request_body(peer, opts):
+    while b"\r\n\r\n" not in peer.buf:
+        if not peer._fill():
+            return
+    peer.reset()
+
+
+def mode_reset_when_idle(peer, opts):
+    delay = opts.delay if opts.delay is not None else 0.1
+    req = peer.read_request()
+    if req is None:
+        return
+    peer.send(answer_ok(peer, req, 1, False))
+    time.sleep(delay)
+    peer.reset()
+
+
+def mode_close_on_second_request(peer, opts):
+    req = peer.read_request()
+    if req is None:
+        return
+    peer.send(answer_ok(peer, req, 1, False))
+    peer.read_request()
+    peer.close()
+
+
+def mode_partial_head(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+        peer.close()
+
+
+def mode_truncated_length(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(response("200 OK", [("Content-Length", "1000")],
+                           pattern(0, 100)))
+        time.sleep(PAUSE)
+        peer.close()
+
+
+def mode_reset_in_close_delimited(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Connection", "close")], pattern(0, 1000)))
+    time.sleep(PAUSE)
+    peer.reset()
+
+
+def mode_endless_headers(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(b"HTTP/1.1 200 OK\r\n")
+    i = 0
+    while True:
+        peer.send(b"X-Endless-%d: %s\r\n" % (i, b"e" * 980))
+        i += 1
+
+
+def mode_endless_chunked(peer, opts):
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Transfer-Encoding", "chunked")]))
+    chunk = b"3e8\r\n" + pattern(0, 1000) + b"\r\n"
+    while True:
+        peer.send(chunk)
+
+
+def mode_bad_status(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n")
+        peer.hold()
+
+
+def mode_http09(peer, opts):
+    if peer.read_request() is not None:
+        peer.send(b"<html>hello from 1991</html>\n")
+        peer.close()
+
+
 MODES = {
     "ok": mode_ok,
     "count": mode_count,
@@ -410,6 +601,22 @@ MODES = {
     "keepalive-then-close": mode_keepalive_then_close,
     "close-delimited": mode_close_delimited,
     "slow-body": mode_slow_body,
+    "redirect-endless-body": mode_redirect_endless_body,
+    "redirect-big-body": mode_redirect_big_body,
+    "interim-flood": mode_interim_flood,
+    "http10-chunked": mode_http10_chunked,
+    "reset-on-accept": mode_reset_on_accept,
+    "reset-on-first-bytes": mode_reset_on_first_bytes,
+    "reset-in-request-body": mode_reset_in_request_body,
+    "reset-when-idle": mode_reset_when_idle,
+    "close-on-second-request": mode_close_on_second_request,
+    "partial-head": mode_partial_head,
+    "truncated-length": mode_truncated_length,
+    "reset-in-close-delimited": mode_reset_in_close_delimited,
+    "endless-headers": mode_endless_headers,
+    "endless-chunked": mode_endless_chunked,
+    "bad-status": mode_bad_status,
+    "http09": mode_http09,
 }
 
 

@@ -16,8 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include "fixture.h"
 #include "test_client_util.h"
+#include "tls.h"
 #include "tls_fixture.h"
 
 static struct fx_proc srv = FX_PROC_INIT;
@@ -310,7 +316,10 @@ Test(tls, plain_http_on_tls_port)
 	peer("plain");
 	client_up("ca.pem", false);
 	get(&r, u("localhost", "/"));
-	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	/* Issue 10: said "no common protocol version" */
+	expect_err(&r, FERRY_ETLS_HANDSHAKE,
+		   "did not answer with TLS (it sent \"HTTP/1.1 400 Bad Reque");
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "plain HTTP on this port?");
 	tc_req_free(&r);
 }
 
@@ -321,7 +330,7 @@ Test(tls, garbage)
 	peer("garbage");
 	client_up("ca.pem", false);
 	get(&r, u("localhost", "/"));
-	expect_err(&r, FERRY_ETLS_HANDSHAKE, "TLS");
+	expect_err(&r, FERRY_ETLS_HANDSHAKE, "did not answer with TLS");
 	tc_req_free(&r);
 }
 
@@ -907,4 +916,311 @@ Test(tls, ipv6_literal_san_mismatch)
 	www_up("ipother.pem", "ipother.key", on_v6);
 	client_up("ca.pem", false);
 	get_cert_err("[::1]", "X509_BAD_SERVER_NAME");
+}
+
+/* ------------------------------------------------------------------ */
+/* Strict defaults and their relaxations (issue 10)                     */
+
+/* s_server arguments that let OpenSSL 3 use what its default security
+ * level refuses (old versions, SHA-1, short keys): the client is what is
+ * being tested. */
+#define SECLEVEL0 "-cipher", "DEFAULT@SECLEVEL=0"
+
+/* A GET through a client with options @o; the page must say @word. */
+static void get_page_with(const struct ferry_http_client_opts *o,
+			  const char *word)
+{
+	struct tc_req r;
+
+	client_up_with("ca.pem", false, o);
+	get(&r, u("localhost", "/"));
+	cr_expect_eq(r.result, 200, "result %d (%s)", r.result, r.detail);
+	cr_expect_neq(r.body && strstr(r.body, word), 0, "no %s in: %.300s",
+		      word, r.body ? r.body : "");
+	tc_req_free(&r);
+	tc_teardown(&t);
+}
+
+/* A GET through a default client must fail with @code and @word. */
+static void get_refused(int code, const char *word)
+{
+	struct tc_req r;
+
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, code, word);
+	tc_req_free(&r);
+	tc_teardown(&t);
+}
+
+Test(tls, tls10_only_server_refused_unless_relaxed)
+{
+	const char *extra[] = { "-tls1", SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = {
+		.tls_min_version = FERRY_TLS_1_0,
+		.tls_allow_legacy_suites = true,	/* 1.0 has no AEAD */
+	};
+
+	/* OpenSSL answers a 1.2-only hello with handshake_failure. */
+	www_up("leaf.pem", "leaf.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert 40");
+	get_page_with(&o, "Protocol  : TLSv1\n");
+}
+
+Test(tls, tls11_refused_by_default)
+{
+	const char *extra[] = { "-tls1_1", SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = {
+		.tls_min_version = FERRY_TLS_1_1,
+		.tls_allow_legacy_suites = true,
+	};
+
+	www_up("leaf.pem", "leaf.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert 40");
+	get_page_with(&o, "Protocol  : TLSv1.1");
+}
+
+/* Static RSA key exchange with AES-CBC: no forward secrecy, no AEAD. */
+Test(tls, static_rsa_cbc_server_refused_unless_relaxed)
+{
+	const char *extra[] = { "-cert_chain", tf_cert("inter.pem"),
+				"-cipher", "AES128-SHA", "-tls1_2", NULL };
+	struct ferry_http_client_opts o = { .tls_allow_legacy_suites = true };
+
+	www_up("rsa.pem", "rsa.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert 40");
+	get_page_with(&o, "AES128-SHA");
+}
+
+/* ECDHE but CBC: refused too (only AEAD suites are offered). */
+Test(tls, ecdhe_cbc_server_refused_unless_relaxed)
+{
+	const char *extra[] = { "-cipher", "ECDHE-ECDSA-AES128-SHA256",
+				"-tls1_2", NULL };
+	struct ferry_http_client_opts o = { .tls_allow_legacy_suites = true };
+
+	www_up("leaf.pem", "leaf.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert 40");
+	get_page_with(&o, "ECDHE-ECDSA-AES128-SHA256");
+}
+
+/* The AEAD suites are still offered in the order asked for. */
+Test(tls, aead_suites_by_default)
+{
+	const char *gcm[] = { "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256",
+			      "-tls1_2", NULL };
+	const char *chacha[] = { "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305",
+				 "-tls1_2", NULL };
+
+	www_up("leaf.pem", "leaf.key", gcm);
+	get_page_with(NULL, "ECDHE-ECDSA-AES128-GCM-SHA256");
+	fx_stop(&srv);
+	www_up("leaf.pem", "leaf.key", chacha);
+	get_page_with(NULL, "ECDHE-ECDSA-CHACHA20-POLY1305");
+}
+
+Test(tls, sha1_signed_leaf_refused_unless_relaxed)
+{
+	const char *extra[] = { SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = { .tls_allow_sha1 = true };
+
+	www_up("sha1.pem", "sha1.key", extra);
+	get_refused(FERRY_ETLS_CERT, "SHA-1");
+	get_page_with(&o, "New, TLSv1.2");
+}
+
+Test(tls, rsa1024_leaf_refused_unless_relaxed)
+{
+	const char *extra[] = { SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = { .tls_min_rsa_bits = 1024 };
+
+	www_up("rsa1024.pem", "rsa1024.key", extra);
+	get_refused(FERRY_ETLS_CERT, "X509_WEAK_PUBLIC_KEY");
+	get_page_with(&o, "New, TLSv1.2");
+}
+
+Test(tls, strict_options_checked)
+{
+	struct ferry_http_client_opts bad[] = {
+		{ .tls_min_version = 0x0300 },
+		{ .tls_min_version = 0x0304 },
+		{ .tls_min_rsa_bits = 512 },
+		{ .tls_min_rsa_bits = 8192 },
+	};
+	struct ferry_loop *loop;
+	struct ferry_http_client *c;
+
+	cr_assert_eq(ferry_loop_create(&loop, NULL, NULL, 0), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(ferry_http_client_create(loop, &bad[i], &c),
+			     FERRY_EINVAL, "bad option %zu accepted", i);
+	ferry_loop_destroy(loop);
+}
+
+/* The server asks to renegotiate after the request: refused by default
+ * (OpenSSL then fails the connection), done when allowed. */
+Test(tls, renegotiation_refused_unless_relaxed)
+{
+	const char *extra[] = { "--renegotiate", "-tls1_2", NULL };
+	struct ferry_http_client_opts o = { .tls_allow_renegotiation = true };
+	struct tc_req r;
+	int ret;
+
+	need_certs();
+	ret = tf_s_server(&srv, "leaf.pem", "leaf.key", NULL, extra);
+	if (ret == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(ret, 0, "s_server: %s", srv.err);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	expect_err(&r, FERRY_EPROTO, "renegotiation");
+	tc_req_free(&r);
+	tc_teardown(&t);
+	client_up_with("ca.pem", false, &o);
+	get(&r, u("localhost", "/"));
+	cr_expect_eq(r.result, 200, "result %d (%s)", r.result, r.detail);
+	cr_expect_str_eq(r.body ? r.body : "", "renegotiated");
+	tc_req_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Session lifetime (issue 10)                                          */
+
+Test(tls, session_lifetime_ends_resumption)
+{
+	struct ferry_http_client_opts o = { .tls_session_lifetime_ms = 1000 };
+	struct ferry_http_client_stats st;
+
+	www_up("leaf.pem", "leaf.key", NULL);
+	client_up_with("ca.pem", false, &o);
+	get_new("localhost");
+	/* expires = the second after now + 1 s: 2.1 s later it is over */
+	usleep(2100 * 1000);
+	get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 2);
+	cr_expect_eq(st.tls_resumed, 0);
+}
+
+/* A session ends with the chain's validity: resuming would accept a
+ * certificate that a full handshake refuses as expired. */
+Test(tls, session_ends_with_the_validity)
+{
+	struct ferry_http_client_stats st;
+	char dir[4096], base[4200], pem[4300], key[4300];
+	int r;
+
+	need_certs();
+	cr_assert_eq(fx_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(base, sizeof(base), "%s/short", dir);
+	r = tf_short_cert(base, 6);
+	if (r == FX_SKIP)
+		cr_skip_test("no openssl");
+	cr_assert_eq(r, 0, "certs.sh --short: %d", r);
+	snprintf(pem, sizeof(pem), "%s.pem", base);
+	snprintf(key, sizeof(key), "%s.key", base);
+	www_up(pem, key, NULL);	/* the server would resume */
+	client_up("ca.pem", false);
+	get_new("localhost");
+	sleep(8);
+	get_cert_err("localhost", "X509_EXPIRED");
+	stats(&st);
+	cr_expect_eq(st.tls_resumed, 0);
+	fx_stop(&srv);
+	fx_rmtree(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* A trailing dot in the host (issue 10)                                */
+
+/*
+ * Run a handshake with the TLS engine alone, over a blocking socket to
+ * srv, for @host as a URL would give it (so that names the test machine
+ * cannot resolve, like "localhost.", can be tried). Returns 0 when the
+ * handshake finished, else ferry__tls_status's error (@why says) or
+ * -EIO.
+ */
+static int engine_handshake(const char *host, char *why, size_t whylen)
+{
+	struct ferry__tls_settings set = { .ca_file = tf_cert("ca.pem") };
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)srv.port) };
+	struct timeval tv = { .tv_sec = 5 };
+	struct ferry__tls_config *cfg;
+	struct ferry__tls *tls;
+	unsigned char buf[16384];
+	size_t have = 0, off = 0;
+	int fd, st = -EIO;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(ferry__tls_config_new(&set, &cfg, why, whylen), 0, "%s", why);
+	cr_assert_eq(ferry__tls_new(cfg, host, strlen(host), false, "https://t",
+				    &tls), 0);
+	for (int i = 0; i < 1000; i++) {	/* bounded: a few dozen needed */
+		const void *p;
+		size_t len;
+		ssize_t n;
+
+		st = ferry__tls_status(tls, why, whylen);
+		if (st < 0)
+			break;
+		if (ferry__tls_ready(tls)) {
+			st = 0;
+			break;
+		}
+		if ((p = ferry__tls_out(tls, &len)) != NULL) {
+			n = send(fd, p, len, MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+			ferry__tls_out_ack(tls, (size_t)n);
+			continue;
+		}
+		if (off < have) {
+			size_t k = ferry__tls_feed(tls, buf + off, have - off);
+
+			off += k;
+			if (k)
+				continue;
+		}
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0) {
+			st = -EIO;
+			snprintf(why, whylen, "recv: %zd", n);
+			break;
+		}
+		have = (size_t)n;
+		off = 0;
+	}
+	ferry__tls_free(tls);
+	ferry__tls_config_free(cfg);
+	close(fd);
+	return st;
+}
+
+/* s_server presents leaf.pem (localhost) only to SNI "localhost", and
+ * other.pem (other.example) to any other name: "localhost." must reach
+ * it as "localhost", and the certificate must match it. */
+Test(tls, trailing_dot_host)
+{
+	const char *extra[] = { "-servername", "localhost",
+				"-cert2", tf_cert("leaf.pem"),
+				"-key2", tf_cert("leaf.key"), NULL };
+	char why[FERRY_HTTP_DETAIL_MAX] = "";
+	int st;
+
+	www_up("other.pem", "other.key", extra);
+	st = engine_handshake("localhost.", why, sizeof(why));
+	cr_expect_eq(st, 0, "localhost.: %d %s", st, why);
+	st = engine_handshake("localhost", why, sizeof(why));
+	cr_expect_eq(st, 0, "localhost: %d %s", st, why);
+	/* Any other name gets other.pem, which names other.example. */
+	st = engine_handshake("other.example.", why, sizeof(why));
+	cr_expect_eq(st, 0, "other.example.: %d %s", st, why);
+	st = engine_handshake("localhost.example.", why, sizeof(why));
+	cr_expect_eq(st, FERRY_ETLS_CERT, "localhost.example.: %d %s", st, why);
+	cr_expect_neq(strstr(why, "X509_BAD_SERVER_NAME"), NULL, "%s", why);
 }

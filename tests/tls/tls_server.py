@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
 """tls_server.py - TLS test peers on 127.0.0.1 for tests/tls.
 
-    tls_server.py s_server [--cwd DIR] [--v6] ARG...
+    tls_server.py s_server [--cwd DIR] [--v6] [--renegotiate] ARG...
                                     openssl s_server -accept 127.0.0.1:PORT
                                     ([::1]:PORT with --v6; exit 77 when
                                     there is no IPv6 loopback) ARG...
-                                    (e.g. -cert, -key, -www), in DIR
+                                    (e.g. -cert, -key, -www), in DIR.
+                                    --renegotiate (without -www): when a
+                                    request arrives, ask the client to
+                                    renegotiate (s_server's "r" command);
+                                    if it does, answer "HTTP/1.1 200" with
+                                    the body "renegotiated" and close; if
+                                    it refuses (no_renegotiation alert),
+                                    s_server ends the connection with a
+                                    fatal handshake_failure alert.
     tls_server.py plain             answers any bytes with an HTTP/1.1 400
                                     and closes (plain HTTP on a TLS port)
     tls_server.py garbage           sends 64 bytes of junk and closes
@@ -58,6 +66,10 @@ def run_s_server(args):
     v6 = "--v6" in args
     if v6:
         args.remove("--v6")
+    reneg = "--renegotiate" in args
+    if reneg:
+        args.remove("--renegotiate")
+        args = args + ["-msg"]
     if not shutil.which("openssl"):
         sys.exit(77)
     if v6:
@@ -71,8 +83,8 @@ def run_s_server(args):
         p = subprocess.Popen(
             ["openssl", "s_server", "-accept", "%s:%d" % (host, port),
              "-naccept", "100000"] + args,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            preexec_fn=pdeathsig)
+            stdin=subprocess.PIPE if reneg else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, preexec_fn=pdeathsig)
         ready = False
         for line in p.stdout:
             sys.stderr.write("s_server: " + line.decode(errors="replace"))
@@ -95,8 +107,25 @@ def run_s_server(args):
 
     signal.signal(signal.SIGTERM, stop)
     print("READY %d" % port, flush=True)
+    state = "wait-request"
     for line in p.stdout:
         sys.stderr.write("s_server: " + line.decode(errors="replace"))
+        if not reneg:
+            continue
+        if state == "wait-request" and line.startswith(b"GET "):
+            p.stdin.write(b"r\n")
+            p.stdin.flush()
+            state = "asked"
+        elif state == "asked" and b"<<<" in line and b"ClientHello" in line:
+            state = "renegotiating"
+        elif state == "asked" and b"no_renegotiation" in line:
+            state = "wait-request"      # s_server fails the connection
+        elif (state == "renegotiating" and b"<<<" in line
+              and b"Finished" in line):
+            p.stdin.write(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n"
+                          b"Connection: close\r\n\r\nrenegotiated")
+            p.stdin.flush()
+            state = "wait-request"
     p.wait()
 
 
