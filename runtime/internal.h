@@ -15,6 +15,7 @@
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
+#include "test_hooks.h"
 
 /* Debug builds check that loop-thread-only calls come from the loop. */
 #define FERRY__ASSERT_LOOP(loop) assert(ferry_loop_on_thread(loop))
@@ -102,7 +103,7 @@ struct ferry_loop {
 	struct ferry_timer **heap;
 	unsigned nheap;
 	unsigned heapcap;
-	uint32_t timer_seq;
+	uint64_t timer_seq;		/* next start number: timer.c */
 
 	struct ferry_bufring *bufrings;
 	uint16_t next_bgid;
@@ -127,7 +128,7 @@ void ferry__bufring_destroy_all(struct ferry_loop *loop);
 
 /* timer.c */
 unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
-			   uint32_t limit);
+			   uint64_t limit);
 int64_t ferry__timers_next(const struct ferry_loop *loop, uint64_t now);
 void ferry__timers_free(struct ferry_loop *loop);
 

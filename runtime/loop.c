@@ -57,6 +57,12 @@ unsigned ferry_loop_inflight(const struct ferry_loop *loop)
 	return loop->inflight;
 }
 
+struct ferry_op *ferry__loop_bell_op(struct ferry_loop *loop)
+{
+	FERRY__ASSERT_LOOP(loop);
+	return &loop->bell_op;
+}
+
 /* ------------------------------------------------------------------ */
 /* Probing and set-up                                                    */
 
@@ -547,7 +553,7 @@ static int64_t ferry__min_wait(int64_t a, int64_t b)
 int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
 	uint64_t slept;
-	uint32_t tlimit;
+	uint64_t tlimit;
 	unsigned n;
 	int64_t wait;
 	int ret;
