@@ -636,6 +636,28 @@ static void ferry__cancel_everything(struct ferry_loop *loop)
 	loop->internal_inflight++;
 }
 
+/*
+ * Run posted items and deferred completions until none is left and no
+ * poster is inside ferry_loop_post: an item run here may post again, and
+ * another thread may be pushing one right now. Nothing posted before
+ * destroy returns is dropped.
+ */
+static void ferry__drain_posts(struct ferry_loop *loop)
+{
+	unsigned n;
+
+	do {
+		/* acquire: pairs with each poster's release decrement; every
+		 * push by a poster seen leaving happens-before the inbox
+		 * loads in ferry__inbox_run, which therefore see it. */
+		while (atomic_load_explicit(&loop->posters,
+					    memory_order_acquire))
+			sched_yield();
+		n = ferry__inbox_run(loop);
+		n += ferry__run_deferred(loop);
+	} while (n);
+}
+
 void ferry_loop_destroy(struct ferry_loop *loop)
 {
 	if (!loop)
@@ -668,11 +690,9 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 		ferry__run_deferred(loop);
 		ferry__inbox_run(loop);
 	}
-	ferry__inbox_run(loop);
-
-	/* A poster whose item we ran may still be reading `sleeping`. */
-	while (atomic_load_explicit(&loop->posters, memory_order_acquire))
-		sched_yield();
+	/* The final pass: the loop never enters the kernel again (futex
+	 * wakes from here on are syscalls, see ferry_loop_futex_wake). */
+	ferry__drain_posts(loop);
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
 	io_uring_queue_exit(&loop->ring);

@@ -183,7 +183,10 @@ void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
 	struct io_uring_sqe *sqe = NULL;
 
 	FERRY__ASSERT_LOOP(loop);
-	if ((loop->features & need) == need)
+	/* While destroying, the loop enters the kernel only as long as CQEs
+	 * are due, and a skip-success wake has none: queued now, it might
+	 * never be submitted and its waiter would sleep on. */
+	if ((loop->features & need) == need && !loop->destroying)
 		sqe = ferry__sqe(loop);
 	if (!sqe) {
 		syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);

@@ -128,12 +128,15 @@ int ferry_loop_create(struct ferry_loop **loopp,
 /*
  * ferry_loop_destroy - cancel everything and free the loop.
  *
- * Cancels every op in flight and keeps running completions (each owner sees
- * its op complete, usually with -ECANCELED) until the kernel has returned
- * every CQE; then stops the offload pool (waiting for running jobs), frees
- * the buffer rings still registered and closes the ring. Owners must not
- * start new ops from those final callbacks (starting one returns -ESHUTDOWN).
- * Loop thread only. NULL is a no-op.
+ * Stops the offload pool (waiting for running jobs), cancels every op in
+ * flight and keeps running completions (each owner sees its op complete,
+ * usually with -ECANCELED) until the kernel has returned every CQE; then
+ * runs every item posted until none is left and no poster is still inside
+ * ferry_loop_post (items may post again), frees the buffer rings still
+ * registered and closes the ring. Owners must not start new ops from those
+ * final callbacks (starting one returns -ESHUTDOWN); futex wakes issued
+ * there are delivered (as futex(2) calls). Loop thread only. NULL is a
+ * no-op.
  */
 void ferry_loop_destroy(struct ferry_loop *loop);
 
@@ -195,10 +198,11 @@ struct ferry_post {
  * Pushes onto a lock-free multi-producer stack; rings the doorbell (one
  * eventfd write) only when the loop is asleep or about to sleep, so a busy
  * loop costs posters no syscall. Items run in the order posted by each
- * thread. Never fails. The caller must guarantee the loop is not
- * destroyed before the call begins; the item posted may itself be what
- * leads to the loop's destruction (ferry_loop_destroy waits for posters
- * still inside this call).
+ * thread. Never fails: an item posted before ferry_loop_destroy returns
+ * runs, even one posted from inside destroy. The caller must guarantee the
+ * call begins before destroy has returned; the item posted may itself be
+ * what leads to the loop's destruction (ferry_loop_destroy waits for
+ * posters still inside this call).
  */
 void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 

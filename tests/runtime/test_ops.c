@@ -1019,28 +1019,6 @@ static void *sleeper_main(void *arg)
 	return NULL;
 }
 
-/* Wait until thread @tid is asleep in the kernel (state S). */
-static void wait_until_asleep(int tid)
-{
-	char path[64], buf[256];
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	for (int i = 0; i < 2000; i++) {
-		FILE *f = fopen(path, "r");
-		char *p = NULL;
-
-		if (f) {
-			p = fgets(buf, sizeof(buf), f);
-			fclose(f);
-		}
-		p = p ? strrchr(buf, ')') : NULL;
-		if (p && p[1] == ' ' && p[2] == 'S')
-			return;
-		usleep(1000);
-	}
-	cr_assert_fail("thread %d never went to sleep", tid);
-}
-
 static void loop_futex_wake_case(const char *disable, unsigned spin_ns)
 {
 	struct ferry_loop_opts o = { .idle_spin_ns = spin_ns };
@@ -1057,7 +1035,7 @@ static void loop_futex_wake_case(const char *disable, unsigned spin_ns)
 	cr_assert_eq(pthread_create(&th, NULL, sleeper_main, &s), 0);
 	while (!atomic_load(&s.tid))
 		usleep(1000);
-	wait_until_asleep(atomic_load(&s.tid));
+	rt_wait_until_asleep(atomic_load(&s.tid));
 
 	atomic_store(&s.word, 1);
 	ferry_loop_futex_wake(loop, (uint32_t *)&s.word, 1);
