@@ -198,11 +198,14 @@ struct ferry_post {
  * Pushes onto a lock-free multi-producer stack; rings the doorbell (one
  * eventfd write) only when the loop is asleep or about to sleep, so a busy
  * loop costs posters no syscall. Items run in the order posted by each
- * thread. Never fails: an item posted before ferry_loop_destroy returns
- * runs, even one posted from inside destroy. The caller must guarantee the
- * call begins before destroy has returned; the item posted may itself be
- * what leads to the loop's destruction (ferry_loop_destroy waits for
- * posters still inside this call).
+ * thread. Never fails: every item posted runs, including items posted
+ * while ferry_loop_destroy runs (from its callbacks and items, or from a
+ * thread already inside this call). The caller must guarantee the loop is
+ * not freed before the call begins: a thread may post during destroy only
+ * while something it holds keeps destroy from finishing (the bridge's
+ * runner gate does that). The item posted may itself be what leads to the
+ * loop's destruction (ferry_loop_destroy waits for posters still inside
+ * this call).
  */
 void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 
