@@ -79,8 +79,11 @@ struct ferry_loop {
 	unsigned spin_budget;		/* current spin, adapts: loop.c */
 	int64_t max_wait_ns;		/* cap on one wait; -1 = none */
 	unsigned offload_threads;
-	struct io_uring_sqe *last_sqe;	/* for ferry_op_set_timeout */
+	/* The op prepared last, for ferry_op_set_timeout: its SQE and the
+	 * SQ tail right after it was taken (ops.c, ferry__link_open). */
+	struct io_uring_sqe *last_sqe;
 	struct ferry_op *last_op;
+	unsigned last_tail;
 
 	/* Inbox: a Treiber stack of posts, pushed by any thread. Aligned
 	 * so posters touch one cache line for the stack and the count. */
@@ -114,6 +117,7 @@ struct ferry_loop {
 
 /* ops.c */
 struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop);
+struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop);
 void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 			 unsigned flags);
 void ferry__op_defer(struct ferry_loop *loop, struct ferry_op *op, int res);

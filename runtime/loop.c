@@ -626,7 +626,7 @@ void ferry_loop_stop(struct ferry_loop *loop)
 
 static void ferry__cancel_everything(struct ferry_loop *loop)
 {
-	struct io_uring_sqe *sqe = ferry__sqe(loop);
+	struct io_uring_sqe *sqe = ferry__sqe_loose(loop);
 
 	if (!sqe)
 		return;
@@ -664,6 +664,7 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 		return;
 	FERRY__ASSERT_LOOP(loop);
 	loop->destroying = true;
+	loop->last_op = NULL;	/* ops are refused: no deadline is coming */
 
 	/* Workers finish what they run and post it; queued jobs complete
 	 * as cancelled. Then everything posted runs once more. */

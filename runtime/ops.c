@@ -20,14 +20,60 @@
 #define FERRY__FUTEX_BITSET_MATCH_ANY 0xffffffffu
 
 /*
- * Take an SQE, keeping one slot spare so that ferry_op_set_timeout() can
- * always put the linked timeout in the same submission as its op.
+ * Take an SQE for an op, keeping one slot spare so that
+ * ferry_op_set_timeout() can put the linked timeout right behind it.
  */
 struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop)
 {
 	if (io_uring_sq_space_left(&loop->ring) < 2)
 		io_uring_submit(&loop->ring);
 	return io_uring_get_sqe(&loop->ring);
+}
+
+/*
+ * May the op prepared last still get a linked timeout: is its SQE the
+ * newest taken, and not yet flushed to the kernel? liburing 2.3 keeps the
+ * SQEs taken since the last flush in [sqe_head, sqe_tail); a submission
+ * sets sqe_head = sqe_tail.
+ */
+static bool ferry__link_open(const struct ferry_loop *loop)
+{
+	const struct io_uring_sq *sq = &loop->ring.sq;
+
+	return loop->last_op && sq->sqe_tail == loop->last_tail &&
+	       sq->sqe_head != sq->sqe_tail;
+}
+
+/*
+ * Take an SQE that belongs to no op (a futex wake, a cancel). While the op
+ * prepared last may still get its linked timeout, the new SQE goes in
+ * front of it: the op's SQE moves to the newest slot, where the link can
+ * still follow it, and it is never submitted alone. The order of the two
+ * does not matter: a wake, or a cancel of an op prepared earlier (a
+ * cancel of the op itself closes the link instead: ferry_op_cancel).
+ * Needs three slots: this SQE, the op's and the link's. NULL if the ring
+ * has no room even after a submission.
+ */
+struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+	struct io_uring_sqe saved, *sqe;
+
+	if (!ferry__link_open(loop))
+		return ferry__sqe(loop);
+	saved = *loop->last_sqe;
+	sq->sqe_tail--;		/* hide the op's SQE from the flush */
+	if (io_uring_sq_space_left(&loop->ring) < 3)
+		io_uring_submit(&loop->ring);
+	if (io_uring_sq_space_left(&loop->ring) < 3) {
+		sq->sqe_tail++;	/* the slot is untouched: take it back */
+		return NULL;
+	}
+	sqe = io_uring_get_sqe(&loop->ring);	/* the op's old slot */
+	loop->last_sqe = io_uring_get_sqe(&loop->ring);
+	*loop->last_sqe = saved;
+	loop->last_tail = sq->sqe_tail;
+	return sqe;
 }
 
 bool ferry_op_busy(const struct ferry_op *op)
@@ -68,7 +114,19 @@ static int ferry__op_commit(struct ferry_loop *loop, struct ferry_op *op,
 	loop->inflight++;
 	loop->last_sqe = sqe;
 	loop->last_op = op;
+	loop->last_tail = loop->ring.sq.sqe_tail;
 	return 0;
+}
+
+/* Give back the SQE of the op just prepared, as if it had never been
+ * taken: the op is idle again and no completion will come for it. */
+static void ferry__op_unprepare(struct ferry_loop *loop, struct ferry_op *op)
+{
+	loop->ring.sq.sqe_tail--;
+	loop->inflight--;
+	loop->last_op = NULL;
+	op->ferry__nflight = 0;
+	op->ferry__flags = 0;
 }
 
 /* Most ops: begin, prep by the caller's macro body, commit as oneshot. */
@@ -187,7 +245,7 @@ void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
 	 * are due, and a skip-success wake has none: queued now, it might
 	 * never be submitted and its waiter would sleep on. */
 	if ((loop->features & need) == need && !loop->destroying)
-		sqe = ferry__sqe(loop);
+		sqe = ferry__sqe_loose(loop);
 	if (!sqe) {
 		syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);
 		return;
@@ -264,14 +322,19 @@ int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 {
 	struct io_uring_sqe *sqe;
 
-	if (loop->last_op != op || op->ferry__nflight != 1 ||
-	    op->ferry__kind != FERRY__OP_ONESHOT)
+	FERRY__ASSERT_LOOP(loop);
+	if (loop->last_op != op || !ferry__link_open(loop) ||
+	    op->ferry__nflight != 1 || op->ferry__kind != FERRY__OP_ONESHOT)
 		return -EINVAL;
-	/* ferry__sqe() left a slot spare, so this cannot force a submit
-	 * that would separate the pair. */
+	/* The op's SQE was taken with a slot spare behind it (ferry__sqe,
+	 * ferry__sqe_loose): only a ring whose submissions fail, or one of
+	 * a single entry, has none. Then the op must not run on without its
+	 * deadline: it is not started at all. */
 	sqe = io_uring_get_sqe(&loop->ring);
-	if (!sqe)
+	if (!sqe) {
+		ferry__op_unprepare(loop, op);
 		return -EBUSY;
+	}
 	loop->last_sqe->flags |= IOSQE_IO_LINK;
 	ferry__ns_to_ts(&op->ferry__ts, ns);
 	io_uring_prep_link_timeout(sqe, &op->ferry__ts, 0);
@@ -325,10 +388,17 @@ int ferry_op_cancel(struct ferry_loop *loop, struct ferry_op *op)
 		return 0;
 	if (!op->ferry__nflight)
 		return -ENOENT;
-	op->ferry__flags |= FERRY__OPF_CANCELED;
-	sqe = ferry__sqe(loop);
+	if (op == loop->last_op) {
+		/* The cancel must come after the op it cancels: the op can
+		 * take no linked timeout any more. */
+		loop->last_op = NULL;
+		sqe = ferry__sqe(loop);
+	} else {
+		sqe = ferry__sqe_loose(loop);
+	}
 	if (!sqe)
 		return -EBUSY;
+	op->ferry__flags |= FERRY__OPF_CANCELED;
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP,
 			       IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, FERRY__UD_IGNORE);

@@ -294,8 +294,13 @@ void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
  * ferry_op_set_timeout - give the op just prepared on @op a deadline of @ns
  * nanoseconds from submission (an IORING_OP_LINK_TIMEOUT linked to it).
  * Must be called right after the ferry_op_* call that prepared @op, before
- * any other op is prepared. If the deadline fires, @op completes with -ETIME.
- * Not for multishot ops.
+ * any other op is prepared; futex wakes and cancels of other ops in between
+ * are fine. If the deadline fires, @op completes with -ETIME.
+ * Returns 0; -EINVAL if @op is not the op prepared last (another op was
+ * prepared since, the loop has submitted since, or @op was cancelled) or
+ * is multishot; -EBUSY if the ring has no room for the timeout (a ring of
+ * one entry, or failing submissions): then @op is not started either, it
+ * is idle again and will not complete.
  */
 int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 			 uint64_t ns);

@@ -542,6 +542,151 @@ Test(ops, many_linked_timeouts_mixed, .timeout = 15)
 	ferry_loop_destroy(loop);
 }
 
+/*
+ * The deadline stays with its op when another SQE is taken between the
+ * op and ferry_op_set_timeout (regression: the link went to whatever SQE
+ * came next, and the deadline was silently lost).
+ */
+static void deadline_case(struct ferry_loop *loop, int between)
+{
+	unsigned base = idle_inflight(loop);
+	_Atomic uint32_t word = 0;
+	struct rt_op o, other;
+	char buf[8];
+	int sv[2], ov[2];
+
+	rt_socketpair(sv);
+	rt_socketpair(ov);
+	rt_op_init(&other);
+	cr_assert_eq(ferry_op_recv(loop, &other.op, ov[0], buf, 1, 0), 0);
+	rt_turn(loop, 0);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	if (between == 0)
+		ferry_loop_futex_wake(loop, (uint32_t *)&word, 1);
+	else
+		cr_assert_eq(ferry_op_cancel(loop, &other.op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ETIME, "the deadline was lost: %s",
+		     ferry_strerrorname(o.res));
+	if (between == 0)
+		cr_assert_eq(ferry_op_cancel(loop, &other.op), 0);
+	RT_RUN_UNTIL(loop, other.nfinal == 1, 3000);
+	cr_assert_eq(other.res, -ECANCELED, "got %s",
+		     ferry_strerrorname(other.res));
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	close(ov[0]);
+	close(ov[1]);
+}
+
+Test(ops, linked_timeout_after_a_futex_wake, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+
+	if (!(ferry_loop_features(loop) & FERRY_FEAT_FUTEX)) {
+		ferry_loop_destroy(loop);
+		cr_skip_test("no IORING_OP_FUTEX_WAKE: the wake takes no SQE");
+	}
+	deadline_case(loop, 0);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, linked_timeout_after_a_cancel, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+
+	deadline_case(loop, 1);
+	ferry_loop_destroy(loop);
+}
+
+/* The SQE in between needs the last free slots, so taking it submits:
+ * the op must not go to the kernel without its link. */
+Test(ops, linked_timeout_after_a_cancel_that_fills_the_sq, .timeout = 10)
+{
+	struct ferry_loop_opts opts = { .sq_entries = 4 };
+	struct ferry_loop *loop = rt_loop_new(&opts);
+	unsigned base = idle_inflight(loop);
+	struct rt_op t[2], o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	for (int i = 0; i < 2; i++) {
+		rt_op_init(&t[i]);
+		cr_assert_eq(ferry_op_timeout(loop, &t[i].op, 60000 * RT_MS), 0);
+	}
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	/* Three of four SQ slots are taken and unsubmitted. */
+	cr_assert_eq(ferry_op_cancel(loop, &t[0].op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1 && t[0].nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ETIME, "the deadline was lost: %s",
+		     ferry_strerrorname(o.res));
+	cr_assert_eq(t[0].res, -ECANCELED);
+	cr_assert_eq(ferry_op_cancel(loop, &t[1].op), 0);
+	RT_RUN_UNTIL(loop, t[1].nfinal == 1, 3000);
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/* Cancelling the op itself before its deadline is set ends its chance of
+ * one (the cancel must stay behind the op); the cancel still works. */
+Test(ops, set_timeout_after_cancelling_the_op_is_einval, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct rt_op o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	cr_assert_eq(ferry_op_cancel(loop, &o.op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 60000 * RT_MS), -EINVAL);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ECANCELED, "got %s", ferry_strerrorname(o.res));
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/* No room for the link: -EBUSY, and the op is not left running without
+ * its deadline (regression: it stayed in flight with none). */
+Test(ops, set_timeout_ebusy_leaves_the_op_idle, .timeout = 10)
+{
+	struct ferry_loop_opts opts = { .sq_entries = 1 };
+	struct ferry_loop *loop = rt_loop_new(&opts);
+	unsigned base = idle_inflight(loop);
+	struct rt_op o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), -EBUSY);
+	cr_assert(!ferry_op_busy(&o.op), "the op runs on without its deadline");
+	cr_assert_eq(ferry_loop_inflight(loop), base);
+	rt_write_all(sv[1], "x", 1);
+	rt_run_for(loop, 20);
+	cr_assert_eq(o.ncalls, 0, "an op that was not started completed");
+	/* The op is reusable, and still works without a deadline. */
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, 1);
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
 /* ------------------------------------------------------------------ */
 /* Multishot accept and poll.                                           */
 
