@@ -76,6 +76,20 @@ struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop)
 	return sqe;
 }
 
+/*
+ * The most Linux moves in one read, write, send or recv (MAX_RW_COUNT,
+ * INT_MAX rounded down to a 4 KiB page). The SQE's length is 32 bits: a
+ * longer length is clamped to this, never truncated (4 GiB would become
+ * 0, and a recv of 0 bytes reads as end of stream). A short transfer is
+ * a result each of these ops may give anyway.
+ */
+#define FERRY__MAX_RW 0x7ffff000u
+
+static unsigned ferry__rw_len(size_t len)
+{
+	return len > FERRY__MAX_RW ? FERRY__MAX_RW : (unsigned)len;
+}
+
 bool ferry_op_busy(const struct ferry_op *op)
 {
 	return op->ferry__nflight ||
@@ -161,7 +175,7 @@ int ferry_op_send(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  const void *buf, size_t len, int flags)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_send(sqe, fd, buf, len, flags));
+		  io_uring_prep_send(sqe, fd, buf, ferry__rw_len(len), flags));
 }
 
 int ferry_op_sendmsg(struct ferry_loop *loop, struct ferry_op *op, int fd,
@@ -175,7 +189,7 @@ int ferry_op_recv(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  void *buf, size_t len, int flags)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_recv(sqe, fd, buf, len, flags));
+		  io_uring_prep_recv(sqe, fd, buf, ferry__rw_len(len), flags));
 }
 
 int ferry_op_close(struct ferry_loop *loop, struct ferry_op *op, int fd)
@@ -187,14 +201,14 @@ int ferry_op_read(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  void *buf, size_t len, uint64_t offset)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset));
+		  io_uring_prep_read(sqe, fd, buf, ferry__rw_len(len), offset));
 }
 
 int ferry_op_write(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		   const void *buf, size_t len, uint64_t offset)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset));
+		  io_uring_prep_write(sqe, fd, buf, ferry__rw_len(len), offset));
 }
 
 int ferry_op_openat(struct ferry_loop *loop, struct ferry_op *op, int dfd,

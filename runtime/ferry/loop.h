@@ -214,7 +214,9 @@ void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 /* next loop turn), or a negative code: -EBUSY if @op is already busy,   */
 /* -ESHUTDOWN while the loop is being destroyed, -EOPNOTSUPP if the      */
 /* kernel lacks the op. Buffers and addresses passed in must stay valid  */
-/* until the op completes.                                               */
+/* until the op completes. A length (send, recv, read, write) above      */
+/* 0x7ffff000, the most Linux moves in one call, is clamped to it: like  */
+/* read(2) and write(2), these ops may move less than asked.             */
 
 /* True while @op has completions outstanding (or is parked for buffers). */
 bool ferry_op_busy(const struct ferry_op *op);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include "ferry/timer.h"
@@ -684,6 +685,94 @@ Test(ops, set_timeout_ebusy_leaves_the_op_idle, .timeout = 10)
 	cr_assert_eq(o.res, 1);
 	close(sv[0]);
 	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * Lengths above 4 GiB are clamped to what Linux moves in one call, never
+ * truncated to the SQE's 32 bits (regression: 4 GiB + 5 became 5, and a
+ * recv of exactly 4 GiB became a recv of 0 bytes, which reads as EOF).
+ * The buffers are real: one untouched, never-backed 4 GiB mapping.
+ */
+#define FOUR_GIB (UINT64_C(4) << 30)
+
+static int huge_op(struct ferry_loop *loop, int kind, int fd, void *buf,
+		   size_t len)
+{
+	struct rt_op o;
+	int rc;
+
+	rt_op_init(&o);
+	switch (kind) {
+	case 'w':
+		rc = ferry_op_write(loop, &o.op, fd, buf, len, 0);
+		break;
+	case 'r':
+		rc = ferry_op_read(loop, &o.op, fd, buf, len, 0);
+		break;
+	case 's':
+		rc = ferry_op_send(loop, &o.op, fd, buf, len, MSG_DONTWAIT);
+		break;
+	default:
+		rc = ferry_op_recv(loop, &o.op, fd, buf, len, 0);
+		break;
+	}
+	cr_assert_eq(rc, 0, "prep %c: %s", kind, ferry_strerrorname(rc));
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 5000);
+	return o.res;
+}
+
+Test(ops, lengths_above_4gib_are_clamped, .timeout = 20)
+{
+	struct ferry_loop *loop;
+	char dir[256], path[300], data[100];
+	size_t maplen = FOUR_GIB + 4096;
+	unsigned char *map;
+	int fd, sv[2], res;
+
+	if (sizeof(size_t) < 8)
+		cr_skip_test("32-bit size_t: no length above 4 GiB");
+	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		cr_skip_test("cannot map 4 GiB of address space: %s",
+			     strerror(errno));
+	loop = rt_loop_new(NULL);
+
+	/* /dev/null takes all it is offered: the clamp itself, >= 1 GiB. */
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	res = huge_op(loop, 'w', fd, map, FOUR_GIB + 5);
+	cr_assert_geq(res, 1 << 30, "write of 4 GiB + 5 moved %d bytes", res);
+	close(fd);
+
+	/* A 100-byte file read with 4 GiB + 5: all 100, not 5. */
+	rt_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	for (int i = 0; i < 100; i++)
+		data[i] = (char)rt_pattern((size_t)i);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	rt_write_all(fd, data, sizeof(data));
+	res = huge_op(loop, 'r', fd, map, FOUR_GIB + 5);
+	cr_assert_eq(res, 100, "read of 4 GiB + 5 returned %d", res);
+	cr_assert_arr_eq(map, data, sizeof(data));
+	close(fd);
+	rt_rmtree(dir);
+
+	/* recv of exactly 4 GiB with 10 bytes waiting: 10, not "EOF". */
+	rt_socketpair(sv);
+	rt_write_all(sv[1], "ten bytes!", 10);
+	res = huge_op(loop, 'v', sv[0], map, FOUR_GIB);
+	cr_assert_eq(res, 10, "recv of 4 GiB returned %d", res);
+	cr_assert_arr_eq(map, "ten bytes!", 10);
+
+	/* send of 4 GiB + 3: as much as the socket takes, not 3. */
+	res = huge_op(loop, 's', sv[0], map, FOUR_GIB + 3);
+	cr_assert_gt(res, 3, "send of 4 GiB + 3 moved %d bytes", res);
+	close(sv[0]);
+	close(sv[1]);
+	munmap(map, maplen);
 	ferry_loop_destroy(loop);
 }
 
