@@ -424,16 +424,36 @@ int ferry_op_cancel(struct ferry_loop *loop, struct ferry_op *op)
 /* ------------------------------------------------------------------ */
 /* Completion dispatch                                                   */
 
-/* One of the op's CQEs arrived; call out once the last one has. */
-static void ferry__op_settle(struct ferry_op *op)
+/* Kernel-internal, yet an op interrupted in an io-wq worker can end with
+ * it (openat on Linux 6.18). */
+#define FERRY__ERESTARTSYS 512
+
+/*
+ * The result the owner sees. An op the kernel cancelled ends with
+ * -ECANCELED, or, if it had to interrupt it in an io-wq worker, with
+ * -EINTR or -ERESTARTSYS. Whoever asked for the cancel names it: a fired
+ * deadline gives -ETIME; ferry_op_cancel and destroy give -ECANCELED.
+ */
+static int ferry__op_result(const struct ferry_loop *loop,
+			    const struct ferry_op *op, int res)
 {
-	int res = op->ferry__res;
+	if (res != -ECANCELED && res != -EINTR && res != -FERRY__ERESTARTSYS)
+		return res;
+	if (op->ferry__flags & FERRY__OPF_TIMEDOUT)
+		return -ETIME;
+	if ((op->ferry__flags & FERRY__OPF_CANCELED) || loop->destroying)
+		return -ECANCELED;
+	return res;
+}
+
+/* One of the op's CQEs arrived; call out once the last one has. */
+static void ferry__op_settle(struct ferry_loop *loop, struct ferry_op *op)
+{
+	int res;
 
 	if (--op->ferry__nflight)
 		return;
-	/* A fired linked timeout turns the op's -ECANCELED into -ETIME. */
-	if ((op->ferry__flags & FERRY__OPF_TIMEDOUT) && res == -ECANCELED)
-		res = -ETIME;
+	res = ferry__op_result(loop, op, op->ferry__res);
 	op->ferry__flags = 0;
 	op->fn(op, res, op->ferry__cflags);
 }
@@ -502,9 +522,13 @@ void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 		return;
 	case FERRY__UD_LINK:
 		loop->inflight--;
-		if (res == -ETIME)
+		/* Only -ECANCELED says the op finished first and the timeout
+		 * was removed. An expired one says -ETIME, or, when it then
+		 * found the op running in an io-wq worker and interrupted it,
+		 * -EALREADY or -ENOENT (Linux 6.18). */
+		if (res != -ECANCELED)
 			op->ferry__flags |= FERRY__OPF_TIMEDOUT;
-		ferry__op_settle(op);
+		ferry__op_settle(loop, op);
 		return;
 	default:
 		break;
@@ -522,5 +546,5 @@ void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 	}
 	op->ferry__res = res;
 	op->ferry__cflags = flags;
-	ferry__op_settle(op);
+	ferry__op_settle(loop, op);
 }

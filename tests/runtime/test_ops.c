@@ -689,6 +689,132 @@ Test(ops, set_timeout_ebusy_leaves_the_op_idle, .timeout = 10)
 }
 
 /*
+ * Ops that the kernel has to interrupt in an io-wq worker. Opening a FIFO
+ * for reading blocks until a writer comes; through a /proc magic link the
+ * kernel cannot even try it without blocking, so it runs in a worker from
+ * the start. Cancelling such an op (by ferry_op_cancel, a deadline, or
+ * destroy) interrupts the worker, and Linux ends the op with -EINTR or
+ * even the kernel-internal -ERESTARTSYS (512, seen on 6.18), while the
+ * linked timeout reports -EALREADY or -ENOENT instead of -ETIME
+ * (regression: all of that reached the owner as it came).
+ */
+struct blocked_open {
+	char dir[256];
+	char path[64];		/* /proc/self/fd/N of an O_PATH FIFO fd */
+	int pathfd;
+};
+
+static void blocked_open_init(struct blocked_open *b)
+{
+	char fifo[300];
+
+	rt_tmpdir(b->dir, sizeof(b->dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", b->dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	b->pathfd = open(fifo, O_PATH | O_CLOEXEC);
+	cr_assert_geq(b->pathfd, 0);
+	snprintf(b->path, sizeof(b->path), "/proc/self/fd/%d", b->pathfd);
+}
+
+static void blocked_open_fini(struct blocked_open *b)
+{
+	close(b->pathfd);
+	rt_rmtree(b->dir);
+}
+
+/* Start the open; skip if this kernel opens the FIFO without blocking. */
+static void blocked_open_start(struct ferry_loop *loop, struct blocked_open *b,
+			       struct rt_op *o, uint64_t deadline_ns)
+{
+	rt_op_init(o);
+	cr_assert_eq(ferry_op_openat(loop, &o->op, AT_FDCWD, b->path,
+				     O_RDONLY | O_CLOEXEC, 0), 0);
+	if (deadline_ns)
+		cr_assert_eq(ferry_op_set_timeout(loop, &o->op, deadline_ns), 0);
+	rt_turn(loop, 0);
+	if (o->nfinal && o->res >= 0) {
+		close(o->res);
+		cr_skip_test("the kernel opened a FIFO without a writer");
+	}
+}
+
+/* The io-wq worker running the open, asleep in the kernel. */
+static void wait_for_blocked_worker(void)
+{
+	for (int i = 0; i < 2000; i++) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+		int tid = 0;
+
+		while (d && (e = readdir(d))) {
+			char path[300], comm[32] = "";
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+				 e->d_name);
+			f = fopen(path, "r");
+			if (f && fgets(comm, sizeof(comm), f) &&
+			    strncmp(comm, "iou-wrk-", 8) == 0)
+				tid = atoi(e->d_name);
+			if (f)
+				fclose(f);
+		}
+		if (d)
+			closedir(d);
+		if (tid) {
+			rt_wait_until_asleep(tid);
+			return;
+		}
+		usleep(1000);
+	}
+	cr_assert_fail("no io-wq worker ever ran the open");
+}
+
+Test(ops, linked_timeout_on_an_op_in_an_io_wq_worker_is_etime, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	unsigned base = idle_inflight(loop);
+	struct blocked_open b;
+	struct rt_op o;
+
+	blocked_open_init(&b);
+	for (int i = 0; i < 3; i++) {
+		blocked_open_start(loop, &b, &o, 20 * RT_MS);
+		RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+		cr_assert_eq(o.res, -ETIME, "round %d: %s (%d)", i,
+			     ferry_strerrorname(o.res), o.res);
+	}
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	blocked_open_fini(&b);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, cancel_of_an_op_in_an_io_wq_worker_is_ecanceled, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct blocked_open b;
+	struct rt_op o;
+
+	blocked_open_init(&b);
+	blocked_open_start(loop, &b, &o, 0);
+	wait_for_blocked_worker();
+	cr_assert_eq(ferry_op_cancel(loop, &o.op), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ECANCELED, "got %s (%d)", ferry_strerrorname(o.res),
+		     o.res);
+
+	/* And when destroy cancels it. */
+	blocked_open_start(loop, &b, &o, 0);
+	wait_for_blocked_worker();
+	ferry_loop_destroy(loop);
+	cr_assert_eq(o.nfinal, 1);
+	cr_assert_eq(o.res, -ECANCELED, "destroy: got %s (%d)",
+		     ferry_strerrorname(o.res), o.res);
+	blocked_open_fini(&b);
+}
+
+/*
  * Lengths above 4 GiB are clamped to what Linux moves in one call, never
  * truncated to the SQE's 32 bits (regression: 4 GiB + 5 became 5, and a
  * recv of exactly 4 GiB became a recv of 0 bytes, which reads as EOF).
