@@ -258,18 +258,34 @@ static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
 	}
 }
 
+static int ferry__bell_arm(struct ferry_loop *loop)
+{
+	return ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
+				       POLLIN);
+}
+
 static void ferry__bell_fn(struct ferry_op *op, int res, unsigned flags)
 {
 	struct ferry_loop *loop = ferry__container_of(op, struct ferry_loop,
 						     bell_op);
 
-	/* The poll stays armed while MORE is set; when the kernel ends it
-	 * (overflow, or our own cancel at shutdown) re-arm unless closing.
-	 * The eventfd counter is never read: multishot poll reports each
-	 * write as its own wake-up edge, so no read(2) is needed. */
-	if (!(flags & FERRY_CQE_MORE) && !loop->destroying && res >= 0)
-		ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
-					POLLIN);
+	/* The poll stays armed while MORE is set. When the kernel ends it,
+	 * with an error or without (overflow, a cancel, no memory), re-arm
+	 * unless closing: without it a sleeping loop hears no post. If no
+	 * SQE is free for that now, the next turn tries again before it
+	 * sleeps (ferry__bell_check). The eventfd counter is never read:
+	 * multishot poll reports each write as its own wake-up edge. */
+	if (!(flags & FERRY_CQE_MORE) && !loop->destroying)
+		ferry__bell_arm(loop);
+}
+
+/* Before a sleep of @wait ns: the doorbell must be armed. If it cannot be
+ * now, sleep at most 1 ms at a time so posts are still seen. */
+static int64_t ferry__bell_check(struct ferry_loop *loop, int64_t wait)
+{
+	if (ferry_op_busy(&loop->bell_op) || ferry__bell_arm(loop) == 0)
+		return wait;
+	return wait < 0 || wait > 1000 * 1000 ? 1000 * 1000 : wait;
 }
 
 int ferry_loop_create(struct ferry_loop **loopp,
@@ -334,8 +350,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 		return ret;
 	}
 	loop->bell_op.fn = ferry__bell_fn;
-	ret = ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
-				      POLLIN);
+	ret = ferry__bell_arm(loop);
 	if (ret < 0) {
 		close(loop->bell_fd);
 		io_uring_queue_exit(&loop->ring);
@@ -569,6 +584,8 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
 				       ferry__timers_next(loop, ferry_time_now()));
 	wait = ferry__min_wait(wait, loop->max_wait_ns);
+	if (wait != 0)
+		wait = ferry__bell_check(loop, wait);
 	if (wait != 0 && loop->spin_budget) {
 		/* Batched SQEs (futex wakes above all) must not wait out the
 		 * spin: hand them to the kernel first. */
