@@ -214,7 +214,7 @@ void ferry__runner_request_scan(struct ferry_runner *r)
 	if (ferry__gate_enter(r))
 		return;	/* closing: the close sweep cancels everything */
 	/* Fence X above: orders the caller's CANCEL (A) before B. */
-	atomic_thread_fence(memory_order_seq_cst);
+	ferry__fence_seq_cst();
 	/* seq_cst: one RMW per request; only the one that reads 0 posts. */
 	if (atomic_load_explicit(&r->phase, memory_order_acquire) ==
 		    FERRY__R_RUNNING &&
@@ -232,7 +232,7 @@ static void ferry__runner_scan_fn(struct ferry_post *p)
 	 * again. seq_cst, though the fence is what orders it. */
 	atomic_store_explicit(&r->scan_pending, 0, memory_order_seq_cst);
 	/* Fence Y above: C before the sweep's relaxed loads of CANCEL. */
-	atomic_thread_fence(memory_order_seq_cst);
+	ferry__fence_seq_cst();
 	ferry__tasks_sweep(r, false);
 }
 

@@ -209,7 +209,7 @@ static void ferry__stream_notify_fn(struct ferry_post *p)
 	/* Clear first (C): a release after our read of head posts again. */
 	atomic_store_explicit(&s->notify_pending, 0, memory_order_seq_cst);
 	/* Fence Y above: C before the load of head (D). */
-	atomic_thread_fence(memory_order_seq_cst);
+	ferry__fence_seq_cst();
 	/* acquire (D): the consumer is done reading what it released. */
 	ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
 						      memory_order_acquire));
@@ -266,7 +266,7 @@ static void ferry__stream_notify(struct ferry_stream *s)
 	s->notified = s->next;
 	/* Fence X (see ferry__stream_notify_fn): the head we stored (A)
 	 * before the exchange (B). */
-	atomic_thread_fence(memory_order_seq_cst);
+	ferry__fence_seq_cst();
 	/* seq_cst: only the exchange that reads 0 posts. */
 	if (!atomic_exchange_explicit(&s->notify_pending, 1, memory_order_seq_cst))
 		ferry_loop_post(s->r->loop, &s->notify_post);

@@ -28,6 +28,26 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+/*
+ * liburing maps and unmaps a ring with raw syscalls that ThreadSanitizer
+ * does not see: when a new loop's ring lands where a destroyed one was,
+ * TSan takes the old loop thread's SQE writes for a race with the new
+ * one's. The kernel orders the munmap before the mmap that reuses the
+ * address; tell TSan through one sync object (annotations from its
+ * interface: release before unmapping, acquire after mapping). TSan
+ * builds only.
+ */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char ferry__tsan_rings;
+#define FERRY__TSAN_RING_MAPPED() __tsan_acquire(&ferry__tsan_rings)
+#define FERRY__TSAN_RING_UNMAPPING() __tsan_release(&ferry__tsan_rings)
+#else
+#define FERRY__TSAN_RING_MAPPED() ((void)0)
+#define FERRY__TSAN_RING_UNMAPPING() ((void)0)
+#endif
+
 
 uint64_t ferry_time_now(void)
 {
@@ -339,13 +359,15 @@ int ferry_loop_create(struct ferry_loop **loopp,
 		free(loop);
 		return ferry__setup_failed(-ret, why, whylen);
 	}
+	FERRY__TSAN_RING_MAPPED();
 	ferry__probe(loop, disabled);
 
 	loop->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->bell_fd < 0) {
 		ret = -errno;
 		ferry__whyf(why, whylen, "eventfd: %s (%d)", errno);
-		io_uring_queue_exit(&loop->ring);
+		FERRY__TSAN_RING_UNMAPPING();
+	io_uring_queue_exit(&loop->ring);
 		free(loop);
 		return ret;
 	}
@@ -353,7 +375,8 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	ret = ferry__bell_arm(loop);
 	if (ret < 0) {
 		close(loop->bell_fd);
-		io_uring_queue_exit(&loop->ring);
+		FERRY__TSAN_RING_UNMAPPING();
+	io_uring_queue_exit(&loop->ring);
 		free(loop);
 		return ret;
 	}
@@ -713,6 +736,7 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 	ferry__drain_posts(loop);
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
+	FERRY__TSAN_RING_UNMAPPING();
 	io_uring_queue_exit(&loop->ring);
 	close(loop->bell_fd);
 	free(loop);
