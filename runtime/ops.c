@@ -126,8 +126,9 @@ static int ferry__op_commit(struct ferry_loop *loop, struct ferry_op *op,
 	op->ferry__cflags = 0;
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP);
 	loop->inflight++;
+	/* Only a oneshot op may take a linked timeout next. */
 	loop->last_sqe = sqe;
-	loop->last_op = op;
+	loop->last_op = kind == FERRY__OP_ONESHOT ? op : NULL;
 	loop->last_tail = loop->ring.sq.sqe_tail;
 	return 0;
 }
