@@ -101,4 +101,19 @@ int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline);
 void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word);
 void ferry__cpu_relax(void);
 
+/* A seq_cst fence (runner.c and stream.c say which pairs need one). GCC
+ * warns that ThreadSanitizer does not model fences (-Wtsan); TSan still
+ * checks every atomic around it, which is all it could say here. */
+static inline void ferry__fence_seq_cst(void)
+{
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+	atomic_thread_fence(memory_order_seq_cst);
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+}
+
 #endif /* FERRY_BRIDGE_INTERNAL_H */

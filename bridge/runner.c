@@ -183,10 +183,39 @@ int ferry__runner_enter(struct ferry_runner *r)
 	return 0;
 }
 
+/*
+ * Why no cancel request is lost.
+ *
+ * A canceller sets CANCEL in the task's word (A: ferry_task_cancel), then
+ * swaps scan_pending to 1 (B) and posts the scan only if it was 0. The
+ * scan clears scan_pending (C) and then reads the task words (D: relaxed
+ * loads in ferry__tasks_sweep and ferry__task_start). Each side writes one
+ * location and then reads the other, a store-buffering shape that acquire
+ * and release cannot order: on AArch64 the load D may be satisfied before
+ * the store C is visible, and A may not yet be visible to D. Two seq_cst
+ * fences make it sound, X between A and B, Y between C and D (C11 7.17.3p11,
+ * fences X, Y in the single total order S):
+ *   - B read 0: B's caller posts a new scan; the post (a seq_cst CAS that
+ *     the loop reads with acquire) makes A happen before all the loop does
+ *     after taking it, so that scan, or the task's start if it comes
+ *     later, sees CANCEL.
+ *   - B read 1, written by an exchange E whose scan has not cleared yet:
+ *     B reads from E, so that scan's clear C comes after B in
+ *     scan_pending's modification order. Had Y preceded X in S, B (after
+ *     X) would have to see C or later (p11): it did not, so X precedes Y,
+ *     and every load D after Y sees A or later (p11 again). The task is
+ *     either on the in-flight list when that sweep runs, or starts after
+ *     it and checks CANCEL itself, after Y.
+ * CANCEL is never cleared while the task is in flight, so "A or later"
+ * means CANCEL is set.
+ */
 void ferry__runner_request_scan(struct ferry_runner *r)
 {
 	if (ferry__gate_enter(r))
 		return;	/* closing: the close sweep cancels everything */
+	/* Fence X above: orders the caller's CANCEL (A) before B. */
+	ferry__fence_seq_cst();
+	/* seq_cst: one RMW per request; only the one that reads 0 posts. */
 	if (atomic_load_explicit(&r->phase, memory_order_acquire) ==
 		    FERRY__R_RUNNING &&
 	    !atomic_exchange_explicit(&r->scan_pending, 1, memory_order_seq_cst))
@@ -199,8 +228,11 @@ static void ferry__runner_scan_fn(struct ferry_post *p)
 	struct ferry_runner *r = ferry__container_of(p, struct ferry_runner,
 						    scan_post);
 
-	/* Clear first: a cancel that lands during the sweep posts again. */
+	/* Clear first (C): a cancel that lands during the sweep posts
+	 * again. seq_cst, though the fence is what orders it. */
 	atomic_store_explicit(&r->scan_pending, 0, memory_order_seq_cst);
+	/* Fence Y above: C before the sweep's relaxed loads of CANCEL. */
+	ferry__fence_seq_cst();
 	ferry__tasks_sweep(r, false);
 }
 

@@ -185,13 +185,32 @@ void ferry_stream_end(struct ferry_stream *s, int status)
 		ferry__stream_free(s);
 }
 
+/*
+ * Why no notify is lost (the consumer returns chunks, the loop reclaims).
+ *
+ * The consumer stores head (A: release), then swaps notify_pending to 1
+ * (B) and posts only if it was 0. The loop's notify clears notify_pending
+ * (C), then loads head (D). Each side writes one location and reads the
+ * other: acquire and release cannot order that (on AArch64, D may read an
+ * old head while C is not yet visible, and the consumer's B may still see
+ * 1), and a producer paused for room would then wait for chunks that the
+ * consumer, now asleep, has already returned. Two seq_cst fences, X
+ * between A and B (ferry__stream_notify), Y between C and D (here), fix
+ * it as in runner.c ("Why no cancel request is lost"): if B read 0, the
+ * post carries A to the next notify; if B read 1, the pending notify's C
+ * follows B in notify_pending's modification order, so X precedes Y in S
+ * (C11 7.17.3p11) and D sees A or a later head.
+ */
 static void ferry__stream_notify_fn(struct ferry_post *p)
 {
 	struct ferry_stream *s = ferry__container_of(p, struct ferry_stream,
 						    notify_post);
 
-	/* Clear first: a release after our read of head posts again. */
+	/* Clear first (C): a release after our read of head posts again. */
 	atomic_store_explicit(&s->notify_pending, 0, memory_order_seq_cst);
+	/* Fence Y above: C before the load of head (D). */
+	ferry__fence_seq_cst();
+	/* acquire (D): the consumer is done reading what it released. */
 	ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
 						      memory_order_acquire));
 	if (s->paused && !s->producer_done && s->ltail - s->reclaimed < s->cap) {
@@ -245,6 +264,10 @@ void ferry__streams_close(struct ferry_runner *r)
 static void ferry__stream_notify(struct ferry_stream *s)
 {
 	s->notified = s->next;
+	/* Fence X (see ferry__stream_notify_fn): the head we stored (A)
+	 * before the exchange (B). */
+	ferry__fence_seq_cst();
+	/* seq_cst: only the exchange that reads 0 posts. */
 	if (!atomic_exchange_explicit(&s->notify_pending, 1, memory_order_seq_cst))
 		ferry_loop_post(s->r->loop, &s->notify_post);
 }

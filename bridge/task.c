@@ -25,7 +25,10 @@ static void ferry__task_start(struct ferry_post *p)
 
 	ferry__list_add_head(&r->tasks, &t->ferry__link);
 	r->ntasks++;
-	/* relaxed: CANCEL is advisory; a later one is caught by the sweep. */
+	/* relaxed: a CANCEL set before this task's post happens-before us;
+	 * one set later is seen here or by a later sweep, through the post
+	 * or the scan's fence (runner.c, "Why no cancel request is lost").
+	 * The task is on the list before this load, for that sweep. */
 	if (atomic_load_explicit(&t->ferry__state, memory_order_relaxed) &
 	    FERRY__T_CANCEL) {
 		t->ferry__cancel_sent = true;
@@ -139,6 +142,9 @@ int ferry_task_cancel(struct ferry_task *t)
 	/* Read the runner before the RMW: once the task is done its owner
 	 * may free it, but the runner outlives its tasks. */
 	r = t->ferry__runner;
+	/* acq_rel: a DONE already set publishes the status. The store of
+	 * CANCEL (A) reaches the loop through the scan request's fence
+	 * (runner.c, "Why no cancel request is lost"). */
 	s = atomic_fetch_or_explicit(word, FERRY__T_CANCEL, memory_order_acq_rel);
 	if (!(s & FERRY__T_DONE))
 		ferry__runner_request_scan(r);
@@ -310,9 +316,14 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing)
 
 		ferry__list_del(l);
 		ferry__list_add_head(&r->tasks, l);
+		/* relaxed: CLOSED is read back only by the loop itself
+		 * (ferry_task_complete). */
 		if (closing)
 			atomic_fetch_or_explicit(&t->ferry__state, FERRY__T_CLOSED,
 						 memory_order_relaxed);
+		/* relaxed: the scan's seq_cst fence, after it cleared
+		 * scan_pending, is what makes a requested CANCEL visible
+		 * here (runner.c, "Why no cancel request is lost"). */
 		s = atomic_load_explicit(&t->ferry__state, memory_order_relaxed);
 		if ((closing || (s & FERRY__T_CANCEL)) && !t->ferry__cancel_sent) {
 			t->ferry__cancel_sent = true;

@@ -15,6 +15,7 @@
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
+#include "test_hooks.h"
 
 /* Debug builds check that loop-thread-only calls come from the loop. */
 #define FERRY__ASSERT_LOOP(loop) assert(ferry_loop_on_thread(loop))
@@ -78,8 +79,11 @@ struct ferry_loop {
 	unsigned spin_budget;		/* current spin, adapts: loop.c */
 	int64_t max_wait_ns;		/* cap on one wait; -1 = none */
 	unsigned offload_threads;
-	struct io_uring_sqe *last_sqe;	/* for ferry_op_set_timeout */
+	/* The op prepared last, for ferry_op_set_timeout: its SQE and the
+	 * SQ tail right after it was taken (ops.c, ferry__link_open). */
+	struct io_uring_sqe *last_sqe;
 	struct ferry_op *last_op;
+	unsigned last_tail;
 
 	/* Inbox: a Treiber stack of posts, pushed by any thread. Aligned
 	 * so posters touch one cache line for the stack and the count. */
@@ -102,7 +106,7 @@ struct ferry_loop {
 	struct ferry_timer **heap;
 	unsigned nheap;
 	unsigned heapcap;
-	uint32_t timer_seq;
+	uint64_t timer_seq;		/* next start number: timer.c */
 
 	struct ferry_bufring *bufrings;
 	uint16_t next_bgid;
@@ -113,6 +117,7 @@ struct ferry_loop {
 
 /* ops.c */
 struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop);
+struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop);
 void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 			 unsigned flags);
 void ferry__op_defer(struct ferry_loop *loop, struct ferry_op *op, int res);
@@ -127,7 +132,7 @@ void ferry__bufring_destroy_all(struct ferry_loop *loop);
 
 /* timer.c */
 unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
-			   uint32_t limit);
+			   uint64_t limit);
 int64_t ferry__timers_next(const struct ferry_loop *loop, uint64_t now);
 void ferry__timers_free(struct ferry_loop *loop);
 

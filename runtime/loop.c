@@ -28,6 +28,26 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+/*
+ * liburing maps and unmaps a ring with raw syscalls that ThreadSanitizer
+ * does not see: when a new loop's ring lands where a destroyed one was,
+ * TSan takes the old loop thread's SQE writes for a race with the new
+ * one's. The kernel orders the munmap before the mmap that reuses the
+ * address; tell TSan through one sync object (annotations from its
+ * interface: release before unmapping, acquire after mapping). TSan
+ * builds only.
+ */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char ferry__tsan_rings;
+#define FERRY__TSAN_RING_MAPPED() __tsan_acquire(&ferry__tsan_rings)
+#define FERRY__TSAN_RING_UNMAPPING() __tsan_release(&ferry__tsan_rings)
+#else
+#define FERRY__TSAN_RING_MAPPED() ((void)0)
+#define FERRY__TSAN_RING_UNMAPPING() ((void)0)
+#endif
+
 
 uint64_t ferry_time_now(void)
 {
@@ -55,6 +75,12 @@ const char *ferry_loop_describe(const struct ferry_loop *loop)
 unsigned ferry_loop_inflight(const struct ferry_loop *loop)
 {
 	return loop->inflight;
+}
+
+struct ferry_op *ferry__loop_bell_op(struct ferry_loop *loop)
+{
+	FERRY__ASSERT_LOOP(loop);
+	return &loop->bell_op;
 }
 
 /* ------------------------------------------------------------------ */
@@ -252,18 +278,34 @@ static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
 	}
 }
 
+static int ferry__bell_arm(struct ferry_loop *loop)
+{
+	return ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
+				       POLLIN);
+}
+
 static void ferry__bell_fn(struct ferry_op *op, int res, unsigned flags)
 {
 	struct ferry_loop *loop = ferry__container_of(op, struct ferry_loop,
 						     bell_op);
 
-	/* The poll stays armed while MORE is set; when the kernel ends it
-	 * (overflow, or our own cancel at shutdown) re-arm unless closing.
-	 * The eventfd counter is never read: multishot poll reports each
-	 * write as its own wake-up edge, so no read(2) is needed. */
-	if (!(flags & FERRY_CQE_MORE) && !loop->destroying && res >= 0)
-		ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
-					POLLIN);
+	/* The poll stays armed while MORE is set. When the kernel ends it,
+	 * with an error or without (overflow, a cancel, no memory), re-arm
+	 * unless closing: without it a sleeping loop hears no post. If no
+	 * SQE is free for that now, the next turn tries again before it
+	 * sleeps (ferry__bell_check). The eventfd counter is never read:
+	 * multishot poll reports each write as its own wake-up edge. */
+	if (!(flags & FERRY_CQE_MORE) && !loop->destroying)
+		ferry__bell_arm(loop);
+}
+
+/* Before a sleep of @wait ns: the doorbell must be armed. If it cannot be
+ * now, sleep at most 1 ms at a time so posts are still seen. */
+static int64_t ferry__bell_check(struct ferry_loop *loop, int64_t wait)
+{
+	if (ferry_op_busy(&loop->bell_op) || ferry__bell_arm(loop) == 0)
+		return wait;
+	return wait < 0 || wait > 1000 * 1000 ? 1000 * 1000 : wait;
 }
 
 int ferry_loop_create(struct ferry_loop **loopp,
@@ -317,22 +359,24 @@ int ferry_loop_create(struct ferry_loop **loopp,
 		free(loop);
 		return ferry__setup_failed(-ret, why, whylen);
 	}
+	FERRY__TSAN_RING_MAPPED();
 	ferry__probe(loop, disabled);
 
 	loop->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->bell_fd < 0) {
 		ret = -errno;
 		ferry__whyf(why, whylen, "eventfd: %s (%d)", errno);
-		io_uring_queue_exit(&loop->ring);
+		FERRY__TSAN_RING_UNMAPPING();
+	io_uring_queue_exit(&loop->ring);
 		free(loop);
 		return ret;
 	}
 	loop->bell_op.fn = ferry__bell_fn;
-	ret = ferry_op_poll_multishot(loop, &loop->bell_op, loop->bell_fd,
-				      POLLIN);
+	ret = ferry__bell_arm(loop);
 	if (ret < 0) {
 		close(loop->bell_fd);
-		io_uring_queue_exit(&loop->ring);
+		FERRY__TSAN_RING_UNMAPPING();
+	io_uring_queue_exit(&loop->ring);
 		free(loop);
 		return ret;
 	}
@@ -547,7 +591,7 @@ static int64_t ferry__min_wait(int64_t a, int64_t b)
 int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
 	uint64_t slept;
-	uint32_t tlimit;
+	uint64_t tlimit;
 	unsigned n;
 	int64_t wait;
 	int ret;
@@ -563,6 +607,8 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
 				       ferry__timers_next(loop, ferry_time_now()));
 	wait = ferry__min_wait(wait, loop->max_wait_ns);
+	if (wait != 0)
+		wait = ferry__bell_check(loop, wait);
 	if (wait != 0 && loop->spin_budget) {
 		/* Batched SQEs (futex wakes above all) must not wait out the
 		 * spin: hand them to the kernel first. */
@@ -620,7 +666,7 @@ void ferry_loop_stop(struct ferry_loop *loop)
 
 static void ferry__cancel_everything(struct ferry_loop *loop)
 {
-	struct io_uring_sqe *sqe = ferry__sqe(loop);
+	struct io_uring_sqe *sqe = ferry__sqe_loose(loop);
 
 	if (!sqe)
 		return;
@@ -630,12 +676,35 @@ static void ferry__cancel_everything(struct ferry_loop *loop)
 	loop->internal_inflight++;
 }
 
+/*
+ * Run posted items and deferred completions until none is left and no
+ * poster is inside ferry_loop_post: an item run here may post again, and
+ * another thread may be pushing one right now. Nothing posted before
+ * destroy returns is dropped.
+ */
+static void ferry__drain_posts(struct ferry_loop *loop)
+{
+	unsigned n;
+
+	do {
+		/* acquire: pairs with each poster's release decrement; every
+		 * push by a poster seen leaving happens-before the inbox
+		 * loads in ferry__inbox_run, which therefore see it. */
+		while (atomic_load_explicit(&loop->posters,
+					    memory_order_acquire))
+			sched_yield();
+		n = ferry__inbox_run(loop);
+		n += ferry__run_deferred(loop);
+	} while (n);
+}
+
 void ferry_loop_destroy(struct ferry_loop *loop)
 {
 	if (!loop)
 		return;
 	FERRY__ASSERT_LOOP(loop);
 	loop->destroying = true;
+	loop->last_op = NULL;	/* ops are refused: no deadline is coming */
 
 	/* Workers finish what they run and post it; queued jobs complete
 	 * as cancelled. Then everything posted runs once more. */
@@ -662,13 +731,12 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 		ferry__run_deferred(loop);
 		ferry__inbox_run(loop);
 	}
-	ferry__inbox_run(loop);
-
-	/* A poster whose item we ran may still be reading `sleeping`. */
-	while (atomic_load_explicit(&loop->posters, memory_order_acquire))
-		sched_yield();
+	/* The final pass: the loop never enters the kernel again (futex
+	 * wakes from here on are syscalls, see ferry_loop_futex_wake). */
+	ferry__drain_posts(loop);
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
+	FERRY__TSAN_RING_UNMAPPING();
 	io_uring_queue_exit(&loop->ring);
 	close(loop->bell_fd);
 	free(loop);

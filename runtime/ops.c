@@ -20,14 +20,74 @@
 #define FERRY__FUTEX_BITSET_MATCH_ANY 0xffffffffu
 
 /*
- * Take an SQE, keeping one slot spare so that ferry_op_set_timeout() can
- * always put the linked timeout in the same submission as its op.
+ * Take an SQE for an op, keeping one slot spare so that
+ * ferry_op_set_timeout() can put the linked timeout right behind it.
  */
 struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop)
 {
 	if (io_uring_sq_space_left(&loop->ring) < 2)
 		io_uring_submit(&loop->ring);
 	return io_uring_get_sqe(&loop->ring);
+}
+
+/*
+ * May the op prepared last still get a linked timeout: is its SQE the
+ * newest taken, and not yet flushed to the kernel? liburing 2.3 keeps the
+ * SQEs taken since the last flush in [sqe_head, sqe_tail); a submission
+ * sets sqe_head = sqe_tail.
+ */
+static bool ferry__link_open(const struct ferry_loop *loop)
+{
+	const struct io_uring_sq *sq = &loop->ring.sq;
+
+	return loop->last_op && sq->sqe_tail == loop->last_tail &&
+	       sq->sqe_head != sq->sqe_tail;
+}
+
+/*
+ * Take an SQE that belongs to no op (a futex wake, a cancel). While the op
+ * prepared last may still get its linked timeout, the new SQE goes in
+ * front of it: the op's SQE moves to the newest slot, where the link can
+ * still follow it, and it is never submitted alone. The order of the two
+ * does not matter: a wake, or a cancel of an op prepared earlier (a
+ * cancel of the op itself closes the link instead: ferry_op_cancel).
+ * Needs three slots: this SQE, the op's and the link's. NULL if the ring
+ * has no room even after a submission.
+ */
+struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+	struct io_uring_sqe saved, *sqe;
+
+	if (!ferry__link_open(loop))
+		return ferry__sqe(loop);
+	saved = *loop->last_sqe;
+	sq->sqe_tail--;		/* hide the op's SQE from the flush */
+	if (io_uring_sq_space_left(&loop->ring) < 3)
+		io_uring_submit(&loop->ring);
+	if (io_uring_sq_space_left(&loop->ring) < 3) {
+		sq->sqe_tail++;	/* the slot is untouched: take it back */
+		return NULL;
+	}
+	sqe = io_uring_get_sqe(&loop->ring);	/* the op's old slot */
+	loop->last_sqe = io_uring_get_sqe(&loop->ring);
+	*loop->last_sqe = saved;
+	loop->last_tail = sq->sqe_tail;
+	return sqe;
+}
+
+/*
+ * The most Linux moves in one read, write, send or recv (MAX_RW_COUNT,
+ * INT_MAX rounded down to a 4 KiB page). The SQE's length is 32 bits: a
+ * longer length is clamped to this, never truncated (4 GiB would become
+ * 0, and a recv of 0 bytes reads as end of stream). A short transfer is
+ * a result each of these ops may give anyway.
+ */
+#define FERRY__MAX_RW 0x7ffff000u
+
+static unsigned ferry__rw_len(size_t len)
+{
+	return len > FERRY__MAX_RW ? FERRY__MAX_RW : (unsigned)len;
 }
 
 bool ferry_op_busy(const struct ferry_op *op)
@@ -66,9 +126,22 @@ static int ferry__op_commit(struct ferry_loop *loop, struct ferry_op *op,
 	op->ferry__cflags = 0;
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP);
 	loop->inflight++;
+	/* Only a oneshot op may take a linked timeout next. */
 	loop->last_sqe = sqe;
-	loop->last_op = op;
+	loop->last_op = kind == FERRY__OP_ONESHOT ? op : NULL;
+	loop->last_tail = loop->ring.sq.sqe_tail;
 	return 0;
+}
+
+/* Give back the SQE of the op just prepared, as if it had never been
+ * taken: the op is idle again and no completion will come for it. */
+static void ferry__op_unprepare(struct ferry_loop *loop, struct ferry_op *op)
+{
+	loop->ring.sq.sqe_tail--;
+	loop->inflight--;
+	loop->last_op = NULL;
+	op->ferry__nflight = 0;
+	op->ferry__flags = 0;
 }
 
 /* Most ops: begin, prep by the caller's macro body, commit as oneshot. */
@@ -103,7 +176,7 @@ int ferry_op_send(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  const void *buf, size_t len, int flags)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_send(sqe, fd, buf, len, flags));
+		  io_uring_prep_send(sqe, fd, buf, ferry__rw_len(len), flags));
 }
 
 int ferry_op_sendmsg(struct ferry_loop *loop, struct ferry_op *op, int fd,
@@ -117,7 +190,7 @@ int ferry_op_recv(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  void *buf, size_t len, int flags)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_recv(sqe, fd, buf, len, flags));
+		  io_uring_prep_recv(sqe, fd, buf, ferry__rw_len(len), flags));
 }
 
 int ferry_op_close(struct ferry_loop *loop, struct ferry_op *op, int fd)
@@ -129,14 +202,14 @@ int ferry_op_read(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		  void *buf, size_t len, uint64_t offset)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset));
+		  io_uring_prep_read(sqe, fd, buf, ferry__rw_len(len), offset));
 }
 
 int ferry_op_write(struct ferry_loop *loop, struct ferry_op *op, int fd,
 		   const void *buf, size_t len, uint64_t offset)
 {
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset));
+		  io_uring_prep_write(sqe, fd, buf, ferry__rw_len(len), offset));
 }
 
 int ferry_op_openat(struct ferry_loop *loop, struct ferry_op *op, int dfd,
@@ -183,8 +256,11 @@ void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
 	struct io_uring_sqe *sqe = NULL;
 
 	FERRY__ASSERT_LOOP(loop);
-	if ((loop->features & need) == need)
-		sqe = ferry__sqe(loop);
+	/* While destroying, the loop enters the kernel only as long as CQEs
+	 * are due, and a skip-success wake has none: queued now, it might
+	 * never be submitted and its waiter would sleep on. */
+	if ((loop->features & need) == need && !loop->destroying)
+		sqe = ferry__sqe_loose(loop);
 	if (!sqe) {
 		syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);
 		return;
@@ -261,14 +337,19 @@ int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 {
 	struct io_uring_sqe *sqe;
 
-	if (loop->last_op != op || op->ferry__nflight != 1 ||
-	    op->ferry__kind != FERRY__OP_ONESHOT)
+	FERRY__ASSERT_LOOP(loop);
+	if (loop->last_op != op || !ferry__link_open(loop) ||
+	    op->ferry__nflight != 1 || op->ferry__kind != FERRY__OP_ONESHOT)
 		return -EINVAL;
-	/* ferry__sqe() left a slot spare, so this cannot force a submit
-	 * that would separate the pair. */
+	/* The op's SQE was taken with a slot spare behind it (ferry__sqe,
+	 * ferry__sqe_loose): only a ring whose submissions fail, or one of
+	 * a single entry, has none. Then the op must not run on without its
+	 * deadline: it is not started at all. */
 	sqe = io_uring_get_sqe(&loop->ring);
-	if (!sqe)
+	if (!sqe) {
+		ferry__op_unprepare(loop, op);
 		return -EBUSY;
+	}
 	loop->last_sqe->flags |= IOSQE_IO_LINK;
 	ferry__ns_to_ts(&op->ferry__ts, ns);
 	io_uring_prep_link_timeout(sqe, &op->ferry__ts, 0);
@@ -322,10 +403,17 @@ int ferry_op_cancel(struct ferry_loop *loop, struct ferry_op *op)
 		return 0;
 	if (!op->ferry__nflight)
 		return -ENOENT;
-	op->ferry__flags |= FERRY__OPF_CANCELED;
-	sqe = ferry__sqe(loop);
+	if (op == loop->last_op) {
+		/* The cancel must come after the op it cancels: the op can
+		 * take no linked timeout any more. */
+		loop->last_op = NULL;
+		sqe = ferry__sqe(loop);
+	} else {
+		sqe = ferry__sqe_loose(loop);
+	}
 	if (!sqe)
 		return -EBUSY;
+	op->ferry__flags |= FERRY__OPF_CANCELED;
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_OP,
 			       IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, FERRY__UD_IGNORE);
@@ -337,16 +425,36 @@ int ferry_op_cancel(struct ferry_loop *loop, struct ferry_op *op)
 /* ------------------------------------------------------------------ */
 /* Completion dispatch                                                   */
 
-/* One of the op's CQEs arrived; call out once the last one has. */
-static void ferry__op_settle(struct ferry_op *op)
+/* Kernel-internal, yet an op interrupted in an io-wq worker can end with
+ * it (openat on Linux 6.18). */
+#define FERRY__ERESTARTSYS 512
+
+/*
+ * The result the owner sees. An op the kernel cancelled ends with
+ * -ECANCELED, or, if it had to interrupt it in an io-wq worker, with
+ * -EINTR or -ERESTARTSYS. Whoever asked for the cancel names it: a fired
+ * deadline gives -ETIME; ferry_op_cancel and destroy give -ECANCELED.
+ */
+static int ferry__op_result(const struct ferry_loop *loop,
+			    const struct ferry_op *op, int res)
 {
-	int res = op->ferry__res;
+	if (res != -ECANCELED && res != -EINTR && res != -FERRY__ERESTARTSYS)
+		return res;
+	if (op->ferry__flags & FERRY__OPF_TIMEDOUT)
+		return -ETIME;
+	if ((op->ferry__flags & FERRY__OPF_CANCELED) || loop->destroying)
+		return -ECANCELED;
+	return res;
+}
+
+/* One of the op's CQEs arrived; call out once the last one has. */
+static void ferry__op_settle(struct ferry_loop *loop, struct ferry_op *op)
+{
+	int res;
 
 	if (--op->ferry__nflight)
 		return;
-	/* A fired linked timeout turns the op's -ECANCELED into -ETIME. */
-	if ((op->ferry__flags & FERRY__OPF_TIMEDOUT) && res == -ECANCELED)
-		res = -ETIME;
+	res = ferry__op_result(loop, op, op->ferry__res);
 	op->ferry__flags = 0;
 	op->fn(op, res, op->ferry__cflags);
 }
@@ -415,9 +523,13 @@ void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 		return;
 	case FERRY__UD_LINK:
 		loop->inflight--;
-		if (res == -ETIME)
+		/* Only -ECANCELED says the op finished first and the timeout
+		 * was removed. An expired one says -ETIME, or, when it then
+		 * found the op running in an io-wq worker and interrupted it,
+		 * -EALREADY or -ENOENT (Linux 6.18). */
+		if (res != -ECANCELED)
 			op->ferry__flags |= FERRY__OPF_TIMEDOUT;
-		ferry__op_settle(op);
+		ferry__op_settle(loop, op);
 		return;
 	default:
 		break;
@@ -435,5 +547,5 @@ void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
 	}
 	op->ferry__res = res;
 	op->ferry__cflags = flags;
-	ferry__op_settle(op);
+	ferry__op_settle(loop, op);
 }

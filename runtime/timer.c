@@ -3,20 +3,31 @@
  *
  * The loop asks for the earliest deadline before each wait and fires the
  * expired timers after it: no timer ever costs a syscall of its own.
+ *
+ * Start order is a 64-bit counter compared by signed difference. That is
+ * wrap-safe as long as no two live timers were started 2^63 starts apart,
+ * which at a billion starts a second takes 292 years. (It was 32-bit: after
+ * 2^31 starts a timer still in the heap looked "started this turn" for ever,
+ * never fired, and kept the loop from sleeping.)
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
+/* Was start number @a taken before @b? Wrap-safe: see the top. */
+static bool ferry__seq_before(uint64_t a, uint64_t b)
+{
+	return (int64_t)(a - b) < 0;
+}
+
 static bool ferry__timer_before(const struct ferry_timer *a,
 				const struct ferry_timer *b)
 {
 	if (a->ferry__deadline != b->ferry__deadline)
 		return a->ferry__deadline < b->ferry__deadline;
-	/* Equal deadlines fire in start order; seq wraps after 2^32 starts,
-	 * which the signed difference tolerates. */
-	return (int32_t)(a->ferry__seq - b->ferry__seq) < 0;
+	/* Equal deadlines fire in start order (see the top of this file). */
+	return ferry__seq_before(a->ferry__seq, b->ferry__seq);
 }
 
 static void ferry__heap_set(struct ferry_loop *loop, unsigned i,
@@ -108,7 +119,7 @@ void ferry_timer_stop(struct ferry_loop *loop, struct ferry_timer *t)
  * waits for the next turn, so a timer that keeps re-arming itself cannot
  * starve the loop. */
 unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
-			   uint32_t limit)
+			   uint64_t limit)
 {
 	unsigned n = 0;
 
@@ -116,7 +127,7 @@ unsigned ferry__timers_run(struct ferry_loop *loop, uint64_t now,
 		struct ferry_timer *t = loop->heap[0];
 
 		if (t->ferry__deadline > now ||
-		    (int32_t)(t->ferry__seq - limit) >= 0)
+		    !ferry__seq_before(t->ferry__seq, limit))
 			break;
 		ferry__heap_remove(loop, 0);
 		t->fn(t);
@@ -134,6 +145,12 @@ int64_t ferry__timers_next(const struct ferry_loop *loop, uint64_t now)
 		return -1;
 	d = loop->heap[0]->ferry__deadline;
 	return d > now ? (int64_t)(d - now) : 0;
+}
+
+void ferry__timer_seq_set(struct ferry_loop *loop, uint64_t seq)
+{
+	FERRY__ASSERT_LOOP(loop);
+	loop->timer_seq = seq;
 }
 
 void ferry__timers_free(struct ferry_loop *loop)

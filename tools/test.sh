@@ -1,7 +1,7 @@
 #!/bin/sh
 # tools/test.sh - the quick start's second command: install, build, and run
 # the whole suite three ways: a plain debug build, under ASan+UBSan, and the
-# bridge's suite under TSan. Exits non-zero if anything fails.
+# bridge's and the runtime's suites under TSan. Exits non-zero if anything fails.
 set -eu
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -38,7 +38,7 @@ sanitizer_clean build-asan
 if grep -q "suite : 'bridge'" tests/bridge/meson.build 2>/dev/null; then
 	tools/build.sh build-tsan -Db_sanitize=thread -Db_lundef=false
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-		run "TSan (bridge)" build-tsan --suite bridge
+		run "TSan (bridge, runtime)" build-tsan --suite bridge --suite runtime
 	sanitizer_clean build-tsan
 fi
 echo "== all suites passed" >&2

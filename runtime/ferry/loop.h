@@ -128,12 +128,15 @@ int ferry_loop_create(struct ferry_loop **loopp,
 /*
  * ferry_loop_destroy - cancel everything and free the loop.
  *
- * Cancels every op in flight and keeps running completions (each owner sees
- * its op complete, usually with -ECANCELED) until the kernel has returned
- * every CQE; then stops the offload pool (waiting for running jobs), frees
- * the buffer rings still registered and closes the ring. Owners must not
- * start new ops from those final callbacks (starting one returns -ESHUTDOWN).
- * Loop thread only. NULL is a no-op.
+ * Stops the offload pool (waiting for running jobs), cancels every op in
+ * flight and keeps running completions (each owner sees its op complete,
+ * usually with -ECANCELED) until the kernel has returned every CQE; then
+ * runs every item posted until none is left and no poster is still inside
+ * ferry_loop_post (items may post again), frees the buffer rings still
+ * registered and closes the ring. Owners must not start new ops from those
+ * final callbacks (starting one returns -ESHUTDOWN); futex wakes issued
+ * there are delivered (as futex(2) calls). Loop thread only. NULL is a
+ * no-op.
  */
 void ferry_loop_destroy(struct ferry_loop *loop);
 
@@ -195,10 +198,14 @@ struct ferry_post {
  * Pushes onto a lock-free multi-producer stack; rings the doorbell (one
  * eventfd write) only when the loop is asleep or about to sleep, so a busy
  * loop costs posters no syscall. Items run in the order posted by each
- * thread. Never fails. The caller must guarantee the loop is not
- * destroyed before the call begins; the item posted may itself be what
- * leads to the loop's destruction (ferry_loop_destroy waits for posters
- * still inside this call).
+ * thread. Never fails: every item posted runs, including items posted
+ * while ferry_loop_destroy runs (from its callbacks and items, or from a
+ * thread already inside this call). The caller must guarantee the loop is
+ * not freed before the call begins: a thread may post during destroy only
+ * while something it holds keeps destroy from finishing (the bridge's
+ * runner gate does that). The item posted may itself be what leads to the
+ * loop's destruction (ferry_loop_destroy waits for posters still inside
+ * this call).
  */
 void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 
@@ -207,7 +214,9 @@ void ferry_loop_post(struct ferry_loop *loop, struct ferry_post *p);
 /* next loop turn), or a negative code: -EBUSY if @op is already busy,   */
 /* -ESHUTDOWN while the loop is being destroyed, -EOPNOTSUPP if the      */
 /* kernel lacks the op. Buffers and addresses passed in must stay valid  */
-/* until the op completes.                                               */
+/* until the op completes. A length (send, recv, read, write) above      */
+/* 0x7ffff000, the most Linux moves in one call, is clamped to it: like  */
+/* read(2) and write(2), these ops may move less than asked.             */
 
 /* True while @op has completions outstanding (or is parked for buffers). */
 bool ferry_op_busy(const struct ferry_op *op);
@@ -287,8 +296,13 @@ void ferry_loop_futex_wake(struct ferry_loop *loop, uint32_t *uaddr,
  * ferry_op_set_timeout - give the op just prepared on @op a deadline of @ns
  * nanoseconds from submission (an IORING_OP_LINK_TIMEOUT linked to it).
  * Must be called right after the ferry_op_* call that prepared @op, before
- * any other op is prepared. If the deadline fires, @op completes with -ETIME.
- * Not for multishot ops.
+ * any other op is prepared; futex wakes and cancels of other ops in between
+ * are fine. If the deadline fires, @op completes with -ETIME.
+ * Returns 0; -EINVAL if @op is not the op prepared last (another op was
+ * prepared since, the loop has submitted since, or @op was cancelled) or
+ * is multishot; -EBUSY if the ring has no room for the timeout (a ring of
+ * one entry, or failing submissions): then @op is not started either, it
+ * is idle again and will not complete.
  */
 int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 			 uint64_t ns);

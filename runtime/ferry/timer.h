@@ -21,8 +21,8 @@ struct ferry_timer {
 	void (*fn)(struct ferry_timer *t);
 	/* private: */
 	uint64_t ferry__deadline;
+	uint64_t ferry__seq;	/* start order: FIFO ties, "started this turn" */
 	uint32_t ferry__slot;	/* heap index + 1; 0 when inactive */
-	uint32_t ferry__seq;	/* start order, breaks ties FIFO */
 };
 
 /*

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "ferry/timer.h"
+#include "test_hooks.h"	/* ferry__loop_bell_op: end the doorbell's poll */
 
 struct item {
 	struct ferry_post p;
@@ -224,6 +225,48 @@ Test(doorbell, post_from_loop_thread_and_from_item, .timeout = 10)
 	cr_assert_eq(r.count, 0, "post ran the item synchronously");
 	RT_RUN_UNTIL(loop, r.count == 1000, 5000);
 	cr_assert_eq(r.maxdepth, 1, "item re-entered from inside itself");
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * The doorbell's multishot poll can end with an error (the kernel cancels
+ * it, runs out of memory...): it must be armed again, or a loop asleep
+ * without a bound never hears a post (regression: it was re-armed only
+ * after an end without error). A cancel ends it the same way.
+ */
+Test(doorbell, poll_rearmed_after_it_ends_with_an_error, .timeout = 30)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct ferry_op *bell = ferry__loop_bell_op(loop);
+	struct tally t = { .loop_tid = rt_gettid() };
+
+	g_tally = &t;
+	rt_turn(loop, 0);
+	cr_assert(ferry_op_busy(bell), "the doorbell is armed at start");
+	for (int round = 0; round < 3; round++) {
+		unsigned base = ferry_loop_inflight(loop);
+		struct item it = { .p.fn = item_fn, .seq = round + 1 };
+		struct delayed_poster d = { .loop = loop, .p = &it.p,
+					    .delay_us = 50000 };
+		pthread_t th;
+
+		cr_assert_eq(ferry_op_cancel(loop, bell), 0);
+		/* The poll's end and the cancel's own CQE. */
+		RT_RUN_UNTIL(loop, ferry_loop_inflight(loop) < base + 1, 2000);
+		rt_run_for(loop, 20);
+		cr_assert(ferry_op_busy(bell), "round %d: the doorbell was not "
+			  "re-armed after its poll ended", round);
+		cr_assert_eq(ferry_loop_inflight(loop), base);
+
+		/* Asleep without a bound, the loop still hears a post. */
+		cr_assert_eq(pthread_create(&th, NULL, delayed_post_main, &d), 0);
+		alarm(10);	/* a dead doorbell leaves us asleep for ever */
+		while (!it.ran)
+			rt_turn(loop, -1);
+		alarm(0);
+		pthread_join(th, NULL);
+		cr_assert_eq(it.ran, 1);
+	}
 	ferry_loop_destroy(loop);
 }
 

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include "ferry/timer.h"
@@ -542,6 +543,365 @@ Test(ops, many_linked_timeouts_mixed, .timeout = 15)
 	ferry_loop_destroy(loop);
 }
 
+/*
+ * The deadline stays with its op when another SQE is taken between the
+ * op and ferry_op_set_timeout (regression: the link went to whatever SQE
+ * came next, and the deadline was silently lost).
+ */
+static void deadline_case(struct ferry_loop *loop, int between)
+{
+	unsigned base = idle_inflight(loop);
+	_Atomic uint32_t word = 0;
+	struct rt_op o, other;
+	char buf[8];
+	int sv[2], ov[2];
+
+	rt_socketpair(sv);
+	rt_socketpair(ov);
+	rt_op_init(&other);
+	cr_assert_eq(ferry_op_recv(loop, &other.op, ov[0], buf, 1, 0), 0);
+	rt_turn(loop, 0);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	if (between == 0)
+		ferry_loop_futex_wake(loop, (uint32_t *)&word, 1);
+	else
+		cr_assert_eq(ferry_op_cancel(loop, &other.op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ETIME, "the deadline was lost: %s",
+		     ferry_strerrorname(o.res));
+	if (between == 0)
+		cr_assert_eq(ferry_op_cancel(loop, &other.op), 0);
+	RT_RUN_UNTIL(loop, other.nfinal == 1, 3000);
+	cr_assert_eq(other.res, -ECANCELED, "got %s",
+		     ferry_strerrorname(other.res));
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	close(ov[0]);
+	close(ov[1]);
+}
+
+Test(ops, linked_timeout_after_a_futex_wake, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+
+	if (!(ferry_loop_features(loop) & FERRY_FEAT_FUTEX)) {
+		ferry_loop_destroy(loop);
+		cr_skip_test("no IORING_OP_FUTEX_WAKE: the wake takes no SQE");
+	}
+	deadline_case(loop, 0);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, linked_timeout_after_a_cancel, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+
+	deadline_case(loop, 1);
+	ferry_loop_destroy(loop);
+}
+
+/* The SQE in between needs the last free slots, so taking it submits:
+ * the op must not go to the kernel without its link. */
+Test(ops, linked_timeout_after_a_cancel_that_fills_the_sq, .timeout = 10)
+{
+	struct ferry_loop_opts opts = { .sq_entries = 4 };
+	struct ferry_loop *loop = rt_loop_new(&opts);
+	unsigned base = idle_inflight(loop);
+	struct rt_op t[2], o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	for (int i = 0; i < 2; i++) {
+		rt_op_init(&t[i]);
+		cr_assert_eq(ferry_op_timeout(loop, &t[i].op, 60000 * RT_MS), 0);
+	}
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	/* Three of four SQ slots are taken and unsubmitted. */
+	cr_assert_eq(ferry_op_cancel(loop, &t[0].op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1 && t[0].nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ETIME, "the deadline was lost: %s",
+		     ferry_strerrorname(o.res));
+	cr_assert_eq(t[0].res, -ECANCELED);
+	cr_assert_eq(ferry_op_cancel(loop, &t[1].op), 0);
+	RT_RUN_UNTIL(loop, t[1].nfinal == 1, 3000);
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/* Cancelling the op itself before its deadline is set ends its chance of
+ * one (the cancel must stay behind the op); the cancel still works. */
+Test(ops, set_timeout_after_cancelling_the_op_is_einval, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct rt_op o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	cr_assert_eq(ferry_op_cancel(loop, &o.op), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 60000 * RT_MS), -EINVAL);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ECANCELED, "got %s", ferry_strerrorname(o.res));
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/* No room for the link: -EBUSY, and the op is not left running without
+ * its deadline (regression: it stayed in flight with none). */
+Test(ops, set_timeout_ebusy_leaves_the_op_idle, .timeout = 10)
+{
+	struct ferry_loop_opts opts = { .sq_entries = 1 };
+	struct ferry_loop *loop = rt_loop_new(&opts);
+	unsigned base = idle_inflight(loop);
+	struct rt_op o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), -EBUSY);
+	cr_assert(!ferry_op_busy(&o.op), "the op runs on without its deadline");
+	cr_assert_eq(ferry_loop_inflight(loop), base);
+	rt_write_all(sv[1], "x", 1);
+	rt_run_for(loop, 20);
+	cr_assert_eq(o.ncalls, 0, "an op that was not started completed");
+	/* The op is reusable, and still works without a deadline. */
+	cr_assert_eq(ferry_op_recv(loop, &o.op, sv[0], buf, sizeof(buf), 0), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, 1);
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * Ops that the kernel has to interrupt in an io-wq worker. Opening a FIFO
+ * for reading blocks until a writer comes; through a /proc magic link the
+ * kernel cannot even try it without blocking, so it runs in a worker from
+ * the start. Cancelling such an op (by ferry_op_cancel, a deadline, or
+ * destroy) interrupts the worker, and Linux ends the op with -EINTR or
+ * even the kernel-internal -ERESTARTSYS (512, seen on 6.18), while the
+ * linked timeout reports -EALREADY or -ENOENT instead of -ETIME
+ * (regression: all of that reached the owner as it came).
+ */
+struct blocked_open {
+	char dir[256];
+	char path[64];		/* /proc/self/fd/N of an O_PATH FIFO fd */
+	int pathfd;
+};
+
+static void blocked_open_init(struct blocked_open *b)
+{
+	char fifo[300];
+
+	rt_tmpdir(b->dir, sizeof(b->dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", b->dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	b->pathfd = open(fifo, O_PATH | O_CLOEXEC);
+	cr_assert_geq(b->pathfd, 0);
+	snprintf(b->path, sizeof(b->path), "/proc/self/fd/%d", b->pathfd);
+}
+
+static void blocked_open_fini(struct blocked_open *b)
+{
+	close(b->pathfd);
+	rt_rmtree(b->dir);
+}
+
+/* Start the open; skip if this kernel opens the FIFO without blocking. */
+static void blocked_open_start(struct ferry_loop *loop, struct blocked_open *b,
+			       struct rt_op *o, uint64_t deadline_ns)
+{
+	rt_op_init(o);
+	cr_assert_eq(ferry_op_openat(loop, &o->op, AT_FDCWD, b->path,
+				     O_RDONLY | O_CLOEXEC, 0), 0);
+	if (deadline_ns)
+		cr_assert_eq(ferry_op_set_timeout(loop, &o->op, deadline_ns), 0);
+	rt_turn(loop, 0);
+	if (o->nfinal && o->res >= 0) {
+		close(o->res);
+		cr_skip_test("the kernel opened a FIFO without a writer");
+	}
+}
+
+/* The io-wq worker running the open, asleep in the kernel. */
+static void wait_for_blocked_worker(void)
+{
+	for (int i = 0; i < 2000; i++) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+		int tid = 0;
+
+		while (d && (e = readdir(d))) {
+			char path[300], comm[32] = "";
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+				 e->d_name);
+			f = fopen(path, "r");
+			if (f && fgets(comm, sizeof(comm), f) &&
+			    strncmp(comm, "iou-wrk-", 8) == 0)
+				tid = atoi(e->d_name);
+			if (f)
+				fclose(f);
+		}
+		if (d)
+			closedir(d);
+		if (tid) {
+			rt_wait_until_asleep(tid);
+			return;
+		}
+		usleep(1000);
+	}
+	cr_assert_fail("no io-wq worker ever ran the open");
+}
+
+Test(ops, linked_timeout_on_an_op_in_an_io_wq_worker_is_etime, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	unsigned base = idle_inflight(loop);
+	struct blocked_open b;
+	struct rt_op o;
+
+	blocked_open_init(&b);
+	for (int i = 0; i < 3; i++) {
+		blocked_open_start(loop, &b, &o, 20 * RT_MS);
+		RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+		cr_assert_eq(o.res, -ETIME, "round %d: %s (%d)", i,
+			     ferry_strerrorname(o.res), o.res);
+	}
+	rt_run_for(loop, 10);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	blocked_open_fini(&b);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, cancel_of_an_op_in_an_io_wq_worker_is_ecanceled, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct blocked_open b;
+	struct rt_op o;
+
+	blocked_open_init(&b);
+	blocked_open_start(loop, &b, &o, 0);
+	wait_for_blocked_worker();
+	cr_assert_eq(ferry_op_cancel(loop, &o.op), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ECANCELED, "got %s (%d)", ferry_strerrorname(o.res),
+		     o.res);
+
+	/* And when destroy cancels it. */
+	blocked_open_start(loop, &b, &o, 0);
+	wait_for_blocked_worker();
+	ferry_loop_destroy(loop);
+	cr_assert_eq(o.nfinal, 1);
+	cr_assert_eq(o.res, -ECANCELED, "destroy: got %s (%d)",
+		     ferry_strerrorname(o.res), o.res);
+	blocked_open_fini(&b);
+}
+
+/*
+ * Lengths above 4 GiB are clamped to what Linux moves in one call, never
+ * truncated to the SQE's 32 bits (regression: 4 GiB + 5 became 5, and a
+ * recv of exactly 4 GiB became a recv of 0 bytes, which reads as EOF).
+ * The buffers are real: one untouched, never-backed 4 GiB mapping.
+ */
+#define FOUR_GIB (UINT64_C(4) << 30)
+
+static int huge_op(struct ferry_loop *loop, int kind, int fd, void *buf,
+		   size_t len)
+{
+	struct rt_op o;
+	int rc;
+
+	rt_op_init(&o);
+	switch (kind) {
+	case 'w':
+		rc = ferry_op_write(loop, &o.op, fd, buf, len, 0);
+		break;
+	case 'r':
+		rc = ferry_op_read(loop, &o.op, fd, buf, len, 0);
+		break;
+	case 's':
+		rc = ferry_op_send(loop, &o.op, fd, buf, len, MSG_DONTWAIT);
+		break;
+	default:
+		rc = ferry_op_recv(loop, &o.op, fd, buf, len, 0);
+		break;
+	}
+	cr_assert_eq(rc, 0, "prep %c: %s", kind, ferry_strerrorname(rc));
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 5000);
+	return o.res;
+}
+
+Test(ops, lengths_above_4gib_are_clamped, .timeout = 20)
+{
+	struct ferry_loop *loop;
+	char dir[256], path[300], data[100];
+	size_t maplen = FOUR_GIB + 4096;
+	unsigned char *map;
+	int fd, sv[2], res;
+
+	if (sizeof(size_t) < 8)
+		cr_skip_test("32-bit size_t: no length above 4 GiB");
+	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED)
+		cr_skip_test("cannot map 4 GiB of address space: %s",
+			     strerror(errno));
+	loop = rt_loop_new(NULL);
+
+	/* /dev/null takes all it is offered: the clamp itself, >= 1 GiB. */
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	res = huge_op(loop, 'w', fd, map, FOUR_GIB + 5);
+	cr_assert_geq(res, 1 << 30, "write of 4 GiB + 5 moved %d bytes", res);
+	close(fd);
+
+	/* A 100-byte file read with 4 GiB + 5: all 100, not 5. */
+	rt_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	for (int i = 0; i < 100; i++)
+		data[i] = (char)rt_pattern((size_t)i);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	rt_write_all(fd, data, sizeof(data));
+	res = huge_op(loop, 'r', fd, map, FOUR_GIB + 5);
+	cr_assert_eq(res, 100, "read of 4 GiB + 5 returned %d", res);
+	cr_assert_arr_eq(map, data, sizeof(data));
+	close(fd);
+	rt_rmtree(dir);
+
+	/* recv of exactly 4 GiB with 10 bytes waiting: 10, not "EOF". */
+	rt_socketpair(sv);
+	rt_write_all(sv[1], "ten bytes!", 10);
+	res = huge_op(loop, 'v', sv[0], map, FOUR_GIB);
+	cr_assert_eq(res, 10, "recv of 4 GiB returned %d", res);
+	cr_assert_arr_eq(map, "ten bytes!", 10);
+
+	/* send of 4 GiB + 3: as much as the socket takes, not 3. */
+	res = huge_op(loop, 's', sv[0], map, FOUR_GIB + 3);
+	cr_assert_gt(res, 3, "send of 4 GiB + 3 moved %d bytes", res);
+	close(sv[0]);
+	close(sv[1]);
+	munmap(map, maplen);
+	ferry_loop_destroy(loop);
+}
+
 /* ------------------------------------------------------------------ */
 /* Multishot accept and poll.                                           */
 
@@ -1019,28 +1379,6 @@ static void *sleeper_main(void *arg)
 	return NULL;
 }
 
-/* Wait until thread @tid is asleep in the kernel (state S). */
-static void wait_until_asleep(int tid)
-{
-	char path[64], buf[256];
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	for (int i = 0; i < 2000; i++) {
-		FILE *f = fopen(path, "r");
-		char *p = NULL;
-
-		if (f) {
-			p = fgets(buf, sizeof(buf), f);
-			fclose(f);
-		}
-		p = p ? strrchr(buf, ')') : NULL;
-		if (p && p[1] == ' ' && p[2] == 'S')
-			return;
-		usleep(1000);
-	}
-	cr_assert_fail("thread %d never went to sleep", tid);
-}
-
 static void loop_futex_wake_case(const char *disable, unsigned spin_ns)
 {
 	struct ferry_loop_opts o = { .idle_spin_ns = spin_ns };
@@ -1057,7 +1395,7 @@ static void loop_futex_wake_case(const char *disable, unsigned spin_ns)
 	cr_assert_eq(pthread_create(&th, NULL, sleeper_main, &s), 0);
 	while (!atomic_load(&s.tid))
 		usleep(1000);
-	wait_until_asleep(atomic_load(&s.tid));
+	rt_wait_until_asleep(atomic_load(&s.tid));
 
 	atomic_store(&s.word, 1);
 	ferry_loop_futex_wake(loop, (uint32_t *)&s.word, 1);

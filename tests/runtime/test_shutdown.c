@@ -5,8 +5,10 @@
  */
 #include "util.h"
 
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "ferry/offload.h"
@@ -361,4 +363,148 @@ Test(shutdown, loops_on_several_threads, .timeout = 15)
 			     ferry_strerrorname(l[i].create_rc));
 		cr_assert_geq(l[i].turn_rc, 0);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Destroy's final pass: what is posted or woken there is not lost.     */
+/*                                                                      */
+/* A chain item re-posts itself while the loop still has CQEs in flight; */
+/* once ferry_loop_inflight() is 0 inside destroy, the kernel has        */
+/* returned everything and the loop will not enter it again: from then  */
+/* on the chain is in destroy's final pass, whatever the kernel's timing. */
+
+struct final_chain {
+	struct ferry_post p;		/* re-posted from its own fn */
+	struct ferry_post from_thread;	/* posted by the helper thread */
+	struct ferry_loop *loop;
+	int ran;			/* chain links run */
+	int final_links;		/* of those, with nothing in flight */
+	int want_final;			/* links to run in the final pass */
+	int thread_item_ran;
+	atomic_int go, posted;		/* handshake with the helper */
+	_Atomic uint32_t word;		/* futex word, 0 until the last link */
+	bool wake;			/* last link wakes word */
+};
+
+static void final_thread_item_fn(struct ferry_post *p)
+{
+	struct final_chain *c = (struct final_chain *)
+		((char *)p - offsetof(struct final_chain, from_thread));
+
+	c->thread_item_ran++;
+}
+
+/* Posts c->from_thread from another thread when told to. */
+static void *final_helper_main(void *arg)
+{
+	struct final_chain *c = arg;
+
+	while (!atomic_load(&c->go))
+		sched_yield();
+	if (atomic_load(&c->go) > 0)
+		ferry_loop_post(c->loop, &c->from_thread);
+	atomic_store(&c->posted, 1);
+	return NULL;
+}
+
+static void final_chain_fn(struct ferry_post *p)
+{
+	struct final_chain *c = (struct final_chain *)p;
+
+	c->ran++;
+	if (ferry_loop_inflight(c->loop) == 0 &&
+	    ++c->final_links == c->want_final) {
+		if (c->wake) {
+			atomic_store(&c->word, 1);
+			ferry_loop_futex_wake(c->loop, (uint32_t *)&c->word, 1);
+		}
+		/* A post from another thread lands while we still run. */
+		atomic_store(&c->go, 1);
+		while (!atomic_load(&c->posted))
+			sched_yield();
+		return;
+	}
+	ferry_loop_post(c->loop, p);
+}
+
+static void final_chain_init(struct final_chain *c, struct ferry_loop *loop,
+			     int want_final)
+{
+	memset(c, 0, sizeof(*c));
+	c->p.fn = final_chain_fn;
+	c->from_thread.fn = final_thread_item_fn;
+	c->loop = loop;
+	c->want_final = want_final;
+}
+
+Test(shutdown, items_posted_in_the_final_pass_run, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct final_chain c;
+	pthread_t th;
+
+	final_chain_init(&c, loop, 5);
+	cr_assert_eq(pthread_create(&th, NULL, final_helper_main, &c), 0);
+	rt_turn(loop, 0);
+	cr_assert_gt(ferry_loop_inflight(loop), 0, "the doorbell is armed");
+	/* Posted by the loop thread, run by destroy. */
+	ferry_loop_post(loop, &c.p);
+	ferry_loop_destroy(loop);
+	if (!atomic_load(&c.go))
+		atomic_store(&c.go, -1);	/* release the helper */
+	pthread_join(th, NULL);
+	cr_assert_eq(c.final_links, 5, "%d of 5 items posted in destroy's "
+		     "final pass ran (%d links in all)", c.final_links, c.ran);
+	cr_assert_eq(c.thread_item_ran, 1, "the item another thread posted "
+		     "in the final pass ran %d times", c.thread_item_ran);
+}
+
+struct final_sleeper {
+	_Atomic uint32_t *word;
+	atomic_int tid;
+	atomic_int woken;
+};
+
+static void *final_sleeper_main(void *arg)
+{
+	struct final_sleeper *s = arg;
+
+	atomic_store(&s->tid, (int)rt_gettid());
+	while (atomic_load(s->word) == 0)
+		syscall(SYS_futex, s->word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	atomic_store(&s->woken, 1);
+	return NULL;
+}
+
+Test(shutdown, futex_wake_in_the_final_pass_is_delivered, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct final_chain c;
+	struct final_sleeper s = { .word = &c.word };
+	pthread_t th, helper;
+	uint64_t end;
+
+	final_chain_init(&c, loop, 1);
+	c.wake = true;
+	cr_assert_eq(pthread_create(&helper, NULL, final_helper_main, &c), 0);
+	cr_assert_eq(pthread_create(&th, NULL, final_sleeper_main, &s), 0);
+	while (!atomic_load(&s.tid))
+		usleep(1000);
+	rt_wait_until_asleep(atomic_load(&s.tid));
+	rt_turn(loop, 0);
+	ferry_loop_post(loop, &c.p);
+	ferry_loop_destroy(loop);
+	pthread_join(helper, NULL);
+	cr_assert_eq(c.final_links, 1, "the waking item did not run");
+	/* The waiter has nobody else to wake it: give it a generous while. */
+	end = ferry_time_now() + 3000 * RT_MS;
+	while (!atomic_load(&s.woken) && ferry_time_now() < end)
+		usleep(1000);
+	if (!atomic_load(&s.woken)) {
+		syscall(SYS_futex, &c.word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		pthread_join(th, NULL);
+		cr_assert_fail("a futex wake issued in destroy's final pass "
+			       "never reached the sleeper");
+	}
+	pthread_join(th, NULL);
 }

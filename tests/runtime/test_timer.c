@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include "ferry/timer.h"
+#include "test_hooks.h"	/* ferry__timer_seq_set: start numbers near a wrap */
 
 /* A timer that records when and in which order it fired. */
 struct rec_timer {
@@ -473,4 +474,68 @@ Test(timer, active_timers_at_destroy, .timeout = 10)
 					       ferry_time_now() + 60000 * RT_MS), 0);
 	ferry_loop_destroy(loop);
 	cr_assert_eq(nlog, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start numbers: a timer started long ago still fires (regression: the  */
+/* numbers were 32-bit, and after 2^31 later starts an old timer looked  */
+/* "started this turn" for ever: it never fired, and the loop spun).     */
+
+Test(timer, old_timer_fires_after_2e31_later_starts, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct rec_timer r[2];
+	int log[2], nlog = 0;
+	uint64_t dl = ferry_time_now() + 10 * RT_MS;
+	int turns = 0;
+
+	rec_timers_init(r, 2, log, &nlog);
+	ferry__timer_seq_set(loop, 1000);
+	cr_assert_eq(ferry_timer_start(loop, &r[0].t, dl), 0);
+	/* As if 2^31 + 7 timers had been started since. */
+	ferry__timer_seq_set(loop, 1000 + (UINT64_C(1) << 31) + 7);
+	cr_assert_eq(ferry_timer_start(loop, &r[1].t, dl), 0);
+	while (nlog < 2 && turns < 1000) {
+		rt_turn(loop, 1000 * RT_MS);
+		turns++;
+	}
+	cr_assert_eq(r[0].fired, 1, "the old timer never fired (%d turns)", turns);
+	cr_assert_eq(r[1].fired, 1, "the new timer never fired (%d turns)", turns);
+	cr_assert_eq(log[0], 0, "equal deadlines: the older start fires first");
+	cr_assert(!ferry_timer_active(&r[0].t));
+	ferry_loop_destroy(loop);
+}
+
+Test(timer, start_numbers_wrap_at_64_bits, .timeout = 10)
+{
+	enum { N = 8 };
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct rec_timer r[N];
+	struct zero_restart z = { .t.fn = zero_restart_fn, .loop = loop };
+	int log[N], nlog = 0;
+	uint64_t dl = ferry_time_now() + 10 * RT_MS;
+
+	/* Equal deadlines started across the wrap still fire FIFO. */
+	rec_timers_init(r, N, log, &nlog);
+	ferry__timer_seq_set(loop, UINT64_MAX - N / 2);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(ferry_timer_start(loop, &r[i].t, dl), 0);
+	RT_RUN_UNTIL(loop, nlog == N, 2000);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(log[i], i, "position %d fired timer %d", i, log[i]);
+
+	/* A timer re-arming itself in the past across the wrap fires once or
+	 * twice a turn: never starves the turn, never stops. */
+	ferry__timer_seq_set(loop, UINT64_MAX - 2);
+	cr_assert_eq(ferry_timer_start(loop, &z.t, 0), 0);
+	for (int turn = 1; turn <= 8; turn++) {
+		int before = z.count;
+
+		rt_turn(loop, 100 * RT_MS);
+		cr_assert_geq(z.count - before, 1, "turn %d did not fire it", turn);
+		cr_assert_leq(z.count - before, 2, "turn %d fired it %d times",
+			      turn, z.count - before);
+	}
+	ferry_timer_stop(loop, &z.t);
+	ferry_loop_destroy(loop);
 }

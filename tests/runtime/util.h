@@ -219,6 +219,28 @@ static inline bool rt_fd_is_open(int fd)
 	return fcntl(fd, F_GETFD) >= 0;
 }
 
+/* Wait until thread @tid is asleep in the kernel (state S). */
+static inline void rt_wait_until_asleep(int tid)
+{
+	char path[64], buf[256];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	for (int i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		char *p = NULL;
+
+		if (f) {
+			p = fgets(buf, sizeof(buf), f);
+			fclose(f);
+		}
+		p = p ? strrchr(buf, ')') : NULL;
+		if (p && p[1] == ' ' && p[2] == 'S')
+			return;
+		usleep(1000);
+	}
+	cr_assert_fail("thread %d never went to sleep", tid);
+}
+
 /* Raise the soft descriptor limit to @want (or the hard limit). */
 static inline void rt_want_fds(rlim_t want)
 {
