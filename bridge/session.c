@@ -264,7 +264,7 @@ static const char *ferry__xfer_why(const struct ferry__xfer *x, int *result,
 	if (*result == FERRY_ECLOSED)
 		return "the session was closed";
 	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)x->max_body);
-	if (*result == FERRY_ETOOLARGE && x->max_body_default &&
+	if (*result == FERRY_ETOOLARGE && x->max_body_default && detail &&
 	    strstr(detail, lim)) {
 		snprintf(buf, len, "%s (the whole-body default, "
 			 "FERRY_SESSION_MAX_BODY; set max_body to change it)",

@@ -25,7 +25,7 @@
  * return NULL for none) return FERRY_EINVAL for it and never crash: wait,
  * cancel, release, next; ferry_task_done says false. Functions that end
  * a lifetime (ferry_runner_destroy, ferry_stream_close) accept NULL as a
- * no-op. Loop-side calls (Thread: loop) and ferry_runner_* on a NULL
+ * no-op; so does ferry_lines_free. Loop-side calls (Thread: loop) and ferry_runner_* on a NULL
  * runner are the caller's bug and are not checked.
  *
  * Errors: FERRY_ECLOSED (the runner is closed or closing), FERRY_ECANCELED,
@@ -372,13 +372,14 @@ void ferry_lines_init(struct ferry_lines *l, struct ferry_stream *s,
  * ferry_lines_next - the next line, without its "\n" or "\r\n".
  * Returns 1 with *@line / *@len valid until the next call (a final line
  * without a newline is returned too), 0 at the end, FERRY_ETOOLARGE for a
- * line longer than max_line (the iterator is then finished), or a stream
- * error.
+ * line longer than max_line (the iterator is then finished), a stream
+ * error (ferry_stream_why says why; a NULL stream gives FERRY_EINVAL), or
+ * FERRY_EINVAL for a NULL argument.
  */
 int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 		     int64_t timeout_ns);
 
-/* ferry_lines_free - free the join buffer (not the stream). */
+/* ferry_lines_free - free the join buffer (not the stream). NULL: no-op. */
 void ferry_lines_free(struct ferry_lines *l);
 
 #endif /* FERRY_BRIDGE_H */

@@ -308,6 +308,17 @@ Test(session_hard, null_arguments_never_crash)
 		     FERRY_EINVAL);
 	cr_assert_str_eq(ferry_stream_why(NULL), "");
 	ferry_stream_close(NULL);
+	{
+		struct ferry_lines l;
+		const char *line;
+
+		ferry_lines_init(&l, NULL, 0);
+		cr_assert_eq(ferry_lines_next(&l, &line, &len, 0), FERRY_EINVAL);
+		cr_assert_eq(ferry_lines_next(NULL, &line, &len, 0), FERRY_EINVAL);
+		cr_assert_eq(ferry_lines_next(&l, NULL, NULL, 0), FERRY_EINVAL);
+		ferry_lines_free(&l);
+		ferry_lines_free(NULL);
+	}
 }
 
 /* A 200 with a body, read with NULL for every optional pointer. */
