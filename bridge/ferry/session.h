@@ -202,7 +202,9 @@ struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
  * done with it, close its stream, free it. NULL is a no-op. A response
  * still running cannot be freed on the runner's loop thread (that would
  * wait for the loop itself): submit from the loop only what another
- * thread waits for and frees.
+ * thread waits for and frees. Free every streamed response before its
+ * runner is destroyed: ferry_runner_destroy cannot wait for a stream
+ * nobody will close, and reports it (aborting in debug builds).
  */
 void ferry_response_free(struct ferry_response *r);
 
