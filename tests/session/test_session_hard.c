@@ -114,8 +114,9 @@ Test(session_hard, session_closed_mid_body_says_so_on_the_stream)
 	uint64_t got;
 	int rc;
 
-	/* 1 MiB in 16 KiB pieces every 50 ms: still going after the close. */
-	st_misbehave("slow-body", "--delay=0.05");
+	/* 1 MiB in 16 KiB pieces every 200 ms: 13 s, still going after the
+	 * close. */
+	st_misbehave("slow-body", "--delay=0.2");
 	st_session(NULL);
 	rq.url = st_url(st.badbase, "/");
 	rc = ferry_session_request(st.s, &rq, &r);
@@ -194,7 +195,7 @@ Test(session_hard, runner_close_mid_stream_says_closed)
 	uint64_t got;
 	int rc;
 
-	st_misbehave("slow-body", "--delay=0.05");
+	st_misbehave("slow-body", "--delay=0.2");
 	st_session(NULL);
 	rq.url = st_url(st.badbase, "/");
 	rc = ferry_session_request(st.s, &rq, &r);
