@@ -66,6 +66,21 @@ struct ferry_runner {
 	atomic_int scan_pending;
 	struct ferry_post stop_post;
 
+	/*
+	 * Streams whose consumer has not called ferry_stream_close: the
+	 * loop adds, consumers subtract. Read by the loop only once destroy
+	 * has begun, to tell a stream nobody will ever close (see
+	 * ferry__runner_main).
+	 */
+	atomic_uint open_streams;
+	/* Set by destroy before its close posts the stop item, whose post
+	 * publishes it to the loop; read by the loop after that item ran. */
+	bool destroying;
+	/* Set by the loop thread before it returns, read after the join:
+	 * streams were left open, the loop was not destroyed (release
+	 * builds; debug builds abort). */
+	bool orphaned;
+
 	/* Loop thread only. */
 	struct ferry__link tasks;	/* in flight */
 	unsigned ntasks;

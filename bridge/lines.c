@@ -22,6 +22,8 @@ void ferry_lines_init(struct ferry_lines *l, struct ferry_stream *s,
 
 void ferry_lines_free(struct ferry_lines *l)
 {
+	if (!l)
+		return;
 	free(l->ferry__buf);
 	l->ferry__buf = NULL;
 	l->ferry__cap = l->ferry__len = 0;
@@ -72,6 +74,8 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 {
 	int ret;
 
+	if (!l || !line || !len)
+		return FERRY_EINVAL;
 	/* Finished by an error or an overlong line: stay finished. */
 	if (l->ferry__end < 0)
 		return l->ferry__end;

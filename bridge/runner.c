@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ int ferry_runner_create(struct ferry_runner **rp,
 	atomic_init(&r->phase, FERRY__R_NEW);
 	atomic_init(&r->gate, 0);
 	atomic_init(&r->scan_pending, 0);
+	atomic_init(&r->open_streams, 0);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	ferry__list_init(&r->tasks);
@@ -68,6 +70,39 @@ bool ferry__runner_on_loop(const struct ferry_runner *r)
 /* ------------------------------------------------------------------ */
 /* The loop thread                                                       */
 
+/*
+ * Destroy has begun and every task has ended, so no new stream can appear
+ * and no other thread may use the runner any more (destroy's contract):
+ * a stream its consumer has not closed will never be closed, and waiting
+ * for it would hang for ever. Say so, and abort (debug) or give up on the
+ * loop (release). True when the loop must stop turning.
+ */
+static bool ferry__runner_orphans(struct ferry_runner *r)
+{
+	unsigned n;
+
+	if (!r->loop_closing || !r->destroying || r->ntasks)
+		return false;
+	/* acquire: pairs with ferry_stream_close's release decrement. */
+	n = atomic_load_explicit(&r->open_streams, memory_order_acquire);
+	if (!n)
+		return false;
+	fprintf(stderr, "ferry_runner_destroy: %u stream(s) never closed by "
+		"their consumer (free streamed responses, or close their "
+		"streams, before destroying the runner)%s\n", n,
+#ifndef NDEBUG
+		"; aborting"
+#else
+		"; the runner is leaked"
+#endif
+		);
+#ifndef NDEBUG
+	abort();
+#endif
+	r->orphaned = true;
+	return true;
+}
+
 static void *ferry__runner_main(void *arg)
 {
 	struct ferry_runner *r = arg;
@@ -97,8 +132,11 @@ static void *ferry__runner_main(void *arg)
 	/* Turn until close has been asked for and everything it cancelled
 	 * has finished. A turn returns after each batch of events, so the
 	 * condition is seen as soon as the last task completes. */
-	while (!(r->loop_closing && r->ntasks == 0 && r->nstreams == 0))
+	while (!(r->loop_closing && r->ntasks == 0 && r->nstreams == 0)) {
+		if (ferry__runner_orphans(r))
+			return NULL;	/* the loop stays: streams point into it */
 		ferry_loop_run_once(loop, -1);
+	}
 	ferry_loop_destroy(loop);
 	return NULL;
 }
@@ -341,7 +379,10 @@ void ferry_runner_destroy(struct ferry_runner *r)
 {
 	if (!r)
 		return;
+	r->destroying = true;	/* published by close's stop post */
 	ferry_runner_close(r);
+	if (r->orphaned)
+		return;		/* reported; see ferry__runner_orphans */
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);

@@ -21,12 +21,10 @@
 #include "internal.h"
 #include "ferry/session.h"
 
-/* Whole-body mode never buffers more than this unless told to. */
-#define FERRY__SESSION_MAX_BODY (256ull << 20)
-
 struct ferry_session {
 	struct ferry_runner *r;
 	uint64_t max_body;			/* whole-body default */
+	bool max_body_default;			/* FERRY_SESSION_MAX_BODY */
 	pthread_mutex_t lock;
 	bool closed;				/* under lock: close called */
 	struct ferry_http_client *client;	/* loop only; NULL once closed */
@@ -54,7 +52,7 @@ struct ferry_response {
 	int status;
 	char detail[FERRY_HTTP_DETAIL_MAX];
 	char *reason;
-	char *final_url;
+	char *final_url;		/* the requested URL until a head came */
 	struct ferry_http_header *headers;
 	size_t nheaders;
 	char *harena;
@@ -65,10 +63,12 @@ struct ferry_response {
 
 struct ferry__xfer {
 	struct ferry_response *resp;	/* until the task completes */
+	struct ferry_runner *r;
 	struct ferry_http_client *client;
 	struct ferry_http_request *req;	/* until on_done */
 	struct ferry_stream *stream;	/* stream mode, until ended */
 	uint64_t max_body;
+	bool max_body_default;		/* the session's FERRY_SESSION_MAX_BODY */
 	/* A chunk the full stream refused, pushed again on resume. */
 	const void *pend_data;
 	size_t pend_len;
@@ -79,6 +79,17 @@ struct ferry__xfer {
 /* ------------------------------------------------------------------ */
 /* Copying the response head                                             */
 
+/* @u formatted, whole, in memory of its own (URLs go up to 64 KiB). */
+static char *ferry__url_dup(const struct ferry_url *u)
+{
+	size_t n = ferry_url_format(u, NULL, 0);
+	char *s = malloc(n + 1);
+
+	if (s)
+		ferry_url_format(u, s, n + 1);
+	return s;
+}
+
 /* Copy status, reason, headers and the final URL out of the parser. */
 static int ferry__copy_head(struct ferry_response *resp,
 			    struct ferry_http_request *req, int status)
@@ -86,12 +97,12 @@ static int ferry__copy_head(struct ferry_response *resp,
 	size_t n = ferry_http_response_header_count(req), bytes = 0, len = 0;
 	const char *reason = ferry_http_response_reason(req, &len);
 	struct ferry_http_header h;
-	char url[2048], *p;
+	char *p;
 
 	resp->status = status;
 	resp->reason = strndup(reason, len);
-	ferry_url_format(ferry_http_request_url(req), url, sizeof(url));
-	resp->final_url = strdup(url);
+	free(resp->final_url);
+	resp->final_url = ferry__url_dup(ferry_http_request_url(req));
 	for (size_t i = 0; i < n && ferry_http_response_header_at(req, i, &h); i++)
 		bytes += h.name_len + h.value_len + 2;
 	resp->headers = calloc(n ? n : 1, sizeof(*resp->headers));
@@ -233,16 +244,49 @@ static int ferry__xfer_body(void *ctx, struct ferry_http_request *req,
 	return ret;	/* FERRY_ECLOSED: the reader is gone */
 }
 
+/*
+ * The words for how a transfer ended, in the session's terms: the loop
+ * side says "cancelled by the caller" when the runner's close cancels,
+ * and "the client was closed" when the session's client goes; a body over
+ * the session's own default limit says how to change it. @buf holds what
+ * is formatted here.
+ */
+static const char *ferry__xfer_why(const struct ferry__xfer *x, int *result,
+				   const char *detail, char *buf, size_t len)
+{
+	char lim[24];
+
+	if (x->r->loop_closing &&
+	    (*result == FERRY_ECANCELED || *result == FERRY_ECLOSED)) {
+		*result = FERRY_ECLOSED;
+		return "the runner was closed";
+	}
+	if (*result == FERRY_ECLOSED)
+		return "the session was closed";
+	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)x->max_body);
+	if (*result == FERRY_ETOOLARGE && x->max_body_default && detail &&
+	    strstr(detail, lim)) {
+		snprintf(buf, len, "%s (the whole-body default, "
+			 "FERRY_SESSION_MAX_BODY; set max_body to change it)",
+			 detail);
+		return buf;
+	}
+	return detail;
+}
+
 static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 			     int result, const char *detail)
 {
 	struct ferry__xfer *x = ctx;
 	struct ferry_response *resp = x->resp;
+	char buf[FERRY_HTTP_DETAIL_MAX];
 
 	x->req = NULL;
 	ferry__xfer_drop_pending(x);
+	if (result < 0)
+		detail = ferry__xfer_why(x, &result, detail, buf, sizeof(buf));
 	if (x->stream)
-		ferry_stream_end(x->stream, result < 0 ? result : 0);
+		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
 		resp->x = NULL;
 		resp->result = result;
@@ -265,8 +309,12 @@ static void ferry__resp_fail(struct ferry_response *resp, int err,
 			     const char *why)
 {
 	resp->result = err;
-	snprintf(resp->detail, sizeof(resp->detail), "%s",
-		 why && *why ? why : ferry_strerror(err));
+	/* @why may be resp->detail itself (start's reason): never copy a
+	 * buffer onto itself, snprintf's arguments must not overlap. */
+	if (!why || !*why)
+		why = ferry_strerror(err);
+	if (why != resp->detail)
+		snprintf(resp->detail, sizeof(resp->detail), "%s", why);
 	ferry_task_complete(&resp->task, err);
 }
 
@@ -280,13 +328,18 @@ static void ferry__resp_start(struct ferry_task *t)
 	int ret;
 
 	if (!s->client)
-		return ferry__resp_fail(resp, FERRY_ECLOSED, "session closed");
+		return ferry__resp_fail(resp, FERRY_ECLOSED,
+					s->r->loop_closing ? "the runner was closed"
+							   : "the session was closed");
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return ferry__resp_fail(resp, -ENOMEM, NULL);
 	x->resp = resp;
+	x->r = s->r;
 	x->client = s->client;
 	x->max_body = resp->rq.max_body ? resp->rq.max_body : s->max_body;
+	x->max_body_default = !resp->rq.stream && !resp->rq.max_body &&
+			      s->max_body_default;
 	o = (struct ferry_http_request_opts){
 		.method = resp->rq.method,
 		.url = &resp->url,
@@ -358,23 +411,72 @@ static int ferry__copy_request(struct ferry_response *resp,
 	return 0;
 }
 
-int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq,
-			 struct ferry_response **rp)
+/* What submit refuses before anything else; @why says which. */
+static int ferry__check_request(const struct ferry_session *s,
+				const struct ferry_request *rq, char *why,
+				size_t len)
+{
+	const char *bad = NULL;
+
+	if (!s)
+		bad = "no session (NULL)";
+	else if (!rq)
+		bad = "no request (NULL)";
+	else if (!rq->url)
+		bad = "no URL given";
+	else if (rq->nheaders && !rq->headers)
+		bad = "nheaders without headers (NULL)";
+	else if (rq->body_len && !rq->body)
+		bad = "body_len without a body (NULL)";
+	for (size_t i = 0; !bad && i < rq->nheaders; i++)
+		if (!rq->headers[i].name || !rq->headers[i].value) {
+			snprintf(why, len, "header %zu has a NULL name or value", i);
+			return FERRY_EINVAL;
+		}
+	if (bad) {
+		snprintf(why, len, "%s", bad);
+		return FERRY_EINVAL;
+	}
+	return 0;
+}
+
+/* A response that only says why: for requests refused before the loop. */
+static struct ferry_response *ferry__resp_new(struct ferry_session *s,
+					      const struct ferry_request *rq)
 {
 	struct ferry_response *resp = calloc(1, sizeof(*resp));
-	int ret;
 
-	*rp = resp;
 	if (!resp)
-		return -ENOMEM;
+		return NULL;
 	resp->s = s;
 	resp->task.start = ferry__resp_start;
 	resp->task.cancel = ferry__resp_cancel;
-	if (!rq || !rq->url || (rq->nheaders && !rq->headers)) {
-		ret = FERRY_EINVAL;
-		snprintf(resp->detail, sizeof(resp->detail), "no URL given");
-		goto fail;
+	/* The URL as asked for, until a response says where it came from:
+	 * what ferry_response_url() gives after a failure. */
+	if (rq && rq->url) {
+		resp->final_url = strdup(rq->url);
+		if (!resp->final_url) {
+			free(resp);
+			return NULL;
+		}
 	}
+	return resp;
+}
+
+int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq,
+			 struct ferry_response **rp)
+{
+	struct ferry_response *resp;
+	int ret;
+
+	if (!rp)
+		return FERRY_EINVAL;
+	*rp = resp = ferry__resp_new(s, rq);
+	if (!resp)
+		return -ENOMEM;
+	ret = ferry__check_request(s, rq, resp->detail, sizeof(resp->detail));
+	if (ret < 0)
+		goto fail;
 	ret = ferry_url_parse(&resp->url, rq->url, strlen(rq->url),
 			      resp->detail, sizeof(resp->detail));
 	if (ret < 0)
@@ -383,6 +485,11 @@ int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq
 	if (ret < 0)
 		goto fail;
 	ret = ferry_task_submit(s->r, &resp->task);
+	if (ret == FERRY_ECLOSED)
+		snprintf(resp->detail, sizeof(resp->detail), "the runner was closed");
+	else if (ret < 0)
+		snprintf(resp->detail, sizeof(resp->detail), "%s",
+			 ferry_runner_why(s->r));
 	if (ret < 0)
 		goto fail;
 	resp->submitted = true;
@@ -397,6 +504,8 @@ fail:
 
 int ferry_response_wait(struct ferry_response *r, int64_t timeout_ns)
 {
+	if (!r)
+		return FERRY_EINVAL;
 	if (!r->submitted)
 		return r->result;
 	return ferry_task_wait(&r->task, timeout_ns);
@@ -408,10 +517,12 @@ int ferry_session_request(struct ferry_session *s,
 {
 	int ret;
 
+	if (!rp)
+		return FERRY_EINVAL;
 	/* Refuse before submitting: a request queued on our own loop could
 	 * neither be waited for nor freed from here. */
-	if (ferry__runner_on_loop(s->r)) {
-		*rp = calloc(1, sizeof(**rp));
+	if (s && ferry__runner_on_loop(s->r)) {
+		*rp = ferry__resp_new(s, rq);
 		if (!*rp)
 			return -ENOMEM;
 		(*rp)->result = FERRY_EDEADLOCK;
@@ -436,7 +547,7 @@ int ferry_session_get(struct ferry_session *s, const char *url,
 
 struct ferry_task *ferry_response_task(struct ferry_response *r)
 {
-	return &r->task;
+	return r ? &r->task : NULL;
 }
 
 void ferry_response_free(struct ferry_response *r)
@@ -464,28 +575,33 @@ void ferry_response_free(struct ferry_response *r)
 
 int ferry_response_status(const struct ferry_response *r)
 {
-	return r->status;
+	return r ? r->status : FERRY_EINVAL;
 }
 
 const char *ferry_response_reason(const struct ferry_response *r)
 {
-	return r->reason ? r->reason : "";
+	return r && r->reason ? r->reason : "";
 }
 
 const char *ferry_response_detail(const struct ferry_response *r)
 {
-	return r->result < 0 ? r->detail : "";
+	if (!r)
+		return "no response (NULL)";
+	if (r->result < 0)
+		return r->detail;
+	/* After the head, errors end the stream: it keeps their reason. */
+	return ferry_stream_why(r->stream);
 }
 
 size_t ferry_response_header_count(const struct ferry_response *r)
 {
-	return r->nheaders;
+	return r ? r->nheaders : 0;
 }
 
 bool ferry_response_header_at(const struct ferry_response *r, size_t i,
 			      struct ferry_http_header *out)
 {
-	if (i >= r->nheaders)
+	if (!r || !out || i >= r->nheaders)
 		return false;
 	*out = r->headers[i];
 	return true;
@@ -494,8 +610,12 @@ bool ferry_response_header_at(const struct ferry_response *r, size_t i,
 const char *ferry_response_header(const struct ferry_response *r,
 				  const char *name, size_t *len)
 {
-	size_t n = strlen(name);
+	size_t n = name ? strlen(name) : 0;
 
+	if (len)
+		*len = 0;
+	if (!r || !name)
+		return NULL;
 	for (size_t i = 0; i < r->nheaders; i++)
 		if (r->headers[i].name_len == n &&
 		    strncasecmp(r->headers[i].name, name, n) == 0) {
@@ -508,18 +628,21 @@ const char *ferry_response_header(const struct ferry_response *r,
 
 const void *ferry_response_body(const struct ferry_response *r, size_t *len)
 {
-	*len = r->body_len;
-	return r->body;
+	if (len)
+		*len = r && r->body ? r->body_len : 0;
+	if (!r || r->rq.stream)
+		return NULL;
+	return r->body ? r->body : "";
 }
 
 const char *ferry_response_url(const struct ferry_response *r)
 {
-	return r->final_url ? r->final_url : "";
+	return r && r->final_url ? r->final_url : "";
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)
 {
-	return r->stream;
+	return r ? r->stream : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -576,16 +699,22 @@ int ferry_session_create(struct ferry_runner *r,
 			 const struct ferry_http_client_opts *opts,
 			 struct ferry_session **sp)
 {
-	struct ferry_session *s = calloc(1, sizeof(*s));
+	struct ferry_session *s;
 	struct ferry__session_op op = { .task.start = ferry__session_open };
 	int ret;
 
+	if (!sp)
+		return FERRY_EINVAL;
 	*sp = NULL;
+	if (!r)
+		return FERRY_EINVAL;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->r = r;
-	s->max_body = opts && opts->max_body ? opts->max_body
-					     : FERRY__SESSION_MAX_BODY;
+	s->max_body_default = !opts || !opts->max_body;
+	s->max_body = s->max_body_default ? FERRY_SESSION_MAX_BODY
+					  : opts->max_body;
 	s->cleanup.fn = ferry__session_cleanup;
 	pthread_mutex_init(&s->lock, NULL);
 	op.s = s;
@@ -605,6 +734,8 @@ void ferry_session_close(struct ferry_session *s)
 	struct ferry__session_op op = { .task.start = ferry__session_shut, .s = s };
 	bool first;
 
+	if (!s)
+		return;
 	pthread_mutex_lock(&s->lock);
 	first = !s->closed;
 	s->closed = true;
@@ -628,5 +759,5 @@ void ferry_session_destroy(struct ferry_session *s)
 
 struct ferry_runner *ferry_session_runner(const struct ferry_session *s)
 {
-	return s->r;
+	return s ? s->r : NULL;
 }

@@ -26,6 +26,7 @@
  * post to it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -50,6 +51,7 @@ struct ferry_stream {
 	atomic_int ended;		/* status is final */
 	atomic_int aborted;		/* runner closing: ECLOSED at once */
 	int status;
+	char why[FERRY_STREAM_WHY_MAX];	/* with status, before ended */
 
 	/* Consumer -> loop. */
 	_Atomic uint32_t head;
@@ -103,6 +105,8 @@ int ferry_stream_create(struct ferry_runner *r, unsigned capacity,
 	s->close_post.fn = ferry__stream_close_fn;
 	ferry__list_add_head(&r->streams, &s->link);
 	r->nstreams++;
+	/* relaxed: read by the loop itself, or after destroy's stop post. */
+	atomic_fetch_add_explicit(&r->open_streams, 1, memory_order_relaxed);
 	*sp = s;
 	return 0;
 }
@@ -174,9 +178,20 @@ unsigned ferry_stream_queued(const struct ferry_stream *s)
 
 void ferry_stream_end(struct ferry_stream *s, int status)
 {
-	if (s->r->loop_closing && status == FERRY_ECANCELED)
+	ferry_stream_end_why(s, status, NULL);
+}
+
+void ferry_stream_end_why(struct ferry_stream *s, int status, const char *why)
+{
+	if (s->r->loop_closing &&
+	    (status == FERRY_ECANCELED || status == FERRY_ECLOSED)) {
 		status = FERRY_ECLOSED;
+		why = "the runner was closed";
+	}
 	s->status = status;
+	if (status < 0)
+		snprintf(s->why, sizeof(s->why), "%s",
+			 why && *why ? why : ferry_strerror(status));
 	/* seq_cst: status and the final tail happen-before ended. */
 	atomic_store_explicit(&s->ended, 1, memory_order_seq_cst);
 	ferry__stream_signal(s);
@@ -316,6 +331,8 @@ int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 	uint64_t deadline;
 	int ret;
 
+	if (!s || !c)
+		return FERRY_EINVAL;
 	if (ferry__runner_on_loop(s->r))
 		return FERRY_EDEADLOCK;
 	ferry__stream_return_lent(s);
@@ -350,11 +367,30 @@ int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 	}
 }
 
+const char *ferry_stream_why(const struct ferry_stream *s)
+{
+	struct ferry_stream *m = (struct ferry_stream *)s;
+
+	if (!s)
+		return "";
+	/* As ferry__stream_poll decides: an abort wins over the status. */
+	if (atomic_load_explicit(&m->aborted, memory_order_seq_cst))
+		return "the runner was closed";
+	/* acquire: why was written before ended was stored, never after. */
+	if (atomic_load_explicit(&m->ended, memory_order_acquire) &&
+	    s->status < 0)
+		return s->why;
+	return "";
+}
+
 void ferry_stream_close(struct ferry_stream *s)
 {
 	if (!s)
 		return;
 	ferry__stream_return_lent(s);
+	/* release: a destroy that follows this close (by the caller's
+	 * contract) sees the stream given up; see ferry__runner_main. */
+	atomic_fetch_sub_explicit(&s->r->open_streams, 1, memory_order_release);
 	atomic_store_explicit(&s->closed, 1, memory_order_seq_cst);
 	/* The loop is alive: a live stream keeps it so. */
 	ferry_loop_post(s->r->loop, &s->close_post);

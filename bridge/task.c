@@ -90,17 +90,23 @@ struct ferry_runner *ferry_task_runner(const struct ferry_task *t)
 
 bool ferry_task_done(const struct ferry_task *t)
 {
+	if (!t)
+		return false;
 	return atomic_load_explicit(&((struct ferry_task *)t)->ferry__state,
 				    memory_order_acquire) & FERRY__T_DONE;
 }
 
 int ferry_task_wait(struct ferry_task *t, int64_t timeout_ns)
 {
-	_Atomic uint32_t *word = &t->ferry__state;
-	uint32_t s = atomic_load_explicit(word, memory_order_acquire);
+	_Atomic uint32_t *word;
+	uint32_t s;
 	struct ferry_runner *r;
 	uint64_t deadline;
 
+	if (!t)
+		return FERRY_EINVAL;
+	word = &t->ferry__state;
+	s = atomic_load_explicit(word, memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return t->ferry__status;
 	if (!(s & FERRY__T_INFLIGHT))
@@ -131,10 +137,14 @@ int ferry_task_wait(struct ferry_task *t, int64_t timeout_ns)
 
 int ferry_task_cancel(struct ferry_task *t)
 {
-	_Atomic uint32_t *word = &t->ferry__state;
-	uint32_t s = atomic_load_explicit(word, memory_order_acquire);
+	_Atomic uint32_t *word;
+	uint32_t s;
 	struct ferry_runner *r;
 
+	if (!t)
+		return FERRY_EINVAL;
+	word = &t->ferry__state;
+	s = atomic_load_explicit(word, memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return 0;
 	if (!(s & FERRY__T_INFLIGHT))
@@ -153,8 +163,11 @@ int ferry_task_cancel(struct ferry_task *t)
 
 int ferry_task_release(struct ferry_task *t)
 {
-	uint32_t s = atomic_load_explicit(&t->ferry__state, memory_order_acquire);
+	uint32_t s;
 
+	if (!t)
+		return FERRY_EINVAL;
+	s = atomic_load_explicit(&t->ferry__state, memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return t->ferry__status;
 	if (!(s & FERRY__T_INFLIGHT))

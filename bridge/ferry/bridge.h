@@ -20,6 +20,14 @@
  * IORING_OP_FUTEX_WAKE SQEs batched into its next submission where the
  * kernel has them.
  *
+ * NULL. The consumer-side calls that take an object a caller may have got
+ * as NULL (a task, a stream: ferry_response_task / ferry_response_stream
+ * return NULL for none) return FERRY_EINVAL for it and never crash: wait,
+ * cancel, release, next; ferry_task_done says false. Functions that end
+ * a lifetime (ferry_runner_destroy, ferry_stream_close) accept NULL as a
+ * no-op; so does ferry_lines_free. Loop-side calls (Thread: loop) and ferry_runner_* on a NULL
+ * runner are the caller's bug and are not checked.
+ *
  * Errors: FERRY_ECLOSED (the runner is closed or closing), FERRY_ECANCELED,
  * FERRY_ETIMEDOUT (a wait's deadline passed; the task goes on),
  * FERRY_EDEADLOCK, FERRY_EUNAVAIL (io_uring unavailable when the runner
@@ -100,8 +108,19 @@ const char *ferry_runner_why(const struct ferry_runner *r);
  */
 int ferry_runner_close(struct ferry_runner *r);
 
-/* ferry_runner_destroy - close, then free. Call once, when no other thread
- * uses @r any more. NULL is a no-op. Thread: any but the loop's. */
+/*
+ * ferry_runner_destroy - close, then free. Call once, when no other thread
+ * uses @r any more. NULL is a no-op. Thread: any but the loop's.
+ *
+ * Every stream must have been closed by its consumer before (for the
+ * blocking API: every streamed response freed): nobody is left to close
+ * it, so the close would wait for ever. Destroy detects that, once every
+ * task has ended, and fails loudly instead of hanging: it writes
+ * "ferry_runner_destroy: N stream(s) never closed ..." to stderr, then
+ * aborts in debug builds (NDEBUG undefined); in release builds it returns
+ * without freeing the runner and its loop (they leak, so that the
+ * unclosed streams stay valid memory).
+ */
 void ferry_runner_destroy(struct ferry_runner *r);
 
 /* ferry_runner_loop - the runner's loop, for tasks. Thread: loop. */
@@ -284,17 +303,40 @@ int ferry_stream_push(struct ferry_stream *s, const void *data, size_t len,
  */
 void ferry_stream_end(struct ferry_stream *s, int status);
 
+/* Room for a stream's error sentence, NUL included (longer is cut). */
+#define FERRY_STREAM_WHY_MAX 192
+
+/*
+ * ferry_stream_end_why - ferry_stream_end() with a sentence about the
+ * error (@why is copied; NULL or "" = ferry_strerror(@status)); the
+ * consumer reads it with ferry_stream_why(). Thread: loop.
+ *
+ * While the runner closes, FERRY_ECANCELED and FERRY_ECLOSED both end
+ * the stream with FERRY_ECLOSED and "the runner was closed".
+ */
+void ferry_stream_end_why(struct ferry_stream *s, int status, const char *why);
+
 /* ferry_stream_queued - chunks pushed and not yet released. Thread: loop. */
 unsigned ferry_stream_queued(const struct ferry_stream *s);
 
 /*
  * ferry_stream_next - release the previous chunk and get the next one.
  * Returns 1 with *@c filled (valid until the next call), 0 at the end of
- * the stream, a negative error from the producer, FERRY_ETIMEDOUT (try
- * again), or FERRY_EDEADLOCK. Thread: the one consumer.
+ * the stream, a negative error from the producer (ferry_stream_why says
+ * why), FERRY_ETIMEDOUT (try again), FERRY_EDEADLOCK, or FERRY_EINVAL
+ * for a NULL @s or @c. Thread: the one consumer.
  */
 int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 		      int64_t timeout_ns);
+
+/*
+ * ferry_stream_why - a sentence about the error that ends @s: the
+ * producer's (ferry_stream_end_why), or "the runner was closed"; "" while
+ * the stream has not ended with an error, and for NULL. Read it after
+ * ferry_stream_next returned an error; valid until ferry_stream_close.
+ * Thread: any.
+ */
+const char *ferry_stream_why(const struct ferry_stream *s);
 
 /*
  * ferry_stream_close - release everything and stop the producer if it is
@@ -330,13 +372,14 @@ void ferry_lines_init(struct ferry_lines *l, struct ferry_stream *s,
  * ferry_lines_next - the next line, without its "\n" or "\r\n".
  * Returns 1 with *@line / *@len valid until the next call (a final line
  * without a newline is returned too), 0 at the end, FERRY_ETOOLARGE for a
- * line longer than max_line (the iterator is then finished), or a stream
- * error.
+ * line longer than max_line (the iterator is then finished), a stream
+ * error (ferry_stream_why says why; a NULL stream gives FERRY_EINVAL), or
+ * FERRY_EINVAL for a NULL argument.
  */
 int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 		     int64_t timeout_ns);
 
-/* ferry_lines_free - free the join buffer (not the stream). */
+/* ferry_lines_free - free the join buffer (not the stream). NULL: no-op. */
 void ferry_lines_free(struct ferry_lines *l);
 
 #endif /* FERRY_BRIDGE_H */

@@ -22,7 +22,26 @@
  *
  * Errors: those of ferry/http.h (FERRY_EURL, FERRY_EDNS, -ECONNREFUSED,
  * timeouts, FERRY_EPROTO, FERRY_ETOOLARGE, ...), plus FERRY_ECLOSED when the
- * session or its runner is closed, and those of ferry/bridge.h.
+ * session or its runner is closed, and those of ferry/bridge.h. Every
+ * error has a sentence: ferry_response_detail(), including an error that
+ * ends a streamed body after the head (a read timeout mid-body, a close).
+ * A close says which: "the session was closed" or "the runner was closed"
+ * (never "cancelled", which is kept for ferry_task_cancel).
+ *
+ * NULL, one rule for every function here:
+ *   - a NULL object where one is required (session, request, URL, the
+ *     response pointer to fill, a header's name or value) is an error,
+ *     FERRY_EINVAL, never a crash; when there is a response pointer to
+ *     fill, it receives a response whose detail says which was NULL;
+ *   - out-pointers for lengths and copies (@len, @out) may be NULL;
+ *   - accessors given a NULL response answer neutrally: status
+ *     FERRY_EINVAL, detail "no response (NULL)", reason and URL "",
+ *     counts 0, pointers NULL, false;
+ *   - ferry_response_free, ferry_session_close and ferry_session_destroy
+ *     accept NULL as a no-op.
+ * The bridge calls a response leads to follow it too (ferry/bridge.h):
+ * ferry_stream_next(NULL, ...) and ferry_task_wait(NULL, ...) return
+ * FERRY_EINVAL, so a whole-body response's NULL stream cannot crash.
  */
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
@@ -38,7 +57,9 @@ struct ferry_response;
  * if needed) and tie it to the runner's lifetime: closing the runner
  * closes the session. @opts may be NULL (ferry/http.h's defaults).
  * *@sp is the caller's, freed with ferry_session_destroy().
- * Returns 0, or the client's or runner's error.
+ * Returns 0, FERRY_EINVAL (@r or @sp NULL), or the client's or runner's
+ * error. @opts->max_body is also the session's whole-body limit (0 =
+ * FERRY_SESSION_MAX_BODY, see struct ferry_request).
  */
 int ferry_session_create(struct ferry_runner *r,
 			 const struct ferry_http_client_opts *opts,
@@ -55,8 +76,20 @@ void ferry_session_close(struct ferry_session *s);
 /* ferry_session_destroy - close, then free @s. NULL is a no-op. */
 void ferry_session_destroy(struct ferry_session *s);
 
-/* ferry_session_runner - the runner the session lives on. */
+/* ferry_session_runner - the runner the session lives on (NULL for NULL). */
 struct ferry_runner *ferry_session_runner(const struct ferry_session *s);
+
+/*
+ * Whole-body mode keeps the body in memory, so it has a limit of its own
+ * where the loop-side client has none: a request's max_body, else the
+ * session's (ferry_http_client_opts.max_body), else this. UINT64_MAX
+ * means no limit. A body over its limit fails with FERRY_ETOOLARGE and a
+ * detail naming the limit (in bytes; for this default, also its name and
+ * the option that changes it). A Content-Length over the limit is refused
+ * at the head, before any of the body is read. Stream mode has no
+ * default limit: the reader paces the body (a max_body it sets applies).
+ */
+#define FERRY_SESSION_MAX_BODY (256ull << 20)
 
 /* What to send. Everything is copied by submit, except @body, which must
  * stay valid until the response is done (or freed). */
@@ -68,7 +101,8 @@ struct ferry_request {
 	const void *body;		/* sent with Content-Length */
 	size_t body_len;
 	uint32_t timeout_ms;		/* total deadline; 0 = none */
-	uint64_t max_body;		/* 0 = the client's (whole-body mode) */
+	uint64_t max_body;		/* 0 = the session's; see
+					   FERRY_SESSION_MAX_BODY */
 	enum ferry_http_follow follow_redirects;
 	unsigned max_redirects;		/* 0 = the client's */
 	/* false: the whole body is read into memory before the response is
@@ -89,8 +123,10 @@ struct ferry_request {
  *
  * *@rp receives the response object (owned by the caller, freed with
  * ferry_response_free) even when this returns an error, so that
- * ferry_response_detail() can say why; it is NULL only for -ENOMEM.
- * A bad URL is refused here, before any I/O (FERRY_EURL).
+ * ferry_response_detail() can say why; it is NULL only for -ENOMEM, and
+ * when @rp itself is NULL (FERRY_EINVAL). A bad URL is refused here,
+ * before any I/O (FERRY_EURL); so are a NULL @s, @rq or URL, headers or
+ * a body announced but NULL (FERRY_EINVAL).
  * Returns 0 or a negative code; then wait with ferry_response_wait (or a
  * set of them with ferry_task_wait_all/any on ferry_response_task).
  */
@@ -112,20 +148,28 @@ int ferry_session_get(struct ferry_session *s, const char *url,
 /*
  * ferry_response_wait - wait for @r (timeout as ferry_task_wait).
  * Returns the HTTP status, a negative error, or FERRY_ETIMEDOUT (still
- * running; wait again or free).
+ * running; wait again or free); FERRY_EINVAL for NULL.
  */
 int ferry_response_wait(struct ferry_response *r, int64_t timeout_ns);
 
-/* ferry_response_task - @r's task, for ferry_task_wait_all/any. */
+/* ferry_response_task - @r's task, for ferry_task_wait_all/any; NULL for
+ * NULL. */
 struct ferry_task *ferry_response_task(struct ferry_response *r);
 
 /*
  * Accessors: valid once the response is done (wait returned a result),
- * until ferry_response_free. Strings are NUL-terminated.
+ * until ferry_response_free. Strings are NUL-terminated. NULL as in the
+ * rule at the top.
  */
+/* The HTTP status, 0 if no response came (FERRY_EINVAL for NULL). */
 int ferry_response_status(const struct ferry_response *r);
 const char *ferry_response_reason(const struct ferry_response *r);
-/* A sentence about the error, "" on success. */
+/*
+ * A sentence about the error, "" on success. In stream mode the response
+ * succeeds at its head; an error that ends the body later (the one
+ * ferry_stream_next returned) is described here too (as by
+ * ferry_stream_why). Thread: any, once the response is done.
+ */
 const char *ferry_response_detail(const struct ferry_response *r);
 size_t ferry_response_header_count(const struct ferry_response *r);
 bool ferry_response_header_at(const struct ferry_response *r, size_t i,
@@ -133,9 +177,18 @@ bool ferry_response_header_at(const struct ferry_response *r, size_t i,
 /* First field named @name (case-insensitive), or NULL; @len may be NULL. */
 const char *ferry_response_header(const struct ferry_response *r,
 				  const char *name, size_t *len);
-/* The whole body (whole-body mode; NULL with *len 0 otherwise). */
+/*
+ * The whole body, in whole-body mode: never NULL, and always followed by
+ * a NUL byte (not counted in *@len), so a text body reads as a C string;
+ * an empty (or failed) body is "" with *@len 0. Stream mode: NULL with
+ * *@len 0. @len may be NULL.
+ */
 const void *ferry_response_body(const struct ferry_response *r, size_t *len);
-/* The final URL after redirects, formatted. */
+/*
+ * The URL of the response, formatted and whole (up to FERRY_URL_MAX):
+ * the final one after redirects. Until a response head has come (so
+ * after a failure before it) the URL as requested, byte for byte.
+ */
 const char *ferry_response_url(const struct ferry_response *r);
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with
@@ -149,7 +202,9 @@ struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
  * done with it, close its stream, free it. NULL is a no-op. A response
  * still running cannot be freed on the runner's loop thread (that would
  * wait for the loop itself): submit from the loop only what another
- * thread waits for and frees.
+ * thread waits for and frees. Free every streamed response before its
+ * runner is destroyed: ferry_runner_destroy cannot wait for a stream
+ * nobody will close, and reports it (aborting in debug builds).
  */
 void ferry_response_free(struct ferry_response *r);
 
