@@ -31,6 +31,7 @@
 #include "ferry/list.h"
 #include "grow.h"
 #include "tls.h"
+#include "tls_fuzz.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 /* A leaf certificate longer than this is checked but not remembered
@@ -1214,4 +1215,24 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 	if (e >= BR_ERR_X509_OK && e < BR_ERR_RECV_FATAL_ALERT)
 		return FERRY_ETLS_CERT;
 	return FERRY_ETLS_HANDSHAKE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry points for the fuzzers (tls_fuzz.h)                             */
+
+int ferry__tls_config_add_pem(struct ferry__tls_config *cfg, const char *pem,
+			      size_t len)
+{
+	return pem_load(cfg, pem, len);
+}
+
+size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
+{
+	return cfg->ntas;
+}
+
+int ferry__tls_san_has_ip(const unsigned char *der, size_t len,
+			  const unsigned char *ip, size_t iplen)
+{
+	return san_has_ip(der, len, ip, iplen);
 }
