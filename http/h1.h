@@ -89,7 +89,8 @@ bool ferry__h1_is_token(const char *s, size_t len);
  *             - Content-Length, Transfer-Encoding: refused, because body
  *               framing is ferry's and must match what it sends.
  *           Names must be tokens; values must not hold CR, LF or NUL (they
- *           would let a value inject headers or cut the head).
+ *           would let a value inject headers or cut the head), nor any
+ *           other control byte but HTAB (RFC 9110 5.5).
  * body_len  >= 0: the body's exact length, sent as Content-Length (when
  *           > 0, and as "Content-Length: 0" for POST, PUT and PATCH, whose
  *           servers may otherwise wait for a body or answer 411);
