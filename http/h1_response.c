@@ -100,6 +100,18 @@ static int cb_status(llhttp_t *p, const char *at, size_t len)
 {
 	struct ferry__h1_resp *r = resp_of(p);
 
+	/* RFC 9112 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+	 * llhttp takes any byte but CR and LF there; a NUL would cut the
+	 * reason short and an escape would reach whoever prints it. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)at[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			resp_fail(r, FERRY_EPROTO,
+				  "control byte 0x%02x in the reason phrase", c);
+			return -1;
+		}
+	}
 	if (arena_put(r, at, len))
 		return oom(r);
 	r->ferry__reason_len += (uint32_t)len;
