@@ -167,7 +167,9 @@ int ferry__h1_chunk_end(struct ferry__h1_buf *out);
  *             Default 64 KiB.
  * max_fields  header fields in one head. Default 256.
  * max_body    body bytes after de-chunking. Default: no limit. A
- *             Content-Length above it fails as soon as the head is read.
+ *             Content-Length above it fails as soon as the head is read;
+ *             a longer chunked or close-delimited body is handed out up
+ *             to the limit exactly, then fails (however it was split).
  */
 struct ferry__h1_limits {
 	size_t max_head;

@@ -644,13 +644,17 @@ Test(h1_response, body_limit)
 		  .body = "0123456789", .done = true, .keep_alive = true,
 		  .in = OK200 "Transfer-Encoding: chunked\r\n\r\n"
 			"5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n" },
+		/* found by tests/fuzz/fuzz_h1_response: the bytes handed out
+		 * before the error depended on the split (5 here when whole) */
 		{ .name = "chunked over limit", .status = 200, .reason = "OK",
-		  .err = FERRY_ETOOLARGE,
+		  .hdrs = "Transfer-Encoding: chunked\n",
+		  .body = "0123456789", .err = FERRY_ETOOLARGE,
 		  .why = "body exceeds the limit of 10 bytes",
 		  .in = OK200 "Transfer-Encoding: chunked\r\n\r\n"
 			"5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n" },
 		{ .name = "close-delimited over limit", .status = 200,
-		  .reason = "OK", .err = FERRY_ETOOLARGE, .eof = true,
+		  .reason = "OK", .hdrs = "", .body = "0123456789",
+		  .err = FERRY_ETOOLARGE, .eof = true,
 		  .why = "body exceeds the limit of 10 bytes",
 		  .in = OK200 "\r\n0123456789a" },
 		{ .name = "HEAD ignores the length", .method = "HEAD",
@@ -662,25 +666,7 @@ Test(h1_response, body_limit)
 	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
 		struct ferry__h1_limits l = lim;
 		struct resp_case c = cs[i];
-		size_t len = strlen(c.in);
-		struct result res;
 
-		if (!c.body) {
-			/* how much body arrives before the error depends on
-			 * the split: check only the error, for every split */
-			for (unsigned seed = 0; seed < NSEEDS; seed++) {
-				size_t *sizes = make_sizes(len, seed);
-
-				drive(&res, c.method, c.in, len, c.eof, &l, sizes);
-				cr_expect_eq(res.err, c.err, "%s seed %u", c.name, seed);
-				cr_expect(strstr(res.why, c.why), "%s: %s", c.name,
-					  res.why);
-				cr_expect_leq(res.body.len, 10);
-				result_free(&res);
-				free(sizes);
-			}
-			continue;
-		}
 		run_case(&c, &l);
 	}
 }
