@@ -219,26 +219,50 @@ oom:
 	return -ENOMEM;
 }
 
+/*
+ * Is this PEM object a certificate? BearSSL 0.6 keeps the closing dashes
+ * in the name when the BEGIN line ends with CRLF ("CERTIFICATE-----"):
+ * without this, a CA file with Windows line endings loads nothing.
+ */
+static bool pem_is_cert(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n >= 5 && !strcmp(name + n - 5, "-----"))
+		n -= 5;
+	return (n == 11 && !strncmp(name, "CERTIFICATE", n)) ||
+	       (n == 16 && !strncmp(name, "X509 CERTIFICATE", n));
+}
+
 /* Every CERTIFICATE object of one PEM text. Returns the number of
  * anchors added, or -ENOMEM. */
 static int pem_load(struct ferry__tls_config *cfg, const char *s, size_t len)
 {
 	br_pem_decoder_context pc;
 	struct bytes obj = { 0 };
-	bool is_cert = false, in_obj = false;
+	bool is_cert = false, in_obj = false, eol_added = false;
 	int added = 0, err = 0;
 
 	br_pem_decoder_init(&pc);
-	while (len) {
-		size_t n = br_pem_decoder_push(&pc, s, len);
+	for (;;) {
+		size_t n;
 
+		/* BearSSL reports an object's end only after the newline
+		 * of its END line: give a last line without one its
+		 * newline, as BearSSL's own tools do. */
+		if (!len) {
+			if (eol_added)
+				break;
+			eol_added = true;
+			s = "\n";
+			len = 1;
+		}
+		n = br_pem_decoder_push(&pc, s, len);
 		s += n;
 		len -= n;
 		switch (br_pem_decoder_event(&pc)) {
 		case BR_PEM_BEGIN_OBJ:
-			is_cert = !strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") ||
-				  !strcmp(br_pem_decoder_name(&pc),
-					  "X509 CERTIFICATE");
+			is_cert = pem_is_cert(br_pem_decoder_name(&pc));
 			obj.len = 0;
 			in_obj = true;
 			br_pem_decoder_setdest(&pc, is_cert ? bytes_add : NULL,

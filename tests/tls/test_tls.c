@@ -265,6 +265,66 @@ Test(tls, bad_ca_file_refused_at_start)
 	tc_req_free(&r);
 }
 
+/*
+ * Write ca.pem again as @path: with CRLF line endings if @crlf, and without
+ * the newline after its last line if @cut_last_eol.
+ */
+static void ca_variant(const char *path, bool crlf, bool cut_last_eol)
+{
+	FILE *in = fopen(tf_cert("ca.pem"), "rb");
+	FILE *out = fopen(path, "wb");
+	char text[16384];
+	size_t n;
+
+	cr_assert(in && out, "%s: %s", path, strerror(errno));
+	n = fread(text, 1, sizeof(text), in);
+	cr_assert(n > 0 && n < sizeof(text));
+	if (cut_last_eol && text[n - 1] == '\n')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (crlf && text[i] == '\n')
+			fputc('\r', out);
+		fputc(text[i], out);
+	}
+	fclose(in);
+	cr_assert_eq(fclose(out), 0);
+}
+
+/* Found by tests/fuzz/fuzz_pem: BearSSL 0.6 names a PEM object
+ * "CERTIFICATE-----" when its BEGIN line ends with CRLF, and reports an
+ * object's end only after a newline, so a CA file with Windows line
+ * endings, or whose last line has no newline, loaded no certificate. */
+static void get_with_ca_variant(bool crlf, bool cut_last_eol)
+{
+	struct ferry_http_client_opts o = { 0 };
+	char path[] = "/tmp/ferry-ca-XXXXXX";
+	struct tc_req r;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	ca_variant(path, crlf, cut_last_eol);
+	www_up("leaf.pem", "leaf.key", NULL);
+	o.ca_file = path;
+	o.connect_timeout_ms = 5000;
+	o.read_timeout_ms = 5000;
+	tc_setup(&t, &o);
+	get(&r, u("localhost", "/"));
+	unlink(path);
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, ca_file_with_crlf_line_endings)
+{
+	get_with_ca_variant(true, false);
+}
+
+Test(tls, ca_file_without_final_newline)
+{
+	get_with_ca_variant(false, true);
+}
+
 Test(tls, tls13_only_server)
 {
 	const char *extra[] = { "-tls1_3", NULL };
