@@ -219,50 +219,91 @@ oom:
 	return -ENOMEM;
 }
 
-/*
- * Is this PEM object a certificate? BearSSL 0.6 keeps the closing dashes
- * in the name when the BEGIN line ends with CRLF ("CERTIFICATE-----"):
- * without this, a CA file with Windows line endings loads nothing.
- */
-static bool pem_is_cert(const char *name)
+static bool pem_space(char c)
 {
-	size_t n = strlen(name);
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
-	if (n >= 5 && !strcmp(name + n - 5, "-----"))
-		n -= 5;
-	return (n == 11 && !strncmp(name, "CERTIFICATE", n)) ||
-	       (n == 16 && !strncmp(name, "X509 CERTIFICATE", n));
+/*
+ * BearSSL 0.6's PEM decoder is stricter than the lax form of RFC 7468
+ * that CA files in the wild use: it takes a line break in the base64 text
+ * only between 4-character groups (a file wrapped at 65 columns, or with
+ * "=" alone on its last line, fails, and the files after it with it),
+ * keeps the closing dashes in the name when a BEGIN line ends with CRLF
+ * ("CERTIFICATE-----"), and reports an object's end only after the
+ * newline of its END line. So the text is rewritten first: delimiter
+ * lines ("-----...") as they are, without surrounding white space; the
+ * other characters, without white space, wrapped at 64 columns; LF line
+ * endings and a final newline.
+ */
+static void pem_normalize(const char *s, size_t len, struct bytes *out)
+{
+	size_t col = 0;
+
+	while (len) {
+		const char *nl = memchr(s, '\n', len);
+		size_t n = nl ? (size_t)(nl - s) : len;
+		size_t next = nl ? n + 1 : n;
+		size_t i = 0;
+
+		while (i < n && pem_space(s[i]))
+			i++;
+		if (n - i >= 5 && !memcmp(s + i, "-----", 5)) {
+			while (n > i && pem_space(s[n - 1]))
+				n--;
+			if (col)
+				bytes_add(out, "\n", 1);
+			col = 0;
+			bytes_add(out, s + i, n - i);
+			bytes_add(out, "\n", 1);
+		} else {
+			for (; i < n; i++) {
+				if (pem_space(s[i]))
+					continue;
+				bytes_add(out, s + i, 1);
+				if (++col == 64) {
+					bytes_add(out, "\n", 1);
+					col = 0;
+				}
+			}
+		}
+		s += next;
+		len -= next;
+	}
+	if (col)
+		bytes_add(out, "\n", 1);
 }
 
 /* Every CERTIFICATE object of one PEM text. Returns the number of
  * anchors added, or -ENOMEM. */
-static int pem_load(struct ferry__tls_config *cfg, const char *s, size_t len)
+static int pem_load(struct ferry__tls_config *cfg, const char *text,
+		    size_t text_len)
 {
 	br_pem_decoder_context pc;
-	struct bytes obj = { 0 };
-	bool is_cert = false, in_obj = false, eol_added = false;
+	struct bytes obj = { 0 }, norm = { 0 };
+	bool is_cert = false, in_obj = false;
 	int added = 0, err = 0;
+	const char *s;
+	size_t len;
 
+	pem_normalize(text, text_len, &norm);
+	if (norm.oom) {
+		free(norm.p);
+		return -ENOMEM;
+	}
+	s = (const char *)norm.p;
+	len = norm.len;
 	br_pem_decoder_init(&pc);
-	for (;;) {
-		size_t n;
+	while (len) {
+		size_t n = br_pem_decoder_push(&pc, s, len);
 
-		/* BearSSL reports an object's end only after the newline
-		 * of its END line: give a last line without one its
-		 * newline, as BearSSL's own tools do. */
-		if (!len) {
-			if (eol_added)
-				break;
-			eol_added = true;
-			s = "\n";
-			len = 1;
-		}
-		n = br_pem_decoder_push(&pc, s, len);
 		s += n;
 		len -= n;
 		switch (br_pem_decoder_event(&pc)) {
 		case BR_PEM_BEGIN_OBJ:
-			is_cert = pem_is_cert(br_pem_decoder_name(&pc));
+			is_cert = !strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") ||
+				  !strcmp(br_pem_decoder_name(&pc),
+					  "X509 CERTIFICATE");
 			obj.len = 0;
 			in_obj = true;
 			br_pem_decoder_setdest(&pc, is_cert ? bytes_add : NULL,
@@ -289,6 +330,7 @@ out:
 	if (obj.oom)
 		err = -ENOMEM;
 	free(obj.p);
+	free(norm.p);
 	return err < 0 ? err : added;
 }
 

@@ -9,8 +9,10 @@
  *     returned, and loading the same text again adds as many again.
  *   odd mode: the bytes are one DER certificate; the target writes it
  *     twice as a CERTIFICATE in PEM, around a PRIVATE KEY object, with the
- *     base64 line width, line ending (LF or CRLF) and the final newline
- *     (present or not) chosen by the mode byte. Exactly two anchors must
+ *     base64 line width (64, 76, 65 or 1), line ending (LF or CRLF), the
+ *     final newline (present or not) and text before the first object
+ *     chosen by the mode byte: the lax forms of RFC 7468 a parser should
+ *     take. Exactly two anchors must
  *     be added if BearSSL's X.509 decoder reads a key from the DER, else
  *     none.
  */
@@ -115,7 +117,7 @@ static bool decodes(const uint8_t *der, size_t len)
 
 static void fuzz_wrapped(uint8_t mode, const uint8_t *der, size_t len)
 {
-	static const size_t widths[4] = { 64, 76, 4, 1 };
+	static const size_t widths[4] = { 64, 76, 65, 1 };
 	const char *eol = mode & 2 ? "\r\n" : "\n";
 	size_t width = widths[(mode >> 2) & 3];
 	struct ferry__tls_config *cfg = config();
