@@ -86,7 +86,10 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 		l->ferry__joined = false;
 	}
 	for (;;) {
-		const char *p = (const char *)l->ferry__cur.data + l->ferry__off;
+		/* No chunk yet (or after a timeout): data is NULL, and even
+		 * NULL + 0 is undefined behaviour in C. */
+		const char *p = l->ferry__cur.data ?
+			(const char *)l->ferry__cur.data + l->ferry__off : NULL;
 		size_t avail = l->ferry__cur.len - l->ferry__off;
 		const char *nl = avail ? memchr(p, '\n', avail) : NULL;
 

@@ -89,7 +89,8 @@ bool ferry__h1_is_token(const char *s, size_t len);
  *             - Content-Length, Transfer-Encoding: refused, because body
  *               framing is ferry's and must match what it sends.
  *           Names must be tokens; values must not hold CR, LF or NUL (they
- *           would let a value inject headers or cut the head).
+ *           would let a value inject headers or cut the head), nor any
+ *           other control byte but HTAB (RFC 9110 5.5).
  * body_len  >= 0: the body's exact length, sent as Content-Length (when
  *           > 0, and as "Content-Length: 0" for POST, PUT and PATCH, whose
  *           servers may otherwise wait for a body or answer 411);
@@ -167,7 +168,9 @@ int ferry__h1_chunk_end(struct ferry__h1_buf *out);
  *             Default 64 KiB.
  * max_fields  header fields in one head. Default 256.
  * max_body    body bytes after de-chunking. Default: no limit. A
- *             Content-Length above it fails as soon as the head is read.
+ *             Content-Length above it fails as soon as the head is read;
+ *             a longer chunked or close-delimited body is handed out up
+ *             to the limit exactly, then fails (however it was split).
  * max_interim interim (1xx) responses before the final one. Default 5.
  *             Their bytes count against max_head too: the head limit
  *             bounds everything read before the final head ends.

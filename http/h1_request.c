@@ -122,11 +122,16 @@ static int check_header(const struct ferry__h1_header *h,
 	if (!ferry__h1_is_token(h->name, h->name_len))
 		return req_fail(why, whylen, "header name is not a token");
 	for (size_t i = 0; i < h->value_len; i++) {
-		char c = h->value[i];
+		unsigned char c = (unsigned char)h->value[i];
 
 		if (c == '\r' || c == '\n' || c == 0)
 			return req_fail(why, whylen,
 					"header value contains CR, LF or NUL");
+		/* RFC 9110 5.5: HTAB is the only control byte a field value
+		 * may hold; strict servers (llhttp) refuse any other. */
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return req_fail(why, whylen,
+					"header value contains a control character");
 	}
 	if (name_is(h, "content-length") || name_is(h, "transfer-encoding"))
 		return req_fail(why, whylen,

@@ -100,6 +100,18 @@ static int cb_status(llhttp_t *p, const char *at, size_t len)
 {
 	struct ferry__h1_resp *r = resp_of(p);
 
+	/* RFC 9112 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+	 * llhttp takes any byte but CR and LF there; a NUL would cut the
+	 * reason short and an escape would reach whoever prints it. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)at[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			resp_fail(r, FERRY_EPROTO,
+				  "control byte 0x%02x in the reason phrase", c);
+			return -1;
+		}
+	}
 	if (arena_put(r, at, len))
 		return oom(r);
 	r->ferry__reason_len += (uint32_t)len;
@@ -296,19 +308,29 @@ static int cb_headers_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+static int over_limit(struct ferry__h1_resp *r)
+{
+	return resp_fail(r, FERRY_ETOOLARGE,
+			 "body exceeds the limit of %llu bytes",
+			 (unsigned long long)r->ferry__lim.max_body);
+}
+
 static int cb_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct ferry__h1_resp *r = resp_of(p);
 
 	if (len == 0)
 		return 0;
-	r->ferry__body_bytes += len;
-	if (r->ferry__body_bytes > r->ferry__lim.max_body) {
-		resp_fail(r, FERRY_ETOOLARGE,
-			  "body exceeds the limit of %llu bytes",
-			  (unsigned long long)r->ferry__lim.max_body);
+	/* Over the limit: hand out what fits, and the feed that returns
+	 * it marks the error (see over_limit), so that the bytes a caller
+	 * gets before the error never depend on how the input was split. */
+	if (len > r->ferry__lim.max_body - r->ferry__body_bytes)
+		len = (size_t)(r->ferry__lim.max_body - r->ferry__body_bytes);
+	if (len == 0) {
+		over_limit(r);
 		return -1;
 	}
+	r->ferry__body_bytes += len;
 	r->ferry__slice.data = at;
 	r->ferry__slice.len = len;
 	r->ferry__ev = EV_BODY;
@@ -558,6 +580,10 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 		case EV_BODY:
 			if (body)
 				*body = r->ferry__slice;
+			/* cut at the limit: llhttp consumed more than that */
+			if (r->ferry__slice.data + r->ferry__slice.len <
+			    data + off)
+				over_limit(r);
 			return FERRY__H1_BODY;
 		default:
 			return r->ferry__ev;

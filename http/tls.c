@@ -35,6 +35,7 @@
 #include "ferry/list.h"
 #include "grow.h"
 #include "tls.h"
+#include "tls_fuzz.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 /* A leaf certificate longer than this is checked but not remembered
@@ -239,15 +240,80 @@ oom:
 	return -ENOMEM;
 }
 
+static bool pem_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/*
+ * BearSSL 0.6's PEM decoder is stricter than the lax form of RFC 7468
+ * that CA files in the wild use: it takes a line break in the base64 text
+ * only between 4-character groups (a file wrapped at 65 columns, or with
+ * "=" alone on its last line, fails, and the files after it with it),
+ * keeps the closing dashes in the name when a BEGIN line ends with CRLF
+ * ("CERTIFICATE-----"), and reports an object's end only after the
+ * newline of its END line. So the text is rewritten first: delimiter
+ * lines ("-----...") as they are, without surrounding white space; the
+ * other characters, without white space, wrapped at 64 columns; LF line
+ * endings and a final newline.
+ */
+static void pem_normalize(const char *s, size_t len, struct bytes *out)
+{
+	size_t col = 0;
+
+	while (len) {
+		const char *nl = memchr(s, '\n', len);
+		size_t n = nl ? (size_t)(nl - s) : len;
+		size_t next = nl ? n + 1 : n;
+		size_t i = 0;
+
+		while (i < n && pem_space(s[i]))
+			i++;
+		if (n - i >= 5 && !memcmp(s + i, "-----", 5)) {
+			while (n > i && pem_space(s[n - 1]))
+				n--;
+			if (col)
+				bytes_add(out, "\n", 1);
+			col = 0;
+			bytes_add(out, s + i, n - i);
+			bytes_add(out, "\n", 1);
+		} else {
+			for (; i < n; i++) {
+				if (pem_space(s[i]))
+					continue;
+				bytes_add(out, s + i, 1);
+				if (++col == 64) {
+					bytes_add(out, "\n", 1);
+					col = 0;
+				}
+			}
+		}
+		s += next;
+		len -= next;
+	}
+	if (col)
+		bytes_add(out, "\n", 1);
+}
+
 /* Every CERTIFICATE object of one PEM text. Returns the number of
  * anchors added, or -ENOMEM. */
-static int pem_load(struct ferry__tls_config *cfg, const char *s, size_t len)
+static int pem_load(struct ferry__tls_config *cfg, const char *text,
+		    size_t text_len)
 {
 	br_pem_decoder_context pc;
-	struct bytes obj = { 0 };
+	struct bytes obj = { 0 }, norm = { 0 };
 	bool is_cert = false, in_obj = false;
 	int added = 0, err = 0;
+	const char *s;
+	size_t len;
 
+	pem_normalize(text, text_len, &norm);
+	if (norm.oom) {
+		free(norm.p);
+		return -ENOMEM;
+	}
+	s = (const char *)norm.p;
+	len = norm.len;
 	br_pem_decoder_init(&pc);
 	while (len) {
 		size_t n = br_pem_decoder_push(&pc, s, len);
@@ -285,6 +351,7 @@ out:
 	if (obj.oom)
 		err = -ENOMEM;
 	free(obj.p);
+	free(norm.p);
 	return err < 0 ? err : added;
 }
 
@@ -1384,4 +1451,24 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 	if (e >= BR_ERR_X509_OK && e < BR_ERR_RECV_FATAL_ALERT)
 		return FERRY_ETLS_CERT;
 	return FERRY_ETLS_HANDSHAKE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry points for the fuzzers (tls_fuzz.h)                             */
+
+int ferry__tls_config_add_pem(struct ferry__tls_config *cfg, const char *pem,
+			      size_t len)
+{
+	return pem_load(cfg, pem, len);
+}
+
+size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
+{
+	return cfg->ntas;
+}
+
+int ferry__tls_san_has_ip(const unsigned char *der, size_t len,
+			  const unsigned char *ip, size_t iplen)
+{
+	return san_has_ip(der, len, ip, iplen);
 }

@@ -6,7 +6,8 @@ set -eu
 
 PKGS="gcc libc6-dev liburing-dev libbearssl-dev node-llhttp libcriterion-dev
 meson ninja-build pkg-config python3 nginx-light openssl curl wrk
-ca-certificates valgrind"
+ca-certificates valgrind
+clang-14 libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

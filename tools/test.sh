@@ -41,4 +41,20 @@ if grep -q "suite : 'bridge'" tests/bridge/meson.build 2>/dev/null; then
 		run "TSan (bridge, runtime)" build-tsan --suite bridge --suite runtime
 	sanitizer_clean build-tsan
 fi
+# Fuzz smoke: each libFuzzer target (tests/fuzz) for FERRY_FUZZ_SECONDS
+# (default 20; 0 skips) under clang's ASan+UBSan, in build-fuzz; a crash,
+# a sanitizer report or a leak fails the run (tools/fuzz exits non-zero).
+fuzz_secs=${FERRY_FUZZ_SECONDS:-20}
+if [ "$fuzz_secs" -gt 0 ]; then
+	tools/fuzz build
+	for t in $(tools/fuzz list); do
+		log=build-fuzz/fuzz-$t.log
+		if ! tools/fuzz "$t" "$fuzz_secs" >"$log" 2>&1; then
+			tail -n 60 "$log" >&2
+			echo "== fuzz $t failed: see $log and build-fuzz/crash-$t-*" >&2
+			exit 1
+		fi
+		echo "== fuzz $t: $(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log") runs" >&2
+	done
+fi
 echo "== all suites passed" >&2

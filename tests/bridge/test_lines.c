@@ -272,6 +272,29 @@ Test(lines, stream_error_after_lines, .timeout = 10)
 	ferry_runner_destroy(r);
 }
 
+/* The input tests/fuzz/fuzz_lines crashed on: an empty stream and a
+ * short max_line. The first call computed NULL + 0 (no chunk yet), which
+ * is undefined: clang's UBSan reports it (gcc's does not look), so this
+ * fails before the fix in a clang ASan+UBSan build. */
+Test(lines, empty_stream_first_call, .timeout = 10)
+{
+	struct ferry_runner *r = bt_runner();
+	struct pool pool = { 0 };
+	struct prod_stats st = { 0 };
+	struct ferry_stream *s = open_text(r, &pool, &st, "", NULL, 0, 0, 4);
+	struct ferry_lines l;
+	const char *line = NULL;
+	size_t len = 0;
+
+	ferry_lines_init(&l, s, 7);
+	cr_assert_eq(ferry_lines_next(&l, &line, &len, 5000 * BT_MS), 0);
+	cr_assert_eq(ferry_lines_next(&l, &line, &len, 5000 * BT_MS), 0);
+	ferry_lines_free(&l);
+	ferry_stream_close(s);
+	bt_pool_drain(r, &pool);
+	ferry_runner_destroy(r);
+}
+
 /* Deadlines pass through: a slow producer gives FERRY_ETIMEDOUT, and the
  * iterator goes on afterwards without losing the partial line. */
 Test(lines, deadline_keeps_partial_line, .timeout = 10)

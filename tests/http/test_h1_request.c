@@ -139,6 +139,15 @@ static const struct bad_case bad_reqs[] = {
 	  "header value contains CR, LF or NUL" },
 	{ "GET", FERRY__H1_HEADER("Host", "h\r\nX: 1"), true, 0,
 	  "header value contains CR, LF or NUL" },
+	/* found by tests/fuzz/fuzz_h1_request: llhttp refuses these heads */
+	{ "GET", FERRY__H1_HEADER("G.", "\x1a"), true, 0,
+	  "header value contains a control character" },
+	{ "GET", FERRY__H1_HEADER("X", "a\x01b"), true, 0,
+	  "header value contains a control character" },
+	{ "GET", FERRY__H1_HEADER("X", "del\x7f"), true, 0,
+	  "header value contains a control character" },
+	{ "GET", FERRY__H1_HEADER("X", "\x1f"), true, 0,
+	  "header value contains a control character" },
 	{ "POST", FERRY__H1_HEADER("Content-Length", "5"), true, 5,
 	  "Content-Length and Transfer-Encoding are set by ferry from the body length" },
 	{ "POST", FERRY__H1_HEADER("transfer-encoding", "chunked"), true, -1,
@@ -336,6 +345,44 @@ Test(h1_request, llhttp_reads_what_we_write)
 	ferry__h1_buf_free(&seen.url);
 	ferry__h1_buf_free(&seen.hdrs);
 	ferry__h1_buf_free(&seen.body);
+	ferry__h1_buf_free(&out);
+	ferry_url_free(&u);
+}
+
+/* The control-byte refusal (found by tests/fuzz/fuzz_h1_request) leaves
+ * what RFC 9110 allows in a value: HTAB inside it and obs-text bytes;
+ * llhttp's strict parser reads them. */
+Test(h1_request, tab_and_obs_text_in_values_allowed)
+{
+	struct ferry__h1_header h[] = {
+		FERRY__H1_HEADER("X-Tab", "a\tb"),
+		FERRY__H1_HEADER("X-Obs", "caf\xc3\xa9 \x80\xff"),
+	};
+	llhttp_settings_t st;
+	struct ferry__h1_buf out = { 0 };
+	struct seen seen = { 0 };
+	struct ferry_url u;
+	struct ferry__h1_req req;
+	llhttp_t p;
+
+	url_of(&u, "http://h/");
+	req = (struct ferry__h1_req){ "GET", &u, h, 2, 0 };
+	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
+	llhttp_settings_init(&st);
+	st.on_header_field = on_field;
+	st.on_header_field_complete = on_field_done;
+	st.on_header_value = on_field;
+	st.on_header_value_complete = on_value_done;
+	st.on_message_complete = on_done;
+	llhttp_init(&p, HTTP_REQUEST, &st);
+	p.data = &seen;
+	cr_assert_eq(llhttp_execute(&p, out.data, out.len), HPE_OK, "%s",
+		     llhttp_get_error_reason(&p));
+	cr_expect_eq(seen.complete, 1);
+	ferry__h1_buf_append(&seen.hdrs, "", 1);
+	cr_expect_str_eq(seen.hdrs.data, "Host=h;User-Agent=ferry/0.1;"
+			 "X-Tab=a\tb;X-Obs=caf\xc3\xa9 \x80\xff;");
+	ferry__h1_buf_free(&seen.hdrs);
 	ferry__h1_buf_free(&out);
 	ferry_url_free(&u);
 }

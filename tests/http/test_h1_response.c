@@ -423,6 +423,19 @@ static const struct resp_case cases[] = {
 	  "Content-Length: 0\n", "", true, true, 0 },
 	{ "no_reason_phrase", NULL, "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
 	  0, false, 0, NULL, 200, "", "Content-Length: 0\n", "", true, true, 0 },
+	/* found by tests/fuzz/fuzz_h1_response: llhttp 8.1 takes any byte
+	 * but CR and LF in the reason */
+	{ "nul_in_reason", NULL,
+	  "HTTP/1.1 304 Not Modi\0fied\r\nContent-Length: 0\r\n\r\n", 49,
+	  false, FERRY_EPROTO, "control byte 0x00 in the reason phrase", 0,
+	  NULL, NULL, "", false, false, 0 },
+	{ "escape_in_reason", NULL,
+	  "HTTP/1.1 200 \x1b[2J\r\nContent-Length: 0\r\n\r\n", 0, false,
+	  FERRY_EPROTO, "control byte 0x1b in the reason phrase", 0, NULL,
+	  NULL, "", false, false, 0 },
+	{ "tab_and_obs_text_in_reason", NULL,
+	  "HTTP/1.1 200 O\tK \xe9\r\nContent-Length: 0\r\n\r\n", 0, false,
+	  0, NULL, 200, "O\tK \xe9", "Content-Length: 0\n", "", true, true, 0 },
 	{ "reason_with_spaces", NULL,
 	  "HTTP/1.1 404 Not Found Here\r\nContent-Length: 1\r\n\r\n!", 0, false,
 	  0, NULL, 404, "Not Found Here", "Content-Length: 1\n", "!", true,
@@ -691,13 +704,17 @@ Test(h1_response, body_limit)
 		  .body = "0123456789", .done = true, .keep_alive = true,
 		  .in = OK200 "Transfer-Encoding: chunked\r\n\r\n"
 			"5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n" },
+		/* found by tests/fuzz/fuzz_h1_response: the bytes handed out
+		 * before the error depended on the split (5 here when whole) */
 		{ .name = "chunked over limit", .status = 200, .reason = "OK",
-		  .err = FERRY_ETOOLARGE,
+		  .hdrs = "Transfer-Encoding: chunked\n",
+		  .body = "0123456789", .err = FERRY_ETOOLARGE,
 		  .why = "body exceeds the limit of 10 bytes",
 		  .in = OK200 "Transfer-Encoding: chunked\r\n\r\n"
 			"5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n" },
 		{ .name = "close-delimited over limit", .status = 200,
-		  .reason = "OK", .err = FERRY_ETOOLARGE, .eof = true,
+		  .reason = "OK", .hdrs = "", .body = "0123456789",
+		  .err = FERRY_ETOOLARGE, .eof = true,
 		  .why = "body exceeds the limit of 10 bytes",
 		  .in = OK200 "\r\n0123456789a" },
 		{ .name = "HEAD ignores the length", .method = "HEAD",
@@ -709,25 +726,7 @@ Test(h1_response, body_limit)
 	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
 		struct ferry__h1_limits l = lim;
 		struct resp_case c = cs[i];
-		size_t len = strlen(c.in);
-		struct result res;
 
-		if (!c.body) {
-			/* how much body arrives before the error depends on
-			 * the split: check only the error, for every split */
-			for (unsigned seed = 0; seed < NSEEDS; seed++) {
-				size_t *sizes = make_sizes(len, seed);
-
-				drive(&res, c.method, c.in, len, c.eof, &l, sizes);
-				cr_expect_eq(res.err, c.err, "%s seed %u", c.name, seed);
-				cr_expect(strstr(res.why, c.why), "%s: %s", c.name,
-					  res.why);
-				cr_expect_leq(res.body.len, 10);
-				result_free(&res);
-				free(sizes);
-			}
-			continue;
-		}
 		run_case(&c, &l);
 	}
 }

@@ -271,6 +271,98 @@ Test(tls, bad_ca_file_refused_at_start)
 	tc_req_free(&r);
 }
 
+/*
+ * Write ca.pem again as @path: with CRLF line endings if @crlf, without
+ * the newline after its last line if @cut_last_eol, and with its base64
+ * lines wrapped at @width columns if @width is not 0.
+ */
+static void ca_variant(const char *path, bool crlf, bool cut_last_eol,
+		       size_t width)
+{
+	FILE *in = fopen(tf_cert("ca.pem"), "rb");
+	FILE *out = fopen(path, "wb");
+	char text[16384], line[256];
+	size_t col = 0;
+
+	cr_assert(in && out, "%s: %s", path, strerror(errno));
+	text[0] = 0;
+	while (fgets(line, sizeof(line), in)) {
+		size_t n = strcspn(line, "\n");
+
+		if (!width || !strncmp(line, "-----", 5)) {
+			if (col)
+				strcat(text, "\n");
+			col = 0;
+			strncat(text, line, n);
+			strcat(text, "\n");
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			strncat(text, line + i, 1);
+			if (++col == width) {
+				strcat(text, "\n");
+				col = 0;
+			}
+		}
+	}
+	cr_assert(strlen(text) > 0 && strlen(text) < sizeof(text) - 256);
+	if (cut_last_eol)
+		text[strlen(text) - 1] = 0;
+	for (size_t i = 0; text[i]; i++) {
+		if (crlf && text[i] == '\n')
+			fputc('\r', out);
+		fputc(text[i], out);
+	}
+	fclose(in);
+	cr_assert_eq(fclose(out), 0);
+}
+
+/* Found by tests/fuzz/fuzz_pem: BearSSL 0.6's PEM decoder names an object
+ * "CERTIFICATE-----" when its BEGIN line ends with CRLF, reports an
+ * object's end only after a newline, and takes a line break in base64
+ * text only between 4-character groups; so a CA file with Windows line
+ * endings, whose last line had no newline, or wrapped at another width
+ * than a multiple of 4, loaded no certificate. */
+static void get_with_ca_variant(bool crlf, bool cut_last_eol, size_t width)
+{
+	struct ferry_http_client_opts o = { 0 };
+	char path[] = "/tmp/ferry-ca-XXXXXX";
+	struct tc_req r;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	ca_variant(path, crlf, cut_last_eol, width);
+	www_up("leaf.pem", "leaf.key", NULL);
+	o.ca_file = path;
+	o.connect_timeout_ms = 5000;
+	o.read_timeout_ms = 5000;
+	tc_setup(&t, &o);
+	get(&r, u("localhost", "/"));
+	unlink(path);
+	expect_page(&r);
+	tc_req_free(&r);
+}
+
+Test(tls, ca_file_with_crlf_line_endings)
+{
+	get_with_ca_variant(true, false, 0);
+}
+
+Test(tls, ca_file_without_final_newline)
+{
+	get_with_ca_variant(false, true, 0);
+}
+
+Test(tls, ca_file_wrapped_at_65_and_at_1_column)
+{
+	get_with_ca_variant(false, false, 65);
+	tc_teardown(&t);
+	memset(&t, 0, sizeof(t));
+	fx_stop(&srv);
+	get_with_ca_variant(true, false, 1);
+}
+
 Test(tls, tls13_only_server)
 {
 	const char *extra[] = { "-tls1_3", NULL };
