@@ -61,6 +61,7 @@ struct ferry_response {
 	char *body;
 	size_t body_len, body_cap;
 	struct ferry_stream *stream;
+	struct ferry_http_timings timings;
 };
 
 struct ferry__xfer {
@@ -174,6 +175,7 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	struct ferry_response *resp = x->resp;
 	int ret = ferry__copy_head(resp, req, status);
 
+	ferry_http_request_timings(req, &resp->timings);
 	if (ret < 0 || !resp->rq.stream)
 		return ret;
 	ret = ferry_stream_create(resp->s->r, resp->rq.stream_capacity,
@@ -244,6 +246,7 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 	if (x->stream)
 		ferry_stream_end(x->stream, result < 0 ? result : 0);
 	if (resp) {
+		ferry_http_request_timings(req, &resp->timings);
 		resp->x = NULL;
 		resp->result = result;
 		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
@@ -301,6 +304,7 @@ static void ferry__resp_start(struct ferry_task *t)
 		.max_redirects = resp->rq.max_redirects,
 		.cb = &ferry__xfer_cb,
 		.ctx = x,
+		.raw_headers = resp->rq.raw_headers,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
@@ -515,6 +519,12 @@ const void *ferry_response_body(const struct ferry_response *r, size_t *len)
 const char *ferry_response_url(const struct ferry_response *r)
 {
 	return r->final_url ? r->final_url : "";
+}
+
+void ferry_response_timings(const struct ferry_response *r,
+			    struct ferry_http_timings *t)
+{
+	*t = r->timings;
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)

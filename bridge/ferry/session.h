@@ -82,6 +82,10 @@ struct ferry_request {
 	 * the runner from the same thread (see ferry_runner_close). */
 	bool stream;
 	unsigned stream_capacity;	/* chunks queued at most; 0 = 16 */
+	/* Send @headers exactly as given, in order, adding no Host,
+	 * User-Agent or empty-POST Content-Length: see raw_headers in
+	 * struct ferry_http_request_opts (ferry/http.h). */
+	bool raw_headers;
 };
 
 /*
@@ -137,6 +141,14 @@ const char *ferry_response_header(const struct ferry_response *r,
 const void *ferry_response_body(const struct ferry_response *r, size_t *len);
 /* The final URL after redirects, formatted. */
 const char *ferry_response_url(const struct ferry_response *r);
+/*
+ * ferry_response_timings - where the request's time went, as
+ * ferry_http_request_timings (ferry/http.h) reports it: taken when the
+ * head arrived and again when the request ended (whole-body mode, or an
+ * error before the head). Zeroes for events that did not happen.
+ */
+void ferry_response_timings(const struct ferry_response *r,
+			    struct ferry_http_timings *t);
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with
  * ferry_stream_next or ferry_lines_*. The stream belongs to the response:
