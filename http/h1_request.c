@@ -206,8 +206,9 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (h != p->host)
-			size += h->name_len + 2 + h->value_len + 2;
+		if (h != p->host)	/* "Name: value\r\n", "Name:\r\n" */
+			size += h->name_len + (h->value_len ? 2 : 1) +
+				h->value_len + 2;
 	}
 	if (req->body_len == FERRY__H1_BODY_CHUNKED)
 		size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
@@ -233,7 +234,8 @@ static char *put_field(char *w, const char *name, size_t nlen,
 		       const char *value, size_t vlen)
 {
 	w = put(w, name, nlen);
-	w = PUT_LIT(w, ": ");
+	/* An empty field has no space after its colon (as curl's). */
+	w = vlen ? PUT_LIT(w, ": ") : PUT_LIT(w, ":");
 	w = put(w, value, vlen);
 	return PUT_LIT(w, "\r\n");
 }

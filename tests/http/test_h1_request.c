@@ -60,7 +60,7 @@ static const struct head_case heads[] = {
 	  FERRY__H1_HEADER("user-agent", "me/2"), FERRY__H1_HEADER("X-B", "") },
 	  4, 0, 0,
 	  "GET / HTTP/1.1\r\nHost: virtual.example\r\nX-A: 1\r\n"
-	  "user-agent: me/2\r\nX-B: \r\n\r\n" },
+	  "user-agent: me/2\r\nX-B:\r\n\r\n" },
 	{ "GET", "http://h/", { FERRY__H1_HEADER("Connection", "close") }, 1, 0,
 	  FERRY__H1_REQ_CLOSE,
 	  "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ferry/0.1\r\n"
