@@ -268,8 +268,11 @@ static void ferry__resp_fail(struct ferry_response *resp, int err,
 			     const char *why)
 {
 	resp->result = err;
-	snprintf(resp->detail, sizeof(resp->detail), "%s",
-		 why && *why ? why : ferry_strerror(err));
+	/* @why may be resp->detail itself (start's sentence): copying a
+	 * string onto itself with snprintf is undefined and empties it. */
+	if (why != resp->detail || !*why)
+		snprintf(resp->detail, sizeof(resp->detail), "%s",
+			 why && *why ? why : ferry_strerror(err));
 	ferry_task_complete(&resp->task, err);
 }
 

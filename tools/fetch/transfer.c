@@ -16,9 +16,10 @@
 
 #include "fetch.h"
 
-/* Receive chunks queued between the loop and this thread: deep enough
- * that the loop never waits for a writer that is a little late. */
-#define FETCH_STREAM_CAPACITY 256
+/* Receive chunks queued between the loop and this thread: all of the
+ * client's receive buffers (main.c), so the loop never waits for a
+ * writer that is a little late. */
+#define FETCH_STREAM_CAPACITY 64
 
 /* The request of one hop: method, URL, body and the header fields. */
 struct hop {
@@ -98,8 +99,7 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 		return fail(x, FETCH_EXIT_EMPTY, "Empty reply from server");
 	case FERRY_EPARTIAL:
 		return fail(x, FETCH_EXIT_PARTIAL,
-			    "transfer closed with outstanding read data remaining: %s",
-			    detail);
+			    "transfer closed with outstanding read data remaining");
 	case FERRY_EURL:
 		return fail(x, FETCH_EXIT_URL, "URL rejected: %s", detail);
 	case -ENOMEM:
@@ -457,8 +457,10 @@ static int read_body(struct fetch_xfer *x, const struct hop *hp,
 		atomic_fetch_add_explicit(&x->meter.bytes, c.len,
 					  memory_order_relaxed);
 	}
+	/* A stream's error comes without the library's sentence: the
+	 * code's words stand in ("Connection reset by peer", as curl). */
 	if (st && n < 0)
-		return fail_lib(x, hp, n, ferry_response_detail(r), true);
+		return fail_lib(x, hp, n, ferry_strerror(n), true);
 	return 0;
 }
 
@@ -645,17 +647,19 @@ int fetch_xfer_run(struct fetch_xfer *x)
 	long left = a->retry, delay = 1000;
 	const char *why;
 
-	x->t0 = fetch_now_ns();
+	x->t0 = fetch_now_ns();	/* again for each attempt: -m is per attempt */
 	if (fetch_out_prepare(x))
 		goto end;
 	atomic_store_explicit(&x->meter.t_start, x->t0, memory_order_relaxed);
 	atomic_store_explicit(&x->meter.state, 1, memory_order_relaxed);
 	for (;;) {
 		find_resume_point(x);
+		x->t0 = fetch_now_ns();
 		attempt(x);
 		why = transient(x);
 		if (!why || left <= 0)
 			break;
+		fetch_report(x);	/* curl reports each failed attempt */
 		if (a->retry_delay_s)
 			delay = a->retry_delay_s * 1000;
 		if (!a->silent)
