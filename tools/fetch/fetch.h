@@ -45,6 +45,7 @@ struct fetch_meter {
 	_Atomic int64_t total;		/* expected body bytes, -1 unknown */
 	_Atomic int state;		/* 0 waiting, 1 running, 2 done */
 	_Atomic uint64_t t_start;	/* ns, when it began running */
+	_Atomic uint64_t t_end;		/* ns, when it ended; 0 running */
 };
 
 /* One URL's transfer, with its results (for -w). */

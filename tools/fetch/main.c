@@ -17,7 +17,7 @@
 #include "fetch.h"
 
 #define FETCH_RECV_BUF_SIZE (128 * 1024)
-#define FETCH_RECV_BUF_COUNT 64
+#define FETCH_RECV_BUF_COUNT 64	/* = FETCH_STREAM_CAPACITY */
 
 uint64_t fetch_now_ns(void)
 {

@@ -48,7 +48,12 @@ static void draw_line(const struct fetch_xfer *x, size_t i, uint64_t now)
 	int64_t total = atomic_load_explicit(&x->meter.total, memory_order_relaxed);
 	int state = atomic_load_explicit(&x->meter.state, memory_order_relaxed);
 	uint64_t t0 = atomic_load_explicit(&x->meter.t_start, memory_order_relaxed);
-	double secs = state && now > t0 ? (double)(now - t0) / 1e9 : 0;
+	uint64_t t1 = atomic_load_explicit(&x->meter.t_end, memory_order_relaxed);
+	double secs;
+
+	if (t1)
+		now = t1;
+	secs = state && now > t0 ? (double)(now - t0) / 1e9 : 0;
 	double rate = secs > 0 ? (double)bytes / secs : 0;
 	char got[16], tot[16], spd[16], eta[16] = "--:--";
 
@@ -142,6 +147,7 @@ void fetch_progress_stop(void)
 	pthread_mutex_unlock(&pg.lock);
 	pthread_join(pg.thread, NULL);
 	pg.running = false;
+	draw();		/* the final figures */
 	if (pg.lines)
 		fputc('\n', stderr);
 }
