@@ -82,8 +82,8 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 			    host, port, elapsed_ms(x), detail);
 	case FERRY_ECONNECT_TIMEOUT:
 		return fail(x, FETCH_EXIT_TIMEOUT,
-			    "Connection timed out after %ld milliseconds: %s",
-			    elapsed_ms(x), detail);
+			    "Failed to connect to %s port %u after %ld ms: %s",
+			    host, port, elapsed_ms(x), detail);
 	case FERRY_ETOTAL_TIMEOUT: case FERRY_EREAD_TIMEOUT:
 		return fail(x, FETCH_EXIT_TIMEOUT,
 			    "Operation timed out after %ld milliseconds with %llu bytes received",
@@ -249,9 +249,13 @@ static void build_head(const struct fetch_xfer *x, struct hop *hp)
 	if (a->user && hp->same_origin && !has_custom(a, "Authorization")) {
 		char enc[sizeof(buf)];
 
-		if (strlen(a->user) < sizeof(buf) * 3 / 4 - 8) {
-			memcpy(buf, "Basic ", 6);
-			base64(a->user, strlen(a->user), enc);
+		/* "user" alone is "user:" (curl would prompt on a tty). */
+		int n = snprintf(enc, sizeof(enc), "%s%s", a->user,
+				 strchr(a->user, ':') ? "" : ":");
+
+		if (n > 0 && (size_t)n < sizeof(buf) * 3 / 4 - 8) {
+			memcpy(buf, enc, (size_t)n);
+			base64(buf, (size_t)n, enc);
 			snprintf(buf, sizeof(buf), "Basic %s", enc);
 			addz(hp, "Authorization", buf);
 		}
