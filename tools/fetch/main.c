@@ -6,6 +6,7 @@
  * with curl's code for the last failure.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--bench"))
 			return fetch_bench_main(argc, argv);
+	/* A reader that goes away is a write error (23), as in curl. */
+	signal(SIGPIPE, SIG_IGN);
 	rc = fetch_args_parse(argc - 1, argv + 1, &a);
 	if (rc >= 0) {
 		fetch_args_free(&a);

@@ -36,9 +36,9 @@ struct hop {
 	bool has_body;
 	bool same_origin;		/* as the first URL: credentials go */
 	/* Header fields and their text. */
-	struct ferry_http_header h[64];
+	struct ferry_http_header h[256];
 	size_t nh;
-	char text[16384];
+	char text[65536];
 	size_t used;
 };
 
@@ -547,7 +547,9 @@ static int attempt(struct fetch_xfer *x)
 	if (!hp)
 		return fail(x, FETCH_EXIT_NOMEM, "Out of memory");
 	rc = first_hop(x, hp);
-	if (rc || (rc = ferry_url_copy(&first, &hp->url) < 0 ? FETCH_EXIT_NOMEM : 0))
+	if (!rc && ferry_url_copy(&first, &hp->url) < 0)
+		rc = fail(x, FETCH_EXIT_NOMEM, "Out of memory");
+	if (rc)
 		goto out;
 	for (;;) {
 		const char *loc;
