@@ -68,6 +68,7 @@ struct fetch_xfer {
 	unsigned num_redirects;
 	char url_effective[2048];
 	char content_type[256];
+	long retry_after_s;		/* Retry-After in seconds, or -1 */
 	double time_total, time_namelookup, time_connect, time_appconnect,
 	       time_starttransfer;
 	struct fetch_meter meter;

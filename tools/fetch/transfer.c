@@ -442,8 +442,12 @@ static void note_response(struct fetch_xfer *x, const struct ferry_response *r)
 	const char *ct = ferry_response_header(r, "Content-Type", NULL);
 	const char *cl = ferry_response_header(r, "Content-Length", NULL);
 
+	const char *ra = ferry_response_header(r, "Retry-After", NULL);
+
 	x->status = ferry_response_status(r);
 	x->size_header += fetch_head_size(r);
+	/* Seconds only: curl ignores the HTTP-date form as well. */
+	x->retry_after_s = ra && *ra >= '0' && *ra <= '9' ? strtol(ra, NULL, 10) : -1;
 	snprintf(x->content_type, sizeof(x->content_type), "%s", ct ? ct : "");
 	atomic_store_explicit(&x->meter.total, cl ? strtoll(cl, NULL, 10) : -1,
 			      memory_order_relaxed);
@@ -635,6 +639,7 @@ static void reset_results(struct fetch_xfer *x)
 	x->size_download = x->size_header = 0;
 	x->num_redirects = 0;
 	x->content_type[0] = '\0';
+	x->retry_after_s = -1;
 	atomic_store_explicit(&x->meter.bytes, 0, memory_order_relaxed);
 }
 
@@ -662,6 +667,7 @@ int fetch_xfer_run(struct fetch_xfer *x)
 	const char *why;
 
 	x->t0 = fetch_now_ns();	/* again for each attempt: -m is per attempt */
+	x->retry_after_s = -1;
 	if (fetch_out_prepare(x))
 		goto end;
 	atomic_store_explicit(&x->meter.t_start, x->t0, memory_order_relaxed);
@@ -676,6 +682,8 @@ int fetch_xfer_run(struct fetch_xfer *x)
 		fetch_report(x);	/* curl reports each failed attempt */
 		if (a->retry_delay_s)
 			delay = a->retry_delay_s * 1000;
+		else if (x->retry_after_s >= 0 && !strcmp(why, ": HTTP error"))
+			delay = x->retry_after_s * 1000;	/* the server's word */
 		if (!a->silent)
 			fprintf(stderr, "Warning: Problem %s. Will retry in %ld seconds. %ld retries left.\n",
 				why, delay / 1000, left);
