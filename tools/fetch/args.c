@@ -169,10 +169,14 @@ static int add_data(struct fetch_args *a, enum opt_id id, const char *arg)
 	if (at) {
 		int err = read_file(arg + 1, &piece, &len);
 
+		if (err == -ENOMEM)
+			return FETCH_EXIT_NOMEM;
 		if (err < 0) {
-			fprintf(stderr, "fetch: (26) Failed to open/read local data from file %s: %s\n",
-				arg + 1, strerror(-err));
-			return FETCH_EXIT_READ;
+			/* curl 7.88 warns (unless -s) and goes on with
+			 * nothing from it. */
+			a->unreadable = arg + 1;
+			piece = NULL;
+			len = 0;
 		}
 		if (id == O_DATA)
 			len = strip_newlines(piece, len);
@@ -185,7 +189,8 @@ static int add_data(struct fetch_args *a, enum opt_id id, const char *arg)
 	a->data = d;
 	if (a->has_data && id != O_JSON)
 		a->data[a->data_len++] = '&';
-	memcpy(a->data + a->data_len, at ? piece : arg, len);
+	if (len)
+		memcpy(a->data + a->data_len, at ? piece : arg, len);
 	a->data_len += len;
 	a->data[a->data_len] = '\0';
 	a->has_data = true;
@@ -440,6 +445,9 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		}
 	}
 	pair_outputs(a, &p);
+	if (r < 0 && a->unreadable && !a->silent)
+		fprintf(stderr, "Warning: Couldn't read data from file \"%s\", this makes an empty POST.\n",
+			a->unreadable);
 	free(p.outs);
 	if (r < 0 && a->ntargets == 0) {
 		fprintf(stderr, "fetch: no URL specified!\n");

@@ -40,6 +40,7 @@ struct fetch_args {
 	bool data_form;		/* some -d family: form content type */
 	bool json;		/* --json */
 	bool get;		/* -G */
+	const char *unreadable;	/* a -d @file that could not be read */
 
 	const char *user;	/* -u user:pass */
 	const char *agent;	/* -A; NULL: fetch's own */

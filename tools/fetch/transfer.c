@@ -108,6 +108,8 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 		return fail(x, FETCH_EXIT_URL, "URL rejected: %s", detail);
 	case -ENOMEM:
 		return fail(x, FETCH_EXIT_NOMEM, "Out of memory");
+	case FERRY_EINVAL:	/* a -H or -X the client will not send */
+		return fail(x, FETCH_EXIT_USAGE, "Bad request: %s", detail);
 	case FERRY_EPROTO:
 		if (!got_head)
 			return fail(x, FETCH_EXIT_WEIRD,
