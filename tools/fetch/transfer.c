@@ -590,12 +590,11 @@ static int attempt(struct fetch_xfer *x)
 	if ((rc = check_resume(x, status, &done)) || done)
 		goto out;
 	if (a->fail && status >= 400) {
-		if (a->fail == FETCH_FAIL_WITH_BODY) {
-			if (a->include || a->head)
-				rc = fetch_out_head(x, r);
-			if (!rc)
-				rc = read_body(x, hp, r, true);
-		}
+		/* curl shows the head (-i/-I) even when it fails. */
+		if (a->include || a->head)
+			rc = fetch_out_head(x, r);
+		if (!rc && a->fail == FETCH_FAIL_WITH_BODY && !a->head)
+			rc = read_body(x, hp, r, true);
 		if (!rc)
 			rc = fail(x, FETCH_EXIT_HTTP,
 				  "The requested URL returned error: %d", status);
@@ -603,7 +602,8 @@ static int attempt(struct fetch_xfer *x)
 	}
 	if ((a->include || a->head) && (rc = fetch_out_head(x, r)))
 		goto out;
-	rc = read_body(x, hp, r, true);
+	if (!a->head)	/* -I shows the head only, whatever the method */
+		rc = read_body(x, hp, r, true);
 out:
 	ferry_response_free(r);
 	ferry_url_free(&hp->url);
