@@ -41,50 +41,80 @@ static void human(char *buf, size_t len, double v)
 		snprintf(buf, len, "%.*f%c", v < 10 ? 1 : 0, v, units[u]);
 }
 
-static void draw_line(const struct fetch_xfer *x, size_t i, uint64_t now)
+/* One transfer's figures, read from its meter. */
+struct figures {
+	uint64_t bytes;
+	int64_t total;		/* -1 unknown */
+	int state;		/* as struct fetch_meter */
+	double rate;		/* bytes per second */
+};
+
+static void read_meter(const struct fetch_meter *m, uint64_t now,
+		       struct figures *f)
 {
 	/* Relaxed loads: a figure a tenth of a second old is fine. */
-	uint64_t bytes = atomic_load_explicit(&x->meter.bytes, memory_order_relaxed);
-	int64_t total = atomic_load_explicit(&x->meter.total, memory_order_relaxed);
-	int state = atomic_load_explicit(&x->meter.state, memory_order_relaxed);
-	uint64_t t0 = atomic_load_explicit(&x->meter.t_start, memory_order_relaxed);
-	uint64_t t1 = atomic_load_explicit(&x->meter.t_end, memory_order_relaxed);
+	uint64_t t0 = atomic_load_explicit(&m->t_start, memory_order_relaxed);
+	uint64_t t1 = atomic_load_explicit(&m->t_end, memory_order_relaxed);
 	double secs;
 
+	f->bytes = atomic_load_explicit(&m->bytes, memory_order_relaxed);
+	f->total = atomic_load_explicit(&m->total, memory_order_relaxed);
+	f->state = atomic_load_explicit(&m->state, memory_order_relaxed);
 	if (t1)
-		now = t1;
-	secs = state && now > t0 ? (double)(now - t0) / 1e9 : 0;
-	double rate = secs > 0 ? (double)bytes / secs : 0;
-	char got[16], tot[16], spd[16], eta[16] = "--:--";
+		now = t1;	/* ended: the rate it ended with */
+	secs = f->state && now > t0 ? (double)(now - t0) / 1e9 : 0;
+	f->rate = secs > 0 ? (double)f->bytes / secs : 0;
+}
 
-	human(got, sizeof(got), (double)bytes);
-	human(spd, sizeof(spd), rate);
-	fputs("\r\033[K", stderr);
-	if (total > 0) {
-		double pct = 100.0 * (double)bytes / (double)total;
+/* -#: a 40-column bar and the percentage, or a mark and the bytes. */
+static void draw_bar(const struct figures *f)
+{
+	char got[16];
 
-		human(tot, sizeof(tot), (double)total);
-		if (rate > 0 && (uint64_t)total > bytes) {
-			long left = (long)((double)((uint64_t)total - bytes) / rate);
+	if (f->total > 0) {
+		double pct = 100.0 * (double)f->bytes / (double)f->total;
 
-			snprintf(eta, sizeof(eta), "%02ld:%02ld", left / 60, left % 60);
-		}
-		if (pg.bar) {
-			int w = (int)(pct / 2.5);	/* 40 columns */
-
-			fprintf(stderr, "%-40.*s %5.1f%%", w,
-				"########################################", pct);
-		} else {
-			fprintf(stderr, "[%zu] %5.1f%% %7s / %-7s %7s/s  ETA %s  %s",
-				i + 1, pct, got, tot, spd, eta,
-				state == 2 ? "done" : "");
-		}
-	} else if (pg.bar) {
-		fprintf(stderr, "%-40s %7s", "#", got);
-	} else {
-		fprintf(stderr, "[%zu] %7s %7s/s  %s", i + 1, got, spd,
-			state == 2 ? "done" : state ? "" : "waiting");
+		fprintf(stderr, "%-40.*s %5.1f%%", (int)(pct / 2.5),
+			"########################################", pct);
+		return;
 	}
+	human(got, sizeof(got), (double)f->bytes);
+	fprintf(stderr, "%-40s %7s", "#", got);
+}
+
+/* "[n]  42.0%  1.2M / 2.9M  800k/s  ETA 00:02", or bytes and rate. */
+static void draw_text(const struct figures *f, size_t i)
+{
+	const char *end = f->state == 2 ? "done" : f->state ? "" : "waiting";
+	char got[16], tot[16], spd[16], eta[48] = "--:--";
+
+	human(got, sizeof(got), (double)f->bytes);
+	human(spd, sizeof(spd), f->rate);
+	if (f->total <= 0) {
+		fprintf(stderr, "[%zu] %7s %7s/s  %s", i + 1, got, spd, end);
+		return;
+	}
+	human(tot, sizeof(tot), (double)f->total);
+	if (f->rate > 0 && (uint64_t)f->total > f->bytes) {
+		long left = (long)((double)((uint64_t)f->total - f->bytes) / f->rate);
+
+		snprintf(eta, sizeof(eta), "%02ld:%02ld", left / 60, left % 60);
+	}
+	fprintf(stderr, "[%zu] %5.1f%% %7s / %-7s %7s/s  ETA %s  %s", i + 1,
+		100.0 * (double)f->bytes / (double)f->total, got, tot, spd, eta,
+		end);
+}
+
+static void draw_line(const struct fetch_xfer *x, size_t i, uint64_t now)
+{
+	struct figures f;
+
+	read_meter(&x->meter, now, &f);
+	fputs("\r\033[K", stderr);
+	if (pg.bar)
+		draw_bar(&f);
+	else
+		draw_text(&f, i);
 }
 
 static void draw(void)
