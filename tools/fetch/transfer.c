@@ -218,6 +218,20 @@ static void base64(const char *in, size_t n, char *out)
 	*out = '\0';
 }
 
+/* -u: "user" alone is "user:" (curl would prompt on a terminal). */
+static void add_basic_auth(struct hop *hp, const char *user)
+{
+	char plain[512], enc[700], field[720];	/* 4 * 512 / 3 < 700 */
+	int n = snprintf(plain, sizeof(plain), "%s%s", user,
+			 strchr(user, ':') ? "" : ":");
+
+	if (n <= 0 || (size_t)n >= sizeof(plain))
+		return;
+	base64(plain, (size_t)n, enc);
+	snprintf(field, sizeof(field), "Basic %s", enc);
+	addz(hp, "Authorization", field);
+}
+
 /* Is this -H one fetch must not pass on to this hop? */
 static bool skip_custom(const struct hop *hp, const char *name, size_t n)
 {
@@ -248,20 +262,8 @@ static void build_head(const struct fetch_xfer *x, struct hop *hp)
 	} else if (!rm) {
 		addz(hp, "Host", v);
 	}
-	if (a->user && hp->same_origin && !has_custom(a, "Authorization")) {
-		char enc[sizeof(buf)];
-
-		/* "user" alone is "user:" (curl would prompt on a tty). */
-		int n = snprintf(enc, sizeof(enc), "%s%s", a->user,
-				 strchr(a->user, ':') ? "" : ":");
-
-		if (n > 0 && (size_t)n < sizeof(buf) * 3 / 4 - 8) {
-			memcpy(buf, enc, (size_t)n);
-			base64(buf, (size_t)n, enc);
-			snprintf(buf, sizeof(buf), "Basic %s", enc);
-			addz(hp, "Authorization", buf);
-		}
-	}
+	if (a->user && hp->same_origin && !has_custom(a, "Authorization"))
+		add_basic_auth(hp, a->user);
 	if ((a->resume && x->resume_at) || a->resume_from) {
 		snprintf(buf, sizeof(buf), "bytes=%llu-",
 			 (unsigned long long)(a->resume ? x->resume_at
