@@ -84,10 +84,17 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 		return fail(x, FETCH_EXIT_TIMEOUT,
 			    "Failed to connect to %s port %u after %ld ms: %s",
 			    host, port, elapsed_ms(x), detail);
-	case FERRY_ETOTAL_TIMEOUT: case FERRY_EREAD_TIMEOUT:
+	case FERRY_ETOTAL_TIMEOUT: case FERRY_EREAD_TIMEOUT: {
+		int64_t total = atomic_load_explicit(&x->meter.total,
+						     memory_order_relaxed);
+		char of[40] = "";
+
+		if (got_head && total >= 0)
+			snprintf(of, sizeof(of), " out of %lld", (long long)total);
 		return fail(x, FETCH_EXIT_TIMEOUT,
-			    "Operation timed out after %ld milliseconds with %llu bytes received",
-			    elapsed_ms(x), (unsigned long long)x->size_download);
+			    "Operation timed out after %ld milliseconds with %llu%s bytes received",
+			    elapsed_ms(x), (unsigned long long)x->size_download, of);
+	}
 	case FERRY_ETLS_HANDSHAKE:
 		return fail(x, FETCH_EXIT_TLS, "TLS connect error: %s%s", detail,
 			    strstr(detail, "version") || strstr(detail, "VERSION")
