@@ -62,6 +62,7 @@ struct ferry_response {
 	size_t body_len, body_cap;
 	struct ferry_stream *stream;
 	struct ferry_http_timings timings;
+	int minor;			/* HTTP/1.<minor>, -1 before the head */
 };
 
 struct ferry__xfer {
@@ -90,6 +91,7 @@ static int ferry__copy_head(struct ferry_response *resp,
 	char url[2048], *p;
 
 	resp->status = status;
+	resp->minor = ferry_http_response_minor(req);
 	resp->reason = strndup(reason, len);
 	ferry_url_format(ferry_http_request_url(req), url, sizeof(url));
 	resp->final_url = strdup(url);
@@ -375,6 +377,7 @@ int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq
 	if (!resp)
 		return -ENOMEM;
 	resp->s = s;
+	resp->minor = -1;
 	resp->task.start = ferry__resp_start;
 	resp->task.cancel = ferry__resp_cancel;
 	if (!rq || !rq->url || (rq->nheaders && !rq->headers)) {
@@ -421,6 +424,7 @@ int ferry_session_request(struct ferry_session *s,
 		*rp = calloc(1, sizeof(**rp));
 		if (!*rp)
 			return -ENOMEM;
+		(*rp)->minor = -1;
 		(*rp)->result = FERRY_EDEADLOCK;
 		snprintf((*rp)->detail, sizeof((*rp)->detail),
 			 "blocking request on the runner's loop thread");
@@ -472,6 +476,11 @@ void ferry_response_free(struct ferry_response *r)
 int ferry_response_status(const struct ferry_response *r)
 {
 	return r->status;
+}
+
+int ferry_response_http_minor(const struct ferry_response *r)
+{
+	return r->minor;
 }
 
 const char *ferry_response_reason(const struct ferry_response *r)

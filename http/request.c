@@ -647,6 +647,13 @@ int ferry_http_response_status(const struct ferry_http_request *req)
 	return req ? req->status : 0;
 }
 
+int ferry_http_response_minor(const struct ferry_http_request *req)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+
+	return p ? ferry__h1_resp_minor(p) : -1;
+}
+
 const char *ferry_http_response_reason(const struct ferry_http_request *req,
 				       size_t *len)
 {

@@ -129,6 +129,9 @@ struct ferry_task *ferry_response_task(struct ferry_response *r);
  */
 int ferry_response_status(const struct ferry_response *r);
 const char *ferry_response_reason(const struct ferry_response *r);
+/* HTTP minor version of the response: 1 (HTTP/1.1), 0 (HTTP/1.0), or -1
+ * when no head arrived. */
+int ferry_response_http_minor(const struct ferry_response *r);
 /* A sentence about the error, "" on success. */
 const char *ferry_response_detail(const struct ferry_response *r);
 size_t ferry_response_header_count(const struct ferry_response *r);

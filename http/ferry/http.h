@@ -398,6 +398,10 @@ int ferry_http_response_status(const struct ferry_http_request *req);
 const char *ferry_http_response_reason(const struct ferry_http_request *req,
 				       size_t *len);
 
+/* HTTP minor version of the final response: 1 (HTTP/1.1) or 0
+ * (HTTP/1.0); -1 before on_head. */
+int ferry_http_response_minor(const struct ferry_http_request *req);
+
 /* Number of header fields, repeats included. */
 size_t ferry_http_response_header_count(const struct ferry_http_request *req);
 

@@ -30,6 +30,7 @@ Test(session_more, raw_headers_and_timings_through_the_session)
 	body = ferry_response_body(r, &n);
 	cr_expect_str_eq(body, "GET /echo-headers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 			 "User-Agent: fetch/test\r\n\r\n");
+	cr_expect_eq(ferry_response_http_minor(r), 1);
 	ferry_response_timings(r, &tm);
 	cr_expect_gt(tm.connect_ns, 0);
 	cr_expect_geq(tm.starttransfer_ns, tm.connect_ns);
@@ -65,6 +66,7 @@ Test(session_more, a_request_refused_at_start_keeps_its_detail)
 	st_session(&o);
 	rc = ferry_session_get(st.s, "https://127.0.0.1:1/", &r);
 	cr_assert_eq(rc, FERRY_ETLS_CA, "%d", rc);
+	cr_expect_eq(ferry_response_http_minor(r), -1, "no head, no version");
 	cr_expect_neq(strstr(ferry_response_detail(r), "/nonexistent/ca.pem"),
 		      NULL, "detail: '%s'", ferry_response_detail(r));
 	ferry_response_free(r);

@@ -132,7 +132,8 @@ static size_t format_head(const struct ferry_response *r, char *buf,
 			  size_t cap)
 {
 	struct ferry_http_header h;
-	size_t n = (size_t)snprintf(buf, cap, "HTTP/1.1 %d %s\r\n",
+	size_t n = (size_t)snprintf(buf, cap, "HTTP/1.%d %d %s\r\n",
+				    ferry_response_http_minor(r) == 0 ? 0 : 1,
 				    ferry_response_status(r),
 				    ferry_response_reason(r));
 
@@ -237,8 +238,9 @@ void fetch_verbose_response(const struct ferry_response *r)
 	struct ferry_http_header h;
 
 	flockfile(stderr);
-	fprintf(stderr, "< HTTP/1.1 %d %s\r\n", ferry_response_status(r),
-		ferry_response_reason(r));
+	fprintf(stderr, "< HTTP/1.%d %d %s\r\n",
+		ferry_response_http_minor(r) == 0 ? 0 : 1,
+		ferry_response_status(r), ferry_response_reason(r));
 	for (size_t i = 0; ferry_response_header_at(r, i, &h); i++)
 		fprintf(stderr, "< %.*s: %.*s\r\n", (int)h.name_len, h.name,
 			(int)h.value_len, h.value);
