@@ -59,6 +59,8 @@ struct ferry_response {
 	char *body;
 	size_t body_len, body_cap;
 	struct ferry_stream *stream;
+	struct ferry_http_timings timings;
+	int minor;			/* HTTP/1.<minor>, -1 before the head */
 };
 
 struct ferry__xfer {
@@ -100,6 +102,7 @@ static int ferry__copy_head(struct ferry_response *resp,
 	char *p;
 
 	resp->status = status;
+	resp->minor = ferry_http_response_minor(req);
 	resp->reason = strndup(reason, len);
 	free(resp->final_url);
 	resp->final_url = ferry__url_dup(ferry_http_request_url(req));
@@ -185,6 +188,7 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	struct ferry_response *resp = x->resp;
 	int ret = ferry__copy_head(resp, req, status);
 
+	ferry_http_request_timings(req, &resp->timings);
 	if (ret < 0 || !resp->rq.stream)
 		return ret;
 	ret = ferry_stream_create(resp->s->r, resp->rq.stream_capacity,
@@ -288,6 +292,7 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 	if (x->stream)
 		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
+		ferry_http_request_timings(req, &resp->timings);
 		resp->x = NULL;
 		resp->result = result;
 		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
@@ -354,6 +359,7 @@ static void ferry__resp_start(struct ferry_task *t)
 		.max_redirects = resp->rq.max_redirects,
 		.cb = &ferry__xfer_cb,
 		.ctx = x,
+		.raw_headers = resp->rq.raw_headers,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
@@ -449,6 +455,7 @@ static struct ferry_response *ferry__resp_new(struct ferry_session *s,
 	if (!resp)
 		return NULL;
 	resp->s = s;
+	resp->minor = -1;
 	resp->task.start = ferry__resp_start;
 	resp->task.cancel = ferry__resp_cancel;
 	/* The URL as asked for, until a response says where it came from:
@@ -525,6 +532,7 @@ int ferry_session_request(struct ferry_session *s,
 		*rp = ferry__resp_new(s, rq);
 		if (!*rp)
 			return -ENOMEM;
+		(*rp)->minor = -1;
 		(*rp)->result = FERRY_EDEADLOCK;
 		snprintf((*rp)->detail, sizeof((*rp)->detail),
 			 "blocking request on the runner's loop thread");
@@ -576,6 +584,11 @@ void ferry_response_free(struct ferry_response *r)
 int ferry_response_status(const struct ferry_response *r)
 {
 	return r ? r->status : FERRY_EINVAL;
+}
+
+int ferry_response_http_minor(const struct ferry_response *r)
+{
+	return r->minor;
 }
 
 const char *ferry_response_reason(const struct ferry_response *r)
@@ -638,6 +651,12 @@ const void *ferry_response_body(const struct ferry_response *r, size_t *len)
 const char *ferry_response_url(const struct ferry_response *r)
 {
 	return r && r->final_url ? r->final_url : "";
+}
+
+void ferry_response_timings(const struct ferry_response *r,
+			    struct ferry_http_timings *t)
+{
+	*t = r->timings;
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)

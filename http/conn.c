@@ -343,6 +343,7 @@ static void resolve_done(struct ferry_offload *job, int status)
 			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
 					     : ferry_strerror(err));
 	} else {
+		cn->t_resolved = ferry_time_now();
 		conn_next_addr(cn);
 	}
 	if (rs->res)
@@ -351,10 +352,54 @@ static void resolve_done(struct ferry_offload *job, int status)
 	conn_leave(cn);
 }
 
+/* RFC 6761 6.3: "localhost" and names under it are loopback, whatever
+ * the system's resolver says (curl does the same). */
+static bool host_is_localhost(const char *h, size_t len)
+{
+	static const char lh[] = "localhost";
+	const size_t n = sizeof(lh) - 1;
+
+	if (len && h[len - 1] == '.')
+		len--;		/* the root's trailing dot */
+	if (len < n || memcmp(h + len - n, lh, n) != 0)
+		return false;
+	return len == n || h[len - n - 1] == '.';
+}
+
+/* Loopback addresses for a localhost name, IPv4 first. 0 or -ENOMEM. */
+static int conn_localhost(struct ferry__conn *cn, uint16_t port)
+{
+	struct sockaddr_in *a4;
+	struct sockaddr_in6 *a6;
+
+	cn->addrs = calloc(2, sizeof(*cn->addrs));
+	cn->addrlens = calloc(2, sizeof(*cn->addrlens));
+	if (!cn->addrs || !cn->addrlens)
+		return -ENOMEM;
+	a4 = (void *)&cn->addrs[0];
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons(port);
+	a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cn->addrlens[0] = sizeof(*a4);
+	a6 = (void *)&cn->addrs[1];
+	a6->sin6_family = AF_INET6;
+	a6->sin6_port = htons(port);
+	a6->sin6_addr = in6addr_loopback;
+	cn->addrlens[1] = sizeof(*a6);
+	cn->naddrs = 2;
+	cn->t_resolved = ferry_time_now();
+	conn_next_addr(cn);
+	return 0;
+}
+
 static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
 {
 	struct ferry__resolve *rs;
 	int err;
+
+	if (u->host_type == FERRY_URL_HOST_NAME &&
+	    host_is_localhost(u->host, u->host_len))
+		return conn_localhost(cn, u->port);
 
 	if (u->host_type != FERRY_URL_HOST_NAME) {
 		/* An IP literal needs no lookup. */
@@ -367,6 +412,7 @@ static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
 		}
 		cn->addrs = ss;
 		cn->naddrs = 1;
+		cn->t_resolved = ferry_time_now();
 		if (u->host_type == FERRY_URL_HOST_IPV4) {
 			struct sockaddr_in *a = (void *)ss;
 
@@ -473,6 +519,7 @@ static void conn_connected(struct ferry__conn *cn)
 	int one = 1;
 	int err;
 
+	cn->t_connected = ferry_time_now();
 	/* Heads and chunked pieces are whole writes: never wait for ACKs. */
 	setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	cn->recv_op.fn = conn_recv_done;
@@ -694,6 +741,24 @@ static void conn_send_more(struct ferry__conn *cn)
  * ferry__conn_assign - start req on connected, idle cn: the request head
  * (written by request.c) and a buffer body go out in one sendmsg.
  */
+/*
+ * The request's connection events are its connection's, when the
+ * connection was opened for this attempt; on a pooled one they happened
+ * now, as the request took it.
+ */
+void ferry__conn_note_times(struct ferry__conn *cn,
+			    struct ferry_http_request *req)
+{
+	uint64_t now = ferry_time_now();
+	bool fresh = cn->served == 0 && cn->t_connected >= req->t_start;
+
+	req->t_resolved = fresh && cn->t_resolved ? cn->t_resolved : now;
+	req->t_connected = fresh ? cn->t_connected : now;
+	req->t_tls_done = cn->transport != FERRY__TRANSPORT_TLS ? 0
+			  : fresh ? cn->t_tls_done : now;
+	req->t_first = 0;
+}
+
 void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 {
 	struct ferry_http_client *c = cn->client;
@@ -708,6 +773,7 @@ void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 	req->conn = cn;
 	req->state = FERRY__REQ_ACTIVE;
 	req->reused = cn->served > 0;
+	ferry__conn_note_times(cn, req);
 	cn->reusable = !req->wants_close;
 	cn->body_wait = false;
 	cn->body_end_sent = false;
@@ -749,6 +815,10 @@ static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
 	conn_hold(cn);
 	if (res > 0 && (flags & FERRY_CQE_BUFFER)) {
 		unsigned bid = ferry_cqe_bid(flags);
+
+		if (cn->req && !cn->req->t_first &&
+		    cn->state >= FERRY__CONN_SEND)
+			cn->req->t_first = ferry_time_now();
 
 		c->buf_refs[bid] = 1;
 		if (cn->transport == FERRY__TRANSPORT_TLS) {
@@ -1413,6 +1483,7 @@ static void tls_progress(struct ferry__conn *cn)
 			conn_arm_recv(cn);
 		return;
 	}
+	cn->t_tls_done = ferry_time_now();
 	ferry__tls_session_save(cn->tls);
 	ferry_timer_stop(conn_loop(cn), &cn->timer);
 	if (cn->req)

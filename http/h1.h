@@ -96,6 +96,11 @@ bool ferry__h1_is_token(const char *s, size_t len);
  *           servers may otherwise wait for a body or answer 411);
  *           FERRY__H1_BODY_CHUNKED: "Transfer-Encoding: chunked", and the
  *           body must be framed with the chunk helpers below.
+ * raw       the headers are the whole head, in order: no Host, User-Agent
+ *           or "Content-Length: 0" of the writer's (a Host among them is
+ *           written where it stands); a Content-Length among them is
+ *           allowed when it states body_len exactly, else the writer
+ *           appends one for a body > 0 bytes as usual.
  */
 struct ferry__h1_req {
 	const char *method;
@@ -103,6 +108,7 @@ struct ferry__h1_req {
 	const struct ferry__h1_header *headers;
 	size_t nheaders;
 	int64_t body_len;
+	bool raw;
 };
 
 /* Returned (positive) by ferry__h1_req_write: the request asked to close. */

@@ -108,13 +108,25 @@ static int req_fail(char *why, size_t whylen, const char *msg)
 struct req_plan {
 	const struct ferry__h1_header *host;	/* caller's, or NULL */
 	bool user_agent;			/* caller sent one */
+	bool clen_given;			/* raw: caller's Content-Length */
 	bool close;
 	size_t size;				/* exact bytes to write */
 	size_t authority_len;
 	char clen[24];				/* Content-Length digits or "" */
 };
 
-static int check_header(const struct ferry__h1_header *h,
+/* Raw mode: a Content-Length must state the body's exact length. */
+static bool clen_matches(const struct ferry__h1_header *h, int64_t body_len)
+{
+	char want[24];
+	int n = snprintf(want, sizeof(want), "%" PRId64, body_len);
+
+	return body_len >= 0 && (size_t)n == h->value_len &&
+	       memcmp(want, h->value, h->value_len) == 0;
+}
+
+static int check_header(const struct ferry__h1_req *req,
+			const struct ferry__h1_header *h,
 			struct req_plan *plan, char *why, size_t whylen)
 {
 	if (!h->name || (!h->value && h->value_len))
@@ -132,6 +144,13 @@ static int check_header(const struct ferry__h1_header *h,
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return req_fail(why, whylen,
 					"header value contains a control character");
+	}
+	if (req->raw && name_is(h, "content-length")) {
+		if (plan->clen_given || !clen_matches(h, req->body_len))
+			return req_fail(why, whylen,
+					"Content-Length must be given once and state the body's length");
+		plan->clen_given = true;
+		return 0;
 	}
 	if (name_is(h, "content-length") || name_is(h, "transfer-encoding"))
 		return req_fail(why, whylen,
@@ -173,26 +192,34 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	if (req->body_len < FERRY__H1_BODY_CHUNKED)
 		return req_fail(why, whylen, "negative body length");
 	for (size_t i = 0; i < req->nheaders; i++) {
-		err = check_header(&req->headers[i], p, why, whylen);
+		err = check_header(req, &req->headers[i], p, why, whylen);
 		if (err)
 			return err;
 	}
 	/* "M target HTTP/1.1\r\n" */
 	size = mlen + 1 + u->target_len + sizeof(" HTTP/1.1\r\n") - 1;
 	p->authority_len = ferry_url_authority(u, NULL, 0);
-	size += sizeof("Host: \r\n") - 1 +
-		(p->host ? p->host->value_len : p->authority_len);
+	if (req->raw) {
+		p->host = NULL;		/* written in place, with the others */
+		p->user_agent = true;
+	} else {
+		size += sizeof("Host: \r\n") - 1 +
+			(p->host ? p->host->value_len : p->authority_len);
+	}
 	if (!p->user_agent)
 		size += sizeof("User-Agent: " FERRY__H1_USER_AGENT "\r\n") - 1;
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (h != p->host)
-			size += h->name_len + 2 + h->value_len + 2;
+		if (h != p->host)	/* "Name: value\r\n", "Name:\r\n" */
+			size += h->name_len + (h->value_len ? 2 : 1) +
+				h->value_len + 2;
 	}
 	if (req->body_len == FERRY__H1_BODY_CHUNKED)
 		size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
-	else if (req->body_len > 0 || method_wants_length(req->method))
+	else if (!p->clen_given &&
+		 (req->body_len > 0 ||
+		  (!req->raw && method_wants_length(req->method))))
 		snprintf(p->clen, sizeof(p->clen), "%" PRId64, req->body_len);
 	if (p->clen[0])
 		size += sizeof("Content-Length: \r\n") - 1 + strlen(p->clen);
@@ -212,7 +239,8 @@ static char *put_field(char *w, const char *name, size_t nlen,
 		       const char *value, size_t vlen)
 {
 	w = put(w, name, nlen);
-	w = PUT_LIT(w, ": ");
+	/* An empty field has no space after its colon (as curl's). */
+	w = vlen ? PUT_LIT(w, ": ") : PUT_LIT(w, ":");
 	w = put(w, value, vlen);
 	return PUT_LIT(w, "\r\n");
 }
@@ -239,12 +267,15 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 	w = put(w, req->method, strlen(req->method));
 	w = PUT_LIT(w, " ");
 	w = put(w, u->target, u->target_len);
-	w = PUT_LIT(w, " HTTP/1.1\r\nHost: ");
-	if (p.host)
-		w = put(w, p.host->value, p.host->value_len);
-	else
-		w += ferry_url_authority(u, w, p.authority_len + 1);
-	w = PUT_LIT(w, "\r\n");
+	w = PUT_LIT(w, " HTTP/1.1\r\n");
+	if (!req->raw) {
+		w = PUT_LIT(w, "Host: ");
+		if (p.host)
+			w = put(w, p.host->value, p.host->value_len);
+		else
+			w += ferry_url_authority(u, w, p.authority_len + 1);
+		w = PUT_LIT(w, "\r\n");
+	}
 	if (!p.user_agent)
 		w = PUT_LIT(w, "User-Agent: " FERRY__H1_USER_AGENT "\r\n");
 	for (size_t i = 0; i < req->nheaders; i++) {

@@ -604,7 +604,7 @@ int ferry__h1_resp_finish(struct ferry__h1_resp *r)
 		return FERRY__H1_DONE;
 	case FERRY__H1_RESP_HEAD:
 		if (r->ferry__received == 0)
-			return resp_fail(r, FERRY_EPROTO,
+			return resp_fail(r, FERRY_EEMPTY_REPLY,
 					 "connection closed before any response byte");
 		return resp_fail(r, FERRY_EPROTO,
 				 "connection closed in the response head");
@@ -621,7 +621,7 @@ int ferry__h1_resp_finish(struct ferry__h1_resp *r)
 	e = llhttp_finish(&r->ferry__parser);
 	if (e == HPE_PAUSED && r->ferry__state == FERRY__H1_RESP_DONE)
 		return FERRY__H1_DONE;
-	return resp_fail(r, FERRY_EPROTO,
+	return resp_fail(r, FERRY_EPARTIAL,
 			 "connection closed before the end of the body (%llu bytes read)",
 			 (unsigned long long)r->ferry__body_bytes);
 }

@@ -171,6 +171,8 @@ struct ferry__conn {
 	struct ferry_op recv_op;	/* multishot recv */
 	struct ferry_timer timer;	/* read timeout, or idle expiry */
 	uint64_t last_io;		/* ns, of the last byte moved */
+	/* When resolve, connect and the TLS handshake ended (ns, 0: not). */
+	uint64_t t_resolved, t_connected, t_tls_done;
 
 	/* Resolve and connect. */
 	struct ferry__resolve *resolve;	/* job in flight, or NULL */
@@ -231,6 +233,7 @@ struct ferry_http_request {
 	void *ctx;
 
 	char *method;			/* owned */
+	bool raw_headers;		/* send headers exactly as given */
 	struct ferry_url url;		/* owned */
 	struct ferry__h1_header *headers;	/* owned, one block */
 	size_t nheaders;
@@ -267,6 +270,9 @@ struct ferry_http_request {
 	uint64_t body_received;
 	int status;
 	int redirect_status;
+	/* Timings (ns, CLOCK_MONOTONIC; 0: not yet): start, then the current
+	 * attempt's connection events and its first response byte. */
+	uint64_t t_start, t_resolved, t_connected, t_tls_done, t_first;
 
 	char detail[FERRY_HTTP_DETAIL_MAX];
 };
@@ -297,6 +303,8 @@ void ferry__conn_pause(struct ferry__conn *cn);
 void ferry__conn_resume(struct ferry__conn *cn);
 void ferry__conn_body_ready(struct ferry__conn *cn);
 void ferry__iov_advance(struct ferry__conn *cn, size_t n);
+void ferry__conn_note_times(struct ferry__conn *cn,
+			    struct ferry_http_request *req);
 
 /* request.c */
 int ferry__req_wait(struct ferry_http_request *req, bool front);

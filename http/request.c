@@ -196,6 +196,7 @@ static int req_write_head(struct ferry_http_request *req, char *why,
 		.headers = req->headers,
 		.nheaders = req->nheaders,
 		.body_len = 0,
+		.raw = req->raw_headers,
 	};
 	int r;
 
@@ -225,7 +226,7 @@ static int req_write_head(struct ferry_http_request *req, char *why,
 static int req_copy_headers(struct ferry_http_request *req,
 			    const struct ferry_http_request_opts *o)
 {
-	const char *ua = req->client->user_agent;
+	const char *ua = o->raw_headers ? NULL : req->client->user_agent;
 	size_t n = o->nheaders, bytes = 0;
 	char *p;
 
@@ -312,6 +313,8 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	req->cb = o->cb;
 	req->ctx = o->ctx;
 	req->deadline.fn = req_deadline_fn;
+	req->raw_headers = o->raw_headers;
+	req->t_start = ferry_time_now();
 	req->method = strdup(o->method ? o->method : "GET");
 	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
 		goto nomem_req;
@@ -666,6 +669,13 @@ int ferry_http_response_status(const struct ferry_http_request *req)
 	return req ? req->status : 0;
 }
 
+int ferry_http_response_minor(const struct ferry_http_request *req)
+{
+	const struct ferry__h1_resp *p = req_parser(req);
+
+	return p ? ferry__h1_resp_minor(p) : -1;
+}
+
 const char *ferry_http_response_reason(const struct ferry_http_request *req,
 				       size_t *len)
 {
@@ -721,4 +731,18 @@ unsigned ferry_http_request_redirects(const struct ferry_http_request *req)
 bool ferry_http_request_reused(const struct ferry_http_request *req)
 {
 	return req->reused;
+}
+
+static uint64_t since_start(const struct ferry_http_request *req, uint64_t t)
+{
+	return t > req->t_start ? t - req->t_start : 0;
+}
+
+void ferry_http_request_timings(const struct ferry_http_request *req,
+				struct ferry_http_timings *t)
+{
+	t->namelookup_ns = since_start(req, req->t_resolved);
+	t->connect_ns = since_start(req, req->t_connected);
+	t->appconnect_ns = since_start(req, req->t_tls_done);
+	t->starttransfer_ns = since_start(req, req->t_first);
 }

@@ -483,7 +483,7 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 		if (r <= 0) {
 			snprintf(why, whylen, "CA file %s: %s", file,
 				 r < 0 ? strerror(-r) : "no certificate in it");
-			r = FERRY_EINVAL;
+			r = FERRY_ETLS_CA;
 			goto fail;
 		}
 	}
@@ -494,7 +494,7 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 		if (r <= 0) {
 			snprintf(why, whylen, "CA dir %s: %s", set->ca_dir,
 				 r < 0 ? strerror(-r) : "no certificate in it");
-			r = FERRY_EINVAL;
+			r = FERRY_ETLS_CA;
 			goto fail;
 		}
 	}

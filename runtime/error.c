@@ -30,6 +30,11 @@ static const struct ferry__errinfo ferry__errors[] = {
 	{ FERRY_ETIMEDOUT, "FERRY_ETIMEDOUT", "wait timed out" },
 	{ FERRY_EREDIRECTS, "FERRY_EREDIRECTS", "too many redirects" },
 	{ FERRY_EINVAL, "FERRY_EINVAL", "invalid argument" },
+	{ FERRY_EEMPTY_REPLY, "FERRY_EEMPTY_REPLY",
+	  "empty reply: connection closed before any response byte" },
+	{ FERRY_EPARTIAL, "FERRY_EPARTIAL",
+	  "connection closed before the end of the response" },
+	{ FERRY_ETLS_CA, "FERRY_ETLS_CA", "CA certificates cannot be loaded" },
 };
 
 static const struct ferry__errinfo *ferry__errfind(int code)

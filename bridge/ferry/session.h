@@ -116,6 +116,10 @@ struct ferry_request {
 	 * the runner from the same thread (see ferry_runner_close). */
 	bool stream;
 	unsigned stream_capacity;	/* chunks queued at most; 0 = 16 */
+	/* Send @headers exactly as given, in order, adding no Host,
+	 * User-Agent or empty-POST Content-Length: see raw_headers in
+	 * struct ferry_http_request_opts (ferry/http.h). */
+	bool raw_headers;
 };
 
 /*
@@ -164,6 +168,9 @@ struct ferry_task *ferry_response_task(struct ferry_response *r);
 /* The HTTP status, 0 if no response came (FERRY_EINVAL for NULL). */
 int ferry_response_status(const struct ferry_response *r);
 const char *ferry_response_reason(const struct ferry_response *r);
+/* HTTP minor version of the response: 1 (HTTP/1.1), 0 (HTTP/1.0), or -1
+ * when no head arrived. */
+int ferry_response_http_minor(const struct ferry_response *r);
 /*
  * A sentence about the error, "" on success. In stream mode the response
  * succeeds at its head; an error that ends the body later (the one
@@ -190,6 +197,14 @@ const void *ferry_response_body(const struct ferry_response *r, size_t *len);
  * after a failure before it) the URL as requested, byte for byte.
  */
 const char *ferry_response_url(const struct ferry_response *r);
+/*
+ * ferry_response_timings - where the request's time went, as
+ * ferry_http_request_timings (ferry/http.h) reports it: taken when the
+ * head arrived and again when the request ended (whole-body mode, or an
+ * error before the head). Zeroes for events that did not happen.
+ */
+void ferry_response_timings(const struct ferry_response *r,
+			    struct ferry_http_timings *t);
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with
  * ferry_stream_next or ferry_lines_*. The stream belongs to the response:

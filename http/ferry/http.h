@@ -41,7 +41,9 @@
  *
  * Errors (in on_done's result, or returned by start):
  *   FERRY_EURL              bad URL or Location (detail names the part)
- *   FERRY_EDNS              name resolution failed (detail: gai_strerror)
+ *   FERRY_EDNS              name resolution failed (detail: gai_strerror);
+ *                           "localhost" and "*.localhost" are never looked
+ *                           up: they are 127.0.0.1 then ::1 (RFC 6761)
  *   -ECONNREFUSED, -ECONNRESET, -EPIPE, -ENETUNREACH, ... from the kernel
  *   FERRY_ECONNECT_TIMEOUT  no address accepted within connect_timeout
  *   FERRY_EREAD_TIMEOUT     no byte moved for read_timeout
@@ -59,6 +61,11 @@
  *                           with TLS": plain HTTP on the port)
  *   FERRY_ETLS_TRUNCATED    https: the server closed TCP without
  *                           close_notify while the body ran to the close
+ *   FERRY_EEMPTY_REPLY      the server closed the connection before any
+ *                           response byte (after the one retry, if any)
+ *   FERRY_EPARTIAL          the connection closed before the end of the
+ *                           body (Content-Length or chunked)
+ *   FERRY_ETLS_CA           https: the CA file or dir cannot be loaded
  *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
  *                           against max_head; more than max_interim)
  *   FERRY_EREDIRECTS        more redirects than allowed
@@ -359,6 +366,18 @@ struct ferry_http_request_opts {
 	unsigned max_redirects;		/* 0 = the client's */
 	const struct ferry_http_callbacks *cb;	/* required; kept, not copied */
 	void *ctx;			/* passed to callbacks */
+	/*
+	 * [false] true: @headers are the whole head, sent exactly in the
+	 * given order, and the client adds nothing of its own: no Host (a
+	 * Host among @headers is sent where it stands, and unchanged across
+	 * redirects), no User-Agent, no "Content-Length: 0" for an empty
+	 * POST. A Content-Length among @headers is accepted when it states
+	 * the body's exact length (it is then sent where it stands);
+	 * otherwise a body of one byte or more gets one appended, as usual.
+	 * For tools that must put every field where another client puts it
+	 * (fetch matches curl's order this way).
+	 */
+	bool raw_headers;
 };
 
 /*
@@ -372,9 +391,10 @@ struct ferry_http_request_opts {
  *
  * The first https request of a client loads its trust anchors (see
  * ferry_http_client_opts.ca_file); a CA file or dir that cannot be read
- * or holds no certificate fails it with FERRY_EINVAL.
+ * or holds no certificate fails it with FERRY_ETLS_CA.
  *
- * Returns 0, FERRY_EINVAL, FERRY_ECLOSED (client closing) or -ENOMEM.
+ * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ECLOSED (client closing)
+ * or -ENOMEM.
  */
 int ferry_http_request_start(struct ferry_http_client *c,
 			     const struct ferry_http_request_opts *opts,
@@ -429,6 +449,10 @@ int ferry_http_response_status(const struct ferry_http_request *req);
 const char *ferry_http_response_reason(const struct ferry_http_request *req,
 				       size_t *len);
 
+/* HTTP minor version of the final response: 1 (HTTP/1.1) or 0
+ * (HTTP/1.0); -1 before on_head. */
+int ferry_http_response_minor(const struct ferry_http_request *req);
+
 /* Number of header fields, repeats included. */
 size_t ferry_http_response_header_count(const struct ferry_http_request *req);
 
@@ -453,5 +477,28 @@ unsigned ferry_http_request_redirects(const struct ferry_http_request *req);
 /* ferry_http_request_reused - true if the current attempt runs on a
  * connection that carried an earlier request. */
 bool ferry_http_request_reused(const struct ferry_http_request *req);
+
+/*
+ * Where the time of a request went: nanoseconds from
+ * ferry_http_request_start() to each event of the current attempt (curl's
+ * time_namelookup, time_connect, time_appconnect, time_starttransfer),
+ * taken on the loop with CLOCK_MONOTONIC as the event completes. 0: the
+ * event has not happened (yet), or has none (appconnect over http). On a
+ * connection taken from the pool, name lookup, connect and TLS count as
+ * done when the request got the connection. After a redirect followed by
+ * the client the times are those of the last attempt, still counted from
+ * the start.
+ */
+struct ferry_http_timings {
+	uint64_t namelookup_ns;		/* the address was known */
+	uint64_t connect_ns;		/* TCP connect completed */
+	uint64_t appconnect_ns;		/* TLS handshake completed (https) */
+	uint64_t starttransfer_ns;	/* the first response byte arrived */
+};
+
+/* ferry_http_request_timings - fill @t for @req. Valid from start until
+ * on_done returns (call it from on_done for the final figures). */
+void ferry_http_request_timings(const struct ferry_http_request *req,
+				struct ferry_http_timings *t);
 
 #endif /* FERRY_HTTP_H */

@@ -49,6 +49,13 @@ enum ferry_error {
 	FERRY_EREDIRECTS = -10016,
 	/* An argument was invalid (NULL where not allowed, bad size...). */
 	FERRY_EINVAL = -10017,
+	/* Failures a client tells apart (curl's exit codes 52, 18, 77): */
+	/* The server closed the connection before any response byte. */
+	FERRY_EEMPTY_REPLY = -10018,
+	/* The connection closed before the end the response announced. */
+	FERRY_EPARTIAL = -10019,
+	/* The CA file or directory cannot be read or holds no certificate. */
+	FERRY_ETLS_CA = -10020,
 };
 
 /*

@@ -112,7 +112,7 @@ Test(client_errors, reset_in_body)
 
 Test(client_errors, truncated_chunked)
 {
-	expect_error("truncated-chunked", NULL, NULL, FERRY_EPROTO, "closed");
+	expect_error("truncated-chunked", NULL, NULL, FERRY_EPARTIAL, "closed");
 }
 
 Test(client_errors, bad_chunk_size)

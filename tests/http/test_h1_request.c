@@ -60,7 +60,7 @@ static const struct head_case heads[] = {
 	  FERRY__H1_HEADER("user-agent", "me/2"), FERRY__H1_HEADER("X-B", "") },
 	  4, 0, 0,
 	  "GET / HTTP/1.1\r\nHost: virtual.example\r\nX-A: 1\r\n"
-	  "user-agent: me/2\r\nX-B: \r\n\r\n" },
+	  "user-agent: me/2\r\nX-B:\r\n\r\n" },
 	{ "GET", "http://h/", { FERRY__H1_HEADER("Connection", "close") }, 1, 0,
 	  FERRY__H1_REQ_CLOSE,
 	  "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ferry/0.1\r\n"
@@ -99,7 +99,7 @@ Test(h1_request, heads_byte_exact)
 
 		url_of(&u, c->url);
 		req = (struct ferry__h1_req){ c->method, &u, c->hdrs, c->nhdrs,
-					      c->body_len };
+					      c->body_len, false };
 		ret = ferry__h1_req_write(&out, &req, why, sizeof(why));
 		cr_expect_eq(ret, c->ret, "case %zu: %d %s", i, ret, why);
 		cr_expect_eq(out.len, strlen(c->want), "case %zu", i);
@@ -166,7 +166,7 @@ Test(h1_request, bad_requests_refused_and_buffer_untouched)
 		struct ferry__h1_buf out = { 0 };
 		struct ferry__h1_req req = { c->method, &u,
 					     c->has_hdr ? &c->hdr : NULL,
-					     c->has_hdr, c->body_len };
+					     c->has_hdr, c->body_len, false };
 		char why[FERRY__H1_WHY_MAX] = "";
 
 		ferry__h1_buf_append(&out, "keep", 4);
@@ -190,7 +190,7 @@ Test(h1_request, two_hosts_refused)
 	char why[FERRY__H1_WHY_MAX];
 
 	url_of(&u, "http://h/");
-	req = (struct ferry__h1_req){ "GET", &u, h, 2, 0 };
+	req = (struct ferry__h1_req){ "GET", &u, h, 2, 0, false };
 	cr_expect_eq(ferry__h1_req_write(&out, &req, why, sizeof(why)), FERRY_EINVAL);
 	cr_expect_str_eq(why, "more than one Host header");
 	cr_expect_eq(out.len, 0);
@@ -211,10 +211,10 @@ Test(h1_request, appends_and_grows)
 
 	memset(big, 'v', sizeof(big));
 	url_of(&u, "http://h/");
-	req = (struct ferry__h1_req){ "GET", &u, NULL, 0, 0 };
+	req = (struct ferry__h1_req){ "GET", &u, NULL, 0, 0, false };
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	first = out.len;
-	req = (struct ferry__h1_req){ "GET", &u, &h, 1, 0 };
+	req = (struct ferry__h1_req){ "GET", &u, &h, 1, 0, false };
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	cr_expect_eq(out.len, 2 * first + 5 + 2 + sizeof(big) + 2);
 	cr_expect(memcmp(out.data, out.data + first, first - 2) == 0);
@@ -317,7 +317,8 @@ Test(h1_request, llhttp_reads_what_we_write)
 	llhttp_t p;
 
 	url_of(&u, "http://[::1]:9/up?x=%41");
-	req = (struct ferry__h1_req){ "POST", &u, h, 1, FERRY__H1_BODY_CHUNKED };
+	req = (struct ferry__h1_req){ "POST", &u, h, 1, FERRY__H1_BODY_CHUNKED,
+				      false };
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	for (size_t i = 0; i < 4; i++)
 		ferry__h1_chunk_append(&out, pieces[i], strlen(pieces[i]));

@@ -260,14 +260,14 @@ Test(tls, bad_ca_file_refused_at_start)
 	tc_setup(&t, &o);
 	tc_req_init(&r, &t, 0);
 	ret = tc_start(&r, u("localhost", "/"), NULL, why, sizeof(why));
-	cr_expect_eq(ret, FERRY_EINVAL, "%d %s", ret, why);
+	cr_expect_eq(ret, FERRY_ETLS_CA, "%d %s", ret, why);
 	cr_expect_neq(strstr(why, "/nonexistent/ca.pem"), NULL, "%s", why);
 	/* A key file holds no certificate. */
 	tc_teardown(&t);
 	o.ca_file = tf_cert("leaf.key");
 	tc_setup(&t, &o);
 	ret = tc_start(&r, u("localhost", "/"), NULL, why, sizeof(why));
-	cr_expect_eq(ret, FERRY_EINVAL, "%d %s", ret, why);
+	cr_expect_eq(ret, FERRY_ETLS_CA, "%d %s", ret, why);
 	tc_req_free(&r);
 }
 

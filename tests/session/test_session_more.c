@@ -1,0 +1,73 @@
+/*
+ * test_session_more.c - what fetch relies on in the blocking API: raw
+ * headers and timings reach the caller through the session, a streamed
+ * body cut short ends its stream with FERRY_EPARTIAL, and a request
+ * refused on the loop before any I/O keeps the client's sentence.
+ */
+#include "util.h"
+
+TestSuite(session_more, .fini = st_down, .timeout = 60);
+
+Test(session_more, raw_headers_and_timings_through_the_session)
+{
+	struct ferry_http_header h[] = {
+		FERRY_HTTP_HEADER("Host", "127.0.0.1"),
+		FERRY_HTTP_HEADER("User-Agent", "fetch/test"),
+	};
+	struct ferry_request rq = { .headers = h, .nheaders = 2,
+				    .raw_headers = true };
+	struct ferry_http_timings tm;
+	struct ferry_response *r;
+	size_t n;
+	const char *body;
+	int rc;
+
+	st_nginx();
+	st_session(NULL);
+	rq.url = st_url(st.base, "/echo-headers");
+	rc = ferry_session_request(st.s, &rq, &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	body = ferry_response_body(r, &n);
+	cr_expect_str_eq(body, "GET /echo-headers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			 "User-Agent: fetch/test\r\n\r\n");
+	cr_expect_eq(ferry_response_http_minor(r), 1);
+	ferry_response_timings(r, &tm);
+	cr_expect_gt(tm.connect_ns, 0);
+	cr_expect_geq(tm.starttransfer_ns, tm.connect_ns);
+	cr_expect_eq(tm.appconnect_ns, 0);
+	ferry_response_free(r);
+}
+
+Test(session_more, a_stream_cut_short_ends_partial)
+{
+	struct ferry_request rq = { .stream = true };
+	struct ferry_response *r;
+	struct ferry_chunk c;
+	int rc, n;
+
+	st_misbehave("truncated-chunked", NULL);
+	st_session(NULL);
+	rq.url = st_url(st.badbase, "/");
+	rc = ferry_session_request(st.s, &rq, &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	st_hold(r);
+	while ((n = ferry_stream_next(ferry_response_stream(r), &c, 10 * ST_SEC)) == 1)
+		;
+	cr_expect_eq(n, FERRY_EPARTIAL, "%d %s", n, ferry_strerrorname(n));
+	st_free(r);
+}
+
+Test(session_more, a_request_refused_at_start_keeps_its_detail)
+{
+	struct ferry_http_client_opts o = { .ca_file = "/nonexistent/ca.pem" };
+	struct ferry_response *r;
+	int rc;
+
+	st_session(&o);
+	rc = ferry_session_get(st.s, "https://127.0.0.1:1/", &r);
+	cr_assert_eq(rc, FERRY_ETLS_CA, "%d", rc);
+	cr_expect_eq(ferry_response_http_minor(r), -1, "no head, no version");
+	cr_expect_neq(strstr(ferry_response_detail(r), "/nonexistent/ca.pem"),
+		      NULL, "detail: '%s'", ferry_response_detail(r));
+	ferry_response_free(r);
+}
