@@ -357,7 +357,10 @@ def compare_with_curl(case, f, c, keep_ua):
                 if fnorm[k] != cnorm[k]:
                     errs.append("file %s: fetch %s, curl %s"
                                 % (k, short(fnorm[k]), short(cnorm[k])))
-    if "stderr" in cmp and f.codes() != c.codes():
+    # The codes named on stderr: the same ones, and the same last one
+    # (curl repeats a code per retry; fetch need not).
+    if "stderr" in cmp and (set(f.codes()) != set(c.codes()) or
+                            f.codes()[-1:] != c.codes()[-1:]):
         errs.append("stderr error codes: fetch %s, curl %s (fetch said %s)"
                     % (f.codes(), c.codes(), short(f.err)))
     if "wire" in cmp:
@@ -746,9 +749,21 @@ case("redirect-other-origin-drops-credentials",
          (_ for _ in ()).throw(AssertionError("no auth to origin A")),
          reqs[1].header("authorization") is None or
          (_ for _ in ()).throw(AssertionError("credentials sent to B"))))
+
+
+def cookie_stays(reqs):
+    assert len(reqs) == 2, "%d requests" % len(reqs)
+    assert reqs[0].header("cookie") == "c=1", "no cookie to origin A"
+    assert reqs[1].header("cookie") is None, "cookie sent to origin B"
+
+
+# A known difference, asked for by the issue: Debian's curl 7.88 sends a
+# -b string to every host a redirect leads to; fetch keeps it to the
+# origin it was given for. The wire is not compared with curl's here.
 case("redirect-other-origin-cookie",
      ["-L", "-b", "c=1", "<<A>>/redirect?code=302&to=<<B>>/dl/o"],
-     stdout=b"file o\n", wire=attempts(2))
+     stdout=b"file o\n", wire=cookie_stays,
+     cmp={"code", "stdout", "files", "stderr"})
 case("redirect-max-redirs", ["-L", "--max-redirs", "2", "<<A>>/loop"],
      code=47, msg=r"(?i)redirect", wire=attempts(3))
 case("redirect-max-redirs-zero", ["-L", "--max-redirs", "0",
@@ -933,7 +948,7 @@ case("help", ["-h"], stdout_re=rb"(?s)Usage: fetch.*--output",
      cmp={"code", "files"})
 case("help-long", ["--help"], stdout_re=rb"(?s)Usage: fetch.*--max-time",
      cmp={"code", "files"})
-case("version", ["-V"], stdout_re=rb"(?si)^fetch \S+.*ferry.*bearssl.*"
+case("version", ["-V"], stdout_re=rb"(?sim)^fetch \S+.*ferry.*bearssl.*"
      rb"^Features: ", cmp={"code", "files"})
 case("version-long", ["--version"], stdout_re=rb"^fetch ",
      cmp={"code", "files"})

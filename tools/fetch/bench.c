@@ -1,6 +1,19 @@
 /*
- * bench.c - fetch --bench: keep-alive load on the loop-side client; see
- * bench.h for the command line.
+ * bench.c - fetch --bench: keep-alive load on the loop-side client.
+ *
+ *   fetch --bench [-c CONNS] [-d SECONDS] [-n REQUESTS] [-t LOOPS]
+ *                 [--json-stats] [-k] [--cacert FILE] URL
+ *
+ * CONNS (default 64) keep-alive connections stay busy with GETs of URL
+ * from LOOPS (default 1) loops, each on its own thread, until SECONDS
+ * (default 10; also 2.5, 500ms, 1m) have passed or REQUESTS (default: no
+ * limit) have been sent; a request still running at the deadline gets one
+ * more second, then it is cancelled, so the run always stops by itself.
+ * Then: requests/s, body bytes/s, latency p50, p90, p99, p99.9 and max,
+ * errors by kind, and the process's CPU time; --json-stats prints the
+ * same as one JSON object on one line. Exit code: 0 when every answer
+ * was 2xx or 3xx, 2 for bad usage, 3 for a bad URL, else curl's code for
+ * the first failure seen (7 refused, 28 timeout, 22 HTTP error, ...).
  *
  * Each loop thread owns a ferry_loop, a client with its share of the
  * connections, and one slot per connection. A slot is one request in
@@ -78,6 +91,7 @@ struct worker {
 	uint64_t requests, bytes, max_ns;
 	uint64_t errors[ERR_KINDS];
 	char first_error[FERRY_HTTP_DETAIL_MAX + 32];
+	int first_result;	/* what first_error describes */
 	uint64_t hist[HIST_BUCKETS];
 };
 
@@ -171,12 +185,36 @@ static void note_error(struct worker *w, int result, const char *detail)
 	w->errors[classify(result)]++;
 	if (w->first_error[0])
 		return;
+	w->first_result = result;
 	if (result >= 100)
 		snprintf(w->first_error, sizeof(w->first_error), "HTTP %d",
 			 result);
 	else
 		snprintf(w->first_error, sizeof(w->first_error), "%s: %s",
 			 ferry_strerrorname(result), detail ? detail : "");
+}
+
+/* curl's exit code for a failed request's result. */
+static int curl_code(int result)
+{
+	if (result >= 100)
+		return 22;
+	switch (result) {
+	case FERRY_EURL: return 3;
+	case FERRY_EDNS: return 6;
+	case FERRY_ECONNECT_TIMEOUT: case FERRY_EREAD_TIMEOUT:
+	case FERRY_ETOTAL_TIMEOUT: case FERRY_ETIMEDOUT: case -ETIMEDOUT:
+		return 28;
+	case FERRY_ETLS_HANDSHAKE: return 35;
+	case FERRY_ETLS_CERT: return 60;
+	case FERRY_EREDIRECTS: return 47;
+	case FERRY_EPROTO: case FERRY_ETOOLARGE: return 8;
+	case -ECONNRESET: case -EPIPE: case FERRY_ETLS_TRUNCATED: return 56;
+	case -ECONNREFUSED: case -ENETUNREACH: case -EHOSTUNREACH:
+	case -EADDRNOTAVAIL:
+		return 7;
+	default: return 1;
+	}
 }
 
 /* -n: take one of the requests allowed, false when none is left. */
@@ -313,6 +351,7 @@ struct totals {
 	uint64_t hist[HIST_BUCKETS];
 	double seconds, user, sys;
 	const char *first_error;
+	int first_result;
 };
 
 static void sum_up(const struct bench *b, struct totals *t)
@@ -333,8 +372,10 @@ static void sum_up(const struct bench *b, struct totals *t)
 		}
 		for (unsigned k = 0; k < HIST_BUCKETS; k++)
 			t->hist[k] += w->hist[k];
-		if (!t->first_error && w->first_error[0])
+		if (!t->first_error && w->first_error[0]) {
 			t->first_error = w->first_error;
+			t->first_result = w->first_result;
+		}
 	}
 	t->seconds = (double)(ferry_time_now() - b->start) / 1e9;
 	getrusage(RUSAGE_SELF, &ru);
@@ -584,7 +625,7 @@ int fetch_bench_main(int argc, char **argv)
 		if (b.workers[i].started)
 			pthread_join(b.workers[i].thread, NULL);
 	sum_up(&b, t);
-	rc = t->nerrors ? 1 : 0;
+	rc = t->nerrors ? curl_code(t->first_result) : 0;
 	for (unsigned i = 0; i < b.loops; i++)
 		if (b.workers[i].setup_err) {
 			fprintf(stderr, "fetch: (1) %s\n",
