@@ -181,6 +181,7 @@ class Recorder:
         self.cond = threading.Condition(self.lock)
         self.log = []
         self.counters = {}
+        self.accepted = 0       # connections since the last reset()
         self.socks = set()
         self.lsock = None
         self.stopping = False
@@ -219,6 +220,7 @@ class Recorder:
         with self.lock:
             self.log = []
             self.counters = {}
+            self.accepted = 0
             socks = list(self.socks)
         for s in socks:
             try:
@@ -241,6 +243,7 @@ class Recorder:
                 continue
             with self.lock:
                 self.socks.add(sock)
+                self.accepted += 1
             threading.Thread(target=self._serve, args=(sock,),
                              daemon=True).start()
 
