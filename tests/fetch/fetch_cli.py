@@ -1094,6 +1094,9 @@ case("retry-transient-codes", ["--retry", "1", "--retry-delay", "1",
 case("retry-not-on-404", ["--retry", "3", "--retry-delay", "1",
                           "<<A>>/fail?key=g&n=5&code=404"],
      stdout=b"fail 1\n", wire=attempts(1))
+case("retry-on-timeout", ["--retry", "1", "--retry-delay", "1", "-m", "1",
+                          "<<A>>/hang"], code=28, wire=attempts(2),
+     msg=r"(?i)time")
 case("retry-not-on-refused", ["--retry", "2", "--retry-delay", "1",
                               "<<REFUSED>>/"], code=7)
 
