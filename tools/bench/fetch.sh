@@ -94,7 +94,7 @@ per_gib() {
 load_wrk() {
 	local out t n wall user sys
 	out=$(mktemp)
-	bench_time t wrk -t1 -c$CONNS -d${SECS}s "$PLAIN/small.txt" >"$out"
+	bench_time t wrk -t1 -c"$CONNS" -d"${SECS}s" "$PLAIN/small.txt" >"$out"
 	n=$(awk '/requests in/ { print $1 }' "$out")
 	grep -q "Non-2xx\|Socket errors" "$out" && bench_die "wrk: $(cat "$out")"
 	rm -f "$out"
