@@ -1019,7 +1019,7 @@ case("max-time", ["-m", "1", "<<A>>/hang"], code=28,
 case("max-time-long", ["--max-time", "1", "-o", "t.txt", "<<A>>/hang"],
      code=28)
 case("connect-timeout", ["--connect-timeout", "1", "<<BLACKHOLE>>/"],
-     code=28, msg=r"(?i)time", wire=attempts(0))
+     code=28, msg=r"(?i)time|no answer within", wire=attempts(0))
 
 # -- transfer failures
 case("partial-file", ["<<A>>/partial"], code=18, stdout=peers.pattern(500),
