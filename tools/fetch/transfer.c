@@ -514,6 +514,22 @@ static uint32_t remaining_ms(const struct fetch_xfer *x)
 	return left > 0 ? (uint32_t)left : 1;
 }
 
+/* -v: what curl says once connected, then the request as it went out.
+ * ferry_session_request returns when the head has come (or it failed),
+ * so these lines are written then; with no connection they are not. */
+static void verbose_sent(const struct hop *hp, const struct ferry_response *r)
+{
+	struct ferry_http_timings t;
+
+	ferry_response_timings(r, &t);
+	if (!t.connect_ns)
+		return;
+	fetch_verbose_info("Connected to %.*s (%.*s) port %u (#0)",
+			   (int)hp->url.host_len, hp->url.host,
+			   (int)hp->url.host_len, hp->url.host, hp->url.port);
+	fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh);
+}
+
 /* One hop's request and response; *@r is the caller's to free. */
 static int send_hop(struct fetch_xfer *x, struct hop *hp,
 		    struct ferry_response **r, uint64_t *hop_start)
@@ -537,11 +553,14 @@ static int send_hop(struct fetch_xfer *x, struct hop *hp,
 	build_head(x, hp);
 	rq.nheaders = hp->nh;
 	if (x->args->verbose)
-		fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh);
+		fetch_verbose_info("  Trying %.*s:%u...", (int)hp->url.host_len,
+				   hp->url.host, hp->url.port);
 	*hop_start = fetch_now_ns();
 	rc = ferry_session_request(x->session, &rq, r);
 	if (*r)
 		note_timings(x, *r, *hop_start);
+	if (x->args->verbose && *r)
+		verbose_sent(hp, *r);
 	if (rc < 0)
 		return fail_lib(x, hp, rc, *r ? ferry_response_detail(*r)
 					      : "out of memory", false);
@@ -614,6 +633,9 @@ static int attempt(struct fetch_xfer *x)
 	if (!a->head)	/* -I shows the head only, whatever the method */
 		rc = read_body(x, hp, r, true);
 out:
+	if (a->verbose && r && ferry_response_status(r) > 0)
+		fetch_verbose_info("Connection #0 to host %.*s left intact",
+				   (int)hp->url.host_len, hp->url.host);
 	ferry_response_free(r);
 	ferry_url_free(&hp->url);
 	ferry_url_free(&first);
