@@ -172,9 +172,10 @@ static int add_data(struct fetch_args *a, enum opt_id id, const char *arg)
 		if (err == -ENOMEM)
 			return FETCH_EXIT_NOMEM;
 		if (err < 0) {
-			/* curl 7.88 warns (unless -s) and goes on with
-			 * nothing from it. */
+			/* curl 7.88 warned and sent an empty POST; later
+			 * curls, and fetch, fail with 26 before any I/O. */
 			a->unreadable = arg + 1;
+			a->unreadable_err = -err;
 			piece = NULL;
 			len = 0;
 		}
@@ -445,9 +446,13 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		}
 	}
 	pair_outputs(a, &p);
-	if (r < 0 && a->unreadable && !a->silent)
-		fprintf(stderr, "Warning: Couldn't read data from file \"%s\", this makes an empty POST.\n",
-			a->unreadable);
+	if (r < 0 && a->unreadable) {
+		if (!a->silent || a->show_error)
+			fprintf(stderr, "fetch: (%d) Failed to open/read local data from file/application: %s: %s\n",
+				FETCH_EXIT_READ, a->unreadable,
+				strerror(a->unreadable_err));
+		r = FETCH_EXIT_READ;
+	}
 	free(p.outs);
 	if (r < 0 && a->ntargets == 0) {
 		fprintf(stderr, "fetch: no URL specified!\n");

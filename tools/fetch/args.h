@@ -41,6 +41,7 @@ struct fetch_args {
 	bool json;		/* --json */
 	bool get;		/* -G */
 	const char *unreadable;	/* a -d @file that could not be read */
+	int unreadable_err;	/* and why (an errno value) */
 
 	const char *user;	/* -u user:pass */
 	const char *agent;	/* -A; NULL: fetch's own */
