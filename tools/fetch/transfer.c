@@ -123,7 +123,12 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 				    "Weird server reply: %s", detail);
 		/* fall through */
 	default:
-		return fail(x, FETCH_EXIT_RECV, "Recv failure: %s", detail);
+		/* curl's words for the code, then the library's sentence. */
+		if (!*detail || !strcmp(detail, ferry_strerror(err)))
+			return fail(x, FETCH_EXIT_RECV, "Recv failure: %s",
+				    ferry_strerror(err));
+		return fail(x, FETCH_EXIT_RECV, "Recv failure: %s (%s)",
+			    ferry_strerror(err), detail);
 	}
 }
 
@@ -482,10 +487,9 @@ static int read_body(struct fetch_xfer *x, const struct hop *hp,
 		atomic_fetch_add_explicit(&x->meter.bytes, c.len,
 					  memory_order_relaxed);
 	}
-	/* A stream's error comes without the library's sentence: the
-	 * code's words stand in ("Connection reset by peer", as curl). */
+	/* The response says why the stream ended (the library's sentence). */
 	if (st && n < 0)
-		return fail_lib(x, hp, n, ferry_strerror(n), true);
+		return fail_lib(x, hp, n, ferry_response_detail(r), true);
 	return 0;
 }
 
