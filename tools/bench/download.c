@@ -10,9 +10,10 @@
  *       whole-body mode with the defaults (ferry_session_get): the body
  *       is read into memory, then freed.
  *
- * Prints one line: "bytes B chunks C wall W user U sys S" (seconds; wall
- * from the request to the last byte, CPU this process's own rusage, set-up
- * included). Exits 1 on any error.
+ * Prints one line: "bytes B chunks C wall W user U sys S capacity K pauses
+ * P max_queued Q" (seconds; wall from the request to the last byte, CPU
+ * this process's own rusage, set-up included; K, P, Q: the stream's
+ * ferry_stream_stats, 0 for whole). Exits 1 on any error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ static void usage(void)
 			"       ferry-bench-download whole URL\n");
 	exit(2);
 }
+
+static struct ferry_stream_stats stream_st;
 
 static int get_stream(struct ferry_session *s, const char *url,
 		      unsigned capacity, uint64_t *bytes, uint64_t *chunks)
@@ -49,6 +52,7 @@ static int get_stream(struct ferry_session *s, const char *url,
 	}
 	if (rc != 0)
 		fprintf(stderr, "stream: %d %s\n", rc, ferry_response_detail(r));
+	ferry_stream_stats(ferry_response_stream(r), &stream_st);
 	ferry_response_free(r);
 	return rc != 0;
 }
@@ -100,9 +104,11 @@ int main(int argc, char **argv)
 	ferry_session_destroy(s);
 	ferry_runner_destroy(runner);
 	getrusage(RUSAGE_SELF, &ru);
-	printf("bytes %llu chunks %llu wall %.6f user %.6f sys %.6f\n",
+	printf("bytes %llu chunks %llu wall %.6f user %.6f sys %.6f "
+	       "capacity %u pauses %u max_queued %u\n",
 	       (unsigned long long)bytes, (unsigned long long)chunks, wall,
 	       ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
-	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
+	       stream_st.capacity, stream_st.pauses, stream_st.max_queued);
 	return bad;
 }

@@ -9,6 +9,9 @@
 #   whole        whole-body mode (ferry_session_get), body in memory;
 #   curl         curl -sS -o /dev/null.
 #
+# The stream rows also list how often the stream paused the connection
+# (ferry_stream_stats): a reader that keeps up should make none.
+#
 # Rounds alternate the order (ferry then curl, then curl then ferry), and
 # the file is read once before, untimed, to fill the page cache. Rates are
 # bytes/s over the client's wall time; CPU is the client process's own
@@ -33,7 +36,7 @@ bench_nginx_start --workers 1 --no-access-log --big "$BIG"
 URL="http://127.0.0.1:$NGINX_PORT/big.bin"
 bench_log "nginx on port $NGINX_PORT; $ROUNDS rounds, $BIG bytes"
 
-declare -A RATE CPU
+declare -A RATE CPU PAUSES
 
 # record NAME BYTES WALL USER SYS
 record() {
@@ -47,8 +50,9 @@ ferry_run() {
 	local name=$1 line bytes wall user sys
 	shift
 	line=$("$BENCH" "$1" "$URL" "${@:2}") || bench_die "ferry $name: $line"
-	read -r _ bytes _ _ _ wall _ user _ sys <<<"$line"
+	read -r _ bytes _ _ _ wall _ user _ sys _ _ _ pauses _ <<<"$line"
 	record "$name" "$bytes" "$wall" "$user" "$sys"
+	PAUSES[$name]="${PAUSES[$name]:-} $pauses"
 }
 
 curl_run() {
@@ -96,6 +100,8 @@ printf "%-12s %-44s %-44s\n" client "bytes/s" "client CPU s/GiB"
 for k in stream stream256 whole curl; do
 	row "$k"
 done
+echo "pauses of the stream (connection stopped for a full queue), per run:"
+echo "  stream:${PAUSES[stream]}; stream256:${PAUSES[stream256]}"
 echo
 
 # shellcheck disable=SC2086
