@@ -4,11 +4,12 @@
  *
  *   ferry-bench-download stream URL [CAPACITY]
  *       stream mode (.stream = true, every other option the default, or
- *       stream_capacity = CAPACITY): the body is read with
- *       ferry_stream_next and dropped chunk by chunk;
+ *       stream_capacity = CAPACITY, 0 = the default): the body is read
+ *       with ferry_stream_next and dropped chunk by chunk;
  *   ferry-bench-download whole URL
  *       whole-body mode with the defaults (ferry_session_get): the body
  *       is read into memory, then freed.
+ * For https URLs, FERRY_BENCH_CA names the CA file (the client's ca_file).
  *
  * Prints one line: "bytes B chunks C wall W user U sys S capacity K pauses
  * P max_queued Q" (seconds; wall from the request to the last byte, CPU
@@ -78,6 +79,9 @@ static int get_whole(struct ferry_session *s, const char *url,
 
 int main(int argc, char **argv)
 {
+	struct ferry_http_client_opts co = {
+		.ca_file = getenv("FERRY_BENCH_CA"),
+	};
 	struct ferry_runner *runner;
 	struct ferry_session *s;
 	struct rusage ru;
@@ -88,7 +92,7 @@ int main(int argc, char **argv)
 	if (argc < 3 || argc > 4)
 		usage();
 	if (ferry_runner_create(&runner, NULL) < 0 ||
-	    ferry_session_create(runner, NULL, &s) < 0) {
+	    ferry_session_create(runner, &co, &s) < 0) {
 		fprintf(stderr, "set-up failed\n");
 		return 1;
 	}
