@@ -16,10 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "grow.h"
 #include "internal.h"
 #include "ferry/session.h"
+
+/* How far ahead of the bytes received a presized body is faulted in. */
+#define FERRY__BODY_FAULT_WINDOW (4u << 20)
 
 struct ferry_session {
 	struct ferry_runner *r;
@@ -58,6 +62,7 @@ struct ferry_response {
 	char *harena;
 	char *body;
 	size_t body_len, body_cap;
+	size_t body_faulted;		/* prefaulted up to here (presized) */
 	struct ferry_stream *stream;
 	struct ferry_http_timings timings;
 	int minor;			/* HTTP/1.<minor>, -1 before the head */
@@ -181,6 +186,63 @@ static const struct ferry_stream_ops ferry__xfer_stream_ops = {
 	.stop = ferry__xfer_stop,
 };
 
+/*
+ * The default stream capacity: half the client's receive ring (128
+ * chunks of the default 256), within the stream's limits. The multishot
+ * recv fills as many ring buffers as the socket holds in one loop turn
+ * (a whole ring, on loopback), and the loop pushes them all before the
+ * reader runs: a queue much shorter than the ring fills on every burst,
+ * however fast the reader (16 chunks paused the connection every 256
+ * KiB). Half the ring absorbs most bursts; the rest pause rarely, and
+ * resume only at half a queue (stream.c). A stalled reader holds at most
+ * half the ring, so the other connections of the client keep the rest.
+ */
+static unsigned ferry__stream_default_capacity(struct ferry_http_client *c)
+{
+	unsigned cap = ferry_http_client_recv_buf_count(c) / 2;
+
+	if (cap < 16)
+		return 16;
+	return cap > 4096 ? 4096 : cap;
+}
+
+/*
+ * Whole-body mode: a body announced by Content-Length (already checked
+ * against the limit by the client) gets its memory at once, so it is
+ * copied once, from the receive buffers into its place, never again by
+ * a growing realloc. Not for responses that have no body whatever they
+ * announce (HEAD, 204, 304). Out of memory here is not an error: the
+ * body then grows as it comes.
+ */
+static void ferry__body_presize(struct ferry__xfer *x,
+				struct ferry_http_request *req, int status)
+{
+	struct ferry_response *resp = x->resp;
+	size_t len = 0;
+	const char *cl = ferry_http_response_header(req, "Content-Length", &len);
+	uint64_t n = 0;
+	char *b;
+
+	if (!cl || !len || len > 19 || status == 204 || status == 304 ||
+	    !strcmp(resp->rq.method, "HEAD"))
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (cl[i] < '0' || cl[i] > '9')
+			return;
+		n = n * 10 + (uint64_t)(cl[i] - '0');
+	}
+	if (n > x->max_body || n >= SIZE_MAX || n + 1 <= resp->body_cap)
+		return;
+	b = realloc(resp->body, (size_t)n + 1);
+	if (!b)
+		return;
+	resp->body = b;
+	resp->body_cap = (size_t)n + 1;
+	/* Big bodies only: they are the ones malloc maps fresh. */
+	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW)
+		resp->body_faulted = 1;
+}
+
 static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 			    int status)
 {
@@ -189,9 +251,16 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	int ret = ferry__copy_head(resp, req, status);
 
 	ferry_http_request_timings(req, &resp->timings);
-	if (ret < 0 || !resp->rq.stream)
+	if (ret < 0)
 		return ret;
-	ret = ferry_stream_create(resp->s->r, resp->rq.stream_capacity,
+	if (!resp->rq.stream) {
+		ferry__body_presize(x, req, status);
+		return 0;
+	}
+	ret = ferry_stream_create(resp->s->r,
+				  resp->rq.stream_capacity
+					  ? resp->rq.stream_capacity
+					  : ferry__stream_default_capacity(x->client),
 				  &ferry__xfer_stream_ops, x->client, x,
 				  &x->stream);
 	if (ret < 0)
@@ -206,6 +275,31 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	return 0;
 }
 
+/*
+ * A presized body is written once, front to back: page by page, that is a
+ * page fault every 4 KiB, which costs more than the copy itself. Fault in
+ * the next window of it in one call instead (MADV_POPULATE_WRITE, Linux
+ * 5.14+; a hint, ignored where it fails), a window ahead of the bytes
+ * received, so a server that announces more than it sends makes us hold
+ * at most one window more than it sent.
+ */
+static void ferry__body_prefault(struct ferry_response *resp, size_t need)
+{
+	const uintptr_t page = 4096;
+	uintptr_t start, end;
+
+	if (need <= resp->body_faulted || !resp->body_faulted)
+		return;
+	start = ((uintptr_t)resp->body + resp->body_faulted) & ~(page - 1);
+	end = (uintptr_t)resp->body + resp->body_cap;
+	if (end - start > FERRY__BODY_FAULT_WINDOW)
+		end = start + FERRY__BODY_FAULT_WINDOW;
+	resp->body_faulted = end - (uintptr_t)resp->body;
+#ifdef MADV_POPULATE_WRITE
+	(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#endif
+}
+
 static int ferry__body_append(struct ferry__xfer *x, const void *data,
 			      size_t len)
 {
@@ -218,7 +312,10 @@ static int ferry__body_append(struct ferry__xfer *x, const void *data,
 	b = ferry__grow(resp->body, &resp->body_cap, need + 1, 4096);
 	if (!b)
 		return -ENOMEM;
+	if (b != resp->body)
+		resp->body_faulted = 0;	/* grown: no longer presized */
 	resp->body = b;
+	ferry__body_prefault(resp, need + 1);
 	memcpy(resp->body + resp->body_len, data, len);
 	resp->body_len = need;
 	resp->body[need] = '\0';	/* text bodies read as C strings */

@@ -13,11 +13,15 @@
  *
  * The consumer is lent one chunk at a time; asking for the next one
  * returns the previous one by advancing head. The loop learns of that
- * through a notify post, sent only when it matters: when half the channel
- * is waiting to be reclaimed, or before the consumer sleeps (the producer
- * may be waiting for those buffers). The channel never holds more than
- * capacity chunks: a full push returns -EAGAIN and the producer pauses
- * until the loop reclaims room and calls ops->resume.
+ * through a notify post, sent only when it matters: when a quarter of the
+ * channel is waiting to be reclaimed, or before the consumer sleeps (the
+ * producer may be waiting for those buffers). The channel never holds
+ * more than capacity chunks: a full push returns -EAGAIN and the producer
+ * pauses (the high-water mark). It resumes with hysteresis: ops->resume is
+ * called only once the loop has reclaimed down to the low-water mark, half
+ * the capacity, so a reader that falls behind for a moment costs one
+ * pause and one resume per half channel drained, not one per chunk, and
+ * the reader still has half a channel queued while the producer restarts.
  *
  * Lifetime: the producer's share ends with ferry_stream_end(), the
  * consumer's with ferry_stream_close(), which reaches the loop as a post;
@@ -71,10 +75,38 @@ struct ferry_stream {
 	uint32_t reclaimed;
 	bool paused, stop_sent, producer_done, consumer_done;
 	struct ferry__link link;
+
+	/* Counters: written by the loop only, read by anyone (relaxed: each
+	 * is a count on its own, exact once the stream has ended). */
+	_Atomic uint64_t st_pushed;
+	_Atomic uint32_t st_pauses;
+	_Atomic uint32_t st_resumes;
+	_Atomic uint32_t st_max_queued;
 };
+
+/* A counter only the loop writes: a plain read-modify-write will do. */
+#define FERRY__STAT_ADD(s, field, n)                                        \
+	atomic_store_explicit(&(s)->field,                                  \
+			      atomic_load_explicit(&(s)->field,             \
+						   memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
 
 static void ferry__stream_notify_fn(struct ferry_post *p);
 static void ferry__stream_close_fn(struct ferry_post *p);
+
+/* Queued chunks at or below which a paused producer resumes. */
+static unsigned ferry__stream_low_water(const struct ferry_stream *s)
+{
+	return s->cap / 2;
+}
+
+/* Chunks the consumer returns between two notify posts: a quarter of the
+ * channel, so the loop hears of the low-water mark before the reader has
+ * eaten the other half. */
+static unsigned ferry__stream_notify_every(const struct ferry_stream *s)
+{
+	return s->cap / 4 ? s->cap / 4 : 1;
+}
 
 int ferry_stream_create(struct ferry_runner *r, unsigned capacity,
 			const struct ferry_stream_ops *ops, void *ctx,
@@ -156,6 +188,8 @@ int ferry_stream_push(struct ferry_stream *s, const void *data, size_t len,
 		ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
 							      memory_order_acquire));
 		if (s->ltail - s->reclaimed == s->cap) {
+			if (!s->paused)
+				FERRY__STAT_ADD(s, st_pauses, 1);
 			s->paused = true;
 			return -EAGAIN;
 		}
@@ -165,6 +199,11 @@ int ferry_stream_push(struct ferry_stream *s, const void *data, size_t len,
 	slot->len = len;
 	slot->token = token;
 	s->ltail++;
+	FERRY__STAT_ADD(s, st_pushed, 1);
+	if (s->ltail - s->reclaimed >
+	    atomic_load_explicit(&s->st_max_queued, memory_order_relaxed))
+		atomic_store_explicit(&s->st_max_queued, s->ltail - s->reclaimed,
+				      memory_order_relaxed);
 	/* seq_cst (release at least): publishes the slot with the index. */
 	atomic_store_explicit(&s->tail, s->ltail, memory_order_seq_cst);
 	ferry__stream_signal(s);
@@ -228,8 +267,12 @@ static void ferry__stream_notify_fn(struct ferry_post *p)
 	/* acquire (D): the consumer is done reading what it released. */
 	ferry__stream_reclaim(s, atomic_load_explicit(&s->head,
 						      memory_order_acquire));
-	if (s->paused && !s->producer_done && s->ltail - s->reclaimed < s->cap) {
+	/* Hysteresis: resume at the low-water mark, not at the first free
+	 * slot (which would pause again on the next push). */
+	if (s->paused && !s->producer_done &&
+	    s->ltail - s->reclaimed <= ferry__stream_low_water(s)) {
 		s->paused = false;
+		FERRY__STAT_ADD(s, st_resumes, 1);
 		s->ops->resume(s, s->producer);
 	}
 }
@@ -296,7 +339,7 @@ static void ferry__stream_return_lent(struct ferry_stream *s)
 	s->next++;
 	/* release: our reads of the chunk happen-before the loop reuses it. */
 	atomic_store_explicit(&s->head, s->next, memory_order_release);
-	if (s->next - s->notified >= s->cap / 2)
+	if (s->next - s->notified >= ferry__stream_notify_every(s))
 		ferry__stream_notify(s);
 }
 
@@ -365,6 +408,26 @@ int ferry_stream_next(struct ferry_stream *s, struct ferry_chunk *c,
 		if (ret != 0)
 			return ret;	/* the poll under `waiting` found it */
 	}
+}
+
+void ferry_stream_stats(const struct ferry_stream *s,
+			struct ferry_stream_stats *st)
+{
+	struct ferry_stream *m = (struct ferry_stream *)s;
+
+	if (!st)
+		return;
+	*st = (struct ferry_stream_stats){ 0 };
+	if (!s)
+		return;
+	st->capacity = s->cap;
+	st->low_water = ferry__stream_low_water(s);
+	/* relaxed: counters, see struct ferry_stream. */
+	st->pushed = atomic_load_explicit(&m->st_pushed, memory_order_relaxed);
+	st->pauses = atomic_load_explicit(&m->st_pauses, memory_order_relaxed);
+	st->resumes = atomic_load_explicit(&m->st_resumes, memory_order_relaxed);
+	st->max_queued = atomic_load_explicit(&m->st_max_queued,
+					      memory_order_relaxed);
 }
 
 const char *ferry_stream_why(const struct ferry_stream *s)

@@ -187,6 +187,11 @@ struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c)
 	return c->loop;
 }
 
+unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c)
+{
+	return c->opts.recv_buf_count;
+}
+
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st)
 {

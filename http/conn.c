@@ -189,32 +189,30 @@ static const char *input_data(const struct ferry__conn *cn,
 }
 
 /*
- * Move everything queued into one spill: the ring buffers go back at once.
- * Only a paused connection does this, for the few buffers that arrived
- * before its recv stopped. Returns 0 or -ENOMEM (queue unchanged).
+ * Copy every ring buffer queued into a spill of its own: the ring buffers
+ * go back at once. Only a paused connection does this, for the buffers
+ * that arrived before its recv stopped; it runs on each of them as it
+ * comes, so each byte is copied once (spills already made stay as they
+ * are). Returns 0 or -ENOMEM (the buffers not yet copied stay queued).
  */
 static int input_spill(struct ferry__conn *cn)
 {
-	struct ferry__spill *sp;
-	size_t total = 0, at = 0;
-
-	if (!cn->nin || (cn->nin == 1 && cn->in[0].spill))
-		return 0;
-	for (unsigned i = 0; i < cn->nin; i++)
-		total += cn->in[i].len;
-	sp = malloc(sizeof(*sp) + total + 1);
-	if (!sp)
-		return -ENOMEM;
-	memset(sp, 0, sizeof(*sp));
-	sp->refs = 1;
-	sp->len = total;
 	for (unsigned i = 0; i < cn->nin; i++) {
-		memcpy(sp->data + at, input_data(cn, &cn->in[i]), cn->in[i].len);
-		at += cn->in[i].len;
-		input_unref(cn, &cn->in[i]);
+		struct ferry__input *in = &cn->in[i];
+		struct ferry__spill *sp;
+
+		if (in->spill)
+			continue;
+		sp = malloc(sizeof(*sp) + in->len + 1);
+		if (!sp)
+			return -ENOMEM;
+		memset(sp, 0, sizeof(*sp));
+		sp->refs = 1;
+		sp->len = in->len;
+		memcpy(sp->data, input_data(cn, in), in->len);
+		input_unref(cn, in);
+		*in = (struct ferry__input){ sp, 0, 0, in->len };
 	}
-	cn->in[0] = (struct ferry__input){ sp, 0, 0, (uint32_t)total };
-	cn->nin = 1;
 	return 0;
 }
 

@@ -320,6 +320,34 @@ void ferry_stream_end_why(struct ferry_stream *s, int status, const char *why);
 unsigned ferry_stream_queued(const struct ferry_stream *s);
 
 /*
+ * Backpressure, in numbers. A push into a full channel (capacity chunks
+ * queued: the high-water mark) returns -EAGAIN and the producer pauses;
+ * ops->resume comes only once the consumer has given back enough for the
+ * queue to drain to low_water (half the capacity), so pausing is rare
+ * and a resumed producer has room for half a channel at once.
+ */
+struct ferry_stream_stats {
+	unsigned capacity;		/* the high-water mark */
+	unsigned low_water;		/* resume at or below this many queued */
+	unsigned max_queued;		/* most chunks ever queued at once */
+	uint32_t pauses;		/* times a push was refused (-EAGAIN)
+					   while the producer was running */
+	uint32_t resumes;		/* times ops->resume was called */
+	uint64_t pushed;		/* chunks accepted */
+};
+
+/*
+ * ferry_stream_stats - fill *@st with @s's counters (all zero for a NULL
+ * @s; a NULL @st is a no-op). Thread: any, while the stream is valid (the
+ * consumer's side: until ferry_stream_close). The counters are exact once
+ * ferry_stream_next has returned the end of the stream, or from the loop
+ * thread; read from elsewhere while the producer runs, each is a recent
+ * value on its own.
+ */
+void ferry_stream_stats(const struct ferry_stream *s,
+			struct ferry_stream_stats *st);
+
+/*
  * ferry_stream_next - release the previous chunk and get the next one.
  * Returns 1 with *@c filled (valid until the next call), 0 at the end of
  * the stream, a negative error from the producer (ferry_stream_why says

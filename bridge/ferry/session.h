@@ -115,7 +115,12 @@ struct ferry_request {
 	 * into blocks of their own). Free streaming responses before closing
 	 * the runner from the same thread (see ferry_runner_close). */
 	bool stream;
-	unsigned stream_capacity;	/* chunks queued at most; 0 = 16 */
+	/* Chunks queued at most (a power of two, 2..4096); 0 = half the
+	 * client's receive ring (recv_buf_count / 2: 128 by default), at
+	 * least 16. A full queue pauses the connection, which resumes once
+	 * the reader has drained it to half (ferry_stream_stats counts
+	 * both). A stalled reader holds up to this many receive buffers. */
+	unsigned stream_capacity;
 	/* Send @headers exactly as given, in order, adding no Host,
 	 * User-Agent or empty-POST Content-Length: see raw_headers in
 	 * struct ferry_http_request_opts (ferry/http.h). */

@@ -251,6 +251,10 @@ void ferry_http_client_close(struct ferry_http_client *c,
 /* ferry_http_client_loop - the loop the client runs on. */
 struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c);
 
+/* ferry_http_client_recv_buf_count - the receive ring's size in buffers
+ * (recv_buf_count, or its default). Thread: any; immutable. */
+unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c);
+
 /*
  * Counters, for tests and the bench: connections open (connecting,
  * busy or idle), idle in the pool, requests started in all, requests

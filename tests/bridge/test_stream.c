@@ -143,6 +143,104 @@ Test(stream, backpressure_with_slow_consumer, .timeout = 30)
 	pool_free(&pool);
 }
 
+/* The loop's view of the queue, read on the loop thread. */
+struct queued_probe {
+	struct ferry_stream *s;
+	unsigned queued;
+};
+
+static void queued_fn(void *arg)
+{
+	struct queued_probe *q = arg;
+
+	q->queued = ferry_stream_queued(q->s);
+}
+
+/*
+ * The pause and resume marks, step by step: a producer that fills an
+ * 8-chunk channel is refused at 8 queued (the high-water mark) and told
+ * to resume only when the queue has drained to 4 (the low-water mark),
+ * not at the first free slot; then it fills the channel again, and
+ * pauses once more. Each step is checked after a task on the loop, which
+ * runs after the consumer's notify posts (the inbox is FIFO), so what
+ * the loop did with them is settled.
+ */
+Test(stream, pauses_at_high_water_resumes_at_low_water, .timeout = 30)
+{
+	struct ferry_runner *r = bt_runner();
+	struct pool pool = { .bufsize = 100 };
+	struct prod_stats st = { 0 };
+	struct prod_cfg cfg = { .capacity = 8, .total = 100 * 64, .chunk = 100 };
+	struct ferry_stream *s = bt_stream_open(r, &cfg, &pool, &st);
+	struct queued_probe q = { .s = s };
+	struct ferry_stream_stats ss;
+	struct ferry_chunk c;
+	struct consumed rest;
+	struct stats_view v;
+
+	/* The open filled the channel and was refused once. */
+	ferry_stream_stats(s, &ss);
+	cr_assert_eq(ss.capacity, 8);
+	cr_assert_eq(ss.low_water, 4);
+	cr_assert_eq(ss.pushed, 8);
+	cr_assert_eq(ss.max_queued, 8);
+	cr_assert_eq(ss.pauses, 1);
+	cr_assert_eq(ss.resumes, 0);
+
+	/* Give chunks back one at a time (the next call returns the one
+	 * lent before). Above the low-water mark nothing resumes. */
+	cr_assert_eq(ferry_stream_next(s, &c, 0), 1);
+	for (int returned = 1; returned <= 3; returned++) {
+		cr_assert_eq(ferry_stream_next(s, &c, 0), 1);
+		bt_on_loop(r, queued_fn, &q);
+		ferry_stream_stats(s, &ss);
+		cr_assert_eq(ss.resumes, 0, "resumed with %d of 8 chunks given "
+			     "back (queued %u, low-water mark 4)", returned,
+			     q.queued);
+		cr_assert_eq(ss.pushed, 8);
+		cr_assert_geq(q.queued, 8u - (unsigned)returned);
+	}
+	/* The fourth brings the queue to 4: resume, refill, pause again. */
+	cr_assert_eq(ferry_stream_next(s, &c, 0), 1);
+	bt_on_loop(r, queued_fn, &q);
+	ferry_stream_stats(s, &ss);
+	cr_assert_eq(ss.resumes, 1, "not resumed at the low-water mark");
+	cr_assert_eq(ss.pushed, 12, "the resumed producer refills the channel");
+	cr_assert_eq(ss.pauses, 2);
+	cr_assert_eq(ss.max_queued, 8);
+	cr_assert_eq(q.queued, 8);
+	v = snapshot(r, &pool, &st);
+	cr_assert_eq(v.st_copy.resumes, 1);
+	cr_assert_eq(v.st_copy.eagain, 2);
+
+	/* The rest: every pause is followed by room for half a channel, so
+	 * 64 chunks cost at most 64 / 4 pauses, whatever the timing. */
+	rest = consume(s, NULL, 0, -1);
+	cr_assert_eq(rest.rc, 0);
+	ferry_stream_stats(s, &ss);
+	cr_assert_eq(ss.pushed, 64);
+	cr_assert_leq(ss.max_queued, 8);
+	cr_assert_leq(ss.pauses, 64 / 4, "%u pauses", ss.pauses);
+	cr_assert_leq(ss.resumes, ss.pauses);
+	ferry_stream_close(s);
+	v = snapshot(r, &pool, &st);
+	cr_assert_eq(v.st_copy.over_capacity, 0);
+	cr_assert_eq(v.pool_copy.in_use, 0);
+	ferry_runner_destroy(r);
+	pool_free(&pool);
+}
+
+/* Stats of nothing are zero, and a NULL out-pointer is a no-op. */
+Test(stream, stats_of_null, .timeout = 10)
+{
+	struct ferry_stream_stats ss = { .capacity = 7, .pauses = 7 };
+
+	ferry_stream_stats(NULL, &ss);
+	cr_assert_eq(ss.capacity, 0);
+	cr_assert_eq(ss.pauses, 0);
+	ferry_stream_stats(NULL, NULL);
+}
+
 /* Capacity 2, the smallest, and chunks of one byte. */
 Test(stream, tiny_channel_tiny_chunks, .timeout = 30)
 {

@@ -151,6 +151,51 @@ Test(session_stream, lines_exactly_1000)
 	st_free(r);
 }
 
+/* The capacity a stream gets: half the client's receive ring unless the
+ * request says, never below 16; and the counters come out exact. */
+static unsigned stream_capacity_of(struct ferry_session *s, const char *url,
+				   unsigned asked)
+{
+	struct ferry_request rq = { .url = url, .stream = true,
+				    .stream_capacity = asked };
+	struct ferry_stream_stats ss;
+	struct ferry_response *r;
+	struct drained d;
+	int rc = ferry_session_request(s, &rq, &r);
+
+	cr_assert_eq(rc, 200, "%s: %d (%s)", url, rc, ferry_response_detail(r));
+	d = drain(ferry_response_stream(r), false, 0, 0, -1);
+	cr_assert_eq(d.rc, 0);
+	cr_assert_eq(d.bytes, 1u << 20);
+	ferry_stream_stats(ferry_response_stream(r), &ss);
+	cr_assert_eq(ss.pushed, (uint64_t)d.chunks, "pushed %llu, read %ld",
+		     (unsigned long long)ss.pushed, d.chunks);
+	cr_assert_leq(ss.max_queued, ss.capacity);
+	cr_assert_eq(ss.low_water, ss.capacity / 2);
+	ferry_response_free(r);
+	return ss.capacity;
+}
+
+Test(session_stream, default_capacity_is_half_the_ring)
+{
+	const struct ferry_http_client_opts small = { .recv_buf_count = 64 };
+	const struct ferry_http_client_opts tiny = { .recv_buf_count = 8 };
+	struct ferry_session *s2;
+	const char *url;
+
+	st_nginx();
+	st_session(NULL);
+	url = st_url(st.base, "/1m.bin");
+	cr_assert_eq(stream_capacity_of(st.s, url, 0), 128, "default ring: 256");
+	cr_assert_eq(stream_capacity_of(st.s, url, 8), 8, "asked for");
+	cr_assert_eq(ferry_session_create(st.r, &small, &s2), 0);
+	cr_assert_eq(stream_capacity_of(s2, url, 0), 32);
+	ferry_session_destroy(s2);
+	cr_assert_eq(ferry_session_create(st.r, &tiny, &s2), 0);
+	cr_assert_eq(stream_capacity_of(s2, url, 0), 16, "never below 16");
+	ferry_session_destroy(s2);
+}
+
 /* ------------------------------------------------------------------ */
 /* Backpressure                                                          */
 
@@ -174,12 +219,12 @@ Test(session_stream, lines_exactly_1000)
  *
  * Later, while the consumer reads slowly, the client does allocate: what
  * a paused connection receives before its recv stops is copied out of the
- * ring into a "spill" (http/internal.h), delivered as one chunk of up to
- * the ring's size, and up to stream_capacity of those may be queued. That
- * is bounded by the options, not by the body (about 12 MiB here, for 64
- * MiB and 256 MiB bodies alike): checked against a quarter of the body,
- * in plain builds only (ASan's quarantine and TSan's shadow count in RSS;
- * under TSan the stall is not measured either).
+ * ring into "spills" (http/internal.h), one per receive buffer, and up to
+ * stream_capacity chunks may be queued. That is bounded by the options,
+ * not by the body (a few MiB here, for 64 MiB and 256 MiB bodies alike):
+ * checked against a quarter of the body, in plain builds only (ASan's
+ * quarantine and TSan's shadow count in RSS; under TSan the stall is not
+ * measured either).
  */
 Test(session_stream, slow_consumer_memory_stays_flat, .timeout = 90)
 {
@@ -211,7 +256,8 @@ Test(session_stream, slow_consumer_memory_stays_flat, .timeout = 90)
 #if !defined(__SANITIZE_THREAD__)
 	/*
 	 * What a stall may cost, by design: the receive ring's pages touched
-	 * for the first time, plus at most one ring's worth of bytes the
+	 * for the first time (the stream holds up to half of them: its
+	 * default capacity), plus at most one ring's worth of bytes the
 	 * kernel had delivered when the request paused, copied aside (the
 	 * recv stops then), plus allocator slack. Client defaults: 256
 	 * buffers of 16 KiB. A client that kept reading would hold the body.
