@@ -51,6 +51,7 @@ struct row {
 	size_t body_len;	/* a body of this many bytes */
 	bool follow;
 	uint32_t total_ms;	/* 0: none */
+	uint32_t read_ms;	/* the faulty request's read timeout; 0: FAULT_READ_MS */
 	uint64_t max_body;	/* 0: none */
 	/* Before the faulty request: this many good ones to the same
 	 * server (they fill the pool), then a pause. */
@@ -68,9 +69,15 @@ struct row {
 	int retries;		/* client retries expected; -1: any */
 };
 
-/* Client options for every row: short timeouts keep the matrix fast. */
-#define READ_MS 400
-#define CONNECT_MS 400
+/*
+ * Timeouts. The faulty request reads with a short timeout (FAULT_READ_MS)
+ * to keep the matrix fast; the client's own, which the healthy requests
+ * beside it use, is long, so that a loaded machine never makes a healthy
+ * request fail. CONNECT_MS bounds the TLS handshakes of the https rows.
+ */
+#define FAULT_READ_MS 400
+#define READ_MS 5000
+#define CONNECT_MS 2000
 
 static const struct row rows[] = {
 	{ .name = "refused", .peer = PEER_REFUSED,
@@ -84,8 +91,8 @@ static const struct row rows[] = {
 	  .bound_ms = 3000, .retries = 0 },
 	{ .name = "accept-then-silence-tls", .mode = "no-response", .https = true,
 	  .code = FERRY_ECONNECT_TIMEOUT,
-	  .detail = "TLS handshake not done within 400 ms",
-	  .bound_ms = 3000, .retries = 0 },
+	  .detail = "TLS handshake not done within 2000 ms",
+	  .bound_ms = 6000, .retries = 0 },
 	{ .name = "reset-at-connect", .mode = "reset-on-accept",
 	  .code = -ECONNRESET, .detail = "ECONNRESET",
 	  .alt_code = -EPIPE, .alt_detail = "EPIPE",
@@ -161,7 +168,9 @@ static const struct row rows[] = {
 	  .code = FERRY_EPROTO, .detail = "malformed response",
 	  .bound_ms = 3000, .retries = 0 },
 	{ .name = "slow-trickle-under-read-timeout", .mode = "trickle-headers",
-	  .arg = "--delay=0.05", .total_ms = 800,
+	  /* The read timeout is longer than the total deadline, so the
+	   * deadline ends the row however the trickle is scheduled. */
+	  .arg = "--delay=0.05", .total_ms = 800, .read_ms = 2000,
 	  .code = FERRY_ETOTAL_TIMEOUT,
 	  .detail = "no complete response within 800 ms",
 	  .bound_ms = 3000, .retries = 0 },
@@ -285,6 +294,7 @@ static void faulty_start(const struct row *w, struct tc_req *r,
 		.follow_redirects = w->follow ? FERRY_HTTP_FOLLOW_YES
 					      : FERRY_HTTP_FOLLOW_NO,
 		.timeout_ms = w->total_ms,
+		.read_timeout_ms = w->read_ms ? w->read_ms : FAULT_READ_MS,
 		.max_body = w->max_body,
 	};
 	char why[256] = "";
