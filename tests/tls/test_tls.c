@@ -298,7 +298,10 @@ static void ca_variant(const char *path, bool crlf, bool cut_last_eol,
 			continue;
 		}
 		for (size_t i = 0; i < n; i++) {
-			strncat(text, line + i, 1);
+			size_t end = strlen(text);
+
+			text[end] = line[i];
+			text[end + 1] = '\0';
 			if (++col == width) {
 				strcat(text, "\n");
 				col = 0;

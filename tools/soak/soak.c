@@ -426,7 +426,7 @@ static void print_maps(const char *when)
 	while (fgets(line, sizeof(line), f)) {
 		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ')) {
 			line[strcspn(line, "\n")] = '\0';
-			snprintf(cur, sizeof(cur), "%s", line);
+			snprintf(cur, sizeof(cur), "%.159s", line);
 		} else if (sscanf(line, "Rss: %ld kB", &kib) == 1 && kib > 0) {
 			int i = 5;
 
