@@ -733,6 +733,46 @@ Test(tls, cipher_order_follows_the_cpu)
 			: "ECDHE-ECDSA-CHACHA20-POLY1305");
 }
 
+/* ------------------------------------------------------------------ */
+/* ECDHE groups. s_server -www shows the groups the client offered, in
+ * its order ("Supported groups"), and the ones both sides have in the
+ * order the choice follows ("Shared groups"): without -serverpref that
+ * is the client's, and the first shared group is the one used. */
+
+static void groups_are(const char *server_groups, const char *offered,
+		       const char *used)
+{
+	const char *extra[] = { "-groups", server_groups, NULL };
+	char line[2][128];
+	struct tc_req r;
+
+	snprintf(line[0], sizeof(line[0]), "Supported groups: %s", offered);
+	snprintf(line[1], sizeof(line[1]), "Shared groups: %s", used);
+	www_up("leaf.pem", "leaf.key", extra);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	/* A full handshake: both Finished messages checked the transcript,
+	 * with the groups list as it went out. */
+	expect_page(&r);
+	for (int i = 0; i < 2; i++)
+		cr_expect_neq(r.body && strstr(r.body, line[i]), 0,
+			      "want \"%s\": %.400s", line[i],
+			      r.body ? strstr(r.body, "Supported groups") : "");
+	tc_req_free(&r);
+}
+
+/* BearSSL lists P-256 first; ferry moves X25519 ahead of it, so a server
+ * that follows the client's order picks X25519. */
+Test(tls, x25519_offered_first)
+{
+	groups_are("X25519:P-256", "x25519:secp256r1:", "x25519:secp256r1\n");
+}
+
+Test(tls, p256_only_server)
+{
+	groups_are("P-256", "x25519:secp256r1:", "secp256r1\n");
+}
+
 Test(tls, unknown_cipher_order_refused)
 {
 	struct ferry_http_client_opts o = {
