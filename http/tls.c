@@ -84,6 +84,7 @@ struct ferry__tls_config {
 	int min_rsa_bytes;
 	bool allow_sha1;
 	bool allow_renegotiation;
+	size_t obuf_len;		/* per connection: record + overhead */
 	uint32_t session_lifetime_s;
 	uint16_t suites[BR_MAX_CIPHER_SUITES];
 	size_t nsuites;
@@ -403,6 +404,9 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 						      : 2048) + 7) / 8;
 	cfg->allow_sha1 = set->allow_sha1;
 	cfg->allow_renegotiation = set->allow_renegotiation;
+	cfg->obuf_len = (set->send_record_max ? set->send_record_max
+					      : FERRY__TLS_SEND_RECORD_DEFAULT) +
+			BR_SSL_BUFSIZE_OUTPUT - 16384;
 	cfg->session_lifetime_s = set->session_lifetime_s;
 	r = suites_order(cfg, set->ciphers, set->legacy_suites);
 	if (r < 0)
@@ -937,9 +941,21 @@ static const br_x509_class x509_wrap_vtable = {
 /* ------------------------------------------------------------------ */
 /* Connections                                                           */
 
+/*
+ * One connection: the engine, then its two buffers in the same
+ * allocation. The input buffer holds a whole record of the largest size
+ * (16 KiB and overhead): a smaller one would make BearSSL ask for a
+ * smaller maximum fragment length, which many servers ignore, and their
+ * full-size records would then fail the connection. The output buffer
+ * holds one record of what ferry sends (settings.send_record_max); a
+ * longer message goes out in several records. The X.509 engine (about
+ * 4.5 KiB, and the leaf's DER) is a separate allocation, freed once the
+ * handshake is over unless renegotiation is allowed: only a new
+ * handshake would use it again.
+ */
 struct ferry__tls {
 	br_ssl_client_context cc;
-	struct x509_wrap x509;
+	struct x509_wrap *x509;		/* NULL after the handshake */
 	struct ferry__tls_config *cfg;
 	bool resumed_offer;		/* a cached session was offered */
 	bool hs_done;			/* the first handshake finished */
@@ -952,7 +968,8 @@ struct ferry__tls {
 	size_t nshow;			/* offered (>= nfirst) */
 	char *host;
 	char *origin;
-	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
+	unsigned char obuf[];		/* cfg->obuf_len bytes */
 };
 
 static const char *alpn_names[] = { "http/1.1" };
@@ -978,15 +995,16 @@ static void tls_strict(const struct ferry__tls_config *cfg,
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
-	struct ferry__tls *t = malloc(sizeof(*t));
+	struct ferry__tls *t = malloc(sizeof(*t) + cfg->obuf_len);
 	const struct tls_session *sp;
 	br_ssl_engine_context *eng;
+	struct x509_wrap *w;
 
 	*tp = NULL;
 	if (!t)
 		return -ENOMEM;
-	/* The I/O buffer needs no zeroing; everything before it does. */
-	memset(t, 0, offsetof(struct ferry__tls, iobuf));
+	/* The I/O buffers need no zeroing; everything before them does. */
+	memset(t, 0, offsetof(struct ferry__tls, ibuf));
 	t->cfg = cfg;
 	/* "localhost." is "localhost" to SNI and to the certificate (as in
 	 * curl): a fully qualified name with its root label spelled out. */
@@ -994,27 +1012,29 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		host_len--;
 	t->host = strndup(host, host_len);
 	t->origin = strdup(origin);
-	if (!t->host || !t->origin) {
+	t->x509 = w = calloc(1, sizeof(*w));
+	if (!t->host || !t->origin || !w) {
 		ferry__tls_free(t);
 		return -ENOMEM;
 	}
 	eng = &t->cc.eng;
-	br_ssl_client_init_full(&t->cc, &t->x509.minimal, cfg->tas, cfg->ntas);
+	br_ssl_client_init_full(&t->cc, &w->minimal, cfg->tas, cfg->ntas);
 	br_ssl_engine_set_suites(eng, cfg->suites, cfg->nsuites);
-	tls_strict(cfg, &t->cc, &t->x509.minimal);
-	t->x509.vtable = &x509_wrap_vtable;
-	t->x509.cfg = cfg;
-	t->x509.insecure = cfg->insecure;
-	t->x509.server_name = t->host;
+	tls_strict(cfg, &t->cc, &w->minimal);
+	w->vtable = &x509_wrap_vtable;
+	w->cfg = cfg;
+	w->insecure = cfg->insecure;
+	w->server_name = t->host;
 	if (ip_literal) {
-		t->x509.ip = true;
-		if (inet_pton(AF_INET, t->host, t->x509.ip_bin) == 1)
-			t->x509.ip_len = 4;
-		else if (inet_pton(AF_INET6, t->host, t->x509.ip_bin) == 1)
-			t->x509.ip_len = 16;
+		w->ip = true;
+		if (inet_pton(AF_INET, t->host, w->ip_bin) == 1)
+			w->ip_len = 4;
+		else if (inet_pton(AF_INET6, t->host, w->ip_bin) == 1)
+			w->ip_len = 16;
 	}
-	br_ssl_engine_set_x509(eng, &t->x509.vtable);
-	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 1);
+	br_ssl_engine_set_x509(eng, &w->vtable);
+	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
+				       cfg->obuf_len);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
 	sp = session_offer(cfg, origin);
 	if (sp) {
@@ -1032,11 +1052,18 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	return 0;
 }
 
+static void x509_free(struct x509_wrap *w)
+{
+	if (w)
+		free(w->leaf);
+	free(w);
+}
+
 void ferry__tls_free(struct ferry__tls *t)
 {
 	if (!t)
 		return;
-	free(t->x509.leaf);
+	x509_free(t->x509);
 	free(t->host);
 	free(t->origin);
 	free(t);
@@ -1239,18 +1266,93 @@ bool ferry__tls_ready(const struct ferry__tls *t)
  */
 static time_t session_expiry(const struct ferry__tls *t)
 {
-	const struct x509_wrap *w = &t->x509;
+	const struct x509_wrap *w = t->x509;
 	time_t exp = 0;
 
 	if (t->cfg->session_lifetime_s)
 		exp = time(NULL) + (time_t)t->cfg->session_lifetime_s;
-	if (!w->insecure && w->dates_ok && w->until.days != UINT32_MAX) {
+	if (w && !w->insecure && w->dates_ok && w->until.days != UINT32_MAX) {
 		time_t end = time_unix(w->until);
 
 		if (!exp || end < exp)
 			exp = end;
 	}
 	return exp;
+}
+
+/*
+ * What the engine gets instead of the X.509 engine once that is freed:
+ * it refuses any chain. Only a renegotiation would start one, and it is
+ * freed only when renegotiation is refused, so this is a guard.
+ */
+static void xn_start_chain(const br_x509_class **ctx, const char *name)
+{
+	(void)ctx;
+	(void)name;
+}
+
+static void xn_start_cert(const br_x509_class **ctx, uint32_t length)
+{
+	(void)ctx;
+	(void)length;
+}
+
+static void xn_append(const br_x509_class **ctx, const unsigned char *buf,
+		      size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+}
+
+static void xn_end_cert(const br_x509_class **ctx)
+{
+	(void)ctx;
+}
+
+static unsigned xn_end_chain(const br_x509_class **ctx)
+{
+	(void)ctx;
+	return BR_ERR_X509_NOT_TRUSTED;
+}
+
+static const br_x509_pkey *xn_get_pkey(const br_x509_class *const *ctx,
+				       unsigned *usages)
+{
+	(void)ctx;
+	(void)usages;
+	return NULL;
+}
+
+static const br_x509_class x509_none_vtable = {
+	sizeof(const br_x509_class *),
+	xn_start_chain,
+	xn_start_cert,
+	xn_append,
+	xn_end_cert,
+	xn_end_chain,
+	xn_get_pkey,
+};
+
+/* Not const only because BearSSL takes a non-const pointer; never
+ * written. */
+static const br_x509_class *x509_none = &x509_none_vtable;
+
+/* The handshake is over: free the X.509 engine and the leaf, unless a
+ * renegotiation may need them again. */
+static void x509_release(struct ferry__tls *t)
+{
+	if (!t->x509)
+		return;
+	if (t->cfg->allow_renegotiation) {
+		free(t->x509->leaf);	/* a new chain brings its own */
+		t->x509->leaf = NULL;
+		t->x509->leaf_len = t->x509->leaf_cap = 0;
+		return;
+	}
+	br_ssl_engine_set_x509(&t->cc.eng, &x509_none);
+	x509_free(t->x509);
+	t->x509 = NULL;
 }
 
 bool ferry__tls_session_save(struct ferry__tls *t)
@@ -1260,9 +1362,6 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 	struct mru_node **old = session_find(t->cfg, t->origin);
 
 	t->hs_done = true;
-	free(t->x509.leaf);	/* checked: not needed any more */
-	t->x509.leaf = NULL;
-	t->x509.leaf_len = t->x509.leaf_cap = 0;
 	br_ssl_engine_get_session_parameters(&t->cc.eng, &sp);
 	if (old && t->resumed_offer && sp.session_id_len) {
 		const br_ssl_session_parameters *op =
@@ -1279,6 +1378,7 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 	if (sp.session_id_len)
 		session_put(t->cfg, t->origin, &sp,
 			    resumed ? t->offer_expires : session_expiry(t));
+	x509_release(t);
 	return resumed;
 }
 

@@ -482,18 +482,24 @@ Test(tls, keep_alive_reuses_the_connection)
 	}
 }
 
-Test(tls, post_buffer_body_echoed)
+/* POST 300000 bytes in records of at most @record bytes (0: default). */
+static void post_echoed(unsigned record)
 {
 	size_t n = 300000;
 	char *body = malloc(n);
 	struct ferry_http_request_opts o = { .method = "POST" };
+	struct ferry_http_client_opts co = {
+		.connect_timeout_ms = 5000,
+		.read_timeout_ms = 10000,
+		.tls_send_record_max = record,
+	};
 	struct tc_req r;
 	char why[256];
 
 	cr_assert(body);
 	for (size_t i = 0; i < n; i++)
 		body[i] = (char)(i % 251);
-	https_up(NULL);
+	https_up(&co);
 	o.body = body;
 	o.body_len = n;
 	tc_req_init(&r, &t, 0);
@@ -505,6 +511,23 @@ Test(tls, post_buffer_body_echoed)
 	cr_expect_eq(r.fnv, pattern_fnv(n));
 	tc_req_free(&r);
 	free(body);
+}
+
+Test(tls, post_buffer_body_echoed)
+{
+	post_echoed(0);
+}
+
+/* The smallest and the largest send records: the body and the request
+ * head go out in many records, or in a few full-size ones. */
+Test(tls, post_small_send_records)
+{
+	post_echoed(1024);
+}
+
+Test(tls, post_full_size_send_records)
+{
+	post_echoed(16384);
 }
 
 /* The request body producer's state (tc's callbacks own ctx). */
@@ -1086,6 +1109,8 @@ Test(tls, strict_options_checked)
 		{ .tls_min_version = 0x0304 },
 		{ .tls_min_rsa_bits = 512 },
 		{ .tls_min_rsa_bits = 8192 },
+		{ .tls_send_record_max = 1023 },
+		{ .tls_send_record_max = 16385 },
 	};
 	struct ferry_loop *loop;
 	struct ferry_http_client *c;
