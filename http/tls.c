@@ -65,11 +65,23 @@ struct tls_session {
 	char origin[];
 };
 
+/* A public key (of at most 4096 bits for RSA) in a buffer of its own. */
+#define KEY_MAX 520
+struct tls_key {
+	br_x509_pkey pk;		/* pointers into buf */
+	unsigned char buf[KEY_MAX];
+};
+
 struct tls_verified {
 	struct mru_node node;		/* first */
 	unsigned char id[br_sha256_SIZE];	/* SHA-256(name, 0, leaf) */
 	unsigned usages;		/* BR_KEYTYPE_KEYX / _SIGN */
 	struct x509_time from, until;	/* valid in the whole chain */
+	/* The leaf's key, so that a known leaf is not decoded again;
+	 * key_type 0: not kept (too long), decode the leaf. */
+	unsigned char key_type, curve;
+	uint16_t len1, len2;		/* RSA: n, e; EC: q, 0 */
+	unsigned char key[];		/* len1 + len2 bytes */
 };
 
 #define SESSION(n) ferry__container_of(n, struct tls_session, node)
@@ -557,9 +569,63 @@ static const struct tls_verified *verified_find(struct ferry__tls_config *cfg,
 	return NULL;
 }
 
+/* Copy the key @v keeps into @k; false if it keeps none. */
+static bool verified_key(const struct tls_verified *v, struct tls_key *k)
+{
+	if (!v->key_type)
+		return false;
+	memcpy(k->buf, v->key, (size_t)v->len1 + v->len2);
+	k->pk.key_type = v->key_type;
+	if (v->key_type == BR_KEYTYPE_RSA) {
+		k->pk.key.rsa.n = k->buf;
+		k->pk.key.rsa.nlen = v->len1;
+		k->pk.key.rsa.e = k->buf + v->len1;
+		k->pk.key.rsa.elen = v->len2;
+	} else {
+		k->pk.key.ec.curve = v->curve;
+		k->pk.key.ec.q = k->buf;
+		k->pk.key.ec.qlen = v->len1;
+	}
+	return true;
+}
+
+/* A new entry for @id keeping the key @pk if it fits. */
+static struct tls_verified *verified_new(const unsigned char *id,
+					 const br_x509_pkey *pk)
+{
+	size_t l1 = 0, l2 = 0;
+	const void *p1 = NULL, *p2 = NULL;
+	struct tls_verified *v;
+
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		p1 = pk->key.rsa.n, l1 = pk->key.rsa.nlen;
+		p2 = pk->key.rsa.e, l2 = pk->key.rsa.elen;
+	} else if (pk->key_type == BR_KEYTYPE_EC) {
+		p1 = pk->key.ec.q, l1 = pk->key.ec.qlen;
+	}
+	if (!p1 || l1 + l2 > KEY_MAX)
+		l1 = l2 = 0;
+	v = malloc(sizeof(*v) + l1 + l2);
+	if (!v)
+		return NULL;
+	memcpy(v->id, id, sizeof(v->id));
+	v->key_type = l1 ? pk->key_type : 0;
+	v->curve = pk->key_type == BR_KEYTYPE_EC ? (unsigned char)pk->key.ec.curve : 0;
+	v->len1 = (uint16_t)l1;
+	v->len2 = (uint16_t)l2;
+	if (l1)
+		memcpy(v->key, p1, l1);
+	if (l2)
+		memcpy(v->key + l1, p2, l2);
+	return v;
+}
+
+/* The same leaf bytes carry the same key: an entry found for @id keeps
+ * its key. */
 static void verified_put(struct ferry__tls_config *cfg,
-			 const unsigned char *id, unsigned usages,
-			 struct x509_time from, struct x509_time until)
+			 const unsigned char *id, const br_x509_pkey *pk,
+			 unsigned usages, struct x509_time from,
+			 struct x509_time until)
 {
 	struct mru_node **pp;
 	struct tls_verified *v;
@@ -571,10 +637,9 @@ static void verified_put(struct ferry__tls_config *cfg,
 			goto set;
 		}
 	}
-	v = malloc(sizeof(*v));
+	v = verified_new(id, pk);
 	if (!v)
 		return;
-	memcpy(v->id, id, sizeof(v->id));
 	mru_push(&cfg->verified, &v->node);
 set:
 	v->usages = usages;
@@ -617,6 +682,8 @@ struct x509_wrap {
 	unsigned ncert;
 	unsigned char id[br_sha256_SIZE];
 	unsigned known_usages;		/* KNOWN */
+	bool known_has_key;		/* KNOWN: known_key, not dc */
+	struct tls_key known_key;
 	struct x509_time from, until;	/* the chain's window, see dates_ok */
 	unsigned char *leaf;		/* first certificate, DER */
 	size_t leaf_len, leaf_cap;
@@ -634,6 +701,7 @@ static void xw_start_chain(const br_x509_class **ctx, const char *name)
 	w->ncert = 0;
 	w->leaf_len = 0;
 	w->leaf_ok = false;
+	w->known_has_key = false;
 	w->mode = w->cfg->verified.max ? XW_HOLD : XW_PLAIN;
 	/* The window bounds the session cache too, so PLAIN reads it. */
 	w->dates_ok = !w->insecure;
@@ -729,9 +797,13 @@ static void xw_leaf_done(struct x509_wrap *w)
 	br_sha256_out(&w->id_hash, w->id);
 	v = w->leaf_len == w->leaf_cap ? verified_find(w->cfg, w->id) : NULL;
 	if (v) {
-		br_x509_decoder_init(&w->dc, NULL, NULL);
-		br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
-		if (br_x509_decoder_get_pkey(&w->dc)) {
+		/* The key as kept, or else as read from the leaf again. */
+		w->known_has_key = verified_key(v, &w->known_key);
+		if (!w->known_has_key) {
+			br_x509_decoder_init(&w->dc, NULL, NULL);
+			br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
+		}
+		if (w->known_has_key || br_x509_decoder_get_pkey(&w->dc)) {
 			w->mode = XW_KNOWN;
 			w->known_usages = v->usages;
 			w->from = v->from;
@@ -887,6 +959,7 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 {
 	struct x509_wrap *w = WRAP(ctx);
 	unsigned err, usages = 0;
+	const br_x509_pkey *pk;
 
 	if (w->mode == XW_KNOWN) {
 		w->leaf_ok = true;
@@ -907,8 +980,8 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 			return BR_ERR_X509_BAD_SERVER_NAME;
 	}
 	if (w->mode == XW_CHECK && w->dates_ok &&
-	    w->minimal.vtable->get_pkey(MINIMAL(w), &usages))
-		verified_put(w->cfg, w->id, usages, w->from, w->until);
+	    (pk = w->minimal.vtable->get_pkey(MINIMAL(w), &usages)))
+		verified_put(w->cfg, w->id, pk, usages, w->from, w->until);
 	return 0;
 }
 
@@ -923,6 +996,8 @@ static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx,
 		if (usages)
 			*usages = w->insecure ? BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN
 					      : w->known_usages;
+		if (!w->insecure && w->known_has_key)
+			return &w->known_key.pk;
 		return br_x509_decoder_get_pkey(&w->dc);
 	}
 	return w->minimal.vtable->get_pkey(&w->minimal.vtable, usages);

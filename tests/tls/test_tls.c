@@ -858,6 +858,23 @@ Test(tls, verify_cache_answers_for_a_known_leaf)
 	cr_expect_eq(st.tls_verify_cached, 2);
 }
 
+/* The same with an RSA leaf under an intermediate: the key the cache
+ * keeps (RSA modulus and exponent) checks the ServerKeyExchange. */
+Test(tls, verify_cache_answers_for_a_known_rsa_leaf)
+{
+	const char *extra[] = { "-no_cache", "-cert_chain", tf_cert("inter.pem"),
+				NULL };
+	struct ferry_http_client_stats st;
+
+	www_up("rsa.pem", "rsa.key", extra);
+	client_up("ca.pem", false);
+	for (int i = 0; i < 3; i++)
+		get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 3);
+	cr_expect_eq(st.tls_verify_cached, 2);
+}
+
 Test(tls, verify_cache_off)
 {
 	struct ferry_http_client_opts o = {
