@@ -12,13 +12,16 @@
  * the AES-NI/pclmul code when the CPU has it, narrowed by tls_strict():
  * TLS 1.2, ECDHE with AEAD suites, no SHA-1 or MD5 in the chain, RSA keys
  * of 2048 bits or more, no renegotiation, unless the client relaxes one),
- * one bidirectional I/O buffer, and the X.509 engine: br_x509_minimal
+ * its two I/O buffers (see struct ferry__tls), and, during the
+ * handshake, the X.509 engine: br_x509_minimal
  * wrapped by our own br_x509_class. The wrapper exists for what BearSSL does not
  * cover: an IP literal host (BearSSL matches DNS names only, so the
  * wrapper passes no name and then checks the leaf's iPAddress SAN entries
  * itself), the caller's explicit "skip verification" (then the leaf's key
  * is taken as is), and the verify cache (a leaf verified before for the
- * same name is not checked up to the anchors again).
+ * same name is not checked up to the anchors again, and its key is not
+ * decoded again either). The ClientHello is edited once, to offer X25519
+ * first (hello_prefer_x25519).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
