@@ -99,6 +99,7 @@ struct ferry__tls_config {
 	int min_rsa_bytes;
 	bool allow_sha1;
 	bool allow_renegotiation;
+	bool aead_only;			/* no legacy suites */
 	size_t obuf_len;		/* per connection: record + overhead */
 	uint32_t session_lifetime_s;
 	uint16_t suites[BR_MAX_CIPHER_SUITES];
@@ -423,6 +424,7 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 					      : FERRY__TLS_SEND_RECORD_DEFAULT) +
 			BR_SSL_BUFSIZE_OUTPUT - 16384;
 	cfg->session_lifetime_s = set->session_lifetime_s;
+	cfg->aead_only = !set->legacy_suites;
 	r = suites_order(cfg, set->ciphers, set->legacy_suites);
 	if (r < 0)
 		goto fail;
@@ -1066,6 +1068,17 @@ static void tls_strict(const struct ferry__tls_config *cfg,
 	if (!cfg->allow_sha1)
 		br_x509_minimal_set_hash(xc, br_sha1_ID, NULL);
 	br_x509_minimal_set_minrsa(xc, cfg->min_rsa_bytes);
+	/* TLS 1.2 with AEAD suites hashes its handshake with SHA-256 or
+	 * SHA-384 only. MD5 and SHA-1 (older PRFs, CBC's HMAC) and SHA-224
+	 * would only be offered for the ServerKeyExchange signature, where
+	 * SHA-1 is as weak as in the chain, and the engine hashes every
+	 * handshake message with each hash it has. */
+	if (cfg->min_version == BR_TLS12 && cfg->aead_only &&
+	    !cfg->allow_sha1) {
+		br_ssl_engine_set_hash(&cc->eng, br_md5_ID, NULL);
+		br_ssl_engine_set_hash(&cc->eng, br_sha1_ID, NULL);
+		br_ssl_engine_set_hash(&cc->eng, br_sha224_ID, NULL);
+	}
 	if (!cfg->allow_renegotiation)
 		br_ssl_engine_add_flags(&cc->eng, BR_OPT_NO_RENEGOTIATION);
 }

@@ -1109,6 +1109,18 @@ Test(tls, sha1_signed_leaf_refused_unless_relaxed)
 	get_page_with(&o, "New, TLSv1.2");
 }
 
+/* A server that signs its key exchange only with SHA-1: strict, the
+ * client does not offer SHA-1 signatures, and no handshake happens. */
+Test(tls, sha1_key_exchange_signature_refused_unless_relaxed)
+{
+	const char *extra[] = { "-sigalgs", "ECDSA+SHA1", SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = { .tls_allow_sha1 = true };
+
+	www_up("leaf.pem", "leaf.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert");
+	get_page_with(&o, "New, TLSv1.2");
+}
+
 Test(tls, rsa1024_leaf_refused_unless_relaxed)
 {
 	const char *extra[] = { SECLEVEL0, NULL };
