@@ -83,6 +83,10 @@ static int client_opts(struct ferry_http_client_opts *o,
 		o->tls_min_rsa_bits = DEF_MIN_RSA_BITS;
 	if (o->tls_min_rsa_bits < 1024 || o->tls_min_rsa_bits > 4096)
 		return FERRY_EINVAL;
+	if (!o->tls_send_record_max)
+		o->tls_send_record_max = FERRY__TLS_SEND_RECORD_DEFAULT;
+	if (o->tls_send_record_max < 1024 || o->tls_send_record_max > 16384)
+		return FERRY_EINVAL;
 	if (!o->tls_session_lifetime_ms)
 		o->tls_session_lifetime_ms = DEF_SESSION_LIFETIME_MS;
 	return 0;
@@ -175,6 +179,7 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.min_rsa_bits = c->opts.tls_min_rsa_bits,
 		.allow_sha1 = c->opts.tls_allow_sha1,
 		.allow_renegotiation = c->opts.tls_allow_renegotiation,
+		.send_record_max = c->opts.tls_send_record_max,
 	};
 
 	if (c->tls_cfg)

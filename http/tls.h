@@ -39,7 +39,12 @@ struct ferry__tls_settings {
 	unsigned min_rsa_bits;		/* 1024..4096 */
 	bool allow_sha1;		/* SHA-1 signatures in the chain */
 	bool allow_renegotiation;
+	unsigned send_record_max;	/* 0: the default below */
 };
+
+/* The largest record sent, in plaintext bytes, when the client does not
+ * say (tls_send_record_max in ferry/http.h). */
+#define FERRY__TLS_SEND_RECORD_DEFAULT 4096
 
 /*
  * ferry__tls_config_new - load trust anchors: from ca_file and/or every

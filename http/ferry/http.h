@@ -189,6 +189,15 @@ struct ferry_http_client_opts {
 	 */
 	uint32_t tls_session_lifetime_ms;
 	/*
+	 * [4096] the largest TLS record the client sends, in plaintext
+	 * bytes, 1024 to 16384. Each TLS connection keeps a send buffer of
+	 * that size (plus 85 bytes) for as long as it lives; what does not
+	 * fit in one record goes out in several. Larger records save sends
+	 * on big uploads, smaller ones memory per connection. The receive
+	 * side always holds a full 16 KiB record: servers send them.
+	 */
+	unsigned tls_send_record_max;
+	/*
 	 * Strict TLS by default; each field below relaxes one rule, for
 	 * legacy servers only (each weakens what TLS protects).
 	 *
@@ -222,7 +231,8 @@ struct ferry_http_client_opts {
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
  * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
- * tls_min_rsa_bits outside 1024..4096), -ENOMEM, -EOPNOTSUPP (the
+ * tls_min_rsa_bits outside 1024..4096, tls_send_record_max outside
+ * 1024..16384), -ENOMEM, -EOPNOTSUPP (the
  * kernel lacks provided buffer rings or multishot recv), or the kernel's
  * error.
  */

@@ -3,13 +3,19 @@
 
 Usage: nginx.py [--keepalive-timeout SECS] [--workers N] [--no-access-log]
                 [--keep-dir] [--nginx PATH]
-                [--tls CERT KEY [--tls-no-resume]] [--big BYTES]
+                [--tls CERT KEY [--tls-no-resume] [--tls-cipher NAME]
+                 [--tls-client-order]] [--big BYTES]
 
 --tls CERT KEY makes the one listener speak HTTPS instead of HTTP (same
 URLs; the readiness probe then uses TLS without verification): TLS 1.2
 only, cipher ECDHE-ECDSA-AES128-GCM-SHA256 (so KEY must be an ECDSA key),
 and session resumption by session ID (shared cache) and tickets, unless
 --tls-no-resume turns both off (every handshake is then a full one).
+--tls-cipher NAME sets another OpenSSL cipher name instead (e.g.
+ECDHE-RSA-AES128-GCM-SHA256, with an RSA key). --tls-client-order makes
+nginx pick the cipher suite and the ECDHE group in the client's order of
+preference (ssl_prefer_server_ciphers off, nginx's own default) instead of
+its own (X25519 first).
 --big BYTES adds /big.bin, a sparse file of BYTES zero bytes (made with
 truncate, so instant; not in manifest.txt).
 
@@ -207,8 +213,9 @@ def render_conf(d, port, args, token, have_echo):
         w("    ssl_certificate %s;" % os.path.abspath(args.tls[0]))
         w("    ssl_certificate_key %s;" % os.path.abspath(args.tls[1]))
         w("    ssl_protocols TLSv1.2;")
-        w("    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;")
-        w("    ssl_prefer_server_ciphers on;")
+        w("    ssl_ciphers %s;" % args.tls_cipher)
+        w("    ssl_prefer_server_ciphers %s;"
+          % ("off" if args.tls_client_order else "on"))
         if args.tls_resume:
             w("    ssl_session_cache shared:ferry:8m;")
             w("    ssl_session_timeout 1h;")
@@ -314,12 +321,17 @@ def parse_args():
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--tls-no-resume", dest="tls_resume",
                     action="store_false", default=True)
+    ap.add_argument("--tls-cipher", default="ECDHE-ECDSA-AES128-GCM-SHA256",
+                    metavar="NAME")
+    ap.add_argument("--tls-client-order", action="store_true")
     ap.add_argument("--big", type=int, default=0, metavar="BYTES")
     args = ap.parse_args()
     if args.tls:
         for f in args.tls:
             if not os.access(f, os.R_OK):
                 ap.error("--tls: cannot read %s" % f)
+    if not all(c.isalnum() or c in "-_:+!" for c in args.tls_cipher):
+        ap.error("--tls-cipher: not a cipher name: %s" % args.tls_cipher)
     if args.big < 0:
         ap.error("--big wants a byte count")
     try:

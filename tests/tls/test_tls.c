@@ -577,18 +577,24 @@ Test(tls, keep_alive_reuses_the_connection)
 	}
 }
 
-Test(tls, post_buffer_body_echoed)
+/* POST 300000 bytes in records of at most @record bytes (0: default). */
+static void post_echoed(unsigned record)
 {
 	size_t n = 300000;
 	char *body = malloc(n);
 	struct ferry_http_request_opts o = { .method = "POST" };
+	struct ferry_http_client_opts co = {
+		.connect_timeout_ms = 5000,
+		.read_timeout_ms = 10000,
+		.tls_send_record_max = record,
+	};
 	struct tc_req r;
 	char why[256];
 
 	cr_assert(body);
 	for (size_t i = 0; i < n; i++)
 		body[i] = (char)(i % 251);
-	https_up(NULL);
+	https_up(&co);
 	o.body = body;
 	o.body_len = n;
 	tc_req_init(&r, &t, 0);
@@ -600,6 +606,23 @@ Test(tls, post_buffer_body_echoed)
 	cr_expect_eq(r.fnv, pattern_fnv(n));
 	tc_req_free(&r);
 	free(body);
+}
+
+Test(tls, post_buffer_body_echoed)
+{
+	post_echoed(0);
+}
+
+/* The smallest and the largest send records: the body and the request
+ * head go out in many records, or in a few full-size ones. */
+Test(tls, post_small_send_records)
+{
+	post_echoed(1024);
+}
+
+Test(tls, post_full_size_send_records)
+{
+	post_echoed(16384);
 }
 
 /* The request body producer's state (tc's callbacks own ctx). */
@@ -828,6 +851,46 @@ Test(tls, cipher_order_follows_the_cpu)
 			: "ECDHE-ECDSA-CHACHA20-POLY1305");
 }
 
+/* ------------------------------------------------------------------ */
+/* ECDHE groups. s_server -www shows the groups the client offered, in
+ * its order ("Supported groups"), and the ones both sides have in the
+ * order the choice follows ("Shared groups"): without -serverpref that
+ * is the client's, and the first shared group is the one used. */
+
+static void groups_are(const char *server_groups, const char *offered,
+		       const char *used)
+{
+	const char *extra[] = { "-groups", server_groups, NULL };
+	char line[2][128];
+	struct tc_req r;
+
+	snprintf(line[0], sizeof(line[0]), "Supported groups: %s", offered);
+	snprintf(line[1], sizeof(line[1]), "Shared groups: %s", used);
+	www_up("leaf.pem", "leaf.key", extra);
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	/* A full handshake: both Finished messages checked the transcript,
+	 * with the groups list as it went out. */
+	expect_page(&r);
+	for (int i = 0; i < 2; i++)
+		cr_expect_neq(r.body && strstr(r.body, line[i]), 0,
+			      "want \"%s\": %.400s", line[i],
+			      r.body ? strstr(r.body, "Supported groups") : "");
+	tc_req_free(&r);
+}
+
+/* BearSSL lists P-256 first; ferry moves X25519 ahead of it, so a server
+ * that follows the client's order picks X25519. */
+Test(tls, x25519_offered_first)
+{
+	groups_are("X25519:P-256", "x25519:secp256r1:", "x25519:secp256r1\n");
+}
+
+Test(tls, p256_only_server)
+{
+	groups_are("P-256", "x25519:secp256r1:", "secp256r1\n");
+}
+
 Test(tls, unknown_cipher_order_refused)
 {
 	struct ferry_http_client_opts o = {
@@ -887,6 +950,23 @@ Test(tls, verify_cache_answers_for_a_known_leaf)
 	stats(&st);
 	cr_expect_eq(st.tls_full, 3);
 	cr_expect_eq(st.tls_resumed, 0);
+	cr_expect_eq(st.tls_verify_cached, 2);
+}
+
+/* The same with an RSA leaf under an intermediate: the key the cache
+ * keeps (RSA modulus and exponent) checks the ServerKeyExchange. */
+Test(tls, verify_cache_answers_for_a_known_rsa_leaf)
+{
+	const char *extra[] = { "-no_cache", "-cert_chain", tf_cert("inter.pem"),
+				NULL };
+	struct ferry_http_client_stats st;
+
+	www_up("rsa.pem", "rsa.key", extra);
+	client_up("ca.pem", false);
+	for (int i = 0; i < 3; i++)
+		get_new("localhost");
+	stats(&st);
+	cr_expect_eq(st.tls_full, 3);
 	cr_expect_eq(st.tls_verify_cached, 2);
 }
 
@@ -1124,6 +1204,18 @@ Test(tls, sha1_signed_leaf_refused_unless_relaxed)
 	get_page_with(&o, "New, TLSv1.2");
 }
 
+/* A server that signs its key exchange only with SHA-1: strict, the
+ * client does not offer SHA-1 signatures, and no handshake happens. */
+Test(tls, sha1_key_exchange_signature_refused_unless_relaxed)
+{
+	const char *extra[] = { "-sigalgs", "ECDSA+SHA1", SECLEVEL0, NULL };
+	struct ferry_http_client_opts o = { .tls_allow_sha1 = true };
+
+	www_up("leaf.pem", "leaf.key", extra);
+	get_refused(FERRY_ETLS_HANDSHAKE, "alert");
+	get_page_with(&o, "New, TLSv1.2");
+}
+
 Test(tls, rsa1024_leaf_refused_unless_relaxed)
 {
 	const char *extra[] = { SECLEVEL0, NULL };
@@ -1141,6 +1233,8 @@ Test(tls, strict_options_checked)
 		{ .tls_min_version = 0x0304 },
 		{ .tls_min_rsa_bits = 512 },
 		{ .tls_min_rsa_bits = 8192 },
+		{ .tls_send_record_max = 1023 },
+		{ .tls_send_record_max = 16385 },
 	};
 	struct ferry_loop *loop;
 	struct ferry_http_client *c;

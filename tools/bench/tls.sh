@@ -12,6 +12,11 @@
 #       whatever they offer; curl also gets --no-sessionid; all N URLs go
 #       to one curl process (a URL glob), so process start-up is amortised
 #       the same way as ferry's (one process per N, set-up included);
+#       this nginx picks the ECDHE group in the client's order of
+#       preference (ssl_prefer_server_ciphers off, nginx's default), so
+#       the group is the one each client offers first;
+#   (b') the same against a third nginx with an RSA-2048 certificate
+#       (issued by an RSA-2048 CA), ECDHE-RSA-AES128-GCM-SHA256;
 #   (c) the same against the first nginx (shared session cache): resumed
 #       handshakes (BearSSL 0.6 resumes by session ID, not tickets);
 #   (d) memory: heap bytes per idle TLS connection, measured by ferry
@@ -30,6 +35,7 @@
 #
 # Last line: RESULT tls_dl_vs_curl=<ferry/curl bytes per s>
 #            tls_hs_cpu_vs_curl=<ferry/curl CPU per full handshake>
+#            tls_hs_rsa_cpu_vs_curl=<the same, RSA-2048 server>
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -42,9 +48,11 @@ ROUNDS=$(bench_reps 5 2)
 BIG=$(bench_reps $((1 << 30)) $((128 << 20)))
 HS=$(bench_reps 2000 300)
 CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256
-CURL=(curl -sS --fail --tlsv1.2 --tls-max 1.2 --ciphers "$CIPHER")
+RSA_CIPHER=ECDHE-RSA-AES128-GCM-SHA256
+CURL=(curl -sS --fail --tlsv1.2 --tls-max 1.2)
 
-# The certificates: a CA and a leaf for 127.0.0.1, both P-256.
+# The certificates: a CA and a leaf for 127.0.0.1, both P-256; and the
+# same in RSA-2048 for the RSA server.
 CERTS=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-tls-XXXXXX")
 bench_on_exit "rm -rf '$CERTS'"
 (
@@ -60,17 +68,33 @@ bench_on_exit "rm -rf '$CERTS'"
 		'extendedKeyUsage=serverAuth' >leaf.ext
 	openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key \
 		-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		-out rsa_ca.key
+	openssl req -x509 -new -key rsa_ca.key -subj /CN=ferry-bench-rsa-ca \
+		-days 2 -addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign -out rsa_ca.pem
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		-out rsa.key
+	openssl req -new -key rsa.key -subj /CN=127.0.0.1 -out rsa.csr
+	openssl x509 -req -in rsa.csr -CA rsa_ca.pem -CAkey rsa_ca.key \
+		-CAcreateserial -days 2 -extfile leaf.ext -out rsa.pem
 ) >/dev/null 2>&1 || bench_die "openssl could not make the certificates"
 CA=$CERTS/ca.pem
+RSA_CA=$CERTS/rsa_ca.pem
 
 bench_nginx_start --workers 1 --no-access-log --big "$BIG" \
 	--tls "$CERTS/leaf.pem" "$CERTS/leaf.key"
 RESUME_PORT=$NGINX_PORT
 bench_peer_start FULL python3 "$BENCH_ROOT/tests/servers/nginx.py" \
 	--workers 1 --no-access-log --tls-no-resume \
-	--tls "$CERTS/leaf.pem" "$CERTS/leaf.key" ||
+	--tls-client-order --tls "$CERTS/leaf.pem" "$CERTS/leaf.key" ||
 	bench_die "cannot start the second nginx"
-bench_log "nginx: resumption on port $RESUME_PORT, off on $FULL_PORT;" \
+bench_peer_start RSA python3 "$BENCH_ROOT/tests/servers/nginx.py" \
+	--workers 1 --no-access-log --tls-no-resume --tls-client-order \
+	--tls-cipher "$RSA_CIPHER" --tls "$CERTS/rsa.pem" "$CERTS/rsa.key" ||
+	bench_die "cannot start the RSA nginx"
+bench_log "nginx: resumption on port $RESUME_PORT, off on $FULL_PORT" \
+	"and on $RSA_PORT (RSA);" \
 	"$ROUNDS rounds, big file $BIG bytes, $HS handshakes"
 bench_log "BearSSL: $("$BENCH" impl)"
 
@@ -103,7 +127,7 @@ ferry_run() {
 curl_dl() {
 	local t out wall user sys bytes
 	out=$(mktemp)
-	bench_time t "${CURL[@]}" --cacert "$CA" -o /dev/null \
+	bench_time t "${CURL[@]}" --ciphers "$CIPHER" --cacert "$CA" -o /dev/null \
 		-w '%{size_download}\n' "https://127.0.0.1:$RESUME_PORT/big.bin" >"$out"
 	bytes=$(cat "$out")
 	rm -f "$out"
@@ -113,13 +137,14 @@ curl_dl() {
 		"$(awk -v b="$bytes" -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f", (u + s) * 1073741824 / b }')"
 }
 
-# curl_hs KIND PORT [curl options]: HS GETs in one process, one connection
-# each; -w counts the connections curl really made.
+# curl_hs KIND PORT CIPHER CAFILE [curl options]: HS GETs in one process,
+# one connection each; -w counts the connections curl really made.
 curl_hs() {
-	local kind=$1 port=$2 t out wall user sys conns
-	shift 2
+	local kind=$1 port=$2 cipher=$3 ca=$4 t out wall user sys conns
+	shift 4
 	out=$(mktemp)
-	bench_time t "${CURL[@]}" --cacert "$CA" "$@" -H 'Connection: close' \
+	bench_time t "${CURL[@]}" --ciphers "$cipher" --cacert "$ca" "$@" \
+		-H 'Connection: close' \
 		-o /dev/null -w '%{num_connects}\n' \
 		"https://127.0.0.1:$port/small.txt?[1-$HS]" >"$out"
 	conns=$(awk '{ n += $1 } END { print n }' "$out")
@@ -139,12 +164,14 @@ run_ferry_all() {
 	ferry_run dl dl "https://127.0.0.1:$RESUME_PORT/big.bin" "$CA"
 	ferry_run full hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS"
 	ferry_run nocache hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS" nocache
+	ferry_run rsa hs "https://127.0.0.1:$RSA_PORT/small.txt" "$RSA_CA" "$HS"
 	ferry_run resumed hs "https://127.0.0.1:$RESUME_PORT/small.txt" "$CA" "$HS"
 }
 run_curl_all() {
 	curl_dl
-	curl_hs full "$FULL_PORT" --no-sessionid
-	curl_hs resumed "$RESUME_PORT"
+	curl_hs full "$FULL_PORT" "$CIPHER" "$CA" --no-sessionid
+	curl_hs rsa "$RSA_PORT" "$RSA_CIPHER" "$RSA_CA" --no-sessionid
+	curl_hs resumed "$RESUME_PORT" "$CIPHER" "$CA"
 }
 
 # A B, then B A: neither client always runs right after the other.
@@ -168,7 +195,8 @@ row() {
 }
 
 echo
-echo "HTTPS to nginx (1 worker), TLS 1.2 $CIPHER, P-256 cert"
+echo "HTTPS to nginx (1 worker), TLS 1.2 $CIPHER, P-256 cert;" \
+	"rsa: $RSA_CIPHER, RSA-2048 cert"
 echo "BearSSL in ferry: $("$BENCH" impl)"
 echo "median (min-max) over $ROUNDS alternating rounds"
 echo
@@ -180,6 +208,8 @@ printf "%-22s %-44s %-44s\n" "$HS handshakes" "handshakes/s" "client CPU us/hand
 row full ferry
 row nocache ferry
 row full curl
+row rsa ferry
+row rsa curl
 row resumed ferry
 row resumed curl
 echo
@@ -195,6 +225,7 @@ echo
 
 # shellcheck disable=SC2086
 awk -v fr="$(med "${RATE[dl.ferry]}")" -v cr="$(med "${RATE[dl.curl]}")" \
-    -v fc="$(med "${CPU[full.ferry]}")" -v cc="$(med "${CPU[full.curl]}")" 'BEGIN {
-	printf "RESULT tls_dl_vs_curl=%.2f tls_hs_cpu_vs_curl=%.2f\n",
-	       fr / cr, fc / cc }'
+    -v fc="$(med "${CPU[full.ferry]}")" -v cc="$(med "${CPU[full.curl]}")" \
+    -v rf="$(med "${CPU[rsa.ferry]}")" -v rc="$(med "${CPU[rsa.curl]}")" 'BEGIN {
+	printf "RESULT tls_dl_vs_curl=%.2f tls_hs_cpu_vs_curl=%.2f tls_hs_rsa_cpu_vs_curl=%.2f\n",
+	       fr / cr, fc / cc, rf / rc }'
