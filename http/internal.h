@@ -86,6 +86,7 @@ struct ferry__origin {
 	bool dispatching;		/* ferry__client_dispatch running */
 	enum ferry_url_scheme scheme;
 	uint16_t port;
+	size_t host_off, host_len;	/* the host's bytes in key */
 	char key[];			/* "scheme://host:port" */
 };
 
@@ -171,6 +172,7 @@ struct ferry__conn {
 	struct ferry_op recv_op;	/* multishot recv */
 	struct ferry_timer timer;	/* read timeout, or idle expiry */
 	uint64_t last_io;		/* ns, of the last byte moved */
+	uint64_t idle_deadline;		/* ns, in IDLE; 0: no idle timeout */
 
 	/* Resolve and connect. */
 	struct ferry__resolve *resolve;	/* job in flight, or NULL */

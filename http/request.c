@@ -85,6 +85,7 @@ static void req_finish(struct ferry_http_request *req, int result)
 	 * free the client under us. */
 	ferry__list_del(&req->link);
 	c->nreqs--;
+	ferry_loop_expect(c->loop, -1);
 	req_free(req);
 	ferry__client_maybe_free(c);
 }
@@ -353,10 +354,13 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		goto nomem_req;
 	ferry__list_add_tail(&c->reqs, &req->link);
 	c->nreqs++;
+	/* Each live request awaits a response: the loop may batch them. */
+	ferry_loop_expect(c->loop, 1);
 	c->requests_started++;
 	if (ferry__req_wait(req, false) < 0) {
 		ferry__list_del(&req->link);
 		c->nreqs--;
+		ferry_loop_expect(c->loop, -1);
 		ferry_timer_stop(c->loop, &req->deadline);
 		goto nomem_req;
 	}
