@@ -38,8 +38,6 @@ enum ferry__ud_tag {
 #define FERRY__IORING_OP_FUTEX_WAKE 52
 /* io_uring_enter's min_wait (Linux 6.12), newer than liburing 2.3. */
 #define FERRY__IORING_FEAT_MIN_TIMEOUT (1u << 15)
-/* Default batch window of a wait (ferry_loop_opts.batch_wait_ns). */
-#define FERRY__BATCH_WAIT_DEFAULT (50u * 1000)
 
 enum ferry__op_kind {
 	FERRY__OP_ONESHOT = 0,

@@ -373,9 +373,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	 * the doorbell. Under valgrind only, sleep in short slices. */
 	loop->max_wait_ns = RUNNING_ON_VALGRIND ? 1000 * 1000 : -1;
 	loop->offload_threads = o.offload_threads;
-	loop->batch_wait_ns = o.batch_wait_ns == FERRY_LOOP_NO_BATCH ? 0
-			      : o.batch_wait_ns ? o.batch_wait_ns
-						: FERRY__BATCH_WAIT_DEFAULT;
+	loop->batch_wait_ns = o.batch_wait_ns;
 	loop->bell_fd = -1;
 	atomic_init(&loop->inbox, NULL);
 	atomic_init(&loop->posters, 0);

@@ -104,16 +104,15 @@ struct ferry_loop_opts {
 				   sleeping, adapting to how often that
 				   pays (default 0: sleep at once) */
 	unsigned offload_threads; /* offload pool size (default 2) */
-	unsigned batch_wait_ns;	/* with FERRY_FEAT_MIN_WAIT and at least two
-				   completions expected (ferry_loop_expect),
-				   a wait may hold the first completion up
-				   to this long to gather more in one
-				   wake-up (default 50 us; FERRY_LOOP_NO_BATCH:
-				   never). With one expected, never. */
+	unsigned batch_wait_ns;	/* opt-in: with FERRY_FEAT_MIN_WAIT and at
+				   least two completions expected
+				   (ferry_loop_expect), a wait may hold the
+				   first completion up to this long to
+				   gather more in one wake-up. Never with
+				   one expected. Default 0: never (on a
+				   2-vCPU VM the timer cost more CPU than
+				   the wake-ups it saved; see issue 11). */
 };
-
-/* batch_wait_ns value that turns batching off. */
-#define FERRY_LOOP_NO_BATCH (~0u)
 
 /*
  * ferry_loop_create - create a loop on the calling thread.
