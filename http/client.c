@@ -433,6 +433,18 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 /* ------------------------------------------------------------------ */
 /* Closing                                                               */
 
+/* Free the request objects kept for reuse. */
+void ferry__client_pool_free(struct ferry_http_client *c)
+{
+	while (c->npool) {
+		struct ferry_http_request *req = c->pool[--c->npool];
+
+		FERRY__REQ_UNPOISON(req);
+		ferry__h1_buf_free(&req->out);
+		free(req);
+	}
+}
+
 /* Free the client once it is closing and nothing refers to it. */
 void ferry__client_maybe_free(struct ferry_http_client *c)
 {
@@ -449,6 +461,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 		free(ferry__http_container_of(l, struct ferry__origin, link));
 	}
 	ferry_bufring_destroy(c->br);
+	ferry__client_pool_free(c);
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);
