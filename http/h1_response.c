@@ -223,7 +223,9 @@ static int cb_value_complete(llhttp_t *p)
 	v = r->ferry__arena + c->value_off;
 	/* RFC 9110 5.5: CR, LF and NUL in a value must be refused */
 	for (size_t i = 0; i < c->value_len; i++) {
-		if (v[i] == '\r' || v[i] == '\n' || v[i] == 0) {
+		/* one compare for the usual byte, above all three */
+		if ((unsigned char)v[i] <= '\r' &&
+		    (v[i] == '\r' || v[i] == '\n' || v[i] == 0)) {
 			resp_fail(r, FERRY_EPROTO,
 				  "CR, LF or NUL in a header field value");
 			return -1;
