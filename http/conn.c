@@ -685,6 +685,17 @@ static void conn_send_more(struct ferry__conn *cn)
 		if (r < 0)
 			return;
 	}
+	if (cn->niov == 1) {
+		/* One piece (a head without body, most requests): a plain
+		 * send spares the kernel importing a msghdr and an iovec. */
+		cn->op.fn = conn_op_done;
+		err = ferry_op_send(conn_loop(cn), &cn->op, cn->fd,
+				    cn->iov[0].iov_base, cn->iov[0].iov_len,
+				    MSG_NOSIGNAL);
+		if (err < 0)
+			conn_fail_soon(cn, err);
+		return;
+	}
 	if (cn->niov) {
 		memset(&cn->msg, 0, sizeof(cn->msg));
 		cn->msg.msg_iov = cn->iov;
