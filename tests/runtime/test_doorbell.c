@@ -409,6 +409,8 @@ static const struct { unsigned bit; const char *name; } switchable[] = {
 	{ FERRY_FEAT_SUBMIT_ALL, "submit_all" },
 	{ FERRY_FEAT_FUTEX, "futex" },
 	{ FERRY_FEAT_RECV_MULTISHOT, "recv_multishot" },
+	{ FERRY_FEAT_REG_RING, "reg_ring" },
+	{ FERRY_FEAT_MIN_WAIT, "min_wait" },
 };
 
 static bool has_word(const char *line, const char *word)
@@ -583,5 +585,29 @@ Test(loop, recv_multishot_disabled, .timeout = 20)
 	}
 	close(sv[0]);
 	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * A batched wait (min_wait, opt-in) asks the kernel for several
+ * completions; it must still return with fewer: here one op completes
+ * while eight are "expected", and the loop must hand it over rather than
+ * wait for the other three of its batch (the general bound is an hour).
+ * The loop must also work unchanged without the feature.
+ */
+Test(loop, batched_wait_returns_with_fewer_completions, .timeout = 30)
+{
+	struct ferry_loop_opts lo = { .batch_wait_ns = 50 * 1000 };
+	struct ferry_loop *loop = rt_loop_new(&lo);
+	struct rt_op o;
+
+	ferry_loop_expect(loop, 8);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_timeout(loop, &o.op, 5 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.ncalls == 1, 10000);
+	cr_assert_eq(o.ncalls, 1, "a batched wait held the only completion");
+	cr_assert_eq(o.res, -ETIME);
+	assert_loop_works(loop);
+	ferry_loop_expect(loop, -8);
 	ferry_loop_destroy(loop);
 }
