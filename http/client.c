@@ -221,25 +221,38 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 /* ------------------------------------------------------------------ */
 /* Origins                                                               */
 
+/*
+ * Is o the origin of u? The same as comparing keys, without formatting
+ * one per request: the host's bytes fix its type (a name has no ':', an
+ * IPv4 literal parses as one), and the key holds the host at host_off.
+ */
+static bool origin_is(const struct ferry__origin *o, const struct ferry_url *u)
+{
+	return o->scheme == u->scheme && o->port == u->port &&
+	       o->host_len == u->host_len &&
+	       !memcmp(o->key + o->host_off, u->host, u->host_len);
+}
+
 struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
 					const struct ferry_url *u)
 {
 	char key[FERRY_URL_WHY_MAX + 300];
-	size_t n = ferry_url_origin(u, key, sizeof(key));
+	size_t n;
 	struct ferry__origin *o;
 
-	if (n >= sizeof(key))
-		return NULL;
 	for (struct ferry__link *l = c->origins.next; l != &c->origins;
 	     l = l->next) {
 		o = ferry__http_container_of(l, struct ferry__origin, link);
-		if (!strcmp(o->key, key)) {
+		if (origin_is(o, u)) {
 			/* Busy origins to the front: lookups stay short. */
 			ferry__list_del(&o->link);
 			ferry__list_add_head(&c->origins, &o->link);
 			return o;
 		}
 	}
+	n = ferry_url_origin(u, key, sizeof(key));
+	if (n >= sizeof(key))
+		return NULL;
 	o = calloc(1, sizeof(*o) + n + 1);
 	if (!o)
 		return NULL;
@@ -247,6 +260,9 @@ struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
 	o->client = c;
 	o->scheme = u->scheme;
 	o->port = u->port;
+	o->host_len = u->host_len;
+	o->host_off = strlen(ferry_url_scheme_name(u->scheme)) + 3 +
+		      (u->host_type == FERRY_URL_HOST_IPV6);
 	ferry__list_init(&o->idle);
 	ferry__list_init(&o->waiting);
 	ferry__list_add_head(&c->origins, &o->link);
@@ -427,6 +443,18 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 /* ------------------------------------------------------------------ */
 /* Closing                                                               */
 
+/* Free the request objects kept for reuse. */
+void ferry__client_pool_free(struct ferry_http_client *c)
+{
+	while (c->npool) {
+		struct ferry_http_request *req = c->pool[--c->npool];
+
+		FERRY__REQ_UNPOISON(req);
+		ferry__h1_buf_free(&req->out);
+		free(req);
+	}
+}
+
 /* Free the client once it is closing and nothing refers to it. */
 void ferry__client_maybe_free(struct ferry_http_client *c)
 {
@@ -443,6 +471,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 		free(ferry__http_container_of(l, struct ferry__origin, link));
 	}
 	ferry_bufring_destroy(c->br);
+	ferry__client_pool_free(c);
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);

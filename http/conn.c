@@ -96,6 +96,19 @@ static uint64_t req_read_timeout_ns(const struct ferry__conn *cn)
 	return ms == FERRY_HTTP_NO_TIMEOUT ? 0 : ms * FERRY__MS;
 }
 
+/*
+ * Make cn's timer fire by @deadline. One already armed to fire no later
+ * stays as it is: the handler (conn_timer_fn) checks what is really due
+ * and re-arms for the rest, so a keep-alive connection moves no timer in
+ * the heap per request, at the cost of a spare turn per timeout period.
+ */
+static void conn_timer_by(struct ferry__conn *cn, uint64_t deadline)
+{
+	if (!ferry_timer_active(&cn->timer) ||
+	    ferry_timer_deadline(&cn->timer) > deadline)
+		ferry_timer_start(conn_loop(cn), &cn->timer, deadline);
+}
+
 /* Report err from the timer, on a later turn: used where failing at once
  * would call back into code that is still setting up. */
 static void conn_fail_soon(struct ferry__conn *cn, int err)
@@ -598,7 +611,7 @@ static void conn_step(struct ferry__conn *cn, int res)
 			conn_error(cn, res, "send: %s", ferry_strerrorname(res));
 			return;
 		}
-		cn->last_io = ferry_time_now();
+		cn->last_io = ferry_loop_now(conn_loop(cn));
 		ferry__iov_advance(cn, (size_t)res);
 		conn_send_more(cn);
 		return;
@@ -717,6 +730,17 @@ static void conn_send_more(struct ferry__conn *cn)
 		if (r < 0)
 			return;
 	}
+	if (cn->niov == 1) {
+		/* One piece (a head without body, most requests): a plain
+		 * send spares the kernel importing a msghdr and an iovec. */
+		cn->op.fn = conn_op_done;
+		err = ferry_op_send(conn_loop(cn), &cn->op, cn->fd,
+				    cn->iov[0].iov_base, cn->iov[0].iov_len,
+				    MSG_NOSIGNAL);
+		if (err < 0)
+			conn_fail_soon(cn, err);
+		return;
+	}
 	if (cn->niov) {
 		memset(&cn->msg, 0, sizeof(cn->msg));
 		cn->msg.msg_iov = cn->iov;
@@ -732,7 +756,7 @@ static void conn_send_more(struct ferry__conn *cn)
 		return;
 	/* Everything is out: from here on only the response matters. */
 	cn->state = FERRY__CONN_RECV;
-	cn->last_io = ferry_time_now();
+	cn->last_io = ferry_loop_now(conn_loop(cn));
 }
 
 /*
@@ -781,10 +805,10 @@ void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 	if (req->body_kind == FERRY__BODY_BUFFER)
 		iov_add(cn, req->body, req->body_len);
 	cn->state = FERRY__CONN_SEND;
-	cn->last_io = ferry_time_now();
+	cn->last_io = ferry_loop_now(c->loop);
 	rt = req_read_timeout_ns(cn);
 	if (rt)
-		ferry_timer_start(c->loop, &cn->timer, cn->last_io + rt);
+		conn_timer_by(cn, cn->last_io + rt);
 	else
 		ferry_timer_stop(c->loop, &cn->timer);
 	/* The recv stays armed from the connect or the pool. */
@@ -832,7 +856,7 @@ static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
 			if (cn->state != FERRY__CONN_CLOSING)
 				cn->rx_err = -ENOMEM;
 		}
-		cn->last_io = ferry_time_now();
+		cn->last_io = ferry_loop_now(conn_loop(cn));
 		if (cn->req && cn->req->paused && input_spill(cn) < 0 &&
 		    !cn->rx_err)
 			cn->rx_err = -ENOMEM;
@@ -1050,7 +1074,13 @@ static void conn_timer_fn(struct ferry_timer *t)
 	case FERRY__CONN_CLOSING:
 		break;
 	case FERRY__CONN_IDLE:
-		ferry__conn_close(cn);	/* idle too long */
+		/* The timer may be one set for the request before (see
+		 * conn_timer_by): wait on until the idle deadline. */
+		now = ferry_loop_now(cn->client->loop);
+		if (!cn->soon_err && cn->idle_deadline && now < cn->idle_deadline)
+			ferry_timer_start(cn->client->loop, t, cn->idle_deadline);
+		else
+			ferry__conn_close(cn);	/* idle too long */
 		break;
 	default:
 		if (cn->soon_err) {
@@ -1169,11 +1199,14 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 	cn->niov = 0;
 	ferry__list_add_head(&o->idle, &cn->pool);
 	c->nidle++;
-	if (c->opts.idle_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
-		ferry_timer_start(c->loop, &cn->timer,
-				  ferry_time_now() + c->opts.idle_timeout_ms * FERRY__MS);
-	else
+	if (c->opts.idle_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
+		cn->idle_deadline = ferry_loop_now(c->loop) +
+				    c->opts.idle_timeout_ms * FERRY__MS;
+		conn_timer_by(cn, cn->idle_deadline);
+	} else {
+		cn->idle_deadline = 0;
 		ferry_timer_stop(c->loop, &cn->timer);
+	}
 	ferry__client_dispatch(c, o);
 	conn_leave(cn);
 }

@@ -235,7 +235,9 @@ static int cb_value_complete(llhttp_t *p)
 	v = r->ferry__arena + c->value_off;
 	/* RFC 9110 5.5: CR, LF and NUL in a value must be refused */
 	for (size_t i = 0; i < c->value_len; i++) {
-		if (v[i] == '\r' || v[i] == '\n' || v[i] == 0) {
+		/* one compare for the usual byte, above all three */
+		if ((unsigned char)v[i] <= '\r' &&
+		    (v[i] == '\r' || v[i] == '\n' || v[i] == 0)) {
 			resp_fail(r, FERRY_EPROTO,
 				  "CR, LF or NUL in a header field value");
 			return -1;
@@ -460,7 +462,18 @@ static int parse_fail(struct ferry__h1_resp *r, llhttp_errno_t e)
 static int check_framing(struct ferry__h1_resp *r, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+		char c;
+
+		if (!r->ferry__need_crlf && !r->ferry__prev_cr) {
+			/* Only a CR starts something to check: memchr skips
+			 * the bytes in between far faster than this loop. */
+			const char *cr = memchr(s + i, '\r', n - i);
+
+			if (!cr)
+				return 0;
+			i = (size_t)(cr - s);
+		}
+		c = s[i];
 
 		if (r->ferry__need_crlf) {
 			if (c != (r->ferry__need_crlf == 2 ? '\r' : '\n'))

@@ -36,6 +36,21 @@
 
 #define FERRY__MS 1000000ull	/* ns per ms */
 
+/* Request objects a client keeps for reuse (its pool, request.c). */
+#define FERRY__REQ_POOL_MAX 64
+/* A pooled request keeps its head buffer up to this size. */
+#define FERRY__REQ_POOL_HEAD_MAX 4096
+
+/* ASan builds poison a pooled request: touching it is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define FERRY__REQ_POISON(r) ASAN_POISON_MEMORY_REGION((r), sizeof(*(r)))
+#define FERRY__REQ_UNPOISON(r) ASAN_UNPOISON_MEMORY_REGION((r), sizeof(*(r)))
+#else
+#define FERRY__REQ_POISON(r) ((void)(r))
+#define FERRY__REQ_UNPOISON(r) ((void)(r))
+#endif
+
 /* An intrusive doubly linked list; a zeroed node is "not linked". */
 struct ferry__conn;
 struct ferry__origin;
@@ -68,6 +83,10 @@ struct ferry_http_client {
 	uint64_t requests_started;
 	uint64_t retries;
 
+	/* Finished request objects kept for the next ones (request.c). */
+	struct ferry_http_request *pool[FERRY__REQ_POOL_MAX];
+	unsigned npool;
+
 	bool closing;
 	bool close_busy;	/* ferry_http_client_close on the stack */
 	ferry_http_closed_fn closed_cb;
@@ -86,6 +105,7 @@ struct ferry__origin {
 	bool dispatching;		/* ferry__client_dispatch running */
 	enum ferry_url_scheme scheme;
 	uint16_t port;
+	size_t host_off, host_len;	/* the host's bytes in key */
 	char key[];			/* "scheme://host:port" */
 };
 
@@ -171,6 +191,7 @@ struct ferry__conn {
 	struct ferry_op recv_op;	/* multishot recv */
 	struct ferry_timer timer;	/* read timeout, or idle expiry */
 	uint64_t last_io;		/* ns, of the last byte moved */
+	uint64_t idle_deadline;		/* ns, in IDLE; 0: no idle timeout */
 	/* When resolve, connect and the TLS handshake ended (ns, 0: not). */
 	uint64_t t_resolved, t_connected, t_tls_done;
 
@@ -286,6 +307,7 @@ void ferry__client_dispatch(struct ferry_http_client *c,
 void ferry__client_slot_freed(struct ferry_http_client *c,
 			      struct ferry__origin *o);
 void ferry__client_maybe_free(struct ferry_http_client *c);
+void ferry__client_pool_free(struct ferry_http_client *c);
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen);
 void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
 void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);

@@ -58,13 +58,44 @@ bool ferry__req_idempotent(const struct ferry_http_request *req)
 /* ------------------------------------------------------------------ */
 /* Freeing and finishing                                                 */
 
+/*
+ * A request object, zeroed as calloc would give it, from the client's pool
+ * when it has one: keep-alive load then allocates no request object, and
+ * its head buffer, kept with it, is already large enough.
+ */
+static struct ferry_http_request *req_alloc(struct ferry_http_client *c)
+{
+	struct ferry_http_request *req;
+	struct ferry__h1_buf out;
+
+	if (!c->npool)
+		return calloc(1, sizeof(*req));
+	req = c->pool[--c->npool];
+	FERRY__REQ_UNPOISON(req);
+	out = req->out;
+	memset(req, 0, sizeof(*req));
+	req->out.data = out.data;
+	req->out.cap = out.cap;
+	return req;
+}
+
 static void req_free(struct ferry_http_request *req)
 {
+	struct ferry_http_client *c = req->client;
+
 	ferry_url_free(&req->url);
 	ferry_url_free(&req->next_url);
-	ferry__h1_buf_free(&req->out);
 	free(req->headers);
 	free(req->method);
+	if (req->out.cap > FERRY__REQ_POOL_HEAD_MAX)
+		ferry__h1_buf_free(&req->out);	/* a big head: not kept */
+	if (c && c->npool < FERRY__REQ_POOL_MAX && !c->closing) {
+		/* ASan builds poison it: a use after "free" still shows. */
+		c->pool[c->npool++] = req;
+		FERRY__REQ_POISON(req);
+		return;
+	}
+	ferry__h1_buf_free(&req->out);
 	free(req);
 }
 
@@ -85,6 +116,7 @@ static void req_finish(struct ferry_http_request *req, int result)
 	 * free the client under us. */
 	ferry__list_del(&req->link);
 	c->nreqs--;
+	ferry_loop_expect(c->loop, -1);
 	req_free(req);
 	ferry__client_maybe_free(c);
 }
@@ -306,7 +338,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		whyf(why, whylen, "body_len without a body");
 		return FERRY_EINVAL;
 	}
-	req = calloc(1, sizeof(*req));
+	req = req_alloc(c);
 	if (!req)
 		goto nomem;
 	req->client = c;
@@ -356,10 +388,13 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		goto nomem_req;
 	ferry__list_add_tail(&c->reqs, &req->link);
 	c->nreqs++;
+	/* Each live request awaits a response: the loop may batch them. */
+	ferry_loop_expect(c->loop, 1);
 	c->requests_started++;
 	if (ferry__req_wait(req, false) < 0) {
 		ferry__list_del(&req->link);
 		c->nreqs--;
+		ferry_loop_expect(c->loop, -1);
 		ferry_timer_stop(c->loop, &req->deadline);
 		goto nomem_req;
 	}

@@ -36,6 +36,8 @@ enum ferry__ud_tag {
 /* Opcodes newer than liburing 2.3's headers (Linux 6.7). */
 #define FERRY__IORING_OP_FUTEX_WAIT 51
 #define FERRY__IORING_OP_FUTEX_WAKE 52
+/* io_uring_enter's min_wait (Linux 6.12), newer than liburing 2.3. */
+#define FERRY__IORING_FEAT_MIN_TIMEOUT (1u << 15)
 
 enum ferry__op_kind {
 	FERRY__OP_ONESHOT = 0,
@@ -79,6 +81,11 @@ struct ferry_loop {
 	unsigned spin_budget;		/* current spin, adapts: loop.c */
 	int64_t max_wait_ns;		/* cap on one wait; -1 = none */
 	unsigned offload_threads;
+	unsigned batch_wait_ns;		/* 0: no batched waits */
+	unsigned expected;		/* ferry_loop_expect's count */
+	bool in_turn;			/* now is valid */
+	bool posted;			/* the last turn ran posted items */
+	uint64_t now;			/* ferry_loop_now, inside a turn */
 	/* The op prepared last, for ferry_op_set_timeout: its SQE and the
 	 * SQ tail right after it was taken (ops.c, ferry__link_open). */
 	struct io_uring_sqe *last_sqe;

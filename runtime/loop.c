@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,17 @@ uint64_t ferry_time_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ferry_loop_now(const struct ferry_loop *loop)
+{
+	return loop->in_turn ? loop->now : ferry_time_now();
+}
+
+void ferry_loop_expect(struct ferry_loop *loop, int delta)
+{
+	FERRY__ASSERT_LOOP(loop);
+	loop->expected += (unsigned)delta;
 }
 
 bool ferry_loop_on_thread(const struct ferry_loop *loop)
@@ -101,6 +113,8 @@ static const struct {
 	{ FERRY_FEAT_SOCKET_OP, "socket_op" },
 	{ FERRY_FEAT_FUTEX, "futex" },
 	{ FERRY_FEAT_CQE_SKIP, "cqe_skip" },
+	{ FERRY_FEAT_REG_RING, "reg_ring" },
+	{ FERRY_FEAT_MIN_WAIT, "min_wait" },
 };
 
 #define FERRY__NFEATURES \
@@ -247,6 +261,16 @@ static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
 		f |= FERRY_FEAT_EXT_ARG;
 	if (loop->ring.features & IORING_FEAT_CQE_SKIP)
 		f |= FERRY_FEAT_CQE_SKIP;
+	/* min_wait rides on the EXT_ARG argument (6.12); older kernels
+	 * refuse a non-zero min_wait_usec with EINVAL. */
+	if ((loop->ring.features & FERRY__IORING_FEAT_MIN_TIMEOUT) &&
+	    (loop->ring.features & IORING_FEAT_EXT_ARG))
+		f |= FERRY_FEAT_MIN_WAIT;
+	/* The registered ring fd spares io_uring_enter an fget/fput; it is
+	 * per thread, and the loop enters only from its own. */
+	if (!(disabled & FERRY_FEAT_REG_RING) &&
+	    io_uring_register_ring_fd(&loop->ring) == 1)
+		f |= FERRY_FEAT_REG_RING;
 	if (probe) {
 		/* Provided-buffer rings and multishot recv arrived together
 		 * (6.0); the opcode probe cannot see either, but SOCKET (5.19)
@@ -263,7 +287,7 @@ static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
 	}
 	/* Setup flags were already filtered; these are use-time switches. */
 	f &= ~(disabled & (FERRY_FEAT_FUTEX | FERRY_FEAT_RECV_MULTISHOT |
-			   FERRY_FEAT_CQE_SKIP));
+			   FERRY_FEAT_CQE_SKIP | FERRY_FEAT_MIN_WAIT));
 	loop->features = f;
 
 	loop->describe[0] = '\0';
@@ -349,6 +373,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	 * the doorbell. Under valgrind only, sleep in short slices. */
 	loop->max_wait_ns = RUNNING_ON_VALGRIND ? 1000 * 1000 : -1;
 	loop->offload_threads = o.offload_threads;
+	loop->batch_wait_ns = o.batch_wait_ns;
 	loop->bell_fd = -1;
 	atomic_init(&loop->inbox, NULL);
 	atomic_init(&loop->posters, 0);
@@ -535,6 +560,79 @@ static void ferry__spin_after_sleep(struct ferry_loop *loop, uint64_t since)
 /* ------------------------------------------------------------------ */
 /* The turn                                                              */
 
+/*
+ * Hand the SQEs taken since the last flush to the kernel without entering
+ * it (liburing 2.3 keeps its own flush private). Returns how many are
+ * waiting for io_uring_enter to submit them.
+ */
+static unsigned ferry__sq_flush(struct ferry_loop *loop)
+{
+	struct io_uring_sq *sq = &loop->ring.sq;
+
+	if (sq->sqe_head != sq->sqe_tail) {
+		sq->sqe_head = sq->sqe_tail;
+		/* release: the SQEs' contents before the tail that shows them */
+		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	}
+	return sq->sqe_tail - IO_URING_READ_ONCE(*sq->khead);
+}
+
+/*
+ * A wait that gathers up to @nr completions, holding the first one for
+ * at most batch_wait_ns (io_uring_enter's min_wait, 6.12+): the kernel
+ * wakes us when @nr are in, or once min_wait has passed with at least
+ * one, or at @wait_ns with none. min_wait works only under a general
+ * timeout, so "no bound" becomes an hour, after which the caller simply
+ * turns again. liburing 2.3 predates min_wait: the argument is built here
+ * (min_wait_usec is the field liburing still calls pad).
+ */
+static int ferry__enter_batch(struct ferry_loop *loop, int64_t wait_ns,
+			      unsigned nr)
+{
+	const int64_t hour = 3600ll * 1000000000;
+	struct __kernel_timespec ts;
+	struct io_uring_getevents_arg arg = { 0 };
+	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	unsigned submit = ferry__sq_flush(loop);
+	int fd = loop->ring.ring_fd;
+
+	if (wait_ns < 0 || wait_ns > hour)
+		wait_ns = hour;
+	ts.tv_sec = wait_ns / 1000000000;
+	ts.tv_nsec = wait_ns % 1000000000;
+	arg.sigmask_sz = _NSIG / 8;
+	arg.pad = loop->batch_wait_ns / 1000;	/* min_wait_usec */
+	arg.ts = (uint64_t)(uintptr_t)&ts;
+	if (loop->features & FERRY_FEAT_REG_RING) {
+		fd = loop->ring.enter_ring_fd;
+		flags |= IORING_ENTER_REGISTERED_RING;
+	}
+	return io_uring_enter2((unsigned)fd, submit, nr, flags,
+			       (sigset_t *)&arg, sizeof(arg));
+}
+
+/*
+ * How many completions a wait of @wait_ns may gather before waking (see
+ * ferry__enter_batch). Only one, and so no added latency, unless: the
+ * kernel has min_wait; at least two completions are expected; no posted
+ * item ran this turn or the last (a bridge caller's doorbell must not
+ * wait for a batch); and the wait is longer than the batch window (a
+ * timer due sooner must not be held past its deadline). Then half of
+ * those expected: the other half keeps the peers busy meanwhile.
+ */
+static unsigned ferry__batch_nr(const struct ferry_loop *loop, int64_t wait_ns,
+				bool posted)
+{
+	unsigned nr = loop->expected / 2;
+
+	if (!(loop->features & FERRY_FEAT_MIN_WAIT) || !loop->batch_wait_ns ||
+	    posted || nr < 2 ||
+	    (wait_ns >= 0 && wait_ns <= (int64_t)loop->batch_wait_ns))
+		return 1;
+	return nr > loop->ring.cq.ring_entries / 2 ? loop->ring.cq.ring_entries / 2
+						   : nr;
+}
+
 static int ferry__enter(struct ferry_loop *loop, int64_t wait_ns)
 {
 	struct io_uring_cqe *cqe;
@@ -592,20 +690,24 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
 	uint64_t slept;
 	uint64_t tlimit;
-	unsigned n;
+	unsigned n, posts, nr = 1;
 	int64_t wait;
 	int ret;
 
 	FERRY__ASSERT_LOOP(loop);
+	/* One clock read per turn, and one more after a sleep: callbacks
+	 * read it through ferry_loop_now. */
+	loop->now = ferry_time_now();
+	loop->in_turn = true;
 	/* Timers started during this turn wait for the next one, so a timer
 	 * re-arming itself in the past fires once per turn. */
 	tlimit = loop->timer_seq;
-	n = ferry__inbox_run(loop);
+	n = posts = ferry__inbox_run(loop);
 	n += ferry__run_deferred(loop);
-	n += ferry__timers_run(loop, ferry_time_now(), tlimit);
+	n += ferry__timers_run(loop, loop->now, tlimit);
 
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
-				       ferry__timers_next(loop, ferry_time_now()));
+				       ferry__timers_next(loop, loop->now));
 	wait = ferry__min_wait(wait, loop->max_wait_ns);
 	if (wait != 0)
 		wait = ferry__bell_check(loop, wait);
@@ -625,18 +727,34 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 		if (ferry__has_userspace_work(loop))
 			wait = 0;
 	}
-	slept = wait != 0 ? ferry_time_now() : 0;
-	ret = ferry__enter(loop, wait);
+	if (wait != 0)
+		nr = ferry__batch_nr(loop, wait, posts || loop->posted);
+	slept = wait != 0 ? loop->now : 0;
+	if (nr > 1) {
+		ret = ferry__enter_batch(loop, wait, nr);
+		if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN ||
+		    ret == -EBUSY || ret > 0)
+			ret = 0;
+	} else {
+		ret = ferry__enter(loop, wait);
+	}
 	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
-	if (ret < 0)
+	if (ret < 0) {
+		loop->in_turn = false;
 		return ret;
-	if (slept)
+	}
+	if (slept) {
+		loop->now = ferry_time_now();
 		ferry__spin_after_sleep(loop, slept);
+	}
 
 	n += ferry__reap(loop);
-	n += ferry__timers_run(loop, ferry_time_now(), tlimit);
-	n += ferry__inbox_run(loop);
+	n += ferry__timers_run(loop, loop->now, tlimit);
+	posts = ferry__inbox_run(loop);
+	n += posts;
 	n += ferry__run_deferred(loop);
+	loop->posted = posts != 0;
+	loop->in_turn = false;
 	return (int)n;
 }
 

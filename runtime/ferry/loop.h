@@ -77,7 +77,8 @@ struct ferry_op {
  * Features the probe found, reported by ferry_loop_features(). A feature is
  * used only when present and not switched off through the FERRY_DISABLE
  * environment variable (comma-separated names: "single_issuer",
- * "defer_taskrun", "coop_taskrun", "submit_all", "futex", "recv_multishot").
+ * "defer_taskrun", "coop_taskrun", "submit_all", "futex", "recv_multishot",
+ * "cqe_skip", "reg_ring", "min_wait").
  */
 enum ferry_feature {
 	FERRY_FEAT_SINGLE_ISSUER = 1u << 0,
@@ -91,6 +92,8 @@ enum ferry_feature {
 	FERRY_FEAT_SOCKET_OP = 1u << 8,
 	FERRY_FEAT_FUTEX = 1u << 9,	/* IORING_OP_FUTEX_WAIT/WAKE */
 	FERRY_FEAT_CQE_SKIP = 1u << 10,
+	FERRY_FEAT_REG_RING = 1u << 11,	/* registered ring fd (5.18) */
+	FERRY_FEAT_MIN_WAIT = 1u << 12,	/* io_uring_enter min_wait (6.12) */
 };
 
 /* Loop options. Zero-initialise and set what you need; 0 means default. */
@@ -101,6 +104,14 @@ struct ferry_loop_opts {
 				   sleeping, adapting to how often that
 				   pays (default 0: sleep at once) */
 	unsigned offload_threads; /* offload pool size (default 2) */
+	unsigned batch_wait_ns;	/* opt-in: with FERRY_FEAT_MIN_WAIT and at
+				   least two completions expected
+				   (ferry_loop_expect), a wait may hold the
+				   first completion up to this long to
+				   gather more in one wake-up. Never with
+				   one expected. Default 0: never (on a
+				   2-vCPU VM the timer cost more CPU than
+				   the wake-ups it saved; see issue 11). */
 };
 
 /*
@@ -178,6 +189,24 @@ bool ferry_loop_on_thread(const struct ferry_loop *loop);
 
 /* ferry_time_now - CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall). */
 uint64_t ferry_time_now(void);
+
+/*
+ * ferry_loop_now - ferry_time_now() as read once per loop turn: inside a
+ * turn (a completion, timer or posted item), the time the turn started or
+ * last woke up, which may lag the clock by the work done since; outside
+ * one, the clock itself. Good for deadlines and idle stamps, which then
+ * come out early by that lag at most. Loop thread only.
+ */
+uint64_t ferry_loop_now(const struct ferry_loop *loop);
+
+/*
+ * ferry_loop_expect - owners tell the loop how many completions they are
+ * waiting for from peers (an HTTP client: its responses in flight), so
+ * that a wait can gather several into one wake-up (see batch_wait_ns):
+ * add @delta (+1 when one starts, -1 when it ends). Waits never hold a
+ * completion back while fewer than two are expected. Loop thread only.
+ */
+void ferry_loop_expect(struct ferry_loop *loop, int delta);
 
 /* ------------------------------------------------------------------ */
 /* Posting work from other threads: the inbox and its doorbell.        */

@@ -42,4 +42,10 @@ static inline bool ferry_timer_active(const struct ferry_timer *t)
 	return t->ferry__slot != 0;
 }
 
+/* ferry_timer_deadline - the deadline an active @t fires at. */
+static inline uint64_t ferry_timer_deadline(const struct ferry_timer *t)
+{
+	return t->ferry__deadline;
+}
+
 #endif /* FERRY_TIMER_H */

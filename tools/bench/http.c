@@ -107,8 +107,12 @@ static int run_async(const char *url, unsigned conns, double secs, bool idle)
 	char why[128];
 	uint64_t t0;
 	long rss0 = 0;
+	struct ferry_loop_opts lo = { 0 };
+	const char *bw = getenv("FERRY_BENCH_BATCH_WAIT_NS");
 
-	if (ferry_loop_create(&l.loop, NULL, why, sizeof(why)) < 0 ||
+	if (bw)	/* a knob for measuring batched waits (min_wait) */
+		lo.batch_wait_ns = (unsigned)atoi(bw);
+	if (ferry_loop_create(&l.loop, &lo, why, sizeof(why)) < 0 ||
 	    ferry_http_client_create(l.loop, &co, &l.client) < 0 ||
 	    ferry_url_parse(&l.url, url, strlen(url), why, sizeof(why)) < 0) {
 		fprintf(stderr, "set-up failed: %s\n", why);
