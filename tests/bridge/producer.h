@@ -128,7 +128,9 @@ static inline void bt_pool_drain(struct ferry_runner *r, struct pool *p)
 
 /* ------------------------------------------------------------------ */
 
-enum prod_mode { PROD_TIMER, PROD_OP };
+/* PROD_MANUAL: no timer; the producer ticks only when the test calls
+ * bt_stream_tick(), so a deadline on next() must expire in between. */
+enum prod_mode { PROD_TIMER, PROD_OP, PROD_MANUAL };
 
 struct prod_cfg {
 	unsigned capacity;
@@ -139,12 +141,16 @@ struct prod_cfg {
 	const unsigned char *src; /* bytes to send (NULL = bt_pattern) */
 	int end_status;		/* given to ferry_stream_end at the end */
 	enum prod_mode mode;
-	uint64_t interval_ns;	/* between ticks (0 = next loop turn) */
+	uint64_t interval_ns;	/* between ticks (0 = next loop turn);
+				 * unused by PROD_MANUAL */
 	unsigned burst;		/* chunks per tick (0 = until full) */
 	int try_next_on_loop;	/* check ferry_stream_next -> EDEADLOCK */
 };
 
+struct producer;
+
 struct prod_stats {
+	struct producer *live;	/* loop-only: the producer until it ends */
 	int eagain, resumes, stops, ends, closed_pushes;
 	int end_status;
 	unsigned max_queued;
@@ -195,6 +201,7 @@ static inline void prod_finish(struct producer *pr, int status)
 		ferry_timer_stop(pr->loop, &pr->tm);
 	st->ends++;
 	st->end_status = status;
+	st->live = NULL;
 	ferry_stream_end(pr->s, status);
 	free(pr);
 }
@@ -285,6 +292,8 @@ static inline void prod_arm(struct producer *pr)
 {
 	int rc;
 
+	if (pr->cfg.mode == PROD_MANUAL)
+		return;
 	if (pr->cfg.mode == PROD_OP) {
 		rc = ferry_op_timeout(pr->loop, &pr->op,
 				      pr->cfg.interval_ns ? pr->cfg.interval_ns : 1);
@@ -370,6 +379,7 @@ static void open_start(struct ferry_task *t)
 		return;
 	}
 	o->s = pr->s;
+	o->st->live = pr;
 	if (o->cfg.try_next_on_loop)
 		o->next_on_loop = ferry_stream_next(pr->s, &c, -1);
 	/* The first chunks go out at once; the rest on ticks. */
@@ -398,6 +408,22 @@ static inline struct ferry_stream *bt_stream_open(struct ferry_runner *r,
 			     "ferry_stream_next on the loop thread: %s",
 			     ferry_strerrorname(o.next_on_loop));
 	return o.s;
+}
+
+static void prod_manual_tick_fn(void *arg)
+{
+	struct prod_stats *st = arg;
+
+	if (st->live && !st->live->paused)
+		prod_tick(st->live);
+}
+
+/* One tick of a PROD_MANUAL producer (by its stats), run on the loop and
+ * waited for: its chunks (up to cfg.burst) are queued when this returns.
+ * Does nothing once the producer ended, or while it waits for resume. */
+static inline void bt_stream_tick(struct ferry_runner *r, struct prod_stats *st)
+{
+	bt_on_loop(r, prod_manual_tick_fn, st);
 }
 
 #endif /* FERRY_TEST_BRIDGE_PRODUCER_H */

@@ -196,19 +196,24 @@ Test(call, burst_of_futures_from_one_thread, .timeout = 30)
 	free(cs);
 }
 
-/* Resubmitting a task still in flight is refused; once done it may go again. */
+/* Resubmitting a task still in flight is refused; once done it may go again.
+ * A gate keeps the task in flight until the test opens it. */
 Test(call, submit_in_flight_task_is_refused, .timeout = 10)
 {
 	struct ferry_runner *r = bt_runner();
-	struct bt_sleep_task s;
+	struct bt_gate g;
 	struct ferry_task nostart = { 0 };
 
-	bt_sleep_init(&s, 50 * BT_MS, 5);
-	cr_assert_eq(ferry_task_submit(r, &s.t), 0);
-	cr_assert_eq(ferry_task_submit(r, &s.t), FERRY_EINVAL);
-	cr_assert_eq(ferry_task_wait(&s.t, -1), 5);
-	cr_assert_eq(ferry_call(r, &s.t), 5, "a done task can be submitted again");
-	cr_assert_eq(atomic_load(&s.started), 2);
+	bt_gate_init(&g);
+	cr_assert_eq(ferry_task_submit(r, &g.t), 0);
+	cr_assert_eq(ferry_task_submit(r, &g.t), FERRY_EINVAL);
+	bt_gate_open(r, &g, 5);
+	cr_assert_eq(ferry_task_wait(&g.t, -1), 5);
+	cr_assert_eq(ferry_task_submit(r, &g.t), 0,
+		     "a done task can be submitted again");
+	bt_gate_open(r, &g, 6);
+	cr_assert_eq(ferry_task_wait(&g.t, -1), 6);
+	cr_assert_eq(atomic_load(&g.started), 2);
 	cr_assert_eq(ferry_task_submit(r, &nostart), FERRY_EINVAL);
 	ferry_runner_destroy(r);
 }
@@ -423,46 +428,45 @@ Test(call, many_waiters_on_one_task, .timeout = 10)
 /* ------------------------------------------------------------------ */
 /* Wait deadlines and polling.                                          */
 
+/* The deadline must expire: the gate stays pending until opened. A
+ * deadline cannot fire early, so the elapsed time has a lower bound. */
 Test(call, wait_deadline_then_full_wait, .timeout = 10)
 {
 	struct ferry_runner *r = bt_runner();
-	struct bt_sleep_task s;
+	struct bt_gate g;
 	int64_t t0;
 
-	bt_sleep_init(&s, 200 * BT_MS, 42);
+	bt_gate_init(&g);
 	t0 = bt_now();
-	cr_assert_eq(ferry_task_submit(r, &s.t), 0);
-	cr_assert_eq(ferry_task_wait(&s.t, 20 * BT_MS), FERRY_ETIMEDOUT);
-	BT_ASSERT_ELAPSED(t0, 20, 180);
-	cr_assert_not(ferry_task_done(&s.t));
-	cr_assert_eq(ferry_task_wait(&s.t, -1), 42);
-	BT_ASSERT_ELAPSED(t0, 200, 3000);
-	cr_assert(ferry_task_done(&s.t));
+	cr_assert_eq(ferry_task_submit(r, &g.t), 0);
+	cr_assert_eq(ferry_task_wait(&g.t, 20 * BT_MS), FERRY_ETIMEDOUT);
+	cr_assert_geq(bt_now() - t0, 20 * BT_MS, "the deadline fired early");
+	cr_assert_not(ferry_task_done(&g.t));
+	bt_gate_open(r, &g, 42);
+	cr_assert_eq(ferry_task_wait(&g.t, -1), 42);
+	cr_assert(ferry_task_done(&g.t));
 	ferry_runner_destroy(r);
 }
 
+/* wait(0) polls: on a gate that is closed it reports FERRY_ETIMEDOUT every
+ * time (if it blocked, the test's timeout would catch the hang); once the
+ * gate is open the very next poll returns the result. */
 Test(call, wait_zero_polls, .timeout = 10)
 {
 	struct ferry_runner *r = bt_runner();
-	struct bt_sleep_task s;
-	int64_t t0, end;
-	int polls = 0, rc;
+	struct bt_gate g;
 
-	bt_sleep_init(&s, 50 * BT_MS, 9);
-	cr_assert_eq(ferry_task_submit(r, &s.t), 0);
-	t0 = bt_now();
-	cr_assert_eq(ferry_task_wait(&s.t, 0), FERRY_ETIMEDOUT);
-	cr_assert_lt(bt_now() - t0, 10 * BT_MS, "wait(0) must not block");
-	end = bt_now() + 5000 * BT_MS;
-	while ((rc = ferry_task_wait(&s.t, 0)) == FERRY_ETIMEDOUT &&
-	       bt_now() < end) {
-		polls++;
-		bt_sleep_ms(1);
+	bt_gate_init(&g);
+	cr_assert_eq(ferry_task_submit(r, &g.t), 0);
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(ferry_task_wait(&g.t, 0), FERRY_ETIMEDOUT,
+			     "poll %d", i);
+		cr_assert_not(ferry_task_done(&g.t));
 	}
-	cr_assert_eq(rc, 9);
-	cr_assert_gt(polls, 10, "the task took 50 ms; polls saw it early");
-	cr_assert(ferry_task_done(&s.t));
-	cr_assert_eq(ferry_task_wait(&s.t, 0), 9);
+	bt_gate_open(r, &g, 9);
+	cr_assert(ferry_task_done(&g.t));
+	cr_assert_eq(ferry_task_wait(&g.t, 0), 9);
+	cr_assert_eq(ferry_task_wait(&g.t, 0), 9);
 	ferry_runner_destroy(r);
 }
 
@@ -510,44 +514,56 @@ Test(call, wait_all_gathers_results, .timeout = 20)
 Test(call, wait_all_deadline, .timeout = 10)
 {
 	struct ferry_runner *r = bt_runner();
-	struct bt_sleep_task a, b;
+	struct bt_sleep_task a;
+	struct bt_gate b;
 	struct ferry_task *ts[2] = { &a.t, &b.t };
 	int64_t t0;
 
+	/* a finishes on its own; b is a gate, so the deadline must expire. */
 	bt_sleep_init(&a, 1 * BT_MS, 1);
-	bt_sleep_init(&b, 200 * BT_MS, 2);
+	bt_gate_init(&b);
 	cr_assert_eq(ferry_task_submit(r, &a.t), 0);
 	cr_assert_eq(ferry_task_submit(r, &b.t), 0);
 	t0 = bt_now();
 	cr_assert_eq(ferry_task_wait_all(ts, 2, 30 * BT_MS), FERRY_ETIMEDOUT);
-	BT_ASSERT_ELAPSED(t0, 30, 180);
+	cr_assert_geq(bt_now() - t0, 30 * BT_MS, "the deadline fired early");
+	cr_assert_eq(ferry_task_wait(&a.t, 5000 * BT_MS), 1);
 	cr_assert(ferry_task_done(&a.t));
 	cr_assert_not(ferry_task_done(&b.t));
 	cr_assert_eq(ferry_task_wait_all(ts, 2, 0), FERRY_ETIMEDOUT);
+	bt_gate_open(r, &b, 2);
 	cr_assert_eq(ferry_task_wait_all(ts, 2, 5000 * BT_MS), 0);
 	cr_assert_eq(ferry_task_wait(&b.t, 0), 2);
 	ferry_runner_destroy(r);
 }
 
-/* wait_any over @n long tasks of which only @fast finishes soon. */
+/* wait_any over @n gates of which only @fast is opened. The deadline
+ * checks run while every gate is closed, so they must time out; then an
+ * opener opens @fast 40 ms after it starts and wait_any must sleep until
+ * then. The other gates complete only when cancelled. */
 static void wait_any_one_of(int n, int fast)
 {
 	struct ferry_runner *r = bt_runner();
-	struct bt_sleep_task *s = calloc((size_t)n, sizeof(*s));
+	struct bt_gate *g = calloc((size_t)n, sizeof(*g));
+	struct bt_gate_opener o;
 	struct ferry_task **ts = calloc((size_t)n, sizeof(*ts));
 	int64_t t0;
 
 	for (int i = 0; i < n; i++) {
-		bt_sleep_init(&s[i], (i == fast ? 40 : 10000) * BT_MS, i);
-		ts[i] = &s[i].t;
+		bt_gate_init(&g[i]);
+		ts[i] = &g[i].t;
 		cr_assert_eq(ferry_task_submit(r, ts[i]), 0);
 	}
 	t0 = bt_now();
 	cr_assert_eq(ferry_task_wait_any(ts, (size_t)n, 0), FERRY_ETIMEDOUT);
 	cr_assert_eq(ferry_task_wait_any(ts, (size_t)n, 5 * BT_MS),
 		     FERRY_ETIMEDOUT);
+	cr_assert_geq(bt_now() - t0, 5 * BT_MS, "the deadline fired early");
+	t0 = bt_now();
+	bt_gate_open_after(r, &o, &g[fast], fast, 40 * BT_MS);
 	cr_assert_eq(ferry_task_wait_any(ts, (size_t)n, 5000 * BT_MS), fast);
-	BT_ASSERT_ELAPSED(t0, 30, 3000);
+	BT_ASSERT_ELAPSED(t0, 40, 5000);
+	cr_assert_eq(ferry_task_wait(&o.t, 5000 * BT_MS), 0);
 	cr_assert_eq(ferry_task_wait(ts[fast], 0), fast);
 	/* Cancel the rest; every one completes with FERRY_ECANCELED. */
 	for (int i = 0; i < n; i++)
@@ -561,9 +577,8 @@ static void wait_any_one_of(int n, int fast)
 	/* Now several are done: the lowest index wins. */
 	cr_assert_eq(ferry_task_wait_any(ts, (size_t)n, 0), 0);
 	cr_assert_eq(ferry_task_wait_any(ts + 3, (size_t)n - 3, -1), 0);
-	BT_ASSERT_ELAPSED(t0, 30, 5000);
 	ferry_runner_destroy(r);
-	free(s);
+	free(g);
 	free(ts);
 }
 

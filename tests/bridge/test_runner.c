@@ -157,7 +157,7 @@ static void *closer_main(void *arg)
 	struct closer *c = arg;
 
 	while (!atomic_load(c->go))
-		;
+		sched_yield();	/* 2 CPUs: spinning closers starve the rest */
 	c->rc = ferry_runner_close(c->r);
 	return NULL;
 }
@@ -185,7 +185,8 @@ Test(runner, close_idempotent_and_concurrent, .timeout = 20)
 		cr_assert_eq(c[k].rc, 0, "closer %d: %s", k,
 			     ferry_strerrorname(c[k].rc));
 	}
-	BT_ASSERT_ELAPSED(t0, 0, 3000);
+	/* A hang guard, not a speed check (a loaded CI box is slow). */
+	BT_ASSERT_ELAPSED(t0, 0, 15000);
 	/* Every close returned once it was done: the loop thread is gone. */
 	cr_assert_eq(bt_thread_count_settles(base, 1000), base);
 	cr_assert_eq(ferry_runner_close(r), 0);
@@ -416,8 +417,10 @@ Test(runner, blocking_calls_on_loop_thread_are_refused, .timeout = 10)
 	struct bt_now_task n;
 	int64_t t0 = bt_now();
 
+	/* A blocking call that was not refused would deadlock the loop: the
+	 * test's timeout catches that. This bound is only a hang guard. */
 	cr_assert_eq(ferry_call(r, &b.t), 0);
-	BT_ASSERT_ELAPSED(t0, 0, 2000);
+	BT_ASSERT_ELAPSED(t0, 0, 8000);
 	cr_assert_eq(b.submit_rc, 0, "submit from the loop thread: %s",
 		     ferry_strerrorname(b.submit_rc));
 	cr_assert_eq(b.wait_rc, FERRY_EDEADLOCK);

@@ -213,6 +213,138 @@ static inline void bt_sleep_init(struct bt_sleep_task *s, uint64_t ns,
 	s->status = status;
 }
 
+/* ------------------------------------------------------------------ */
+/* A gate: a task that stays pending until the test opens it. Use it      */
+/* wherever a wait must time out, so the outcome does not depend on how   */
+/* fast a real timer runs against the test thread. Opening is a task      */
+/* (bt_gate_open) whose start completes the gate on the loop thread; its  */
+/* cancel hook completes it with FERRY_ECANCELED.                         */
+
+struct bt_gate {
+	struct ferry_task t;
+	atomic_int started;	/* starts seen; read by the test thread */
+	int done;		/* loop-only: completed in this run */
+	int opened;		/* test-thread only: bt_gate_open calls */
+};
+
+static inline void bt_gate_start(struct ferry_task *t)
+{
+	struct bt_gate *g = container_of(t, struct bt_gate, t);
+
+	g->done = 0;
+	/* seq_cst: the test thread polls it before opening the gate. */
+	atomic_fetch_add(&g->started, 1);
+}
+
+static inline void bt_gate_finish(struct bt_gate *g, int status)
+{
+	if (g->done)
+		return;
+	g->done = 1;
+	ferry_task_complete(&g->t, status);
+}
+
+static inline void bt_gate_cancel(struct ferry_task *t)
+{
+	bt_gate_finish(container_of(t, struct bt_gate, t), FERRY_ECANCELED);
+}
+
+static inline void bt_gate_init(struct bt_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->t.start = bt_gate_start;
+	g->t.cancel = bt_gate_cancel;
+}
+
+struct bt_gate_opener {
+	struct ferry_task t;
+	struct ferry_op op;
+	struct bt_gate *g;
+	int status;
+	uint64_t ns;		/* open after a timeout op of ns (0: at once) */
+};
+
+static inline void bt_gate_opener_done(struct ferry_op *op, int res,
+				       unsigned flags)
+{
+	struct bt_gate_opener *o = container_of(op, struct bt_gate_opener, op);
+
+	(void)flags;
+	if (res != -ETIME) {	/* cancelled: the runner is closing */
+		ferry_task_complete(&o->t, FERRY_ECANCELED);
+		return;
+	}
+	bt_gate_finish(o->g, o->status);
+	ferry_task_complete(&o->t, 0);
+}
+
+static inline void bt_gate_opener_start(struct ferry_task *t)
+{
+	struct bt_gate_opener *o = container_of(t, struct bt_gate_opener, t);
+	int rc;
+
+	if (o->ns) {
+		o->op.fn = bt_gate_opener_done;
+		rc = ferry_op_timeout(ferry_runner_loop(ferry_task_runner(t)),
+				      &o->op, o->ns);
+		if (rc < 0)
+			ferry_task_complete(t, rc);
+		return;
+	}
+	bt_gate_finish(o->g, o->status);
+	ferry_task_complete(t, 0);
+}
+
+static inline void bt_gate_opener_cancel(struct ferry_task *t)
+{
+	struct bt_gate_opener *o = container_of(t, struct bt_gate_opener, t);
+
+	ferry_op_cancel(ferry_runner_loop(ferry_task_runner(t)), &o->op);
+}
+
+/* Wait (bounded) until this run of @g started, so that an opener cannot
+ * overtake a (re)submitted gate; counts one opening. Test thread. */
+static inline void bt_gate_wait_started(struct bt_gate *g)
+{
+	int64_t end = bt_now() + 10000 * BT_MS;
+
+	while (atomic_load(&g->started) <= g->opened && bt_now() < end)
+		bt_sleep_ms(1);
+	cr_assert_gt(atomic_load(&g->started), g->opened,
+		     "the gate never started");
+	g->opened++;
+}
+
+/* Submit @o, which opens @g with @status @ns after it starts (a real
+ * timer: use it where the test must sleep in a wait and be woken, after
+ * the outcome of every deadline was already forced). Wait on @o->t. */
+static inline void bt_gate_open_after(struct ferry_runner *r,
+				      struct bt_gate_opener *o,
+				      struct bt_gate *g, int status,
+				      uint64_t ns)
+{
+	*o = (struct bt_gate_opener){ .t.start = bt_gate_opener_start,
+				      .t.cancel = bt_gate_opener_cancel,
+				      .g = g, .status = status, .ns = ns };
+	bt_gate_wait_started(g);
+	cr_assert_eq(ferry_task_submit(r, &o->t), 0);
+}
+
+/* Complete @g with @status (on the loop thread) and wait until that is
+ * done: after this, ferry_task_wait(&g->t, 0) returns @status. The gate
+ * must have been submitted to @r; waits (bounded) until this run of it
+ * started, so the opener cannot overtake a resubmitted gate. */
+static inline void bt_gate_open(struct ferry_runner *r, struct bt_gate *g,
+				int status)
+{
+	struct bt_gate_opener o = { .t.start = bt_gate_opener_start, .g = g,
+				    .status = status };
+
+	bt_gate_wait_started(g);
+	cr_assert_eq(ferry_call(r, &o.t), 0);
+	cr_assert(ferry_task_done(&g->t));
+}
+
 /* Waits for @t and checks the time it took against [@min_ms, @max_ms]. */
 #define BT_ASSERT_ELAPSED(t0, min_ms, max_ms)					\
 	do {									\

@@ -343,11 +343,10 @@ Test(ops, timeout_op_fires_after_delay, .timeout = 10)
 	rt_op_init(&o);
 	t0 = ferry_time_now();
 	cr_assert_eq(ferry_op_timeout(loop, &o.op, 30 * RT_MS), 0);
-	RT_RUN_UNTIL(loop, o.ncalls == 1, 3000);
+	RT_RUN_UNTIL(loop, o.ncalls == 1, 8000);	/* a hang guard */
 	dt = ferry_time_now() - t0;
 	cr_assert_eq(o.res, -ETIME, "got %s", ferry_strerrorname(o.res));
 	cr_assert_geq(dt, 30 * RT_MS, "fired early: %llu ns", (unsigned long long)dt);
-	cr_assert_lt(dt, 2000 * RT_MS);
 	cr_assert(!ferry_op_busy(&o.op));
 	cr_assert_eq(o.nfinal, 1);
 	ferry_loop_destroy(loop);
@@ -479,26 +478,31 @@ static void late_writer_fn(struct ferry_timer *t)
 	rt_write_all(w->fd, "in time", 7);
 }
 
-Test(ops, linked_timeout_not_fired_when_data_arrives_later, .timeout = 10)
+Test(ops, linked_timeout_not_fired_when_data_arrives_later, .timeout = 15)
 {
 	struct ferry_loop *loop = rt_loop_new(NULL);
 	struct late_writer w = { .t.fn = late_writer_fn };
 	struct rt_op o;
 	char buf[16];
+	uint64_t t0;
 	int a, b;
 
+	/* The kernel's deadline runs whether or not this thread does: give
+	 * it a 2 s margin over the writer (1 ms), then run past it. */
 	rt_tcp_pair(&a, &b);
 	w.fd = b;
 	rt_op_init(&o);
+	t0 = ferry_time_now();
 	cr_assert_eq(ferry_op_recv(loop, &o.op, a, buf, sizeof(buf), 0), 0);
-	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 1000 * RT_MS), 0);
-	cr_assert_eq(ferry_timer_start(loop, &w.t, ferry_time_now() + 30 * RT_MS), 0);
-	RT_RUN_UNTIL(loop, o.ncalls >= 1 && !ferry_op_busy(&o.op), 3000);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 2000 * RT_MS), 0);
+	cr_assert_eq(ferry_timer_start(loop, &w.t, ferry_time_now() + RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.ncalls >= 1 && !ferry_op_busy(&o.op), 8000);
 	cr_assert_eq(w.fired, 1);
 	cr_assert_eq(o.res, 7, "got %s", ferry_strerrorname(o.res));
 	cr_assert_arr_eq(buf, "in time", 7);
 	/* Past the original deadline: nothing more arrives. */
-	rt_run_for(loop, 50);
+	while (ferry_time_now() < t0 + 2100 * RT_MS)
+		rt_run_for(loop, 50);
 	cr_assert_eq(o.ncalls, 1);
 	close(a);
 	close(b);
@@ -1141,15 +1145,14 @@ Test(ops, cancel_timeout, .timeout = 10)
 {
 	struct ferry_loop *loop = rt_loop_new(NULL);
 	struct rt_op o;
-	uint64_t t0 = ferry_time_now();
 
+	/* An hour: only the cancel can end it (-ECANCELED, not -ETIME). */
 	rt_op_init(&o);
-	cr_assert_eq(ferry_op_timeout(loop, &o.op, 5000 * RT_MS), 0);
+	cr_assert_eq(ferry_op_timeout(loop, &o.op, 3600000 * RT_MS), 0);
 	rt_turn(loop, 0);
 	cr_assert_eq(ferry_op_cancel(loop, &o.op), 0);
-	RT_RUN_UNTIL(loop, o.ncalls == 1, 2000);
+	RT_RUN_UNTIL(loop, o.ncalls == 1, 8000);	/* a hang guard */
 	cr_assert_eq(o.res, -ECANCELED, "got %s", ferry_strerrorname(o.res));
-	cr_assert_lt(ferry_time_now() - t0, 1000 * RT_MS);
 	cr_assert(!ferry_op_busy(&o.op));
 	rt_run_for(loop, 20);
 	cr_assert_eq(o.ncalls, 1);

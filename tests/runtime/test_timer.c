@@ -194,22 +194,24 @@ Test(timer, stop_never_started_is_noop, .timeout = 10)
 	ferry_loop_destroy(loop);
 }
 
-Test(timer, restart_earlier_and_later, .timeout = 10)
+Test(timer, restart_earlier_and_later, .timeout = 20)
 {
 	struct ferry_loop *loop = rt_loop_new(NULL);
 	struct rec_timer r[2];
 	int log[4], nlog = 0;
 	uint64_t now = ferry_time_now();
+	/* "Far" is an hour: far beyond the test's timeout, so neither the
+	 * pulled-in nor the pushed-out timer can race its old deadline. */
+	uint64_t far = now + 3600000 * RT_MS;
 
 	rec_timers_init(r, 2, log, &nlog);
 	/* Far, then pulled in. */
-	cr_assert_eq(ferry_timer_start(loop, &r[0].t, now + 10000 * RT_MS), 0);
+	cr_assert_eq(ferry_timer_start(loop, &r[0].t, far), 0);
 	cr_assert_eq(ferry_timer_start(loop, &r[0].t, now + 20 * RT_MS), 0);
 	/* Near, then pushed out past the end of the test window. */
 	cr_assert_eq(ferry_timer_start(loop, &r[1].t, now + 10 * RT_MS), 0);
-	cr_assert_eq(ferry_timer_start(loop, &r[1].t, now + 10000 * RT_MS), 0);
-	RT_RUN_UNTIL(loop, r[0].fired == 1, 2000);
-	cr_assert_lt(ferry_time_now() - now, 2000 * RT_MS);
+	cr_assert_eq(ferry_timer_start(loop, &r[1].t, far), 0);
+	RT_RUN_UNTIL(loop, r[0].fired == 1, 10000);
 	rt_run_for(loop, 50);
 	cr_assert_eq(r[0].fired, 1);
 	cr_assert_eq(r[1].fired, 0, "pushed-out timer fired at its old deadline");
@@ -227,15 +229,14 @@ Test(timer, past_deadline_fires_next_turn, .timeout = 10)
 	struct ferry_loop *loop = rt_loop_new(NULL);
 	struct rec_timer r;
 	int log[1], nlog = 0;
-	uint64_t t0;
 
 	rec_timers_init(&r, 1, log, &nlog);
 	cr_assert_eq(ferry_timer_start(loop, &r.t, 1), 0);
 	cr_assert_eq(nlog, 0);
-	t0 = ferry_time_now();
-	rt_turn(loop, 1000 * RT_MS);
+	/* An unbounded turn: if it slept anyway, nothing would wake it and
+	 * the test's timeout reports the hang; no bound on how fast. */
+	rt_turn(loop, -1);
 	cr_assert_eq(r.fired, 1, "an expired timer did not fire on the next turn");
-	cr_assert_lt(ferry_time_now() - t0, 500 * RT_MS, "the turn slept anyway");
 	ferry_loop_destroy(loop);
 }
 
@@ -247,17 +248,17 @@ Test(timer, run_once_sleeps_until_earliest_timer, .timeout = 10)
 	uint64_t t0 = ferry_time_now(), dt;
 
 	rec_timers_init(r, 2, log, &nlog);
-	cr_assert_eq(ferry_timer_start(loop, &r[0].t, t0 + 5000 * RT_MS), 0);
+	/* The later timer is an hour away: a turn that slept until it (or
+	 * for ever) hangs the test, which its timeout reports. */
+	cr_assert_eq(ferry_timer_start(loop, &r[0].t, t0 + 3600000 * RT_MS), 0);
 	cr_assert_eq(ferry_timer_start(loop, &r[1].t, t0 + 40 * RT_MS), 0);
 	/* An unbounded turn still wakes for the earliest timer. */
-	while (!r[1].fired && ferry_time_now() - t0 < 3000 * RT_MS)
+	while (!r[1].fired && ferry_time_now() - t0 < 8000 * RT_MS)
 		rt_turn(loop, -1);
 	dt = ferry_time_now() - t0;
 	cr_assert_eq(r[1].fired, 1);
 	cr_assert_eq(r[0].fired, 0);
 	cr_assert_geq(dt, 40 * RT_MS);
-	cr_assert_lt(dt, 1000 * RT_MS, "woke %llu ms late",
-		     (unsigned long long)(dt / RT_MS));
 	ferry_timer_stop(loop, &r[0].t);
 	ferry_loop_destroy(loop);
 }
