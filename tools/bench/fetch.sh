@@ -44,20 +44,7 @@ CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256
 
 CERTS=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-fetch-XXXXXX")
 bench_on_exit "rm -rf '$CERTS'"
-(
-	cd "$CERTS"
-	openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-	openssl req -x509 -new -key ca.key -subj /CN=ferry-bench-ca -days 2 \
-		-addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign -out ca.pem
-	openssl ecparam -name prime256v1 -genkey -noout -out leaf.key
-	openssl req -new -key leaf.key -subj /CN=127.0.0.1 -out leaf.csr
-	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
-		'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
-		'extendedKeyUsage=serverAuth' >leaf.ext
-	openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key \
-		-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
-) >/dev/null 2>&1 || bench_die "openssl could not make the certificates"
+bench_p256_certs "$CERTS"
 CA=$CERTS/ca.pem
 
 bench_nginx_start --workers 1 --no-access-log --big "$BIG"

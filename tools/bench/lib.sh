@@ -176,3 +176,23 @@ bench_stats() {
 
 # bench_median V...: just the median.
 bench_median() { bench_stats "$@" | sed 's/^median=\([^ ]*\).*/\1/'; }
+
+# bench_p256_certs DIR - make, in DIR, a P-256 CA (ca.pem, ca.key) and a
+# leaf for 127.0.0.1 and localhost signed by it (leaf.pem, leaf.key), valid
+# two days. Dies if openssl fails.
+bench_p256_certs() {
+	(
+		cd "$1" &&
+		openssl ecparam -name prime256v1 -genkey -noout -out ca.key &&
+		openssl req -x509 -new -key ca.key -subj /CN=ferry-bench-ca \
+			-days 2 -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign -out ca.pem &&
+		openssl ecparam -name prime256v1 -genkey -noout -out leaf.key &&
+		openssl req -new -key leaf.key -subj /CN=127.0.0.1 -out leaf.csr &&
+		printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+			'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
+			'extendedKeyUsage=serverAuth' >leaf.ext &&
+		openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key \
+			-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
+	) >/dev/null 2>&1 || bench_die "openssl could not make the certificates"
+}

@@ -55,19 +55,9 @@ CURL=(curl -sS --fail --tlsv1.2 --tls-max 1.2)
 # same in RSA-2048 for the RSA server.
 CERTS=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-tls-XXXXXX")
 bench_on_exit "rm -rf '$CERTS'"
+bench_p256_certs "$CERTS"
 (
 	cd "$CERTS"
-	openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-	openssl req -x509 -new -key ca.key -subj /CN=ferry-bench-ca -days 2 \
-		-addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign -out ca.pem
-	openssl ecparam -name prime256v1 -genkey -noout -out leaf.key
-	openssl req -new -key leaf.key -subj /CN=127.0.0.1 -out leaf.csr
-	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
-		'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
-		'extendedKeyUsage=serverAuth' >leaf.ext
-	openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key \
-		-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
 	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
 		-out rsa_ca.key
 	openssl req -x509 -new -key rsa_ca.key -subj /CN=ferry-bench-rsa-ca \
