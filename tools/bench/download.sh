@@ -102,16 +102,7 @@ run_curl_all() {
 		--tls-max 1.2 --ciphers "$CIPHER"
 }
 
-for r in $(seq "$ROUNDS"); do
-	bench_log "round $r/$ROUNDS"
-	if [ $((r % 2)) = 1 ]; then
-		run_ferry_all
-		run_curl_all
-	else
-		run_curl_all
-		run_ferry_all
-	fi
-done
+bench_rounds "$ROUNDS" run_ferry_all run_curl_all
 
 # shellcheck disable=SC2086  # $1 is a list of numbers
 med() { bench_median $1; }

@@ -136,16 +136,7 @@ run_other_all() {
 # is several times slower; do it untimed.
 cat "$NGINX_DIR/www/big.bin" "$TLS_DIR/www/big.bin" >/dev/null
 
-for r in $(seq "$ROUNDS"); do
-	bench_log "round $r/$ROUNDS"
-	if [ $((r % 2)) = 1 ]; then
-		run_fetch_all
-		run_other_all
-	else
-		run_other_all
-		run_fetch_all
-	fi
-done
+bench_rounds "$ROUNDS" run_fetch_all run_other_all
 
 # (c) cold GETs: one python process spawns the runs (alternating fetch and
 # curl) and measures each child alone: wall from spawn to reaped, CPU from

@@ -196,3 +196,20 @@ bench_p256_certs() {
 			-CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
 	) >/dev/null 2>&1 || bench_die "openssl could not make the certificates"
 }
+
+# bench_rounds N A B - N rounds of the functions A and B: A then B in odd
+# rounds, B then A in even ones, so that neither always runs right after
+# the other (caches, CPU frequency, the peer's state).
+bench_rounds() {
+	local r
+	for r in $(seq "$1"); do
+		bench_log "round $r/$1"
+		if [ $((r % 2)) = 1 ]; then
+			"$2"
+			"$3"
+		else
+			"$3"
+			"$2"
+		fi
+	done
+}

@@ -164,17 +164,7 @@ run_curl_all() {
 	curl_hs resumed "$RESUME_PORT" "$CIPHER" "$CA"
 }
 
-# A B, then B A: neither client always runs right after the other.
-for r in $(seq "$ROUNDS"); do
-	bench_log "round $r/$ROUNDS"
-	if [ $((r % 2)) = 1 ]; then
-		run_ferry_all
-		run_curl_all
-	else
-		run_curl_all
-		run_ferry_all
-	fi
-done
+bench_rounds "$ROUNDS" run_ferry_all run_curl_all
 
 # shellcheck disable=SC2086  # $1 is a list of numbers
 med() { bench_median $1; }
