@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "ferry/bridge.h"
+#include "util.h"
 
 /* ---- the futex word of a task ---- */
 enum {
@@ -114,7 +115,6 @@ uint64_t ferry__deadline(int64_t timeout_ns);
 int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline);
 /* Wake a waiter from the loop: batched into the next submission. */
 void ferry__loop_wake(struct ferry_runner *r, _Atomic uint32_t *word);
-void ferry__cpu_relax(void);
 
 /* A seq_cst fence (runner.c and stream.c say which pairs need one). GCC
  * warns that ThreadSanitizer does not model fences (-Wtsan); TSan still

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "util.h"
 
 #define FERRY__WAITV_MAX 128
 #define FERRY__WAITV_SLICE_NS (1000 * 1000)
@@ -260,8 +261,7 @@ static int ferry__waitv(struct ferry_task *const *ts, size_t k,
 		};
 	}
 	if (deadline) {
-		ts_abs.tv_sec = (time_t)(deadline / 1000000000u);
-		ts_abs.tv_nsec = (long)(deadline % 1000000000u);
+		FERRY__NS_TO_TS(&ts_abs, deadline);
 		tsp = &ts_abs;
 	}
 	if (syscall(SYS_futex_waitv, w, (unsigned)k, 0, tsp, CLOCK_MONOTONIC) < 0 &&

@@ -27,17 +27,10 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "util.h"
 
 #define FERRY__MIN_SPIN_NS 1000u
 
-void ferry__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
 
 static void ferry__spin_adapt(struct ferry_runner *r, unsigned budget,
 			      bool hit)
@@ -102,8 +95,7 @@ int ferry__futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t deadline)
 	if (deadline) {
 		if (ferry_time_now() >= deadline)
 			return FERRY_ETIMEDOUT;
-		ts.tv_sec = (time_t)(deadline / 1000000000u);
-		ts.tv_nsec = (long)(deadline % 1000000000u);
+		FERRY__NS_TO_TS(&ts, deadline);
 		tsp = &ts;
 	}
 	/* WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so

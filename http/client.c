@@ -1,13 +1,11 @@
 /*
- * client.c - the client: options, origins, the pool's dispatch rule, the
- * receive buffer ring and its reference counts, and closing.
+ * client.c - the public client: options, stats, buffers kept by callers,
+ * and closing. The top of http/ (see internal.h for what it calls): the
+ * pool is pool.c, connections conn.c, requests request.c.
  *
- * Dispatch rule, per origin, for the request at the head of its FIFO:
- * take the most recently idled connection (warm, least likely closed by
- * the server); else open one if both limits allow; else, when the total
- * limit is what blocks, close the idle connection of another origin that
- * has waited longest; else wait. A request being retried never takes an
- * idle connection (the one it failed on was idle too).
+ * Closing: every request fails with FERRY_ECLOSED, every connection
+ * closes; the client itself is freed in the loop's close phase once
+ * nothing refers to it (client_reap), never inside a callback.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,16 +23,13 @@
 #define DEF_MAX_REDIRECTS 10
 #define DEF_BUF_SIZE 16384
 #define DEF_BUF_COUNT 256
-#define DEF_TLS_CACHE 64
 #define DEF_REDIRECT_BODY (16 * 1024)
 #define DEF_MIN_RSA_BITS 2048
 #define DEF_SESSION_LIFETIME_MS (3600u * 1000)
 
-/* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
-static unsigned cache_size(unsigned opt)
-{
-	return opt == FERRY_HTTP_NO_CACHE ? 0 : opt ? opt : DEF_TLS_CACHE;
-}
+static void client_reap(struct ferry_closing *cl);
+static void client_free_unused(struct ferry_http_client *c);
+static void client_reap_now(struct ferry_http_client *c);
 
 static int client_opts(struct ferry_http_client_opts *o,
 		       const struct ferry_http_client_opts *in)
@@ -145,6 +140,8 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	ferry__list_init(&c->conns);
 	ferry__list_init(&c->reqs);
 	ferry__list_init(&c->spills);
+	c->conn_owner = &ferry__req_conn_owner;
+	c->reap.fn = client_reap;
 	*cp = c;
 	return 0;
 fail:
@@ -154,37 +151,6 @@ fail:
 	free(c->ca_dir);
 	free(c);
 	return err;
-}
-
-/*
- * ferry__client_tls - make sure the TLS config (trust anchors) is loaded:
- * once per client, at its first https request, so that http-only clients
- * never pay for parsing the CA bundle. 0, FERRY_EINVAL (@why says) or
- * -ENOMEM.
- */
-int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
-{
-	struct ferry__tls_settings set = {
-		.ca_file = c->opts.ca_file,
-		.ca_dir = c->opts.ca_dir,
-		.insecure = c->opts.tls_insecure_skip_verify,
-		.ciphers = c->opts.tls_ciphers,
-		.session_cache = cache_size(c->opts.tls_session_cache),
-		.verify_cache = cache_size(c->opts.tls_verify_cache),
-		.session_lifetime_s =
-			c->opts.tls_session_lifetime_ms == FERRY_HTTP_NO_TIMEOUT
-				? 0 : (c->opts.tls_session_lifetime_ms + 999) / 1000,
-		.min_version = c->opts.tls_min_version,
-		.legacy_suites = c->opts.tls_allow_legacy_suites,
-		.min_rsa_bits = c->opts.tls_min_rsa_bits,
-		.allow_sha1 = c->opts.tls_allow_sha1,
-		.allow_renegotiation = c->opts.tls_allow_renegotiation,
-		.send_record_max = c->opts.tls_send_record_max,
-	};
-
-	if (c->tls_cfg)
-		return 0;
-	return ferry__tls_config_new(&set, &c->tls_cfg, why, whylen);
 }
 
 struct ferry_loop *ferry_http_client_loop(const struct ferry_http_client *c)
@@ -219,186 +185,7 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 }
 
 /* ------------------------------------------------------------------ */
-/* Origins                                                               */
-
-/*
- * Is o the origin of u? The same as comparing keys, without formatting
- * one per request: the host's bytes fix its type (a name has no ':', an
- * IPv4 literal parses as one), and the key holds the host at host_off.
- */
-static bool origin_is(const struct ferry__origin *o, const struct ferry_url *u)
-{
-	return o->scheme == u->scheme && o->port == u->port &&
-	       o->host_len == u->host_len &&
-	       !memcmp(o->key + o->host_off, u->host, u->host_len);
-}
-
-struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
-					const struct ferry_url *u)
-{
-	char key[FERRY_URL_WHY_MAX + 300];
-	size_t n;
-	struct ferry__origin *o;
-
-	for (struct ferry__link *l = c->origins.next; l != &c->origins;
-	     l = l->next) {
-		o = ferry__http_container_of(l, struct ferry__origin, link);
-		if (origin_is(o, u)) {
-			/* Busy origins to the front: lookups stay short. */
-			ferry__list_del(&o->link);
-			ferry__list_add_head(&c->origins, &o->link);
-			return o;
-		}
-	}
-	n = ferry_url_origin(u, key, sizeof(key));
-	if (n >= sizeof(key))
-		return NULL;
-	o = calloc(1, sizeof(*o) + n + 1);
-	if (!o)
-		return NULL;
-	memcpy(o->key, key, n + 1);
-	o->client = c;
-	o->scheme = u->scheme;
-	o->port = u->port;
-	o->host_len = u->host_len;
-	o->host_off = strlen(ferry_url_scheme_name(u->scheme)) + 3 +
-		      (u->host_type == FERRY_URL_HOST_IPV6);
-	ferry__list_init(&o->idle);
-	ferry__list_init(&o->waiting);
-	ferry__list_add_head(&c->origins, &o->link);
-	return o;
-}
-
-/* Free o if nothing refers to it any more. */
-void ferry__origin_put(struct ferry__origin *o)
-{
-	if (!o || o->dispatching || o->nconns ||
-	    !ferry__list_empty(&o->idle) || !ferry__list_empty(&o->waiting))
-		return;
-	ferry__list_del(&o->link);
-	free(o);
-}
-
-/* The idle connection, of any origin, that has been idle longest. */
-static struct ferry__conn *client_oldest_idle(struct ferry_http_client *c)
-{
-	for (struct ferry__link *l = c->origins.prev; l != &c->origins;
-	     l = l->prev) {
-		struct ferry__origin *o = ferry__http_container_of(l,
-						struct ferry__origin, link);
-
-		if (!ferry__list_empty(&o->idle))
-			return ferry__http_container_of(o->idle.prev,
-						struct ferry__conn, pool);
-	}
-	return NULL;
-}
-
-/*
- * ferry__client_dispatch - give o's waiting requests connections, by the
- * rule at the top of this file. Never calls back into the user. o may be
- * freed by the time it returns (callers must not use it afterwards).
- */
-void ferry__client_dispatch(struct ferry_http_client *c,
-			    struct ferry__origin *o)
-{
-	if (!o || o->dispatching)
-		return;
-	o->dispatching = true;
-	while (!ferry__list_empty(&o->waiting) && !c->closing) {
-		struct ferry_http_request *req = ferry__http_container_of(
-			o->waiting.next, struct ferry_http_request, wait);
-		struct ferry__conn *cn;
-
-		if (!req->fresh_conn && !ferry__list_empty(&o->idle)) {
-			cn = ferry__http_container_of(o->idle.next,
-						      struct ferry__conn, pool);
-			ferry__list_del(&req->wait);
-			c->nwaiting--;
-			req->origin = NULL;
-			ferry__conn_assign(cn, req);
-			continue;
-		}
-		if (o->nconns >= c->opts.max_conns_per_origin) {
-			if (ferry__list_empty(&o->idle))
-				break;
-			/* A retry must have a new connection: make room. */
-			ferry__conn_close_quiet(ferry__http_container_of(
-				o->idle.prev, struct ferry__conn, pool));
-			continue;
-		}
-		if (c->nconns >= c->opts.max_conns) {
-			cn = client_oldest_idle(c);
-			if (!cn)
-				break;
-			ferry__conn_close_quiet(cn);
-			continue;
-		}
-		ferry__list_del(&req->wait);
-		c->nwaiting--;
-		req->origin = NULL;
-		if (!ferry__conn_new(o, req)) {
-			/* Out of memory: wait for the next free slot, or the
-			 * request's deadline. */
-			ferry__list_add_head(&o->waiting, &req->wait);
-			c->nwaiting++;
-			req->origin = o;
-			break;
-		}
-	}
-	o->dispatching = false;
-	ferry__origin_put(o);
-}
-
-/*
- * ferry__client_slot_freed - a connection stopped counting: o's waiters
- * first, then any origin whose requests wait on the total limit.
- */
-void ferry__client_slot_freed(struct ferry_http_client *c,
-			      struct ferry__origin *o)
-{
-	struct ferry__link *l, *next;
-
-	ferry__client_dispatch(c, o);
-	if (!c->nwaiting || c->nconns >= c->opts.max_conns)
-		return;
-	for (l = c->origins.next; l != &c->origins; l = next) {
-		next = l->next;
-		ferry__client_dispatch(c, ferry__http_container_of(l,
-					struct ferry__origin, link));
-		if (!c->nwaiting || c->nconns >= c->opts.max_conns)
-			break;
-	}
-}
-
-/* ------------------------------------------------------------------ */
 /* Receive buffers                                                       */
-
-void ferry__buf_unref(struct ferry_http_client *c, unsigned bid)
-{
-	if (--c->buf_refs[bid] == 0)
-		ferry_bufring_recycle(c->br, bid);
-}
-
-void ferry__buf_keep(struct ferry_http_client *c, unsigned bid)
-{
-	c->buf_refs[bid]++;
-	c->bufs_kept++;
-}
-
-void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp)
-{
-	if (--sp->refs == 0)
-		free(sp);
-}
-
-void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
-{
-	if (sp->kept++ == 0)
-		ferry__list_add_tail(&c->spills, &sp->link);
-	sp->refs++;
-	c->bufs_kept++;
-}
 
 /* The kept spill whose token this is, or NULL for a bad token. Spills
  * are rare (only paused requests make them): a walk is fine. */
@@ -406,7 +193,7 @@ static struct ferry__spill *client_find_spill(struct ferry_http_client *c,
 					      uintptr_t token)
 {
 	for (struct ferry__link *l = c->spills.next; l != &c->spills; l = l->next)
-		if ((uintptr_t)ferry__http_container_of(l, struct ferry__spill,
+		if ((uintptr_t)ferry__container_of(l, struct ferry__spill,
 							link) == token)
 			return (struct ferry__spill *)token;
 	return NULL;
@@ -428,7 +215,7 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 			ferry__list_del(&sp->link);
 		c->bufs_kept--;
 		ferry__spill_unref(c, sp);
-		ferry__client_maybe_free(c);
+		client_reap_now(c);
 		return 0;
 	}
 	bid = (unsigned)(token - 1);
@@ -436,27 +223,39 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 		return FERRY_EINVAL;
 	c->bufs_kept--;
 	ferry__buf_unref(c, bid);
-	ferry__client_maybe_free(c);
+	client_reap_now(c);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Closing                                                               */
 
-/* Free the request objects kept for reuse. */
-void ferry__client_pool_free(struct ferry_http_client *c)
+/* The close phase: free the client once nothing refers to it. */
+static void client_reap(struct ferry_closing *cl)
 {
-	while (c->npool) {
-		struct ferry_http_request *req = c->pool[--c->npool];
+	struct ferry_http_client *c = ferry__container_of(cl,
+					struct ferry_http_client, reap);
 
-		FERRY__REQ_UNPOISON(req);
-		ferry__h1_buf_free(&req->out);
-		free(req);
-	}
+	c->reap_queued = false;
+	client_free_unused(c);
 }
 
-/* Free the client once it is closing and nothing refers to it. */
-void ferry__client_maybe_free(struct ferry_http_client *c)
+/*
+ * From a public call (the caller's own frame, not a callback of this
+ * client: one of those would still have a request or a connection
+ * listed): free at once when nothing refers to the client any more, as
+ * ferry_http_client_close and ferry_http_buffer_release promise; else the
+ * close phase will.
+ */
+static void client_reap_now(struct ferry_http_client *c)
+{
+	if (c->reap_queued)
+		return;		/* the close phase holds c: it frees it */
+	client_free_unused(c);
+}
+
+/* Free c if it is closing and nothing refers to it. */
+static void client_free_unused(struct ferry_http_client *c)
 {
 	ferry_http_closed_fn cb;
 	void *ctx;
@@ -468,7 +267,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 		struct ferry__link *l = c->origins.next;
 
 		ferry__list_del(l);
-		free(ferry__http_container_of(l, struct ferry__origin, link));
+		free(ferry__container_of(l, struct ferry__origin, link));
 	}
 	ferry_bufring_destroy(c->br);
 	ferry__client_pool_free(c);
@@ -488,7 +287,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 static struct ferry_http_request *client_live_req(struct ferry_http_client *c)
 {
 	for (struct ferry__link *l = c->reqs.next; l != &c->reqs; l = l->next) {
-		struct ferry_http_request *req = ferry__http_container_of(l,
+		struct ferry_http_request *req = ferry__container_of(l,
 					struct ferry_http_request, link);
 
 		if (req->state != FERRY__REQ_DONE && !req->pending_err)
@@ -515,9 +314,9 @@ void ferry_http_client_close(struct ferry_http_client *c,
 		ferry__req_fail(req, FERRY_ECLOSED, "the client was closed");
 	for (l = c->conns.next; l != &c->conns; l = next) {
 		next = l->next;
-		ferry__conn_close_quiet(ferry__http_container_of(l,
+		ferry__conn_close_quiet(ferry__container_of(l,
 						struct ferry__conn, link));
 	}
 	c->close_busy = false;
-	ferry__client_maybe_free(c);
+	client_reap_now(c);
 }

@@ -1,90 +1,55 @@
 /*
- * conn.c - one HTTP/1.1 connection as a completion-driven state machine.
+ * conn.c - one HTTP/1.1 connection as a state machine over a transport.
  *
  * Life of a connection (enum ferry__conn_state, in order):
  *
- *   RESOLVE    getaddrinfo on the offload pool (skipped for IP literals)
- *   SOCKET     socket op for the next address
- *   CONNECT    connect op with a linked timeout; on failure back to
- *              SOCKET with the next address, or give up
- *   HANDSHAKE  https: the TLS engine's records go out on op and come
- *              in on the multishot recv, within connect_timeout
- *   SEND       the request head and body go out (sendmsg, short writes
- *              resumed); the response may already be read
+ *   START      the transport connects (resolve, connect, CONNECT through
+ *              a proxy, TLS handshakes: transport.h); ready() ends it
+ *   SEND       the request head and body go out (short sends resumed);
+ *              the response may already be read
  *   RECV       the request is out; the response is read
- *   IDLE       back in the origin's pool with its multishot recv armed,
- *              so EOF or stray bytes from the server close it at once
- *   CLOSING    ops cancelled; when the last completion is in, a close op;
- *              then the memory is freed
+ *   IDLE       back in the origin's pool, reading, so EOF or stray bytes
+ *              from the server close it at once
+ *   CLOSING    the transport closes; once it says closed(), the
+ *              connection is freed in the loop's close phase
  *
- * Receiving: one multishot recv per connection, armed from CONNECT until
- * CLOSING, into the client's provided-buffer ring. Each buffer received
- * joins the connection's input queue with one reference (the connection's);
- * conn_pump() feeds the queue to the response parser, zero-copy, and drops
- * a buffer's reference when it is parsed. on_body may add references.
+ * Bytes: the transport hands up received buffers (ring buffers over TCP,
+ * spills of plaintext over TLS), each with one reference that the
+ * connection's input queue takes; conn_pump() feeds the queue to the
+ * response parser, zero-copy, and drops a buffer's reference when it is
+ * parsed. on_body may add references. Sending is one path: the iovecs
+ * (head, body pieces) go to the transport, which reports what it took.
  *
- * TLS (the "TLS transport" section at the end): the same ops carry
- * records. A received buffer's ciphertext is copied into the engine and
- * the buffer goes straight back to the ring; the engine's plaintext is
- * copied into spills on the input queue, so parsing, pausing and kept
- * buffers work as for TCP. op sends the engine's records, one at a time.
+ * Upward, the connection reports to its owner (struct ferry__conn_owner,
+ * request.c's table): head, body, the end of a response, failures, and
+ * free slots for the pool. It calls nothing in client.c or request.c.
  *
  * Reentrancy: callbacks made from here (on_head, on_body, body_fn, and
- * on_done through request.c) may cancel requests, start new ones or close
- * the client. A connection is therefore never freed while one of its
- * handlers is on the stack: each entry point holds it (conn_hold/
- * conn_leave) and only the last leave of a CLOSING connection frees it.
+ * on_done through the owner) may cancel requests, start new ones or
+ * close the client. A connection is never freed while code may still use
+ * it: closing only starts the transport's close, and the memory goes in
+ * the loop's close phase (ferry_loop_close_later), after every callback
+ * of the turn has returned.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "grow.h"
+#include "util.h"
 #include "internal.h"
-#include "tls.h"
+#include "transport.h"
 
-struct ferry__resolve {
-	struct ferry_offload job;
-	struct ferry__conn *conn;	/* NULL once the conn gave up on it */
-	struct addrinfo *res;
-	int gai;
-	char port[8];
-	char host[];
-};
-
-static void conn_step(struct ferry__conn *cn, int res);
 static void conn_pump(struct ferry__conn *cn);
 static void conn_send_more(struct ferry__conn *cn);
-static void conn_teardown(struct ferry__conn *cn);
 static void conn_shut(struct ferry__conn *cn);
-static void conn_next_addr(struct ferry__conn *cn);
-static void tls_start(struct ferry__conn *cn);
-static void tls_sent(struct ferry__conn *cn, int res);
-static void tls_input(struct ferry__conn *cn, const void *data, size_t len);
-static void tls_progress(struct ferry__conn *cn);
-static void tls_send_more(struct ferry__conn *cn);
+static void conn_arm_recv(struct ferry__conn *cn);
 
 static struct ferry_loop *conn_loop(const struct ferry__conn *cn)
 {
 	return cn->client->loop;
-}
-
-static void conn_hold(struct ferry__conn *cn)
-{
-	cn->hold++;
-}
-
-/* The last handler of a CLOSING connection finishes (maybe frees) it:
- * the caller must not touch cn afterwards. */
-static void conn_leave(struct ferry__conn *cn)
-{
-	if (--cn->hold == 0 && cn->state == FERRY__CONN_CLOSING)
-		conn_teardown(cn);
 }
 
 static uint64_t req_read_timeout_ns(const struct ferry__conn *cn)
@@ -110,95 +75,47 @@ static void conn_timer_by(struct ferry__conn *cn, uint64_t deadline)
 }
 
 /* Report err from the timer, on a later turn: used where failing at once
- * would call back into code that is still setting up. */
-static void conn_fail_soon(struct ferry__conn *cn, int err)
+ * would call back into code that is still setting up. @why (may be NULL:
+ * the code's own words) is copied. */
+static void conn_fail_soon(struct ferry__conn *cn, int err, const char *why)
 {
-	if (!cn->soon_err)
+	if (!cn->soon_err) {
 		cn->soon_err = err;
-	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
-}
-
-static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
-			    size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)ss;
-
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		port = ntohs(a->sin_port);
-		snprintf(buf, len, "%s:%u", ip, port);
-	} else {
-		const struct sockaddr_in6 *a = (const void *)ss;
-
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		port = ntohs(a->sin6_port);
-		snprintf(buf, len, "[%s]:%u", ip, port);
+		free(cn->soon_why);
+		cn->soon_why = why ? strdup(why) : NULL;
 	}
-	return buf;
+	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* Input queue: received buffers in order                               */
 
-/* Room for one more entry. 0 or -ENOMEM. */
-static int input_reserve(struct ferry__conn *cn)
+/* Queue @in (its reference too). 0 or -ENOMEM (@in left to the caller). */
+static int input_push(struct ferry__conn *cn, const struct ferry__input *in)
 {
 	if (cn->nin == cn->in_cap) {
-		unsigned cap = cn->in_cap ? cn->in_cap * 2 : 4;
-		struct ferry__input *in = realloc(cn->in, cap * sizeof(*in));
+		size_t bytes = cn->in_cap * sizeof(*cn->in);
+		struct ferry__input *q = ferry__grow(cn->in, &bytes,
+				(cn->nin + 1) * sizeof(*q), 4 * sizeof(*q));
 
-		if (!in)
+		if (!q)
 			return -ENOMEM;
-		cn->in = in;
-		cn->in_cap = cap;
+		cn->in = q;
+		cn->in_cap = (unsigned)(bytes / sizeof(*q));
 	}
-	return 0;
-}
-
-static int input_push(struct ferry__conn *cn, unsigned bid, unsigned len)
-{
-	if (input_reserve(cn) < 0)
-		return -ENOMEM;
-	cn->in[cn->nin++] = (struct ferry__input){ NULL, (uint16_t)bid, 0, len };
-	return 0;
-}
-
-/* Queue len plaintext bytes (TLS): copied into a spill of their own. */
-static int input_push_copy(struct ferry__conn *cn, const void *data,
-			   size_t len)
-{
-	struct ferry__spill *sp;
-
-	if (input_reserve(cn) < 0)
-		return -ENOMEM;
-	sp = malloc(sizeof(*sp) + len + 1);
-	if (!sp)
-		return -ENOMEM;
-	memset(sp, 0, sizeof(*sp));
-	sp->refs = 1;
-	sp->len = len;
-	memcpy(sp->data, data, len);
-	cn->in[cn->nin++] = (struct ferry__input){ sp, 0, 0, (uint32_t)len };
+	cn->in[cn->nin++] = *in;
 	return 0;
 }
 
 static void input_unref(struct ferry__conn *cn, const struct ferry__input *in)
 {
-	if (in->spill)
-		ferry__spill_unref(cn->client, in->spill);
-	else
-		ferry__buf_unref(cn->client, in->bid);
+	ferry__input_unref(cn->client, in);
 }
 
 static const char *input_data(const struct ferry__conn *cn,
 			      const struct ferry__input *in)
 {
-	if (in->spill)
-		return in->spill->data + in->off;
-	return (const char *)ferry_bufring_buf(cn->client->br, in->bid) + in->off;
+	return ferry__input_data(cn->client, in);
 }
 
 /*
@@ -212,19 +129,14 @@ static int input_spill(struct ferry__conn *cn)
 {
 	for (unsigned i = 0; i < cn->nin; i++) {
 		struct ferry__input *in = &cn->in[i];
-		struct ferry__spill *sp;
+		struct ferry__input copy;
 
 		if (in->spill)
 			continue;
-		sp = malloc(sizeof(*sp) + in->len + 1);
-		if (!sp)
+		if (ferry__input_copy(&copy, input_data(cn, in), in->len) < 0)
 			return -ENOMEM;
-		memset(sp, 0, sizeof(*sp));
-		sp->refs = 1;
-		sp->len = in->len;
-		memcpy(sp->data, input_data(cn, in), in->len);
 		input_unref(cn, in);
-		*in = (struct ferry__input){ sp, 0, 0, in->len };
+		*in = copy;
 	}
 	return 0;
 }
@@ -246,11 +158,10 @@ static void input_drop(struct ferry__conn *cn)
 /* Errors on a connection                                                */
 
 /*
- * Something failed on cn. The request it serves fails too, unless this is
- * the case the retry rule covers: an idempotent request on a reused
- * connection, before any response byte (the server closed a keep-alive
- * connection as we sent on it). Then it goes once more, on a new
- * connection. The connection is closed either way.
+ * Something failed on cn. The owner fails the request it serves, or
+ * retries it on a new connection when the retry rule allows (see
+ * request.c); @no_response says no byte of a response came yet. The
+ * connection is closed either way.
  */
 static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -258,373 +169,71 @@ static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
 static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
 {
 	struct ferry_http_request *req = cn->req;
+	char why[FERRY_HTTP_DETAIL_MAX];
 	va_list ap;
 
 	if (!req) {
 		ferry__conn_close(cn);
 		return;
 	}
-	if (cn->state >= FERRY__CONN_SEND && req->reused && !req->retried &&
-	    !req->head_seen && ferry__h1_resp_idle(&cn->parser) &&
-	    ferry__req_idempotent(req) && !req->body_fn_started) {
-		cn->req = NULL;
-		req->conn = NULL;
-		req->retried = true;
-		req->fresh_conn = true;
-		cn->client->retries++;
-		ferry__conn_close(cn);
-		if (ferry__req_wait(req, true) < 0)
-			ferry__req_fail(req, -ENOMEM, "retry: out of memory");
-		return;
-	}
-	if (!req->in_cb || !req->pending_err) {
-		va_start(ap, fmt);
-		vsnprintf(req->detail, sizeof(req->detail), fmt, ap);
-		va_end(ap);
-	}
-	/* Detaches req; a connection that was still connecting would be
-	 * kept for the pool, which this one must not be. */
-	ferry__req_fail_detail(req, err);
-	ferry__conn_close(cn);
+	va_start(ap, fmt);
+	ferry__vwhyf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	cn->owner->fail(req, cn, err, why,
+			cn->state >= FERRY__CONN_SEND &&
+				ferry__h1_resp_idle(&cn->parser));
 }
 
 /* ------------------------------------------------------------------ */
-/* RESOLVE                                                               */
+/* What the transport reports                                             */
 
-static void resolve_work(struct ferry_offload *job)
+static void conn_tp_ready(void *ctx)
 {
-	struct ferry__resolve *rs = ferry__http_container_of(job,
-					struct ferry__resolve, job);
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_protocol = IPPROTO_TCP,
-		.ai_flags = AI_NUMERICSERV,
-	};
+	struct ferry__conn *cn = ctx;
 
-	/* Runs on an offload thread: touches nothing but the job. */
-	rs->gai = getaddrinfo(rs->host, rs->port, &hints, &rs->res);
-}
-
-static int conn_take_addrs(struct ferry__conn *cn, const struct addrinfo *ai)
-{
-	unsigned n = 0;
-
-	for (const struct addrinfo *p = ai; p; p = p->ai_next)
-		if (p->ai_family == AF_INET || p->ai_family == AF_INET6)
-			n++;
-	if (!n)
-		return FERRY_EDNS;
-	cn->addrs = calloc(n, sizeof(*cn->addrs));
-	cn->addrlens = calloc(n, sizeof(*cn->addrlens));
-	if (!cn->addrs || !cn->addrlens)
-		return -ENOMEM;
-	for (const struct addrinfo *p = ai; p; p = p->ai_next) {
-		if (p->ai_family != AF_INET && p->ai_family != AF_INET6)
-			continue;
-		memcpy(&cn->addrs[cn->naddrs], p->ai_addr, p->ai_addrlen);
-		cn->addrlens[cn->naddrs++] = p->ai_addrlen;
-	}
-	return 0;
-}
-
-static void resolve_done(struct ferry_offload *job, int status)
-{
-	struct ferry__resolve *rs = ferry__http_container_of(job,
-					struct ferry__resolve, job);
-	struct ferry__conn *cn = rs->conn;
-	int err;
-
-	if (!cn) {	/* abandoned: the job owns itself */
-		if (rs->res)
-			freeaddrinfo(rs->res);
-		free(rs);
-		return;
-	}
-	cn->resolve = NULL;
-	conn_hold(cn);
-	if (status < 0) {
-		conn_error(cn, status, "resolving %s: %s", rs->host,
-			   ferry_strerror(status));
-	} else if (rs->gai) {
-		conn_error(cn, FERRY_EDNS, "resolving %s: %s", rs->host,
-			   gai_strerror(rs->gai));
-	} else if ((err = conn_take_addrs(cn, rs->res)) < 0) {
-		conn_error(cn, err, "resolving %s: %s", rs->host,
-			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
-					     : ferry_strerror(err));
-	} else {
-		cn->t_resolved = ferry_time_now();
-		conn_next_addr(cn);
-	}
-	if (rs->res)
-		freeaddrinfo(rs->res);
-	free(rs);
-	conn_leave(cn);
-}
-
-/* RFC 6761 6.3: "localhost" and names under it are loopback, whatever
- * the system's resolver says (curl does the same). */
-static bool host_is_localhost(const char *h, size_t len)
-{
-	static const char lh[] = "localhost";
-	const size_t n = sizeof(lh) - 1;
-
-	if (len && h[len - 1] == '.')
-		len--;		/* the root's trailing dot */
-	if (len < n || memcmp(h + len - n, lh, n) != 0)
-		return false;
-	return len == n || h[len - n - 1] == '.';
-}
-
-/* Loopback addresses for a localhost name, IPv4 first. 0 or -ENOMEM. */
-static int conn_localhost(struct ferry__conn *cn, uint16_t port)
-{
-	struct sockaddr_in *a4;
-	struct sockaddr_in6 *a6;
-
-	cn->addrs = calloc(2, sizeof(*cn->addrs));
-	cn->addrlens = calloc(2, sizeof(*cn->addrlens));
-	if (!cn->addrs || !cn->addrlens)
-		return -ENOMEM;
-	a4 = (void *)&cn->addrs[0];
-	a4->sin_family = AF_INET;
-	a4->sin_port = htons(port);
-	a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cn->addrlens[0] = sizeof(*a4);
-	a6 = (void *)&cn->addrs[1];
-	a6->sin6_family = AF_INET6;
-	a6->sin6_port = htons(port);
-	a6->sin6_addr = in6addr_loopback;
-	cn->addrlens[1] = sizeof(*a6);
-	cn->naddrs = 2;
-	cn->t_resolved = ferry_time_now();
-	conn_next_addr(cn);
-	return 0;
-}
-
-static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
-{
-	struct ferry__resolve *rs;
-	int err;
-
-	if (u->host_type == FERRY_URL_HOST_NAME &&
-	    host_is_localhost(u->host, u->host_len))
-		return conn_localhost(cn, u->port);
-
-	if (u->host_type != FERRY_URL_HOST_NAME) {
-		/* An IP literal needs no lookup. */
-		struct sockaddr_storage *ss = calloc(1, sizeof(*ss));
-
-		cn->addrlens = calloc(1, sizeof(*cn->addrlens));
-		if (!ss || !cn->addrlens) {
-			free(ss);
-			return -ENOMEM;
-		}
-		cn->addrs = ss;
-		cn->naddrs = 1;
-		cn->t_resolved = ferry_time_now();
-		if (u->host_type == FERRY_URL_HOST_IPV4) {
-			struct sockaddr_in *a = (void *)ss;
-
-			a->sin_family = AF_INET;
-			a->sin_port = htons(u->port);
-			inet_pton(AF_INET, u->host, &a->sin_addr);
-			cn->addrlens[0] = sizeof(*a);
-		} else {
-			struct sockaddr_in6 *a = (void *)ss;
-
-			a->sin6_family = AF_INET6;
-			a->sin6_port = htons(u->port);
-			inet_pton(AF_INET6, u->host, &a->sin6_addr);
-			cn->addrlens[0] = sizeof(*a);
-		}
-		conn_next_addr(cn);
-		return 0;
-	}
-	rs = calloc(1, sizeof(*rs) + u->host_len + 1);
-	if (!rs)
-		return -ENOMEM;
-	memcpy(rs->host, u->host, u->host_len);
-	snprintf(rs->port, sizeof(rs->port), "%u", u->port);
-	rs->job.work = resolve_work;
-	rs->job.done = resolve_done;
-	rs->conn = cn;
-	err = ferry_offload_submit(conn_loop(cn), &rs->job);
-	if (err < 0) {
-		free(rs);
-		return err;
-	}
-	cn->resolve = rs;
-	cn->state = FERRY__CONN_RESOLVE;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* SOCKET, CONNECT, HANDSHAKE                                            */
-
-static void conn_op_done(struct ferry_op *op, int res, unsigned flags)
-{
-	struct ferry__conn *cn = ferry__http_container_of(op,
-					struct ferry__conn, op);
-
-	conn_hold(cn);
-	if (cn->state == FERRY__CONN_CLOSING) {
-		if (cn->closing_fd) {
-			/* The close op itself: nothing left but to free. */
-			cn->closing_fd = false;
-		} else if (cn->fd < 0 && res >= 0 && cn->socket_pending) {
-			close(res);	/* a socket op that won the race */
-		}
-		cn->socket_pending = false;
-		conn_leave(cn);
-		return;
-	}
-	conn_step(cn, res);
-	conn_leave(cn);
-}
-
-static void conn_recv_done(struct ferry_op *op, int res, unsigned flags);
-
-/* Start the socket op for the next address, or give up. */
-static void conn_next_addr(struct ferry__conn *cn)
-{
-	const struct sockaddr_storage *ss;
-	char where[INET6_ADDRSTRLEN + 16];
-	int err;
-
-	if (cn->addr_next >= cn->naddrs) {
-		err = cn->connect_err;
-		ss = &cn->addrs[cn->naddrs - 1];
-		addr_str(ss, where, sizeof(where));
-		if (err == -ETIME)
-			conn_error(cn, FERRY_ECONNECT_TIMEOUT,
-				   "connect to %s: no answer within %u ms", where,
-				   cn->client->opts.connect_timeout_ms);
-		else
-			conn_error(cn, err, "connect to %s: %s", where,
-				   ferry_strerrorname(err));
-		return;
-	}
-	ss = &cn->addrs[cn->addr_next];
-	cn->state = FERRY__CONN_SOCKET;
-	cn->op.fn = conn_op_done;
-	err = ferry_op_socket(conn_loop(cn), &cn->op, ss->ss_family,
-			      SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (err == -EOPNOTSUPP) {
-		/* No socket op in this kernel: the syscall does not block. */
-		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC,
-				IPPROTO_TCP);
-
-		conn_step(cn, fd < 0 ? -errno : fd);
-		return;
-	}
-	if (err < 0)
-		conn_fail_soon(cn, err);
-	else
-		cn->socket_pending = true;
-}
-
-static void conn_connected(struct ferry__conn *cn)
-{
-	int one = 1;
-	int err;
-
-	cn->t_connected = ferry_time_now();
-	/* Heads and chunked pieces are whole writes: never wait for ACKs. */
-	setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	cn->recv_op.fn = conn_recv_done;
-	err = ferry_op_recv_multishot(conn_loop(cn), &cn->recv_op, cn->fd,
-				      cn->client->br);
-	if (err < 0) {
-		conn_error(cn, err, "recv: %s", ferry_strerrorname(err));
-		return;
-	}
-	cn->recv_armed = true;
-	switch (cn->transport) {
-	case FERRY__TRANSPORT_TCP:
-		break;
-	case FERRY__TRANSPORT_TLS:
-		tls_start(cn);
-		return;
-	}
 	if (cn->req)
 		ferry__conn_assign(cn, cn->req);
 	else
 		ferry__conn_detach(cn, true);
 }
 
-/*
- * The switch the connection's oneshot ops come back to: res is the result
- * of the op the state names.
- */
-static void conn_step(struct ferry__conn *cn, int res)
+static void conn_tp_input(void *ctx, struct ferry__input *in)
 {
-	const struct ferry_http_client *c = cn->client;
-	int err;
+	struct ferry__conn *cn = ctx;
 
-	if (cn->transport == FERRY__TRANSPORT_TLS &&
-	    cn->state >= FERRY__CONN_HANDSHAKE && cn->state <= FERRY__CONN_IDLE) {
-		/* Once connected, op carries only the engine's records. */
-		tls_sent(cn, res);
+	if (cn->state == FERRY__CONN_CLOSING) {
+		input_unref(cn, in);
 		return;
 	}
-	switch (cn->state) {
-	case FERRY__CONN_RESOLVE:
-		/* Left through resolve_done, never by an op. */
-		return;
-	case FERRY__CONN_SOCKET:
-		cn->socket_pending = false;
-		if (res < 0) {
-			conn_error(cn, res, "socket: %s", ferry_strerrorname(res));
-			return;
-		}
-		cn->fd = res;
-		cn->state = FERRY__CONN_CONNECT;
-		err = ferry_op_connect(conn_loop(cn), &cn->op, cn->fd,
-				       (struct sockaddr *)&cn->addrs[cn->addr_next],
-				       cn->addrlens[cn->addr_next]);
-		if (!err && c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
-			err = ferry_op_set_timeout(conn_loop(cn), &cn->op,
-					c->opts.connect_timeout_ms * FERRY__MS);
-		if (err < 0)
-			conn_fail_soon(cn, err);
-		return;
-	case FERRY__CONN_CONNECT:
-		if (res < 0) {
-			/* Nothing else is in flight on fd: close it now. */
-			close(cn->fd);
-			cn->fd = -1;
-			cn->connect_err = res;
-			cn->addr_next++;
-			conn_next_addr(cn);
-			return;
-		}
-		conn_connected(cn);
-		return;
-	case FERRY__CONN_HANDSHAKE:
-		return;
-	case FERRY__CONN_SEND:
-	case FERRY__CONN_RECV:
-		/* A send completed. */
-		if (res < 0) {
-			conn_error(cn, res, "send: %s", ferry_strerrorname(res));
-			return;
-		}
-		cn->last_io = ferry_loop_now(conn_loop(cn));
-		ferry__iov_advance(cn, (size_t)res);
-		conn_send_more(cn);
-		return;
-	case FERRY__CONN_IDLE:
-	case FERRY__CONN_CLOSING:
-		return;
+	if (cn->req && !cn->req->t_first && cn->state >= FERRY__CONN_SEND)
+		cn->req->t_first = ferry_time_now();
+	if (input_push(cn, in) < 0) {
+		input_unref(cn, in);
+		if (!cn->rx_err)
+			cn->rx_err = -ENOMEM;
 	}
+	if (cn->req && cn->req->paused && input_spill(cn) < 0 && !cn->rx_err)
+		cn->rx_err = -ENOMEM;
+	conn_pump(cn);
 }
 
-/* ------------------------------------------------------------------ */
-/* SEND                                                                  */
+static void conn_tp_input_end(void *ctx, int err)
+{
+	struct ferry__conn *cn = ctx;
 
-void ferry__iov_advance(struct ferry__conn *cn, size_t n)
+	if (err == 0) {
+		cn->eof = true;
+	} else if (err == FERRY_ETLS_TRUNCATED) {
+		cn->eof = true;
+		cn->eof_unverified = true;
+	} else if (!cn->rx_err) {
+		cn->rx_err = err;
+	}
+	if (cn->state != FERRY__CONN_CLOSING)
+		conn_pump(cn);
+}
+
+static void iov_advance(struct ferry__conn *cn, size_t n)
 {
 	unsigned i = 0;
 
@@ -637,6 +246,67 @@ void ferry__iov_advance(struct ferry__conn *cn, size_t n)
 	memmove(cn->iov, cn->iov + i, (cn->niov - i) * sizeof(cn->iov[0]));
 	cn->niov -= i;
 }
+
+static void conn_tp_sent(void *ctx, size_t n)
+{
+	struct ferry__conn *cn = ctx;
+
+	cn->sending = false;
+	if (cn->state != FERRY__CONN_SEND)
+		return;
+	iov_advance(cn, n);
+	conn_send_more(cn);
+}
+
+static void conn_tp_error(void *ctx, int err, const char *why)
+{
+	struct ferry__conn *cn = ctx;
+
+	cn->sending = false;
+	if (cn->state == FERRY__CONN_CLOSING)
+		return;
+	if (cn->starting) {
+		/* Inside ferry__conn_new: fail from a later turn. */
+		conn_fail_soon(cn, err, why);
+		return;
+	}
+	conn_error(cn, err, "%s", why);
+}
+
+static void conn_free(struct ferry_closing *cl)
+{
+	struct ferry__conn *cn = ferry__container_of(cl, struct ferry__conn,
+						     closing);
+	struct ferry_http_client *c = cn->client;
+
+	ferry__list_del(&cn->link);
+	ferry__h1_resp_free(&cn->parser);
+	ferry__transport_free(cn->tp);
+	free(cn->in);
+	free(cn->soon_why);
+	free(cn);
+	ferry__client_reap_later(c);
+}
+
+static void conn_tp_closed(void *ctx)
+{
+	struct ferry__conn *cn = ctx;
+
+	cn->closing.fn = conn_free;
+	ferry_loop_close_later(conn_loop(cn), &cn->closing);
+}
+
+static const struct ferry__transport_up conn_up = {
+	.ready = conn_tp_ready,
+	.input = conn_tp_input,
+	.input_end = conn_tp_input_end,
+	.sent = conn_tp_sent,
+	.error = conn_tp_error,
+	.closed = conn_tp_closed,
+};
+
+/* ------------------------------------------------------------------ */
+/* SEND                                                                  */
 
 static void iov_add(struct ferry__conn *cn, const void *p, size_t n)
 {
@@ -660,11 +330,8 @@ static int conn_pull_body(struct ferry__conn *cn)
 
 	if (cn->body_end_sent)
 		return 0;
-	req->body_fn_started = true;
-	req->in_cb = true;
-	r = req->body_fn(req->ctx, req, &data, &len);
-	req->in_cb = false;
-	if (ferry__req_check_pending(req))
+	r = cn->owner->pull(req, &data, &len);
+	if (r == FERRY__REQ_FAILED)
 		return -1;
 	if (r == FERRY_HTTP_BODY_WAIT) {
 		cn->body_wait = true;
@@ -712,57 +379,36 @@ static int conn_pull_body(struct ferry__conn *cn)
 	return 1;
 }
 
-/* Send what the iov holds, or queue the next piece, or finish sending. */
+/* Send what the iov holds, or queue the next piece, or finish sending:
+ * the one send path, whatever the transport. */
 static void conn_send_more(struct ferry__conn *cn)
 {
 	struct ferry_http_request *req = cn->req;
 	int err;
 
-	if (!req || cn->state != FERRY__CONN_SEND)
+	if (!req || cn->state != FERRY__CONN_SEND || cn->sending)
 		return;
-	if (cn->transport == FERRY__TRANSPORT_TLS) {
-		tls_send_more(cn);
-		return;
-	}
 	if (!cn->niov && req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait) {
 		int r = conn_pull_body(cn);
 
 		if (r < 0)
 			return;
 	}
-	if (cn->niov == 1) {
-		/* One piece (a head without body, most requests): a plain
-		 * send spares the kernel importing a msghdr and an iovec. */
-		cn->op.fn = conn_op_done;
-		err = ferry_op_send(conn_loop(cn), &cn->op, cn->fd,
-				    cn->iov[0].iov_base, cn->iov[0].iov_len,
-				    MSG_NOSIGNAL);
-		if (err < 0)
-			conn_fail_soon(cn, err);
-		return;
-	}
 	if (cn->niov) {
-		memset(&cn->msg, 0, sizeof(cn->msg));
-		cn->msg.msg_iov = cn->iov;
-		cn->msg.msg_iovlen = cn->niov;
-		cn->op.fn = conn_op_done;
-		err = ferry_op_sendmsg(conn_loop(cn), &cn->op, cn->fd, &cn->msg,
-				       MSG_NOSIGNAL);
+		err = ferry__transport_send(cn->tp, cn->iov, cn->niov);
 		if (err < 0)
-			conn_fail_soon(cn, err);
+			conn_fail_soon(cn, err, NULL);
+		else
+			cn->sending = true;
 		return;
 	}
 	if (cn->body_wait)
 		return;
 	/* Everything is out: from here on only the response matters. */
 	cn->state = FERRY__CONN_RECV;
-	cn->last_io = ferry_loop_now(conn_loop(cn));
+	cn->clock.last_io = ferry_loop_now(conn_loop(cn));
 }
 
-/*
- * ferry__conn_assign - start req on connected, idle cn: the request head
- * (written by request.c) and a buffer body go out in one sendmsg.
- */
 /*
  * The request's connection events are its connection's, when the
  * connection was opened for this attempt; on a pooled one they happened
@@ -772,21 +418,25 @@ void ferry__conn_note_times(struct ferry__conn *cn,
 			    struct ferry_http_request *req)
 {
 	uint64_t now = ferry_time_now();
-	bool fresh = cn->served == 0 && cn->t_connected >= req->t_start;
+	bool fresh = cn->served == 0 && cn->clock.t_connected >= req->t_start;
 
-	req->t_resolved = fresh && cn->t_resolved ? cn->t_resolved : now;
-	req->t_connected = fresh ? cn->t_connected : now;
-	req->t_tls_done = cn->transport != FERRY__TRANSPORT_TLS ? 0
-			  : fresh ? cn->t_tls_done : now;
+	req->t_resolved = fresh && cn->clock.t_resolved ? cn->clock.t_resolved
+							 : now;
+	req->t_connected = fresh ? cn->clock.t_connected : now;
+	req->t_tls_done = !cn->clock.t_tls_done ? 0
+			  : fresh ? cn->clock.t_tls_done : now;
 	req->t_first = 0;
 }
 
+/*
+ * ferry__conn_assign - start req on connected, idle cn: the request head
+ * (written by request.c) and a buffer body go out in one send.
+ */
 void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 {
 	struct ferry_http_client *c = cn->client;
 	uint64_t rt;
 
-	conn_hold(cn);
 	if (cn->state == FERRY__CONN_IDLE) {
 		ferry__list_del(&cn->pool);
 		c->nidle--;
@@ -805,15 +455,14 @@ void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 	if (req->body_kind == FERRY__BODY_BUFFER)
 		iov_add(cn, req->body, req->body_len);
 	cn->state = FERRY__CONN_SEND;
-	cn->last_io = ferry_loop_now(c->loop);
+	cn->clock.last_io = ferry_loop_now(c->loop);
 	rt = req_read_timeout_ns(cn);
 	if (rt)
-		conn_timer_by(cn, cn->last_io + rt);
+		conn_timer_by(cn, cn->clock.last_io + rt);
 	else
 		ferry_timer_stop(c->loop, &cn->timer);
-	/* The recv stays armed from the connect or the pool. */
+	/* The transport reads from its start or from the pool on. */
 	conn_send_more(cn);
-	conn_leave(cn);
 }
 
 void ferry__conn_body_ready(struct ferry__conn *cn)
@@ -828,83 +477,27 @@ void ferry__conn_body_ready(struct ferry__conn *cn)
 /* ------------------------------------------------------------------ */
 /* RECV                                                                  */
 
-static void conn_recv_done(struct ferry_op *op, int res, unsigned flags)
-{
-	struct ferry__conn *cn = ferry__http_container_of(op,
-					struct ferry__conn, recv_op);
-	struct ferry_http_client *c = cn->client;
-
-	conn_hold(cn);
-	if (res > 0 && (flags & FERRY_CQE_BUFFER)) {
-		unsigned bid = ferry_cqe_bid(flags);
-
-		if (cn->req && !cn->req->t_first &&
-		    cn->state >= FERRY__CONN_SEND)
-			cn->req->t_first = ferry_time_now();
-
-		c->buf_refs[bid] = 1;
-		if (cn->transport == FERRY__TRANSPORT_TLS) {
-			/* Ciphertext: into the engine, and the buffer goes
-			 * straight back to the ring. */
-			if (cn->state != FERRY__CONN_CLOSING)
-				tls_input(cn, ferry_bufring_buf(c->br, bid),
-					  (size_t)res);
-			ferry__buf_unref(c, bid);
-		} else if (cn->state == FERRY__CONN_CLOSING ||
-		    input_push(cn, bid, (unsigned)res) < 0) {
-			ferry__buf_unref(c, bid);
-			if (cn->state != FERRY__CONN_CLOSING)
-				cn->rx_err = -ENOMEM;
-		}
-		cn->last_io = ferry_loop_now(conn_loop(cn));
-		if (cn->req && cn->req->paused && input_spill(cn) < 0 &&
-		    !cn->rx_err)
-			cn->rx_err = -ENOMEM;
-	}
-	if (!(flags & FERRY_CQE_MORE)) {
-		cn->recv_armed = false;
-		cn->recv_stopping = false;
-		if (res == 0)
-			cn->eof = true;
-		else if (res < 0 && res != -ECANCELED && !cn->rx_err)
-			cn->rx_err = res;
-	}
-	if (cn->transport == FERRY__TRANSPORT_TLS &&
-	    cn->state != FERRY__CONN_CLOSING)
-		tls_progress(cn);
-	if (cn->state != FERRY__CONN_CLOSING &&
-	    cn->state != FERRY__CONN_HANDSHAKE)
-		conn_pump(cn);
-	conn_leave(cn);
-}
-
 static void conn_arm_recv(struct ferry__conn *cn)
 {
 	int err;
 
-	if (cn->recv_armed || cn->recv_stopping || cn->eof || cn->rx_err ||
-	    cn->fd < 0)
+	if (cn->eof || cn->rx_err || cn->state == FERRY__CONN_CLOSING)
 		return;
-	err = ferry_op_recv_multishot(conn_loop(cn), &cn->recv_op, cn->fd,
-				      cn->client->br);
+	err = ferry__transport_read(cn->tp, true);
 	if (err < 0)
 		cn->rx_err = err;
-	else
-		cn->recv_armed = true;
 }
 
 /*
  * Stop taking buffers for a paused request: the ring is shared, and a
- * paused reader must not drain it. What the kernel still hands over waits
- * in the input queue; TCP's window pushes back on the server.
+ * paused reader must not drain it. What the transport still hands over
+ * waits in the input queue, copied out of the ring.
  */
 static void conn_stop_recv(struct ferry__conn *cn)
 {
 	if (input_spill(cn) < 0 && !cn->rx_err)
 		cn->rx_err = -ENOMEM;
-	if (cn->recv_armed && !cn->recv_stopping &&
-	    ferry_op_cancel(conn_loop(cn), &cn->recv_op) == 0)
-		cn->recv_stopping = true;
+	ferry__transport_read(cn->tp, false);
 }
 
 /* The connection saw EOF or an error with the request still owed. */
@@ -921,17 +514,17 @@ static void conn_input_ended(struct ferry__conn *cn)
 		return;
 	}
 	r = ferry__h1_resp_finish(&cn->parser);
-	if (r == FERRY__H1_DONE && cn->transport == FERRY__TRANSPORT_TLS &&
-	    !cn->tls_closed && !ferry__tls_peer_closed(cn->tls)) {
-		/* The body ran to the close, but TLS says nothing about that
-		 * close: an attacker could have cut it short. */
+	if (r == FERRY__H1_DONE && cn->eof_unverified) {
+		/* The body ran to the close, but the transport cannot vouch
+		 * for that close (TLS without close_notify): an attacker
+		 * could have cut it short. */
 		conn_error(cn, FERRY_ETLS_TRUNCATED,
 			   "TLS: connection closed without close_notify before the end of a close-delimited body");
 		return;
 	}
 	if (r == FERRY__H1_DONE) {
 		cn->req = NULL;
-		ferry__req_complete(req, cn, false);
+		cn->owner->complete(req, cn, false);
 		return;
 	}
 	conn_error(cn, r, "%s", ferry__h1_resp_why(&cn->parser));
@@ -945,12 +538,12 @@ static void conn_abandon(struct ferry__conn *cn, struct ferry_http_request *req)
 {
 	input_drop(cn);
 	cn->req = NULL;
-	ferry__req_complete(req, cn, false);
+	cn->owner->complete(req, cn, false);
 }
 
 /*
  * Feed the input queue to the parser while the request wants bytes.
- * Returns with cn held by the caller; cn may be CLOSING afterwards.
+ * cn may be CLOSING afterwards (its memory stays until the close phase).
  */
 static void conn_pump(struct ferry__conn *cn)
 {
@@ -984,7 +577,7 @@ static void conn_pump(struct ferry__conn *cn)
 			input_pop(cn);
 			break;
 		case FERRY__H1_HEAD:
-			r = ferry__req_head(req, &discard);
+			r = cn->owner->head(req, &discard);
 			if (r < 0)
 				goto out;	/* req failed, conn closing */
 			if (r == FERRY__REQ_ABANDON) {
@@ -993,7 +586,7 @@ static void conn_pump(struct ferry__conn *cn)
 			}
 			break;
 		case FERRY__H1_BODY:
-			r = ferry__req_body(req, slice.data, slice.len, in);
+			r = cn->owner->body(req, slice.data, slice.len, in);
 			if (r < 0)
 				goto out;
 			if (r == FERRY__REQ_ABANDON) {
@@ -1014,7 +607,7 @@ static void conn_pump(struct ferry__conn *cn)
 				input_drop(cn);
 			cn->req = NULL;
 			cn->served++;
-			ferry__req_complete(req, cn, reuse);
+			cn->owner->complete(req, cn, reuse);
 			goto out;
 		}
 		default:
@@ -1056,7 +649,7 @@ void ferry__conn_resume(struct ferry__conn *cn)
 {
 	/* The queue is fed from the timer, not from inside resume (which
 	 * may be called from a callback of this very connection). */
-	cn->last_io = ferry_time_now();
+	cn->clock.last_io = ferry_time_now();
 	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
 }
 
@@ -1065,11 +658,10 @@ void ferry__conn_resume(struct ferry__conn *cn)
 
 static void conn_timer_fn(struct ferry_timer *t)
 {
-	struct ferry__conn *cn = ferry__http_container_of(t,
-					struct ferry__conn, timer);
+	struct ferry__conn *cn = ferry__container_of(t, struct ferry__conn,
+						     timer);
 	uint64_t rt, now;
 
-	conn_hold(cn);
 	switch (cn->state) {
 	case FERRY__CONN_CLOSING:
 		break;
@@ -1087,24 +679,16 @@ static void conn_timer_fn(struct ferry_timer *t)
 			int err = cn->soon_err;
 
 			cn->soon_err = 0;
-			conn_error(cn, err, "%s", ferry_strerror(err));
+			conn_error(cn, err, "%s",
+				   cn->soon_why ? cn->soon_why
+						: ferry_strerror(err));
 			break;
 		}
 		now = ferry_time_now();
-		if (cn->state == FERRY__CONN_HANDSHAKE) {
-			if (now >= cn->hs_deadline)
-				conn_error(cn, FERRY_ECONNECT_TIMEOUT,
-					   "TLS handshake not done within %u ms",
-					   cn->client->opts.connect_timeout_ms);
-			else
-				ferry_timer_start(cn->client->loop, t,
-						  cn->hs_deadline);
-			break;
-		}
 		if (cn->state < FERRY__CONN_SEND || !cn->req || cn->req->paused)
 			break;
 		rt = req_read_timeout_ns(cn);
-		if (rt && now >= cn->last_io + rt && !cn->body_wait) {
+		if (rt && now >= cn->clock.last_io + rt && !cn->body_wait) {
 			conn_error(cn, FERRY_EREAD_TIMEOUT,
 				   "no byte received for %llu ms",
 				   (unsigned long long)(rt / FERRY__MS));
@@ -1112,7 +696,7 @@ static void conn_timer_fn(struct ferry_timer *t)
 		}
 		if (rt)
 			ferry_timer_start(cn->client->loop, t,
-					  (cn->body_wait ? now : cn->last_io) + rt);
+					  (cn->body_wait ? now : cn->clock.last_io) + rt);
 		if (cn->body_kick) {
 			cn->body_kick = false;
 			conn_send_more(cn);
@@ -1122,11 +706,29 @@ static void conn_timer_fn(struct ferry_timer *t)
 		conn_pump(cn);
 		break;
 	}
-	conn_leave(cn);
 }
 
 /* ------------------------------------------------------------------ */
 /* Creation, pooling, closing                                             */
+
+/*
+ * The transport chain to the origin, by the route its requests take
+ * (route.c): a TCP or Unix socket, maybe a proxy's CONNECT tunnel, maybe
+ * TLS on top. 0 or a negative code.
+ */
+static int conn_open(struct ferry__conn *cn, struct ferry_http_request *req)
+{
+	int err = ferry__route_connect(cn->client, cn->origin, &req->url,
+				       &cn->clock, &cn->tp);
+
+	if (err < 0)
+		return err;
+	ferry__transport_attach(cn->tp, &conn_up, cn);
+	cn->starting = true;
+	err = ferry__transport_start(cn->tp);
+	cn->starting = false;
+	return err;
+}
 
 struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 				    struct ferry_http_request *req)
@@ -1140,13 +742,9 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	if (!cn)
 		return NULL;
 	cn->client = c;
+	cn->owner = c->conn_owner;
 	cn->origin = o;
-	cn->fd = -1;
-	cn->transport = o->scheme == FERRY_URL_HTTPS ? FERRY__TRANSPORT_TLS
-						     : FERRY__TRANSPORT_TCP;
 	cn->timer.fn = conn_timer_fn;
-	cn->op.fn = conn_op_done;
-	cn->recv_op.fn = conn_recv_done;
 	ferry__h1_resp_init(&cn->parser, &lim);
 	ferry__list_add_tail(&c->conns, &cn->link);
 	cn->counted = true;
@@ -1157,22 +755,10 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	req->conn = cn;
 	req->state = FERRY__REQ_ACTIVE;
 	req->reused = false;
-
-	conn_hold(cn);
-	if (cn->transport == FERRY__TRANSPORT_TLS)
-		err = ferry__tls_new(c->tls_cfg, req->url.host,
-				     req->url.host_len,
-				     req->url.host_type != FERRY_URL_HOST_NAME,
-				     o->key, &cn->tls);
-	else
-		err = 0;
-	if (err == 0)
-		err = conn_resolve(cn, &req->url);
-	if (err < 0) {
-		cn->state = FERRY__CONN_SOCKET;
-		conn_fail_soon(cn, err);
-	}
-	conn_leave(cn);
+	cn->state = FERRY__CONN_START;
+	err = conn_open(cn, req);
+	if (err < 0)
+		conn_fail_soon(cn, err, NULL);
 	return cn;
 }
 
@@ -1187,12 +773,9 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 
 	if (cn->state == FERRY__CONN_CLOSING)
 		return;
-	conn_hold(cn);
 	conn_arm_recv(cn);
-	if (!reuse || c->closing || !o || cn->eof || cn->rx_err ||
-	    !cn->recv_armed || cn->nin) {
+	if (!reuse || c->closing || !o || cn->eof || cn->rx_err || cn->nin) {
 		ferry__conn_close(cn);
-		conn_leave(cn);
 		return;
 	}
 	cn->state = FERRY__CONN_IDLE;
@@ -1207,8 +790,7 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 		cn->idle_deadline = 0;
 		ferry_timer_stop(c->loop, &cn->timer);
 	}
-	ferry__client_dispatch(c, o);
-	conn_leave(cn);
+	cn->owner->dispatch(c, o);
 }
 
 /* Stop counting cn and start closing it, without dispatching. */
@@ -1232,16 +814,14 @@ static void conn_shut(struct ferry__conn *cn)
 		cn->req->conn = NULL;
 		cn->req = NULL;
 	}
-	if (cn->resolve) {
-		cn->resolve->conn = NULL;	/* it frees itself */
-		cn->resolve = NULL;
-	}
 	cn->state = FERRY__CONN_CLOSING;
 	cn->origin = NULL;
 	ferry_timer_stop(c->loop, &cn->timer);
 	input_drop(cn);
-	conn_hold(cn);
-	conn_leave(cn);
+	if (cn->tp)
+		ferry__transport_close(cn->tp);	/* closed() frees cn */
+	else
+		conn_tp_closed(cn);
 }
 
 void ferry__conn_close(struct ferry__conn *cn)
@@ -1250,335 +830,12 @@ void ferry__conn_close(struct ferry__conn *cn)
 
 	if (cn->state == FERRY__CONN_CLOSING)
 		return;
-	conn_hold(cn);
 	conn_shut(cn);
 	/* A slot is free: a waiting request may open a connection. */
-	ferry__client_slot_freed(cn->client, o);
-	conn_leave(cn);
+	cn->owner->slot_freed(cn->client, o);
 }
 
 void ferry__conn_close_quiet(struct ferry__conn *cn)
 {
 	conn_shut(cn);
-}
-
-static void conn_free(struct ferry__conn *cn)
-{
-	struct ferry_http_client *c = cn->client;
-
-	ferry__list_del(&cn->link);
-	ferry__h1_resp_free(&cn->parser);
-	ferry__tls_free(cn->tls);
-	free(cn->tls_pend);
-	free(cn->in);
-	free(cn->addrs);
-	free(cn->addrlens);
-	free(cn);
-	ferry__client_maybe_free(c);
-}
-
-/*
- * A TLS connection that finished its handshake sends close_notify before
- * its socket closes (RFC 5246 7.2.1), so the server can tell our close
- * from a truncation. Not when a record send was cut off by the cancel
- * (the engine's output is then out of step with the stream), and never
- * waiting: MSG_DONTWAIT, so a socket that cannot take the 31 bytes at
- * once closes without them. Returns true if the send is on its way.
- */
-static bool tls_say_goodbye(struct ferry__conn *cn)
-{
-	const void *p;
-	size_t len;
-
-	cn->tls_bye = true;
-	if (cn->tls_sending || !ferry__tls_ready(cn->tls))
-		return false;
-	ferry__tls_close(cn->tls);
-	p = ferry__tls_out(cn->tls, &len);
-	if (!p)
-		return false;
-	cn->op.fn = conn_op_done;
-	return ferry_op_send(conn_loop(cn), &cn->op, cn->fd, p, len,
-			     MSG_NOSIGNAL | MSG_DONTWAIT) == 0;
-}
-
-/*
- * Called whenever a CLOSING connection is no longer held: cancel what is
- * in flight, say close_notify on TLS, then close the fd, then free. Each
- * step's completion comes back here through conn_leave.
- */
-static void conn_teardown(struct ferry__conn *cn)
-{
-	struct ferry_loop *loop = conn_loop(cn);
-
-	if (ferry_op_busy(&cn->recv_op) && !cn->recv_cancel_sent) {
-		cn->recv_cancel_sent = true;
-		ferry_op_cancel(loop, &cn->recv_op);
-	}
-	if (ferry_op_busy(&cn->op) && !cn->op_cancel_sent && !cn->closing_fd) {
-		cn->op_cancel_sent = true;
-		ferry_op_cancel(loop, &cn->op);
-	}
-	if (ferry_op_busy(&cn->recv_op) || ferry_op_busy(&cn->op))
-		return;
-	if (cn->fd >= 0 && cn->tls && !cn->tls_bye && tls_say_goodbye(cn))
-		return;
-	if (cn->fd >= 0) {
-		int fd = cn->fd;
-
-		cn->fd = -1;
-		cn->op.fn = conn_op_done;
-		if (ferry_op_close(loop, &cn->op, fd) == 0) {
-			cn->closing_fd = true;
-			return;
-		}
-		close(fd);	/* the loop is going away: do it now */
-	}
-	conn_free(cn);
-}
-
-/* ------------------------------------------------------------------ */
-/* TLS transport                                                         */
-
-/* An engine failure: certificate problems keep their code; anything else
- * is a handshake failure before the handshake ended, a protocol error
- * after. */
-static void tls_fail(struct ferry__conn *cn, int st, const char *why)
-{
-	if (st == FERRY_ETLS_HANDSHAKE && cn->state != FERRY__CONN_HANDSHAKE)
-		st = FERRY_EPROTO;
-	conn_error(cn, st, "%s", why);
-}
-
-/* Send the engine's records, if it has some and op is free. */
-static void tls_kick(struct ferry__conn *cn)
-{
-	const void *p;
-	size_t len;
-	int err;
-
-	if (cn->tls_sending || cn->fd < 0 || cn->state == FERRY__CONN_CLOSING)
-		return;
-	p = ferry__tls_out(cn->tls, &len);
-	if (!p)
-		return;
-	cn->op.fn = conn_op_done;
-	err = ferry_op_send(conn_loop(cn), &cn->op, cn->fd, p, len,
-			    MSG_NOSIGNAL);
-	if (err < 0)
-		conn_fail_soon(cn, err);
-	else
-		cn->tls_sending = true;
-}
-
-/* Plaintext out of the engine onto the input queue. */
-static void tls_drain(struct ferry__conn *cn)
-{
-	const void *p;
-	size_t len;
-
-	while ((p = ferry__tls_read(cn->tls, &len)) != NULL) {
-		if (input_push_copy(cn, p, len) < 0) {
-			if (!cn->rx_err)
-				cn->rx_err = -ENOMEM;
-			return;
-		}
-		ferry__tls_read_ack(cn->tls, len);
-	}
-}
-
-/* Feed as much of data as the engine takes; returns what it took. */
-static size_t tls_feed(struct ferry__conn *cn, const unsigned char *data,
-		       size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = ferry__tls_feed(cn->tls, data + done, len - done);
-
-		if (!n) {
-			/* It may take more once its plaintext is out. */
-			tls_drain(cn);
-			n = ferry__tls_feed(cn->tls, data + done, len - done);
-			if (!n)
-				break;
-		}
-		done += n;
-	}
-	tls_drain(cn);
-	return done;
-}
-
-static void tls_feed_pend(struct ferry__conn *cn)
-{
-	size_t n;
-
-	if (!cn->tls_pend_len)
-		return;
-	n = tls_feed(cn, cn->tls_pend, cn->tls_pend_len);
-	cn->tls_pend_len -= n;
-	memmove(cn->tls_pend, cn->tls_pend + n, cn->tls_pend_len);
-}
-
-/* Ciphertext received; what the engine cannot take yet waits. */
-static void tls_input(struct ferry__conn *cn, const void *data, size_t len)
-{
-	size_t n = 0;
-
-	if (!cn->tls_pend_len)
-		n = tls_feed(cn, data, len);
-	if (n == len)
-		return;
-	if (cn->tls_pend_len + len - n > cn->tls_pend_cap) {
-		size_t cap = cn->tls_pend_len + len - n;
-		unsigned char *p = realloc(cn->tls_pend, cap);
-
-		if (!p) {
-			if (!cn->rx_err)
-				cn->rx_err = -ENOMEM;
-			return;
-		}
-		cn->tls_pend = p;
-		cn->tls_pend_cap = cap;
-	}
-	memcpy(cn->tls_pend + cn->tls_pend_len, (const char *)data + n, len - n);
-	cn->tls_pend_len += len - n;
-	tls_feed_pend(cn);
-}
-
-/* After the TCP connect: the client hello goes out. */
-static void tls_start(struct ferry__conn *cn)
-{
-	const struct ferry_http_client *c = cn->client;
-
-	cn->state = FERRY__CONN_HANDSHAKE;
-	cn->last_io = ferry_time_now();
-	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
-		cn->hs_deadline = cn->last_io +
-				  c->opts.connect_timeout_ms * FERRY__MS;
-		ferry_timer_start(c->loop, &cn->timer, cn->hs_deadline);
-	}
-	tls_progress(cn);
-}
-
-/* A record send completed. */
-static void tls_sent(struct ferry__conn *cn, int res)
-{
-	cn->tls_sending = false;
-	if (res < 0) {
-		conn_error(cn, res, "send: %s", ferry_strerrorname(res));
-		return;
-	}
-	cn->last_io = ferry_time_now();
-	ferry__tls_out_ack(cn->tls, (size_t)res);
-	tls_progress(cn);
-	if (cn->state == FERRY__CONN_SEND)
-		tls_send_more(cn);
-	else if (cn->state == FERRY__CONN_RECV || cn->state == FERRY__CONN_IDLE)
-		conn_pump(cn);
-}
-
-/*
- * Whatever happened (bytes in, records out), look at the engine: move
- * its plaintext to the queue, send its records, notice failure, a clean
- * close or the end of the handshake.
- */
-static void tls_progress(struct ferry__conn *cn)
-{
-	char why[FERRY_HTTP_DETAIL_MAX];
-	int st;
-
-	tls_feed_pend(cn);
-	tls_drain(cn);
-	st = ferry__tls_status(cn->tls, why, sizeof(why));
-	if (st < 0) {
-		tls_fail(cn, st, why);
-		return;
-	}
-	if (st == 1) {
-		cn->tls_closed = true;
-		cn->eof = true;	/* nothing more can come */
-	}
-	tls_kick(cn);
-	if (cn->state != FERRY__CONN_HANDSHAKE)
-		return;
-	if (!ferry__tls_ready(cn->tls)) {
-		if (cn->rx_err)
-			conn_error(cn, FERRY_ETLS_HANDSHAKE,
-				   "TLS handshake: recv: %s",
-				   ferry_strerrorname(cn->rx_err));
-		else if (cn->eof)
-			conn_error(cn, FERRY_ETLS_HANDSHAKE,
-				   "TLS handshake: the server closed the connection");
-		else
-			conn_arm_recv(cn);
-		return;
-	}
-	cn->t_tls_done = ferry_time_now();
-	ferry__tls_session_save(cn->tls);
-	ferry_timer_stop(conn_loop(cn), &cn->timer);
-	if (cn->req)
-		ferry__conn_assign(cn, cn->req);
-	else
-		ferry__conn_detach(cn, true);
-}
-
-/*
- * SEND over TLS: plaintext (head, then body) into the engine, its
- * records out on op, one send at a time, until all of it is out.
- */
-static void tls_send_more(struct ferry__conn *cn)
-{
-	struct ferry_http_request *req = cn->req;
-
-	while (cn->state == FERRY__CONN_SEND && cn->req == req &&
-	       !cn->tls_sending) {
-		const void *rec;
-		size_t rlen;
-
-		rec = ferry__tls_out(cn->tls, &rlen);
-		if (rec) {
-			tls_kick(cn);
-			return;
-		}
-		if (cn->niov) {
-			size_t n = ferry__tls_write(cn->tls, cn->iov[0].iov_base,
-						    cn->iov[0].iov_len);
-
-			if (!n) {
-				/* Buffer full: close the record to send it. */
-				ferry__tls_flush(cn->tls);
-				if (!ferry__tls_out(cn->tls, &rlen)) {
-					char why[FERRY_HTTP_DETAIL_MAX];
-					int st = ferry__tls_status(cn->tls, why,
-								   sizeof(why));
-
-					conn_error(cn, st < 0 ? st : FERRY_EPROTO,
-						   "%s", st < 0 ? why :
-						   "TLS: engine refuses data");
-					return;
-				}
-				continue;
-			}
-			ferry__iov_advance(cn, n);
-			continue;
-		}
-		if (req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait &&
-		    !cn->body_end_sent) {
-			int r = conn_pull_body(cn);
-
-			if (r < 0 && r != FERRY_HTTP_BODY_WAIT)
-				return;
-			if (r == 1)
-				continue;
-		}
-		ferry__tls_flush(cn->tls);
-		if (ferry__tls_out(cn->tls, &rlen))
-			continue;
-		if (cn->body_wait)
-			return;
-		cn->state = FERRY__CONN_RECV;
-		cn->last_io = ferry_time_now();
-		return;
-	}
 }

@@ -23,6 +23,7 @@
 
 #include "grow.h"
 #include "h1.h"
+#include "util.h"
 
 /* Events the callbacks raise (ferry__ev); the public ones plus two. */
 enum {
@@ -53,7 +54,7 @@ static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
 	if (r->ferry__state == FERRY__H1_RESP_ERROR)
 		return r->ferry__err;
 	va_start(ap, fmt);
-	vsnprintf(r->ferry__why, sizeof(r->ferry__why), fmt, ap);
+	ferry__vwhyf(r->ferry__why, sizeof(r->ferry__why), fmt, ap);
 	va_end(ap);
 	r->ferry__state = FERRY__H1_RESP_ERROR;
 	r->ferry__err = err;

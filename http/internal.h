@@ -1,6 +1,20 @@
 /*
- * http/internal.h - what client.c, conn.c and request.c share (not
- * installed).
+ * http/internal.h - what the client's modules share (not installed).
+ *
+ * Modules, each calling only those below it (callbacks go up):
+ *
+ *   client.c    the public client: options, stats, close
+ *     request.c the public request: start, head/body to the caller,
+ *               redirects, retries, on_done; the connection's owner
+ *               (struct ferry__conn_owner)
+ *     pool.c    origins and the dispatch rule
+ *     conn.c    HTTP/1.1 over a transport
+ *     route.c   which transports carry an origin's connections
+ *               (direct, proxy, Unix socket)
+ *     sock.c, tls_transport.c, tunnel.c   the transports (transport.h)
+ *     tls.c     the BearSSL engine (tls.h), I/O-free
+ *     input.c   receive buffers, spills and their references; the
+ *               client's reaping in the close phase
  *
  * Ownership at a glance:
  *   client  owns its origins, its connections (all of them, on c->conns),
@@ -18,6 +32,7 @@
 #ifndef FERRY_HTTP_INTERNAL_H
 #define FERRY_HTTP_INTERNAL_H
 
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,9 +45,7 @@
 #include "ferry/offload.h"
 #include "ferry/timer.h"
 #include "h1.h"
-
-#define ferry__http_container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#include "transport.h"
 
 #define FERRY__MS 1000000ull	/* ns per ms */
 
@@ -87,6 +100,11 @@ struct ferry_http_client {
 	struct ferry_http_request *pool[FERRY__REQ_POOL_MAX];
 	unsigned npool;
 
+	/* How connections report up (request.c), set at create. */
+	const struct ferry__conn_owner *conn_owner;
+	struct ferry_closing reap;	/* the free, in the close phase */
+	bool reap_queued;
+
 	bool closing;
 	bool close_busy;	/* ferry_http_client_close on the stack */
 	ferry_http_closed_fn closed_cb;
@@ -117,25 +135,12 @@ struct ferry__origin {
  * flight; conn_step() in conn.c is the switch that moves between them.
  */
 enum ferry__conn_state {
-	FERRY__CONN_RESOLVE,	/* getaddrinfo on the offload pool */
-	FERRY__CONN_SOCKET,	/* socket op */
-	FERRY__CONN_CONNECT,	/* connect op with a linked timeout */
-	FERRY__CONN_HANDSHAKE,	/* TLS handshake, records on op/recv_op */
+	FERRY__CONN_START,	/* the transport connects (transport.h) */
 	FERRY__CONN_SEND,	/* writing the request (head and body) */
 	FERRY__CONN_RECV,	/* request sent; reading the response */
 	FERRY__CONN_IDLE,	/* in the pool, recv armed to notice EOF */
-	FERRY__CONN_CLOSING,	/* ops cancelled; close op; then freed */
-};
-
-/*
- * The transport sits between socket ops and HTTP: plain TCP, or a TLS
- * engine (tls.h) whose records travel on the same ops. conn.c switches on
- * the kind at the three places where bytes cross (send, received input,
- * handshake).
- */
-enum ferry__transport_kind {
-	FERRY__TRANSPORT_TCP,
-	FERRY__TRANSPORT_TLS,
+	FERRY__CONN_CLOSING,	/* transport closing; then freed in the
+				   loop's close phase */
 };
 
 /* One received buffer not yet fully parsed. */
@@ -160,66 +165,71 @@ struct ferry__input {
 	uint32_t off, len;
 };
 
-struct ferry__resolve;
+/*
+ * What a connection reports to its owner (request.c's table): it calls
+ * nothing above it directly.
+ *   head, body    ferry__req_head/_body's contracts (see request.c)
+ *   pull          the request body producer's next piece: its result, or
+ *                 FERRY__REQ_FAILED when the request failed meanwhile
+ *   complete      the response is whole (cn->req already cleared)
+ *   fail          cn failed under req with err and @why; @no_response:
+ *                 no response byte came (the retry rule's case)
+ *   dispatch      cn went idle in o's pool: o's waiters may take it
+ *   slot_freed    cn stopped counting against the limits
+ */
+struct ferry__conn_owner {
+	int (*head)(struct ferry_http_request *req, bool *discard);
+	int (*body)(struct ferry_http_request *req, const char *data,
+		    size_t len, const struct ferry__input *in);
+	int (*pull)(struct ferry_http_request *req, const void **data,
+		    size_t *len);
+	void (*complete)(struct ferry_http_request *req,
+			 struct ferry__conn *cn, bool reuse);
+	void (*fail)(struct ferry_http_request *req, struct ferry__conn *cn,
+		     int err, const char *why, bool no_response);
+	void (*dispatch)(struct ferry_http_client *c, struct ferry__origin *o);
+	void (*slot_freed)(struct ferry_http_client *c,
+			   struct ferry__origin *o);
+};
+
+#define FERRY__REQ_FAILED INT_MIN	/* from pull: the request is gone */
 
 struct ferry__conn {
 	struct ferry__link link;	/* client's conns */
 	struct ferry__link pool;	/* origin's idle list */
 	struct ferry_http_client *client;
+	const struct ferry__conn_owner *owner;
 	struct ferry__origin *origin;
 	struct ferry_http_request *req;	/* the request it serves, if any */
 	enum ferry__conn_state state;
-	enum ferry__transport_kind transport;
-	int fd;
+	struct ferry__transport *tp;	/* the byte stream (transport.h) */
 	bool counted;		/* counts against the limits */
-	bool recv_armed;	/* multishot recv in flight */
-	bool recv_stopping;	/* cancelled for a pause or a close */
-	bool eof;		/* the peer closed (recv returned 0) */
+	bool starting;		/* the transport's start is on the stack */
+	bool sending;		/* a send is in the transport's hands */
+	bool eof;		/* the peer closed */
+	bool eof_unverified;	/* ... and the transport cannot vouch for
+				   that end (TLS without close_notify) */
 	bool reusable;		/* may go back to the pool after DONE */
 	bool pumping;		/* conn_pump on the stack */
-	bool socket_pending;	/* a socket op is in flight */
 	bool body_kick;		/* the producer has data again */
-	unsigned hold;		/* handlers on the stack; see conn.c */
-	bool recv_cancel_sent;	/* teardown asked the recv to stop */
-	bool op_cancel_sent;	/* teardown asked the op to stop */
-	bool closing_fd;	/* the close op is in flight */
-	int rx_err;		/* recv's error, once seen */
+	int rx_err;		/* the input's error, once seen */
 	int soon_err;		/* failure to report from the timer */
+	char *soon_why;		/* its sentence, or NULL */
 	unsigned served;	/* requests completed on it */
 
-	struct ferry_op op;		/* socket, connect, send, close */
-	struct ferry_op recv_op;	/* multishot recv */
 	struct ferry_timer timer;	/* read timeout, or idle expiry */
-	uint64_t last_io;		/* ns, of the last byte moved */
+	/* When resolve, connect and TLS ended, and the last byte moved:
+	 * shared with the transports, which set them. */
+	struct ferry__transport_clock clock;
 	uint64_t idle_deadline;		/* ns, in IDLE; 0: no idle timeout */
-	/* When resolve, connect and the TLS handshake ended (ns, 0: not). */
-	uint64_t t_resolved, t_connected, t_tls_done;
-
-	/* Resolve and connect. */
-	struct ferry__resolve *resolve;	/* job in flight, or NULL */
-	struct sockaddr_storage *addrs;
-	socklen_t *addrlens;
-	unsigned naddrs, addr_next;
-	int connect_err;		/* last address's failure */
+	struct ferry_closing closing;	/* its free, in the close phase */
 
 	/* Send. */
-	struct iovec iov[3];
+	struct iovec iov[FERRY__TRANSPORT_IOV];
 	unsigned niov;
-	struct msghdr msg;
 	char chunk_head[FERRY__H1_CHUNK_HEAD_MAX];
 	bool body_wait;			/* producer said BODY_WAIT */
 	bool body_end_sent;
-
-	/* TLS (transport TLS only). Plaintext received is copied out of the
-	 * engine into spills on the input queue; ciphertext the engine could
-	 * not take yet waits in tls_pend. op carries records once connected. */
-	struct ferry__tls *tls;
-	unsigned char *tls_pend;
-	size_t tls_pend_len, tls_pend_cap;
-	bool tls_sending;		/* a record send is in flight on op */
-	bool tls_closed;		/* close_notify received */
-	bool tls_bye;			/* our close_notify tried */
-	uint64_t hs_deadline;		/* ns; handshake must end by then */
 
 	/* Receive. */
 	struct ferry__h1_resp parser;
@@ -298,7 +308,23 @@ struct ferry_http_request {
 	char detail[FERRY_HTTP_DETAIL_MAX];
 };
 
-/* client.c */
+/* input.c: receive buffers, spills and their references */
+void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
+void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);
+void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);
+void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp);
+/* @in becomes a new spill holding a copy of @data (one reference).
+ * 0 or -ENOMEM. */
+int ferry__input_copy(struct ferry__input *in, const void *data, size_t len);
+const char *ferry__input_data(const struct ferry_http_client *c,
+			      const struct ferry__input *in);
+void ferry__input_unref(struct ferry_http_client *c,
+			const struct ferry__input *in);
+/* A closing client whose last reference may be gone: check, and free it,
+ * in the loop's close phase (client.c's reap). */
+void ferry__client_reap_later(struct ferry_http_client *c);
+
+/* pool.c: origins and the dispatch rule */
 struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
 					const struct ferry_url *u);
 void ferry__origin_put(struct ferry__origin *o);
@@ -306,13 +332,13 @@ void ferry__client_dispatch(struct ferry_http_client *c,
 			    struct ferry__origin *o);
 void ferry__client_slot_freed(struct ferry_http_client *c,
 			      struct ferry__origin *o);
-void ferry__client_maybe_free(struct ferry_http_client *c);
-void ferry__client_pool_free(struct ferry_http_client *c);
+
+/* route.c: the transport chain for a new connection to o */
+int ferry__route_connect(struct ferry_http_client *c, struct ferry__origin *o,
+			 const struct ferry_url *u,
+			 struct ferry__transport_clock *clock,
+			 struct ferry__transport **tp);
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen);
-void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
-void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);
-void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);
-void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp);
 
 /* conn.c */
 struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
@@ -324,25 +350,17 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse);
 void ferry__conn_pause(struct ferry__conn *cn);
 void ferry__conn_resume(struct ferry__conn *cn);
 void ferry__conn_body_ready(struct ferry__conn *cn);
-void ferry__iov_advance(struct ferry__conn *cn, size_t n);
 void ferry__conn_note_times(struct ferry__conn *cn,
 			    struct ferry_http_request *req);
 
 /* request.c */
-int ferry__req_wait(struct ferry_http_request *req, bool front);
+extern const struct ferry__conn_owner ferry__req_conn_owner;
 void ferry__req_fail(struct ferry_http_request *req, int err,
 		     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void ferry__req_fail_detail(struct ferry_http_request *req, int err);
-/* From ferry__req_head/_body: stop reading this response (a redirect's
+void ferry__client_pool_free(struct ferry_http_client *c);
+/* From the owner's head/body: stop reading this response (a redirect's
  * body too long to drain), close the connection, complete the request. */
 #define FERRY__REQ_ABANDON 1
-int ferry__req_head(struct ferry_http_request *req, bool *discard);
-int ferry__req_body(struct ferry_http_request *req, const char *data,
-		    size_t len, const struct ferry__input *in);
-void ferry__req_complete(struct ferry_http_request *req,
-			 struct ferry__conn *cn, bool reuse);
-bool ferry__req_idempotent(const struct ferry_http_request *req);
-bool ferry__req_check_pending(struct ferry_http_request *req);
 
 #endif /* FERRY_HTTP_INTERNAL_H */

@@ -22,20 +22,10 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "util.h"
 
-static void whyf(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void whyf(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
+static int ferry__req_wait(struct ferry_http_request *req, bool front);
+static void ferry__req_fail_detail(struct ferry_http_request *req, int err);
 
 static bool name_is(const struct ferry__h1_header *h, const char *name)
 {
@@ -43,7 +33,7 @@ static bool name_is(const struct ferry__h1_header *h, const char *name)
 	       !strncasecmp(h->name, name, h->name_len);
 }
 
-bool ferry__req_idempotent(const struct ferry_http_request *req)
+static bool ferry__req_idempotent(const struct ferry_http_request *req)
 {
 	static const char *const safe[] = {
 		"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE",
@@ -99,6 +89,18 @@ static void req_free(struct ferry_http_request *req)
 	free(req);
 }
 
+/* Free the request objects kept for reuse. */
+void ferry__client_pool_free(struct ferry_http_client *c)
+{
+	while (c->npool) {
+		struct ferry_http_request *req = c->pool[--c->npool];
+
+		FERRY__REQ_UNPOISON(req);
+		ferry__h1_buf_free(&req->out);
+		free(req);
+	}
+}
+
 /* Run on_done once and free req. req is detached from everything. */
 static void req_finish(struct ferry_http_request *req, int result)
 {
@@ -118,7 +120,7 @@ static void req_finish(struct ferry_http_request *req, int result)
 	c->nreqs--;
 	ferry_loop_expect(c->loop, -1);
 	req_free(req);
-	ferry__client_maybe_free(c);
+	ferry__client_reap_later(c);
 }
 
 /* Take req off its origin's queue or its connection. */
@@ -147,7 +149,7 @@ static void req_detach(struct ferry_http_request *req)
 }
 
 /* Fail req with err and the detail already in req->detail. */
-void ferry__req_fail_detail(struct ferry_http_request *req, int err)
+static void ferry__req_fail_detail(struct ferry_http_request *req, int err)
 {
 	if (req->state == FERRY__REQ_DONE)
 		return;
@@ -173,7 +175,7 @@ void ferry__req_fail(struct ferry_http_request *req, int err,
 	ferry__req_fail_detail(req, err);
 }
 
-bool ferry__req_check_pending(struct ferry_http_request *req)
+static bool ferry__req_check_pending(struct ferry_http_request *req)
 {
 	int err = req->pending_err;
 
@@ -186,7 +188,7 @@ bool ferry__req_check_pending(struct ferry_http_request *req)
 
 static void req_deadline_fn(struct ferry_timer *t)
 {
-	struct ferry_http_request *req = ferry__http_container_of(t,
+	struct ferry_http_request *req = ferry__container_of(t,
 					struct ferry_http_request, deadline);
 
 	ferry__req_fail(req, FERRY_ETOTAL_TIMEOUT,
@@ -198,7 +200,7 @@ static void req_deadline_fn(struct ferry_timer *t)
 /* Waiting for a connection                                              */
 
 /* Queue req on its URL's origin and dispatch. 0 or -ENOMEM. */
-int ferry__req_wait(struct ferry_http_request *req, bool front)
+static int ferry__req_wait(struct ferry_http_request *req, bool front)
 {
 	struct ferry_http_client *c = req->client;
 	struct ferry__origin *o = ferry__origin_get(c, &req->url);
@@ -313,11 +315,11 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		*reqp = NULL;
 	if (!c || !o || !reqp || !o->url || !o->url->host || !o->cb ||
 	    !o->cb->on_done) {
-		whyf(why, whylen, "missing client, URL, callbacks or on_done");
+		ferry__whyf(why, whylen, "missing client, URL, callbacks or on_done");
 		return FERRY_EINVAL;
 	}
 	if (c->closing) {
-		whyf(why, whylen, "the client is closed");
+		ferry__whyf(why, whylen, "the client is closed");
 		return FERRY_ECLOSED;
 	}
 	if (o->url->scheme == FERRY_URL_HTTPS) {
@@ -325,17 +327,17 @@ int ferry_http_request_start(struct ferry_http_client *c,
 
 		err = ferry__client_tls(c, tw, sizeof(tw));
 		if (err < 0) {
-			whyf(why, whylen, "https: %s",
+			ferry__whyf(why, whylen, "https: %s",
 			     *tw ? tw : ferry_strerror(err));
 			return err;
 		}
 	}
 	if (o->body_fn && (o->body || o->body_len)) {
-		whyf(why, whylen, "both a body buffer and a body producer");
+		ferry__whyf(why, whylen, "both a body buffer and a body producer");
 		return FERRY_EINVAL;
 	}
 	if (!o->body && o->body_len) {
-		whyf(why, whylen, "body_len without a body");
+		ferry__whyf(why, whylen, "body_len without a body");
 		return FERRY_EINVAL;
 	}
 	req = req_alloc(c);
@@ -354,7 +356,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	if (err == -ENOMEM)
 		goto nomem_req;
 	if (err < 0) {
-		whyf(why, whylen, "header with a NULL name or value");
+		ferry__whyf(why, whylen, "header with a NULL name or value");
 		req_free(req);
 		return err;
 	}
@@ -404,7 +406,7 @@ nomem_req:
 	ferry_timer_stop(c->loop, &req->deadline);
 	req_free(req);
 nomem:
-	whyf(why, whylen, "out of memory");
+	ferry__whyf(why, whylen, "out of memory");
 	return -ENOMEM;
 }
 
@@ -472,7 +474,7 @@ static uint64_t req_redirect_body_max(const struct ferry_http_request *req)
  * too long to drain (the caller closes the connection and completes), or
  * < 0 when req failed (the caller stops).
  */
-int ferry__req_head(struct ferry_http_request *req, bool *discard)
+static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 {
 	const struct ferry__h1_resp *p = &req->conn->parser;
 	int status = ferry__h1_resp_status(p);
@@ -520,7 +522,7 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
  * when a redirect's body grew too long to drain (as for ferry__req_head),
  * or < 0 if req failed.
  */
-int ferry__req_body(struct ferry_http_request *req, const char *data,
+static int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in)
 {
 	uintptr_t token = in->spill ? (uintptr_t)in->spill
@@ -642,7 +644,7 @@ static void req_follow(struct ferry_http_request *req)
  * cleared). The connection goes back to the pool or closes first, so a
  * request started from on_done can take it.
  */
-void ferry__req_complete(struct ferry_http_request *req,
+static void ferry__req_complete(struct ferry_http_request *req,
 			 struct ferry__conn *cn, bool reuse)
 {
 	req->conn = NULL;
@@ -781,3 +783,63 @@ void ferry_http_request_timings(const struct ferry_http_request *req,
 	t->appconnect_ns = since_start(req, req->t_tls_done);
 	t->starttransfer_ns = since_start(req, req->t_first);
 }
+
+/* ------------------------------------------------------------------ */
+/* The connection's owner: what conn.c reports, handled here             */
+
+/*
+ * The connection under req failed. The request fails too, unless this is
+ * the case the retry rule covers: an idempotent request on a reused
+ * connection, before any response byte (the server closed a keep-alive
+ * connection as we sent on it). Then it goes once more, on a new
+ * connection. The connection is closed either way.
+ */
+static void req_conn_fail(struct ferry_http_request *req,
+			  struct ferry__conn *cn, int err, const char *why,
+			  bool no_response)
+{
+	if (no_response && req->reused && !req->retried && !req->head_seen &&
+	    ferry__req_idempotent(req) && !req->body_fn_started) {
+		cn->req = NULL;
+		req->conn = NULL;
+		req->retried = true;
+		req->fresh_conn = true;
+		req->client->retries++;
+		ferry__conn_close(cn);
+		if (ferry__req_wait(req, true) < 0)
+			ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+		return;
+	}
+	if (!req->in_cb || !req->pending_err)
+		snprintf(req->detail, sizeof(req->detail), "%s", why);
+	/* Detaches req; a connection that was still connecting would be
+	 * kept for the pool, which this one must not be. */
+	ferry__req_fail_detail(req, err);
+	ferry__conn_close(cn);
+}
+
+/* The producer's next piece of the request body (its result), or
+ * FERRY__REQ_FAILED when a cancel from inside it failed the request. */
+static int req_pull(struct ferry_http_request *req, const void **data,
+		    size_t *len)
+{
+	int r;
+
+	req->body_fn_started = true;
+	req->in_cb = true;
+	r = req->body_fn(req->ctx, req, data, len);
+	req->in_cb = false;
+	if (ferry__req_check_pending(req))
+		return FERRY__REQ_FAILED;
+	return r;
+}
+
+const struct ferry__conn_owner ferry__req_conn_owner = {
+	.head = ferry__req_head,
+	.body = ferry__req_body,
+	.pull = req_pull,
+	.complete = ferry__req_complete,
+	.fail = req_conn_fail,
+	.dispatch = ferry__client_dispatch,
+	.slot_freed = ferry__client_slot_freed,
+};

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ferry/url.h"
+#include "util.h"
 
 /* DNS limits (RFC 1035): 63-byte labels, 253 bytes without the root dot. */
 #define HOST_LABEL_MAX 63
@@ -26,11 +27,9 @@ static int url_fail(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	ferry__vwhyf(why, whylen, fmt, ap);
+	va_end(ap);
 	return FERRY_EURL;
 }
 

@@ -108,6 +108,8 @@ struct ferry_loop {
 
 	/* Completions produced in user space (cancelled parked recvs). */
 	struct ferry_op *deferred;
+	/* Objects to free in the close phase, oldest first (loop.c). */
+	struct ferry_closing *closing, **closing_tail;
 
 	/* Timer heap ordered by (deadline, seq). */
 	struct ferry_timer **heap;

@@ -3,11 +3,14 @@
  * and shutdown.
  *
  * One turn (ferry_loop_run_once) reads top to bottom:
- *   1. run posted items and deferred completions;
+ *   1. run posted items, deferred completions, due timers, then the close
+ *      phase (ferry_loop_close_later);
  *   2. if nothing happened, spin briefly on the inbox, then announce sleep;
  *   3. one io_uring_enter: submit everything prepared, wait for an event or
  *      the earliest timer;
- *   4. dispatch every CQE, expired timers, and posted items again.
+ *   4. dispatch every CQE, expired timers, and posted items again; then
+ *      the close phase again: objects closed during the turn are freed
+ *      here, never inside the callback that closed them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "util.h"
 
 #ifdef FERRY_HAVE_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -143,12 +147,6 @@ static unsigned ferry__disabled_features(void)
 	return mask;
 }
 
-static void ferry__whyf(char *why, size_t whylen, const char *fmt, int err)
-{
-	if (why && whylen)
-		snprintf(why, whylen, fmt, strerrorname_np(err) ?: "?", err);
-}
-
 static int ferry__read_sysctl_disabled(void)
 {
 	char buf[16] = { 0 };
@@ -170,7 +168,8 @@ static int ferry__setup_failed(int err, char *why, size_t whylen)
 	if (err == ENOSYS) {
 		ferry__whyf(why, whylen,
 			    "io_uring_setup: %s (%d): the kernel has no io_uring, "
-			    "or a seccomp filter blocks it", err);
+			    "or a seccomp filter blocks it",
+			    strerrorname_np(err) ?: "?", err);
 		return FERRY_EUNAVAIL;
 	}
 	if (err == EPERM || err == EACCES) {
@@ -190,7 +189,8 @@ static int ferry__setup_failed(int err, char *why, size_t whylen)
 		}
 		return FERRY_EUNAVAIL;
 	}
-	ferry__whyf(why, whylen, "io_uring_setup: %s (%d)", err);
+	ferry__whyf(why, whylen, "io_uring_setup: %s (%d)",
+		    strerrorname_np(err) ?: "?", err);
 	return -err;
 }
 
@@ -375,6 +375,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	loop->offload_threads = o.offload_threads;
 	loop->batch_wait_ns = o.batch_wait_ns;
 	loop->bell_fd = -1;
+	loop->closing_tail = &loop->closing;
 	atomic_init(&loop->inbox, NULL);
 	atomic_init(&loop->posters, 0);
 	atomic_init(&loop->sleeping, 0);
@@ -390,7 +391,8 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	loop->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->bell_fd < 0) {
 		ret = -errno;
-		ferry__whyf(why, whylen, "eventfd: %s (%d)", errno);
+		ferry__whyf(why, whylen, "eventfd: %s (%d)",
+			    strerrorname_np(errno) ?: "?", errno);
 		FERRY__TSAN_RING_UNMAPPING();
 	io_uring_queue_exit(&loop->ring);
 		free(loop);
@@ -473,13 +475,39 @@ unsigned ferry__inbox_run(struct ferry_loop *loop)
 	return n;
 }
 
+void ferry_loop_close_later(struct ferry_loop *loop, struct ferry_closing *c)
+{
+	FERRY__ASSERT_LOOP(loop);
+	c->ferry__next = NULL;
+	*loop->closing_tail = c;
+	loop->closing_tail = &c->ferry__next;
+}
+
+/* The close phase: free what was closed this turn, and what those frees
+ * close in turn. Returns items run. */
+static unsigned ferry__run_closing(struct ferry_loop *loop)
+{
+	unsigned n = 0;
+
+	while (loop->closing) {
+		struct ferry_closing *c = loop->closing;
+
+		loop->closing = c->ferry__next;
+		if (!loop->closing)
+			loop->closing_tail = &loop->closing;
+		c->fn(c);
+		n++;
+	}
+	return n;
+}
+
 /* Is there work the loop would see without entering the kernel? */
 static bool ferry__has_userspace_work(struct ferry_loop *loop)
 {
 	/* seq_cst: after `sleeping = 1` this is the loop's half of the
 	 * Dekker pair; a weaker load could be ordered before that store. */
 	return atomic_load_explicit(&loop->inbox, memory_order_seq_cst) ||
-	       loop->deferred;
+	       loop->deferred || loop->closing;
 }
 
 /* With TASKRUN_FLAG the kernel tells us completions are waiting. */
@@ -491,14 +519,6 @@ static bool ferry__kernel_has_work(struct ferry_loop *loop)
 	       io_uring_cq_ready(&loop->ring);
 }
 
-static inline void ferry__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
 
 /*
  * Bounded spin before sleeping: a post that lands within idle_spin_ns is
@@ -598,8 +618,7 @@ static int ferry__enter_batch(struct ferry_loop *loop, int64_t wait_ns,
 
 	if (wait_ns < 0 || wait_ns > hour)
 		wait_ns = hour;
-	ts.tv_sec = wait_ns / 1000000000;
-	ts.tv_nsec = wait_ns % 1000000000;
+	FERRY__NS_TO_TS(&ts, (uint64_t)wait_ns);
 	arg.sigmask_sz = _NSIG / 8;
 	arg.pad = loop->batch_wait_ns / 1000;	/* min_wait_usec */
 	arg.ts = (uint64_t)(uintptr_t)&ts;
@@ -644,8 +663,7 @@ static int ferry__enter(struct ferry_loop *loop, int64_t wait_ns)
 	else if (wait_ns < 0)
 		ret = io_uring_submit_and_wait(&loop->ring, 1);
 	else {
-		ts.tv_sec = wait_ns / 1000000000;
-		ts.tv_nsec = wait_ns % 1000000000;
+		FERRY__NS_TO_TS(&ts, (uint64_t)wait_ns);
 		ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1,
 						       &ts, NULL);
 	}
@@ -705,6 +723,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	n = posts = ferry__inbox_run(loop);
 	n += ferry__run_deferred(loop);
 	n += ferry__timers_run(loop, loop->now, tlimit);
+	n += ferry__run_closing(loop);
 
 	wait = n ? 0 : ferry__min_wait(timeout_ns,
 				       ferry__timers_next(loop, loop->now));
@@ -753,6 +772,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	posts = ferry__inbox_run(loop);
 	n += posts;
 	n += ferry__run_deferred(loop);
+	n += ferry__run_closing(loop);
 	loop->posted = posts != 0;
 	loop->in_turn = false;
 	return (int)n;
@@ -841,17 +861,21 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 	/* Cancel, then keep turning until the kernel has returned every
 	 * CQE. Ops that ignore cancellation (a regular file read) finish
 	 * by themselves; the cancel is repeated each round for them. */
-	while (loop->inflight || loop->deferred) {
+	ferry__run_closing(loop);
+	while (loop->inflight || loop->deferred || loop->closing) {
 		if (loop->inflight > loop->internal_inflight)
 			ferry__cancel_everything(loop);
-		ferry__enter(loop, loop->deferred ? 0 : 100 * 1000 * 1000);
+		ferry__enter(loop, loop->deferred || loop->closing
+					   ? 0 : 100 * 1000 * 1000);
 		ferry__reap(loop);
 		ferry__run_deferred(loop);
 		ferry__inbox_run(loop);
+		ferry__run_closing(loop);
 	}
 	/* The final pass: the loop never enters the kernel again (futex
 	 * wakes from here on are syscalls, see ferry_loop_futex_wake). */
 	ferry__drain_posts(loop);
+	ferry__run_closing(loop);
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
 	FERRY__TSAN_RING_UNMAPPING();

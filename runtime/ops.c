@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "util.h"
 
 /* The futex2 flags; liburing 2.3 predates them. */
 #define FERRY__FUTEX2_SIZE_U32 0x02
@@ -219,19 +220,13 @@ int ferry_op_openat(struct ferry_loop *loop, struct ferry_op *op, int dfd,
 		  io_uring_prep_openat(sqe, dfd, path, flags, mode));
 }
 
-static void ferry__ns_to_ts(struct __kernel_timespec *ts, uint64_t ns)
-{
-	ts->tv_sec = (long long)(ns / 1000000000u);
-	ts->tv_nsec = (long long)(ns % 1000000000u);
-}
-
 int ferry_op_timeout(struct ferry_loop *loop, struct ferry_op *op,
 		     uint64_t ns)
 {
 	/* The kernel reads the timespec at submission, which happens on a
 	 * later turn: it lives in the op record until then. */
 	FERRY__OP(loop, op, FERRY__OP_ONESHOT,
-		  (ferry__ns_to_ts(&op->ferry__ts, ns),
+		  (FERRY__NS_TO_TS(&op->ferry__ts, ns),
 		   io_uring_prep_timeout(sqe, &op->ferry__ts, 0, 0)));
 }
 
@@ -351,7 +346,7 @@ int ferry_op_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 		return -EBUSY;
 	}
 	loop->last_sqe->flags |= IOSQE_IO_LINK;
-	ferry__ns_to_ts(&op->ferry__ts, ns);
+	FERRY__NS_TO_TS(&op->ferry__ts, ns);
 	io_uring_prep_link_timeout(sqe, &op->ferry__ts, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | FERRY__UD_LINK);
 	op->ferry__nflight++;

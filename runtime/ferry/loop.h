@@ -209,6 +209,31 @@ uint64_t ferry_loop_now(const struct ferry_loop *loop);
 void ferry_loop_expect(struct ferry_loop *loop, int delta);
 
 /* ------------------------------------------------------------------ */
+/* The close phase: objects freed in one place of the loop turn.        */
+
+/*
+ * struct ferry_closing - an object waiting to be freed. Embed it, set ->fn
+ * and hand it to ferry_loop_close_later(); the owner keeps the memory
+ * valid until ->fn runs (->fn may free it).
+ */
+struct ferry_closing {
+	void (*fn)(struct ferry_closing *c);
+	struct ferry_closing *ferry__next;	/* private */
+};
+
+/*
+ * ferry_loop_close_later - run @c->fn in the close phase of this loop turn
+ * (or the next one when called between turns): after every completion,
+ * timer and posted item of the turn, never from inside another callback.
+ * So an object closed from deep inside a callback stays valid until every
+ * frame that may still use it has returned (libuv's close phase). Items
+ * queued by an ->fn run in the same phase; ferry_loop_destroy runs every
+ * item still queued. Queuing an item already queued is a bug. Loop
+ * thread only; never fails.
+ */
+void ferry_loop_close_later(struct ferry_loop *loop, struct ferry_closing *c);
+
+/* ------------------------------------------------------------------ */
 /* Posting work from other threads: the inbox and its doorbell.        */
 
 /*
