@@ -31,6 +31,18 @@ static void client_reap(struct ferry_closing *cl);
 static void client_free_unused(struct ferry_http_client *c);
 static void client_reap_now(struct ferry_http_client *c);
 
+/* What the client copied from its options. */
+static void client_free_strings(struct ferry_http_client *c)
+{
+	free(c->user_agent);
+	free(c->ca_file);
+	free(c->ca_dir);
+	free(c->no_proxy);
+	free(c->unix_path);
+	ferry__proxy_free(c->proxy_http);
+	ferry__proxy_free(c->proxy_https);
+}
+
 static int client_opts(struct ferry_http_client_opts *o,
 		       const struct ferry_http_client_opts *in)
 {
@@ -129,6 +141,19 @@ int ferry_http_client_create(struct ferry_loop *loop,
 			goto fail;
 		c->opts.ca_dir = c->ca_dir;
 	}
+	if (c->opts.unix_socket) {
+		c->unix_path = strdup(c->opts.unix_socket);
+		if (!c->unix_path)
+			goto fail;
+	}
+	err = ferry__client_proxies(c, NULL, 0);
+	if (err < 0)
+		goto fail;
+	/* Parsed and copied: the caller's strings are not kept. */
+	c->opts.proxy = NULL;
+	c->opts.no_proxy = c->no_proxy;
+	c->opts.unix_socket = c->unix_path;
+	err = -ENOMEM;
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
@@ -146,9 +171,7 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	return 0;
 fail:
 	free(c->buf_refs);
-	free(c->user_agent);
-	free(c->ca_file);
-	free(c->ca_dir);
+	client_free_strings(c);
 	free(c);
 	return err;
 }
@@ -274,9 +297,7 @@ static void client_free_unused(struct ferry_http_client *c)
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);
-	free(c->user_agent);
-	free(c->ca_file);
-	free(c->ca_dir);
+	client_free_strings(c);
 	ferry__tls_config_free(c->tls_cfg);
 	free(c);
 	if (cb)

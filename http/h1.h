@@ -109,6 +109,11 @@ struct ferry__h1_req {
 	size_t nheaders;
 	int64_t body_len;
 	bool raw;
+	/* Through a forward proxy: the request-target in absolute form
+	 * ("http://host:port/path"); and when not NULL, a Proxy-Authorization
+	 * value, sent right after Host (curl's order). */
+	bool absolute_form;
+	const char *proxy_auth;
 };
 
 /* Returned (positive) by ferry__h1_req_write: the request asked to close. */

@@ -204,6 +204,12 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	/* "M target HTTP/1.1\r\n" */
 	size = mlen + 1 + u->target_len + sizeof(" HTTP/1.1\r\n") - 1;
 	p->authority_len = ferry_url_authority(u, NULL, 0);
+	if (req->absolute_form)	/* "scheme://" authority before target */
+		size += strlen(ferry_url_scheme_name(u->scheme)) + 3 +
+			p->authority_len;
+	if (req->proxy_auth)
+		size += sizeof("Proxy-Authorization: \r\n") - 1 +
+			strlen(req->proxy_auth);
 	if (req->raw) {
 		p->host = NULL;		/* written in place, with the others */
 		p->user_agent = true;
@@ -271,6 +277,13 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 	w = start = out->data + out->len;
 	w = put(w, req->method, strlen(req->method));
 	w = PUT_LIT(w, " ");
+	if (req->absolute_form) {
+		const char *sn = ferry_url_scheme_name(u->scheme);
+
+		w = put(w, sn, strlen(sn));
+		w = PUT_LIT(w, "://");
+		w += ferry_url_authority(u, w, p.authority_len + 1);
+	}
 	w = put(w, u->target, u->target_len);
 	w = PUT_LIT(w, " HTTP/1.1\r\n");
 	if (!req->raw) {
@@ -281,6 +294,9 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 			w += ferry_url_authority(u, w, p.authority_len + 1);
 		w = PUT_LIT(w, "\r\n");
 	}
+	if (req->proxy_auth)
+		w = put_field(w, "Proxy-Authorization", 19, req->proxy_auth,
+			      strlen(req->proxy_auth));
 	if (!p.user_agent)
 		w = PUT_LIT(w, "User-Agent: " FERRY__H1_USER_AGENT "\r\n");
 	for (size_t i = 0; i < req->nheaders; i++) {

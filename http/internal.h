@@ -71,6 +71,31 @@ struct ferry__tls;
 struct ferry__tls_config;
 
 /* ------------------------------------------------------------------ */
+/* Routes: how a request's connections are made (route.c)              */
+
+/* A proxy, parsed from an option or the environment. */
+struct ferry__proxy {
+	enum ferry_url_scheme scheme;	/* HTTPS: TLS to the proxy */
+	struct ferry_url url;		/* its host and port */
+	char *auth;			/* "Basic ..." or NULL */
+	char *name;			/* "host:port", for sentences */
+};
+
+enum ferry__route_kind {
+	FERRY__ROUTE_DIRECT,
+	FERRY__ROUTE_FORWARD,	/* http:// in absolute form to the proxy */
+	FERRY__ROUTE_TUNNEL,	/* CONNECT through the proxy */
+	FERRY__ROUTE_UNIX,	/* a Unix socket */
+};
+
+struct ferry__route {
+	enum ferry__route_kind kind;
+	const struct ferry__proxy *proxy;	/* the client's */
+	const char *unix_path;			/* FERRY__ROUTE_UNIX */
+	bool unix_abstract;
+};
+
+/* ------------------------------------------------------------------ */
 /* Client                                                              */
 
 struct ferry_http_client {
@@ -78,6 +103,9 @@ struct ferry_http_client {
 	struct ferry_http_client_opts opts;	/* defaults filled in */
 	char *user_agent;			/* owned copy */
 	char *ca_file, *ca_dir;			/* owned copies */
+	struct ferry__proxy *proxy_http, *proxy_https;	/* NULL: direct */
+	char *no_proxy;				/* owned copy, or NULL */
+	char *unix_path;			/* owned copy, or NULL */
 	struct ferry__tls_config *tls_cfg;	/* at the first https request */
 	struct ferry_bufring *br;
 	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */
@@ -121,6 +149,10 @@ struct ferry__origin {
 	struct ferry__link waiting;	/* requests, FIFO */
 	unsigned nconns;		/* open or opening, not closing */
 	bool dispatching;		/* ferry__client_dispatch running */
+	/* The route its connections take (unix_path points into key's
+	 * block); a forward proxy's origin is the proxy: any http:// URL
+	 * through it shares its connections. */
+	struct ferry__route route;
 	enum ferry_url_scheme scheme;
 	uint16_t port;
 	size_t host_off, host_len;	/* the host's bytes in key */
@@ -266,6 +298,9 @@ struct ferry_http_request {
 	char *method;			/* owned */
 	bool raw_headers;		/* send headers exactly as given */
 	struct ferry_url url;		/* owned */
+	struct ferry__route route;	/* how it goes (route.c) */
+	char *unix_path;		/* owned; the request's own socket */
+	bool unix_abstract;
 	struct ferry__h1_header *headers;	/* owned, one block */
 	size_t nheaders;
 
@@ -326,7 +361,8 @@ void ferry__client_reap_later(struct ferry_http_client *c);
 
 /* pool.c: origins and the dispatch rule */
 struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
-					const struct ferry_url *u);
+					const struct ferry_url *u,
+					const struct ferry__route *r);
 void ferry__origin_put(struct ferry__origin *o);
 void ferry__client_dispatch(struct ferry_http_client *c,
 			    struct ferry__origin *o);
@@ -339,6 +375,17 @@ int ferry__route_connect(struct ferry_http_client *c, struct ferry__origin *o,
 			 struct ferry__transport_clock *clock,
 			 struct ferry__transport **tp);
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen);
+int ferry__client_proxies(struct ferry_http_client *c, char *why,
+			  size_t whylen);
+int ferry__proxy_parse(const char *s, const char *from,
+		       struct ferry__proxy **pp, char *why, size_t whylen);
+void ferry__proxy_free(struct ferry__proxy *p);
+bool ferry__noproxy_match(const char *list, const struct ferry_url *u);
+bool ferry__route_needs_tls(const struct ferry_http_client *c,
+			    const struct ferry_url *u);
+void ferry__route_pick(const struct ferry_http_client *c,
+		       const struct ferry_url *u, const char *unix_path,
+		       bool unix_abstract, struct ferry__route *r);
 
 /* conn.c */
 struct ferry__conn *ferry__conn_new(struct ferry__origin *o,

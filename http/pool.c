@@ -19,29 +19,47 @@
 
 #include "internal.h"
 
-/*
- * Is o the origin of u? The same as comparing keys, without formatting
- * one per request: the host's bytes fix its type (a name has no ':', an
- * IPv4 literal parses as one), and the key holds the host at host_off.
- */
-static bool origin_is(const struct ferry__origin *o, const struct ferry_url *u)
+static bool route_is(const struct ferry__route *a,
+		     const struct ferry__route *b)
 {
-	return o->scheme == u->scheme && o->port == u->port &&
-	       o->host_len == u->host_len &&
+	if (a->kind != b->kind || a->proxy != b->proxy)
+		return false;
+	return a->kind != FERRY__ROUTE_UNIX ||
+	       (a->unix_abstract == b->unix_abstract &&
+		!strcmp(a->unix_path, b->unix_path));
+}
+
+/*
+ * Is o the origin of u by route r? The same as comparing keys, without
+ * formatting one per request: the host's bytes fix its type (a name has
+ * no ':', an IPv4 literal parses as one), and the key holds the host at
+ * host_off. Plain http:// through a forward proxy or to a Unix socket
+ * pools per proxy or socket, whatever the host (the Host header says it).
+ */
+static bool origin_is(const struct ferry__origin *o, const struct ferry_url *u,
+		      const struct ferry__route *r)
+{
+	if (o->scheme != u->scheme || !route_is(&o->route, r))
+		return false;
+	if (r->kind == FERRY__ROUTE_FORWARD ||
+	    (r->kind == FERRY__ROUTE_UNIX && u->scheme == FERRY_URL_HTTP))
+		return true;
+	return o->port == u->port && o->host_len == u->host_len &&
 	       !memcmp(o->key + o->host_off, u->host, u->host_len);
 }
 
 struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
-					const struct ferry_url *u)
+					const struct ferry_url *u,
+					const struct ferry__route *r)
 {
 	char key[FERRY_URL_WHY_MAX + 300];
-	size_t n;
+	size_t n, plen = r->unix_path ? strlen(r->unix_path) : 0;
 	struct ferry__origin *o;
 
 	for (struct ferry__link *l = c->origins.next; l != &c->origins;
 	     l = l->next) {
 		o = ferry__container_of(l, struct ferry__origin, link);
-		if (origin_is(o, u)) {
+		if (origin_is(o, u, r)) {
 			/* Busy origins to the front: lookups stay short. */
 			ferry__list_del(&o->link);
 			ferry__list_add_head(&c->origins, &o->link);
@@ -51,10 +69,15 @@ struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
 	n = ferry_url_origin(u, key, sizeof(key));
 	if (n >= sizeof(key))
 		return NULL;
-	o = calloc(1, sizeof(*o) + n + 1);
+	o = calloc(1, sizeof(*o) + n + 1 + plen + 1);
 	if (!o)
 		return NULL;
 	memcpy(o->key, key, n + 1);
+	o->route = *r;
+	if (r->unix_path) {
+		o->route.unix_path = o->key + n + 1;
+		memcpy(o->key + n + 1, r->unix_path, plen + 1);
+	}
 	o->client = c;
 	o->scheme = u->scheme;
 	o->port = u->port;

@@ -75,6 +75,7 @@ static void req_free(struct ferry_http_request *req)
 
 	ferry_url_free(&req->url);
 	ferry_url_free(&req->next_url);
+	free(req->unix_path);
 	free(req->headers);
 	free(req->method);
 	if (req->out.cap > FERRY__REQ_POOL_HEAD_MAX)
@@ -203,7 +204,7 @@ static void req_deadline_fn(struct ferry_timer *t)
 static int ferry__req_wait(struct ferry_http_request *req, bool front)
 {
 	struct ferry_http_client *c = req->client;
-	struct ferry__origin *o = ferry__origin_get(c, &req->url);
+	struct ferry__origin *o = ferry__origin_get(c, &req->url, &req->route);
 
 	if (!o)
 		return -ENOMEM;
@@ -231,8 +232,12 @@ static int req_write_head(struct ferry_http_request *req, char *why,
 		.nheaders = req->nheaders,
 		.body_len = 0,
 		.raw = req->raw_headers,
+		.absolute_form = req->route.kind == FERRY__ROUTE_FORWARD,
 	};
 	int r;
+
+	if (h.absolute_form)
+		h.proxy_auth = req->route.proxy->auth;
 
 	switch (req->body_kind) {
 	case FERRY__BODY_NONE:
@@ -322,7 +327,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		ferry__whyf(why, whylen, "the client is closed");
 		return FERRY_ECLOSED;
 	}
-	if (o->url->scheme == FERRY_URL_HTTPS) {
+	if (ferry__route_needs_tls(c, o->url)) {
 		char tw[FERRY_HTTP_DETAIL_MAX] = "";
 
 		err = ferry__client_tls(c, tw, sizeof(tw));
@@ -352,6 +357,14 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	req->method = strdup(o->method ? o->method : "GET");
 	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
 		goto nomem_req;
+	if (o->unix_socket) {
+		req->unix_path = strdup(o->unix_socket);
+		if (!req->unix_path)
+			goto nomem_req;
+		req->unix_abstract = o->unix_socket_abstract;
+	}
+	ferry__route_pick(c, &req->url, req->unix_path, req->unix_abstract,
+			  &req->route);
 	err = req_copy_headers(req, o);
 	if (err == -ENOMEM)
 		goto nomem_req;
@@ -596,7 +609,7 @@ static void req_follow(struct ferry_http_request *req)
 	bool cross;
 
 	req->redirecting = false;
-	if (req->next_url.scheme == FERRY_URL_HTTPS) {
+	if (ferry__route_needs_tls(req->client, &req->next_url)) {
 		char tw[FERRY_HTTP_DETAIL_MAX] = "";
 		int err = ferry__client_tls(req->client, tw, sizeof(tw));
 
@@ -626,6 +639,8 @@ static void req_follow(struct ferry_http_request *req)
 	}
 	if (cross)
 		req_drop_credentials(req);
+	ferry__route_pick(req->client, &req->url, req->unix_path,
+			  req->unix_abstract, &req->route);
 	req->head_seen = false;
 	req->retried = false;
 	req->fresh_conn = false;

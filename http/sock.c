@@ -184,9 +184,12 @@ static void resolve_done(struct ferry_offload *job, int status)
 		sock_error(s, status, "resolving %s%s: %s", s->hop, rs->host,
 			   ferry_strerror(status));
 	} else if (rs->gai) {
-		sock_error(s, FERRY_EDNS, "resolving %s%s: %s", s->hop,
+		sock_error(s, *s->hop ? FERRY_EPROXY_DNS : FERRY_EDNS,
+			   "resolving %s%s: %s", s->hop,
 			   rs->host, gai_strerror(rs->gai));
 	} else if ((err = sock_take_addrs(s, rs->res)) < 0) {
+		if (err == FERRY_EDNS && *s->hop)
+			err = FERRY_EPROXY_DNS;
 		sock_error(s, err, "resolving %s%s: %s", s->hop, rs->host,
 			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
 					     : ferry_strerror(err));

@@ -168,6 +168,15 @@ int ferry__sock_new(struct ferry_http_client *c,
  * verifying @host (the URL's host; @ip_literal: an address). @origin keys
  * the session cache. @hop names it in errors (NULL: the origin).
  */
+/* tunnel.c: CONNECT @authority ("host:port") through the proxy @lower
+ * reaches (named @proxy in sentences), with @proxy_auth (a
+ * Proxy-Authorization value) or NULL. Owns @lower, also on failure. */
+int ferry__tunnel_new(struct ferry_http_client *c,
+		      struct ferry__transport_clock *clock,
+		      struct ferry__transport *lower, const char *proxy,
+		      const char *authority, const char *proxy_auth,
+		      struct ferry__transport **tp);
+
 int ferry__tls_transport_new(struct ferry_http_client *c,
 			     struct ferry__transport_clock *clock,
 			     struct ferry__transport *lower,

@@ -35,6 +35,8 @@ static const struct ferry__errinfo ferry__errors[] = {
 	{ FERRY_EPARTIAL, "FERRY_EPARTIAL",
 	  "connection closed before the end of the response" },
 	{ FERRY_ETLS_CA, "FERRY_ETLS_CA", "CA certificates cannot be loaded" },
+	{ FERRY_EPROXY_DNS, "FERRY_EPROXY_DNS", "proxy name resolution failed" },
+	{ FERRY_EPROXY, "FERRY_EPROXY", "the proxy refused the tunnel" },
 };
 
 static const struct ferry__errinfo *ferry__errfind(int code)

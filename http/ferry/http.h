@@ -219,6 +219,46 @@ struct ferry_http_client_opts {
 	 * renegotiation). Off, a HelloRequest is answered with a
 	 * no_renegotiation alert and the connection goes on as it was. */
 	bool tls_allow_renegotiation;
+	/*
+	 * Proxies, as curl and libcurl take them. proxy [NULL]: every
+	 * request goes through this proxy: "[http://|https://][user:
+	 * password@]host[:port]" (no scheme: http; port 1080 by default,
+	 * 443 for https://, which speaks TLS to the proxy, verified against
+	 * the proxy's name); "" none. NULL: from the environment, read once
+	 * here, as curl reads it: http_proxy (lowercase only: HTTP_PROXY may
+	 * come from a request header in a CGI program) for http:// URLs,
+	 * https_proxy or HTTPS_PROXY for https://, all_proxy or ALL_PROXY
+	 * for either when its own is unset. http:// goes to the proxy in
+	 * absolute form on pooled proxy connections; https:// (and every URL
+	 * with proxy_tunnel) through a CONNECT tunnel, then TLS to the
+	 * origin inside it (SNI and verification against the origin).
+	 * Credentials in the proxy URL (percent-encoded) go to the proxy
+	 * only, as Basic Proxy-Authorization. A tunnel the proxy refuses
+	 * (407 included) fails with FERRY_EPROXY; a proxy name that does
+	 * not resolve with FERRY_EPROXY_DNS; sentences name the hop.
+	 */
+	const char *proxy;
+	/* [NULL: no_proxy or NO_PROXY from the environment] hosts that go
+	 * direct: "*" or a list separated by commas or spaces of host
+	 * names (each with every name under it), IP addresses and CIDR
+	 * ranges; "" none. Copied. */
+	const char *no_proxy;
+	bool proxy_tunnel;	/* [false] CONNECT for http:// too */
+	/* [NULL] "user:password" for the proxy (libcurl's PROXYUSERPWD),
+	 * in place of any in the proxy URL; not percent-decoded. */
+	const char *proxy_userpwd;
+	/*
+	 * [NULL] connect every request to this Unix stream socket instead
+	 * (curl's --unix-socket): the URL still gives the Host header, the
+	 * target and the scheme (https: TLS over the socket, verified
+	 * against the URL's host). Connections pool per socket path (and
+	 * per origin for https). unix_socket_abstract: the name is in
+	 * Linux's abstract namespace (curl's --abstract-unix-socket). A
+	 * request's own unix_socket wins over this one; either wins over
+	 * any proxy. Copied.
+	 */
+	const char *unix_socket;
+	bool unix_socket_abstract;
 };
 
 /*
@@ -232,7 +272,8 @@ struct ferry_http_client_opts {
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
  * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
  * tls_min_rsa_bits outside 1024..4096, tls_send_record_max outside
- * 1024..16384), -ENOMEM, -EOPNOTSUPP (the
+ * 1024..16384, a proxy URL (option or environment) that does not parse
+ * or has a scheme other than http/https), -ENOMEM, -EOPNOTSUPP (the
  * kernel lacks provided buffer rings or multishot recv), or the kernel's
  * error.
  */
@@ -392,6 +433,10 @@ struct ferry_http_request_opts {
 	 * (fetch matches curl's order this way).
 	 */
 	bool raw_headers;
+	/* [NULL: the client's] this request's Unix socket (see
+	 * ferry_http_client_opts.unix_socket); copied. */
+	const char *unix_socket;
+	bool unix_socket_abstract;
 };
 
 /*

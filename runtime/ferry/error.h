@@ -56,6 +56,11 @@ enum ferry_error {
 	FERRY_EPARTIAL = -10019,
 	/* The CA file or directory cannot be read or holds no certificate. */
 	FERRY_ETLS_CA = -10020,
+	/* Proxies (curl's exit codes 5 and 56): the proxy's name does not
+	 * resolve; the proxy refused the tunnel (a CONNECT answered other
+	 * than 2xx, 407 included) or answered it with something not HTTP. */
+	FERRY_EPROXY_DNS = -10030,
+	FERRY_EPROXY = -10031,
 };
 
 /*

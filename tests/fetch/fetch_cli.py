@@ -85,6 +85,33 @@ class Peers:
         self._refused = None
         self._blackhole = None
         self._plain = None
+        self._proxies = {}
+
+    def proxy(self, kind):
+        """127.0.0.1:port of a tests/servers/proxy.py: kind "plain",
+        "auth" (wants user:s3cret) or "refuse" (403 to CONNECT)."""
+        if kind not in self._proxies:
+            stats = os.path.join(self.tmp, "proxy-%s.json" % kind)
+            args = [sys.executable, os.path.join(SRC, "tests/servers/proxy.py"),
+                    "--stats", stats]
+            if kind == "auth":
+                args += ["--auth", "user:s3cret"]
+            if kind == "refuse":
+                args.append("--refuse-connect")
+            port, = self._start(args)
+            self._proxies[kind] = ("127.0.0.1:%s" % port, stats)
+        return self._proxies[kind][0]
+
+    def proxy_counts(self):
+        """(absolute-form requests, CONNECTs) every proxy saw so far."""
+        import json
+        fwd = con = 0
+        for _, stats in self._proxies.values():
+            with open(stats) as f:
+                j = json.load(f)
+            fwd += j["forward"]
+            con += j["connect"]
+        return fwd, con
 
     def stop(self):
         for r in self.recorders:
@@ -224,6 +251,8 @@ class Peers:
                 return self.refused()
             if key == "BLACKHOLE":
                 return self.blackhole()
+            if key == "PROXY":
+                return self.proxy(arg or "plain")
             raise KeyError(key)
         return re.sub(r"<<(\w+)(?::([\w.-]+))?>>", one, s)
 
@@ -278,6 +307,9 @@ def run_one(ctx, argv, case, workdir):
         with open(p, "wb") as f:
             f.write(data)
     ctx.reset()
+    before = ctx.proxy_counts()
+    env = clean_env(ctx.tmp)
+    env.update({k: ctx.subst(v) for k, v in case.get("env", {}).items()})
     stdout = subprocess.PIPE
     sink = None
     if case.get("stdout_to"):
@@ -287,7 +319,7 @@ def run_one(ctx, argv, case, workdir):
         p = subprocess.run(argv, cwd=workdir, stdout=stdout,
                            stderr=subprocess.PIPE,
                            input=case.get("stdin", b""),
-                           env=clean_env(ctx.tmp),
+                           env=env,
                            timeout=case.get("timeout", RUN_TIMEOUT))
     except subprocess.TimeoutExpired:
         raise Fail("%s did not finish in %ss" % (argv[0], case.get(
@@ -298,8 +330,11 @@ def run_one(ctx, argv, case, workdir):
     wire = [(r.name, q) for r in ctx.recorders for q in r.requests()]
     # Connections a peer saw may still be logging; the runs are over,
     # so what is in the log now is all there is for this run.
-    return Result(argv, p.returncode, p.stdout or b"", p.stderr,
-                  snapshot(workdir), wire)
+    r = Result(argv, p.returncode, p.stdout or b"", p.stderr,
+               snapshot(workdir), wire)
+    after = ctx.proxy_counts()
+    r.proxied = (after[0] - before[0], after[1] - before[1])
+    return r
 
 
 def norm_wire(wire, keep_ua):
@@ -386,6 +421,9 @@ def own_checks(ctx, case, f):
     if "stdout" in case and f.out != val(case["stdout"]):
         errs.append("stdout %s, want %s" % (short(f.out),
                                             short(val(case["stdout"]))))
+    if "proxied" in case and f.proxied != case["proxied"]:
+        errs.append("the proxies saw (forward, CONNECT) %s, want %s"
+                    % (f.proxied, case["proxied"]))
     if "stdout_re" in case and not re.search(case["stdout_re"], f.out):
         errs.append("stdout %s does not match %r" % (short(f.out),
                                                      case["stdout_re"]))
@@ -1210,6 +1248,67 @@ case("tls-13-only", ["--cacert", "<<CA>>", "<<TLS:tls13>>/hello.txt"],
      curl_args=["--tls-max", "1.2", "--cacert", "<<CA>>",
                 "<<TLS:tls13>>/hello.txt"])
 case("tls-to-plain-http", ["--cacert", "<<CA>>", "<<PLAIN>>/"], code=35, msg=r"(?i)TLS|SSL|handshake")
+
+# -- proxies (tests/servers/proxy.py counts what it saw: "proxied" is
+# (absolute-form requests, CONNECTs) for fetch's run)
+case("proxy-forward", ["-x", "<<PROXY>>", "<<A>>/p"], stdout=HELLO,
+     proxied=(1, 0), wire=one_req("GET", "/p"))
+case("proxy-forward-scheme", ["--proxy", "http://<<PROXY>>", "<<A>>/p"],
+     stdout=HELLO, proxied=(1, 0))
+case("proxy-forward-keepalive", ["-x", "<<PROXY>>", "<<A>>/a", "<<A>>/b"],
+     stdout=HELLO + HELLO, proxied=(2, 0))
+case("proxy-env-http", ["<<A>>/e"], env={"http_proxy": "http://<<PROXY>>"},
+     stdout=HELLO, proxied=(1, 0))
+case("proxy-env-upper-http-ignored", ["<<A>>/e"],
+     env={"HTTP_PROXY": "http://<<PROXY>>"}, stdout=HELLO, proxied=(0, 0))
+case("proxy-env-all", ["<<A>>/e"], env={"ALL_PROXY": "<<PROXY>>"},
+     stdout=HELLO, proxied=(1, 0))
+case("proxy-env-no-proxy", ["<<A>>/e"],
+     env={"http_proxy": "<<PROXY>>", "NO_PROXY": "example.com,127.0.0.1"},
+     stdout=HELLO, proxied=(0, 0))
+case("proxy-env-no-proxy-domain", ["http://sub.localhost:<<APORT>>/d"],
+     env={"http_proxy": "<<PROXY>>", "no_proxy": ".localhost"},
+     stdout=HELLO, proxied=(0, 0))
+case("proxy-noproxy-cidr", ["-x", "<<PROXY>>", "--noproxy", "127.0.0.0/8",
+                            "<<A>>/n"], stdout=HELLO, proxied=(0, 0))
+case("proxy-noproxy-star", ["-x", "<<PROXY>>", "--noproxy", "*", "<<A>>/n"],
+     stdout=HELLO, proxied=(0, 0))
+case("proxy-noproxy-other", ["-x", "<<PROXY>>", "--noproxy", "10.0.0.0/8,x.y",
+                             "<<A>>/n"], stdout=HELLO, proxied=(1, 0))
+case("proxy-empty-overrides-env", ["-x", "", "<<A>>/e"],
+     env={"http_proxy": "<<REFUSED>>"}, stdout=HELLO, proxied=(0, 0))
+case("proxy-tunnel-http", ["-p", "-x", "<<PROXY>>", "<<A>>/t"], stdout=HELLO,
+     proxied=(0, 1), wire=headers_are("Host", "User-Agent", "Accept"))
+case("proxy-https-tunnel", ["-x", "<<PROXY>>", "--cacert", "<<CA>>",
+                            "<<TLS:leaf>>/hello.txt"], stdout=TLS_HELLO,
+     proxied=(0, 1))
+case("proxy-env-https", ["--cacert", "<<CA>>", "<<TLS:leaf>>/hello.txt"],
+     env={"https_proxy": "<<PROXY>>"}, stdout=TLS_HELLO, proxied=(0, 1))
+case("proxy-env-https-upper", ["--cacert", "<<CA>>",
+                                "<<TLS:leaf>>/hello.txt"],
+     env={"HTTPS_PROXY": "http://<<PROXY>>"}, stdout=TLS_HELLO,
+     proxied=(0, 1))
+case("proxy-https-verifies-origin", ["-x", "<<PROXY>>", "--cacert", "<<CA>>",
+                                     "<<TLS:other>>/hello.txt"], code=60,
+     proxied=(0, 1), msg=r"(?i)name|host|match")
+case("proxy-auth-missing-forward", ["-s", "-w", "%{http_code}", "-x",
+                                    "<<PROXY:auth>>", "<<A>>/"],
+     stdout=b"407", proxied=(1, 0))
+case("proxy-auth-user", ["-U", "user:s3cret", "-x", "<<PROXY:auth>>",
+                         "<<A>>/"], stdout=HELLO, proxied=(1, 0))
+case("proxy-auth-in-url", ["-x", "http://user:s3cret@<<PROXY:auth>>",
+                           "<<A>>/"], stdout=HELLO, proxied=(1, 0))
+case("proxy-auth-not-to-origin", ["-p", "-U", "user:s3cret", "-x",
+                                  "<<PROXY:auth>>", "<<A>>/"], stdout=HELLO,
+     proxied=(0, 1), wire=headers_are("Host", "User-Agent", "Accept"))
+case("proxy-connect-407", ["-p", "-x", "<<PROXY:auth>>", "<<A>>/"], code=56,
+     proxied=(0, 1), msg=r"407")
+case("proxy-connect-403", ["-x", "<<PROXY:refuse>>", "--cacert", "<<CA>>",
+                           "<<TLS:leaf>>/hello.txt"], code=56,
+     proxied=(0, 1), msg=r"403")
+case("proxy-unresolvable", ["-x", "nonexistent.invalid:3128", "<<A>>/"],
+     code=5, msg=r"(?i)resolve proxy")
+case("proxy-refused", ["-x", "<<REFUSED>>", "<<A>>/"], code=7)
 
 
 # ---------------------------------------------------------------- main

@@ -22,6 +22,8 @@ enum opt_id {
 	O_INSECURE, O_CACERT, O_CAPATH, O_TLS_MAX, O_TLS10, O_TLS11, O_TLS12,
 	O_TLS13, O_PARALLEL, O_PARALLEL_MAX, O_CONTINUE_AT, O_RETRY,
 	O_RETRY_DELAY, O_COMPRESSED, O_HELP, O_VERSION,
+	O_PROXY, O_PROXYTUNNEL, O_NOPROXY, O_PROXY_USER, O_UNIX_SOCKET,
+	O_ABSTRACT_UNIX,
 };
 
 struct opt {
@@ -80,6 +82,12 @@ static const struct opt opts[] = {
 	{ "retry", 0, true, O_RETRY },
 	{ "retry-delay", 0, true, O_RETRY_DELAY },
 	{ "compressed", 0, false, O_COMPRESSED },
+	{ "proxy", 'x', true, O_PROXY },
+	{ "proxytunnel", 'p', false, O_PROXYTUNNEL },
+	{ "noproxy", 0, true, O_NOPROXY },
+	{ "proxy-user", 'U', true, O_PROXY_USER },
+	{ "unix-socket", 0, true, O_UNIX_SOCKET },
+	{ "abstract-unix-socket", 0, true, O_ABSTRACT_UNIX },
 	{ "help", 'h', false, O_HELP },
 	{ "version", 'V', false, O_VERSION },
 };
@@ -367,6 +375,18 @@ static int apply(struct fetch_args *a, struct pairing *p, const struct opt *o,
 			return bad_option(shown, "expected a proper numerical parameter");
 		break;
 	case O_COMPRESSED: a->compressed = true; break;
+	case O_PROXY: a->proxy = arg; break;
+	case O_PROXYTUNNEL: a->proxytunnel = true; break;
+	case O_NOPROXY: a->noproxy = arg; break;
+	case O_PROXY_USER: a->proxy_user = arg; break;
+	case O_UNIX_SOCKET:
+		a->unix_socket = arg;
+		a->abstract_unix = false;
+		break;
+	case O_ABSTRACT_UNIX:
+		a->unix_socket = arg;
+		a->abstract_unix = true;
+		break;
 	case O_HELP: fetch_usage(stdout); return 0;
 	case O_VERSION: fetch_version(stdout); return 0;
 	}

@@ -69,6 +69,14 @@ struct fetch_args {
 	long retry;		/* --retry */
 	long retry_delay_s;	/* --retry-delay; 0: curl's backoff */
 	bool compressed;
+
+	/* Proxies and Unix sockets, as curl's flags. */
+	const char *proxy;	/* -x; "" none; NULL: the environment */
+	bool proxytunnel;	/* -p */
+	const char *noproxy;	/* --noproxy */
+	const char *proxy_user;	/* -U user:pass */
+	const char *unix_socket;	/* --unix-socket or */
+	bool abstract_unix;		/* --abstract-unix-socket */
 };
 
 /*

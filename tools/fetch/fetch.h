@@ -21,6 +21,7 @@ enum fetch_exit {
 	FETCH_EXIT_PROTOCOL = 1,	/* unsupported protocol */
 	FETCH_EXIT_USAGE = 2,
 	FETCH_EXIT_URL = 3,
+	FETCH_EXIT_PROXY_DNS = 5,
 	FETCH_EXIT_DNS = 6,
 	FETCH_EXIT_CONNECT = 7,
 	FETCH_EXIT_WEIRD = 8,		/* weird server reply */

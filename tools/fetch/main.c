@@ -45,6 +45,12 @@ void fetch_usage(FILE *f)
 	      "     --json <data>        POST JSON (sets Content-Type and Accept)\n"
 	      " -G, --get                Put the data in the URL's query, GET\n"
 	      " -u, --user <user:pass>   Basic authentication\n"
+	      " -x, --proxy <[proto://]host[:port]>  Use this proxy ('' none)\n"
+	      " -p, --proxytunnel        CONNECT through the proxy for http:// too\n"
+	      "     --noproxy <list>     Hosts that go direct (* for all)\n"
+	      " -U, --proxy-user <user:pass>  Proxy credentials (Basic)\n"
+	      "     --unix-socket <path> Connect through this Unix socket\n"
+	      "     --abstract-unix-socket <name>  ... an abstract one\n"
 	      " -A, --user-agent <name>  User-Agent to send\n"
 	      " -e, --referer <url>      Referer to send\n"
 	      " -b, --cookie <n=v>       Cookie to send\n"
@@ -97,6 +103,14 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
 		.tls_insecure_skip_verify = a->insecure,
+		/* curl's: -x over the environment, which the library reads
+		 * as curl does when -x is not given. */
+		.proxy = a->proxy,
+		.no_proxy = a->noproxy,
+		.proxy_tunnel = a->proxytunnel,
+		.proxy_userpwd = a->proxy_user,
+		.unix_socket = a->unix_socket,
+		.unix_socket_abstract = a->abstract_unix,
 		/* Large receive buffers: a 1 GiB body in 128 KiB pieces
 		 * costs a third less CPU than in 16 KiB ones (measured
 		 * against curl -o /dev/null on loopback nginx). */

@@ -72,6 +72,12 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 	unsigned port = hp->url.port;
 
 	switch (err) {
+	case FERRY_EPROXY_DNS:
+		return fail(x, FETCH_EXIT_PROXY_DNS, "Could not resolve proxy: %s",
+			    detail);
+	case FERRY_EPROXY:
+		return fail(x, FETCH_EXIT_RECV, "CONNECT tunnel failed: %s",
+			    detail);
 	case FERRY_EDNS:
 		return fail(x, FETCH_EXIT_DNS, "Could not resolve host: %s (%s)",
 			    host, detail);
