@@ -158,8 +158,9 @@ class Peers:
 
     def nginx(self):
         if self._nginx is None:
+            # Also on the Unix socket <dir>/nginx.sock (<<NSOCK>>).
             port, d = self._start([sys.executable, os.path.join(
-                SRC, "tests/servers/nginx.py")])
+                SRC, "tests/servers/nginx.py"), "--unix"])
             self._nginx = ("http://127.0.0.1:%s" % port, d)
         return self._nginx
 
@@ -251,6 +252,8 @@ class Peers:
                 return self.refused()
             if key == "BLACKHOLE":
                 return self.blackhole()
+            if key == "NSOCK":
+                return os.path.join(self.nginx()[1], "nginx.sock")
             if key == "PROXY":
                 return self.proxy(arg or "plain")
             raise KeyError(key)
@@ -1310,6 +1313,24 @@ case("proxy-unresolvable", ["-x", "nonexistent.invalid:3128", "<<A>>/"],
      code=5, msg=r"(?i)resolve proxy")
 case("proxy-refused", ["-x", "<<REFUSED>>", "<<A>>/"], code=7)
 
+# -- Unix sockets: nginx listens on <<NSOCK>> too
+case("unix-socket", ["--unix-socket", "<<NSOCK>>", "http://localhost/small.txt"],
+     stdout=NGX_SMALL)
+case("unix-socket-any-host", ["--unix-socket", "<<NSOCK>>",
+                              "http://nonexistent.invalid:8080/small.txt"],
+     stdout=NGX_SMALL)
+case("unix-socket-two-urls", ["--unix-socket", "<<NSOCK>>",
+                              "http://localhost/small.txt",
+                              "http://localhost/small.txt"],
+     stdout=lambda c: c.nginx_file("small.txt") * 2)
+case("unix-socket-missing", ["--unix-socket", "/nonexistent/x.sock",
+                             "http://localhost/"], code=7)
+case("unix-socket-over-proxy", ["-x", "<<REFUSED>>", "--unix-socket",
+                                "<<NSOCK>>", "http://localhost/small.txt"],
+     stdout=NGX_SMALL)
+case("abstract-unix-socket-missing", ["--abstract-unix-socket",
+                                      "ferry-no-such-socket",
+                                      "http://localhost/"], code=7)
 
 # ---------------------------------------------------------------- main
 

@@ -4,7 +4,7 @@
 Usage: nginx.py [--keepalive-timeout SECS] [--workers N] [--no-access-log]
                 [--keep-dir] [--nginx PATH]
                 [--tls CERT KEY [--tls-no-resume] [--tls-cipher NAME]
-                 [--tls-client-order]] [--big BYTES]
+                 [--tls-client-order]] [--big BYTES] [--unix]
 
 --tls CERT KEY makes the one listener speak HTTPS instead of HTTP (same
 URLs; the readiness probe then uses TLS without verification): TLS 1.2
@@ -18,6 +18,8 @@ preference (ssl_prefer_server_ciphers off, nginx's own default) instead of
 its own (X25519 first).
 --big BYTES adds /big.bin, a sparse file of BYTES zero bytes (made with
 truncate, so instant; not in manifest.txt).
+--unix makes the same server listen on the Unix socket <dir>/nginx.sock
+too (HTTPS there as well with --tls).
 
 Every option also has an environment variable, read when the option is
 absent: FERRY_NGINX_KEEPALIVE_TIMEOUT (default 60), FERRY_NGINX_WORKERS
@@ -225,6 +227,9 @@ def render_conf(d, port, args, token, have_echo):
             w("    ssl_session_tickets off;")
     else:
         w("    listen 127.0.0.1:%d backlog=4096;" % port)
+    if args.unix:
+        w("    listen unix:%s%s;" % (os.path.join(d, "nginx.sock"),
+                                      " ssl" if args.tls else ""))
     w("    server_name localhost;")
     w("    root %s;" % q("www"))
     w("    absolute_redirect off;")
@@ -325,6 +330,7 @@ def parse_args():
                     metavar="NAME")
     ap.add_argument("--tls-client-order", action="store_true")
     ap.add_argument("--big", type=int, default=0, metavar="BYTES")
+    ap.add_argument("--unix", action="store_true")
     args = ap.parse_args()
     if args.tls:
         for f in args.tls:

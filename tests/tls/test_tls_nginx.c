@@ -155,3 +155,53 @@ Test(tls_nginx, five_hundred_at_once, .timeout = 120)
 	cr_expect_gt(st.conns_opened, 8, "%llu connections",
 		     (unsigned long long)st.conns_opened);
 }
+
+/* TLS over a Unix socket: nginx listens on <dir>/nginx.sock too; the
+ * URL's host is what TLS verifies (SNI and name), the socket where the
+ * bytes go. */
+static void up_unix(void)
+{
+	char dir[4096], sock[4200];
+	const char *args[5];
+	struct ferry_http_client_opts o = {
+		.connect_timeout_ms = 10000,
+		.read_timeout_ms = 10000,
+	};
+	int r = tf_certs(dir, sizeof(dir));
+
+	if (r == FX_SKIP)
+		cr_skip_test("no certificates (openssl missing at build time)");
+	cr_assert_eq(r, 0, "FERRY_TLS_CERTS: %s", strerror(-r));
+	args[0] = "--tls";
+	args[1] = tf_cert("leaf.pem");
+	args[2] = tf_cert("leaf.key");
+	args[3] = "--unix";
+	args[4] = NULL;
+	r = fx_nginx_start_args(&srv, args);
+	if (r == FX_SKIP)
+		cr_skip_test("%s", srv.err);
+	cr_assert_eq(r, 0, "nginx: %s", srv.err);
+	snprintf(sock, sizeof(sock), "%s/nginx.sock", srv.dir);
+	o.ca_file = tf_cert("ca.pem");
+	o.unix_socket = sock;
+	tc_setup(&t, &o);
+}
+
+Test(tls_nginx, over_unix_socket)
+{
+	up_unix();
+	get_checked("localhost", "small.txt");
+	get_checked("localhost", "1m.bin");
+}
+
+Test(tls_nginx, over_unix_socket_verifies_the_url_host)
+{
+	struct tc_req r;
+
+	up_unix();
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_get(&r, NULL, "https://wrong.example:443/small.txt"), 0);
+	cr_assert(tc_run(&t, 30000));
+	cr_expect_eq(r.result, FERRY_ETLS_CERT, "%d %s", r.result, r.detail);
+	tc_req_free(&r);
+}

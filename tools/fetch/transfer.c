@@ -83,6 +83,7 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 			    host, detail);
 	case -ECONNREFUSED: case -ENETUNREACH: case -EHOSTUNREACH:
 	case -EADDRNOTAVAIL: case -ECONNABORTED:
+	case -ENOENT: case -EACCES: case -ENOTSOCK:	/* --unix-socket */
 		return fail(x, FETCH_EXIT_CONNECT,
 			    "Failed to connect to %s port %u after %ld ms: %s",
 			    host, port, elapsed_ms(x), detail);

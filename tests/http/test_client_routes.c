@@ -1,5 +1,5 @@
 /*
- * test_client_proxy.c - the loop-side client through an HTTP proxy
+ * test_client_routes.c - the loop-side client through an HTTP proxy
  * (tests/servers/proxy.py, which counts what it saw) and to a server on
  * a Unix socket: routes, pooling, credentials, errors naming the hop.
  */
@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ferry/error.h"
@@ -81,7 +85,8 @@ static bool proxy_saw(const char *text)
 
 static void fini(void)
 {
-	tc_teardown(&t);
+	if (t.loop)
+		tc_teardown(&t);
 	fx_stop(&prx);
 	fx_stop(&ngx);
 	if (tmp[0])
@@ -259,4 +264,138 @@ Test(client_proxy, bad_proxy_option)
 	cr_assert_eq(ferry_loop_create(&loop, NULL, NULL, 0), 0);
 	cr_expect_eq(ferry_http_client_create(loop, &o, &c), FERRY_EINVAL);
 	ferry_loop_destroy(loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* Unix sockets                                                          */
+
+/* nginx on a Unix socket too: sock gets its path. */
+static char sock[4200];
+
+static void ngx_unix_up(void)
+{
+	const char *args[] = { "--unix", NULL };
+	int r = fx_nginx_start_args(&ngx, args);
+
+	if (r == FX_SKIP)
+		cr_skip_test("nginx not installed");
+	cr_assert_eq(r, 0, "nginx: %s", ngx.err);
+	snprintf(sock, sizeof(sock), "%s/nginx.sock", ngx.dir);
+}
+
+TestSuite(client_unix, .init = init, .fini = fini, .timeout = 60);
+
+/* The client's socket: the URL's host is never resolved, only named in
+ * Host; two requests, one connection (pooled per socket path). */
+Test(client_unix, client_option_pooled)
+{
+	struct ferry_http_client_opts o = { 0 };
+
+	ngx_unix_up();
+	o.unix_socket = sock;
+	tc_setup(&t, &o);
+	get_ok("http://nonexistent.invalid/small.txt");
+	get_ok("http://other.invalid:8080/1k.bin");
+	cr_expect_eq(fx_nginx_wait_requests(&ngx, 2, 5000), 2);
+	cr_expect_eq(fx_count_connections(&ngx), 1, "not pooled per socket");
+}
+
+/* A request's own socket wins over the client's (none here) and over a
+ * proxy. */
+Test(client_unix, request_option_over_proxy)
+{
+	struct ferry_http_client_opts o = { .proxy = "127.0.0.1:1" };
+	struct ferry_http_request_opts ro = { .cb = &tc_callbacks };
+	struct tc_req r;
+	char why[256] = "";
+
+	ngx_unix_up();
+	tc_setup(&t, &o);
+	tc_req_init(&r, &t, 0);
+	ro.unix_socket = sock;
+	cr_assert_eq(tc_start(&r, "http://x.invalid/small.txt", &ro, why,
+			      sizeof(why)), 0, "%s", why);
+	cr_assert(tc_run(&t, 10000));
+	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	tc_req_free(&r);
+}
+
+/* A socket path where nothing listens: the error names the path. */
+Test(client_unix, missing_socket)
+{
+	struct ferry_http_client_opts o = { .unix_socket = "/nonexistent/x.sock" };
+	struct tc_req r;
+
+	tc_setup(&t, &o);
+	tc_req_init(&r, &t, 0);
+	cr_assert_eq(tc_get(&r, NULL, "http://localhost/"), 0);
+	cr_assert(tc_run(&t, 10000));
+	cr_expect_eq(r.result, -ENOENT, "%d %s", r.result, r.detail);
+	cr_expect(strstr(r.detail, "/nonexistent/x.sock"), "%s", r.detail);
+	tc_req_free(&r);
+}
+
+/* An abstract socket (Linux): a one-thread server of our own answers
+ * every request on it with "ok", keep-alive. */
+struct abs_srv {
+	int lfd;
+	pthread_t th;
+	char name[64];
+	int conns;
+};
+
+static void *abs_serve(void *arg)
+{
+	struct abs_srv *s = arg;
+	int fd;
+
+	while ((fd = accept(s->lfd, NULL, NULL)) >= 0) {
+		char buf[4096];
+		size_t have = 0;
+		ssize_t n;
+
+		s->conns++;
+		while ((n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+			have += (size_t)n;
+			buf[have] = '\0';
+			if (strstr(buf, "\r\n\r\n")) {
+				static const char ok[] = "HTTP/1.1 200 OK\r\n"
+					"Content-Length: 2\r\n\r\nok";
+
+				if (write(fd, ok, sizeof(ok) - 1) < 0)
+					break;
+				have = 0;
+			}
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+Test(client_unix, abstract_socket)
+{
+	struct abs_srv s = { 0 };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct ferry_http_client_opts o = { .unix_socket_abstract = true };
+	size_t n;
+
+	snprintf(s.name, sizeof(s.name), "ferry-test-%d", (int)getpid());
+	n = strlen(s.name);
+	memcpy(a.sun_path + 1, s.name, n);
+	s.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(s.lfd, 0);
+	cr_assert_eq(bind(s.lfd, (struct sockaddr *)&a,
+			  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)),
+		     0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(s.lfd, 8), 0);
+	cr_assert_eq(pthread_create(&s.th, NULL, abs_serve, &s), 0);
+	o.unix_socket = s.name;
+	tc_setup(&t, &o);
+	get_ok("http://abstract.invalid/a");
+	get_ok("http://abstract.invalid/b");
+	tc_teardown(&t);
+	shutdown(s.lfd, SHUT_RDWR);
+	pthread_join(s.th, NULL);
+	close(s.lfd);
+	cr_expect_eq(s.conns, 1, "%d connections", s.conns);
 }
