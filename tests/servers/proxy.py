@@ -2,6 +2,7 @@
 """A small HTTP forward proxy for tests, counting what it saw.
 
 Usage: proxy.py [--auth USER:PASS] [--refuse-connect] [--stats FILE]
+                [--tls CERT KEY]
 
 Listens on 127.0.0.1, port 0 (the kernel picks one), prints exactly one
 line "READY <port>" on stdout, then serves until killed (SIGTERM).  One
@@ -23,6 +24,8 @@ What it speaks:
                   base64(U:P)", else 407 with Proxy-Authenticate (and the
                   connection closes).
   --refuse-connect  CONNECT gets "403 Forbidden".
+  --tls CERT KEY  an https:// proxy: every client connection speaks TLS
+                  (the certificate and key in PEM files) before HTTP.
 
 Counts, written as JSON to --stats FILE after every event (rename, so a
 reader never sees half a file): conns (connections accepted), forward
@@ -38,6 +41,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 
@@ -288,7 +292,12 @@ def main():
     ap.add_argument("--auth")
     ap.add_argument("--refuse-connect", action="store_true")
     ap.add_argument("--stats")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ARGS = ap.parse_args()
+    tls = None
+    if ARGS.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(ARGS.tls[0], ARGS.tls[1])
     die_with_parent()
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -299,7 +308,18 @@ def main():
     print("READY %d" % ls.getsockname()[1], flush=True)
     while True:
         conn, _ = ls.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=serve_tls if tls else serve,
+                         args=(conn, tls) if tls else (conn,),
+                         daemon=True).start()
+
+
+def serve_tls(conn, tls):
+    try:
+        conn = tls.wrap_socket(conn, server_side=True)
+    except (OSError, ssl.SSLError):
+        conn.close()
+        return
+    serve(conn)
 
 
 if __name__ == "__main__":

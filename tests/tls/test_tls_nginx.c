@@ -205,3 +205,35 @@ Test(tls_nginx, over_unix_socket_verifies_the_url_host)
 	cr_expect_eq(r.result, FERRY_ETLS_CERT, "%d %s", r.result, r.detail);
 	tc_req_free(&r);
 }
+
+/* An https:// proxy: TLS to the proxy (verified against its name), a
+ * CONNECT inside it, and TLS to nginx inside that (verified against the
+ * origin's name): two TLS transports stacked on a tunnel. */
+Test(tls_nginx, through_an_https_proxy)
+{
+	static struct fx_proc prx = FX_PROC_INIT;
+	char script[4096], purl[64];
+	const char *argv[] = { "python3", script, "--tls", tf_cert("leaf.pem"),
+			       tf_cert("leaf.key"), NULL };
+	struct ferry_http_client_opts o = {
+		.connect_timeout_ms = 10000,
+		.read_timeout_ms = 10000,
+	};
+	int r;
+
+	up("ca.pem", 0);
+	tc_teardown(&t);
+	cr_assert_eq(fx_server_script(script, sizeof(script), "proxy.py"), 0);
+	r = fx_start(&prx, argv);
+	if (r == FX_SKIP)
+		cr_skip_test("python3 not installed");
+	cr_assert_eq(r, 0, "proxy: %s", prx.err);
+	snprintf(purl, sizeof(purl), "https://localhost:%d", prx.port);
+	o.proxy = purl;
+	o.ca_file = tf_cert("ca.pem");
+	tc_setup(&t, &o);
+	get_checked("localhost", "small.txt");
+	get_checked("127.0.0.1", "1m.bin");
+	tc_teardown(&t);
+	fx_stop(&prx);
+}
