@@ -209,14 +209,16 @@ static int cb_value(llhttp_t *p, const char *at, size_t len)
 static int push_field(struct ferry__h1_resp *r)
 {
 	if (r->ferry__nfields == r->ferry__fields_cap) {
-		size_t cap = r->ferry__fields_cap ? r->ferry__fields_cap * 2 : 16;
+		size_t bytes = r->ferry__fields_cap * sizeof(*r->ferry__fields);
 		struct ferry__h1_field *f;
 
-		f = realloc(r->ferry__fields, cap * sizeof(*f));
+		f = ferry__grow(r->ferry__fields, &bytes,
+				(r->ferry__nfields + 1) * sizeof(*f),
+				16 * sizeof(*f));
 		if (!f)
 			return -ENOMEM;
 		r->ferry__fields = f;
-		r->ferry__fields_cap = cap;
+		r->ferry__fields_cap = bytes / sizeof(*f);
 	}
 	r->ferry__fields[r->ferry__nfields++] = r->ferry__cur;
 	return 0;

@@ -242,13 +242,14 @@ static int ta_add(struct ferry__tls_config *cfg, const void *der, size_t len)
 	if (!ta.dn.data)
 		goto oom;
 	if (cfg->ntas == cfg->tas_cap) {
-		size_t cap = cfg->tas_cap ? cfg->tas_cap * 2 : 16;
-		br_x509_trust_anchor *n = realloc(cfg->tas, cap * sizeof(*n));
+		size_t bytes = cfg->tas_cap * sizeof(*cfg->tas);
+		br_x509_trust_anchor *n = ferry__grow(cfg->tas, &bytes,
+				(cfg->ntas + 1) * sizeof(*n), 16 * sizeof(*n));
 
 		if (!n)
 			goto oom;
 		cfg->tas = n;
-		cfg->tas_cap = cap;
+		cfg->tas_cap = bytes / sizeof(*n);
 	}
 	cfg->tas[cfg->ntas++] = ta;
 	return 0;

@@ -29,8 +29,10 @@
  *          taking bytes (a paused reader; input already on its way may
  *          still come). 0 or a negative code when reading cannot start.
  *   close  stop everything (TLS says close_notify first where it can), then
- *          closed() once no op is in flight and the fd is closed; from
- *          inside close() itself only when the loop is going away.
+ *          closed() once no op is in flight and the fd is closed: from a
+ *          later completion, or from inside close() itself when nothing
+ *          was in flight (not connected yet, or the loop going away), so
+ *          the owner frees in the close phase, never at closed().
  *          Nothing else is reported after close().
  *   free   free the chain; only after closed(), or before start().
  *

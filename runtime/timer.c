@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "grow.h"
 
 /* Was start number @a taken before @b? Wrap-safe: see the top. */
 static bool ferry__seq_before(uint64_t a, uint64_t b)
@@ -91,14 +92,15 @@ int ferry_timer_start(struct ferry_loop *loop, struct ferry_timer *t,
 	if (t->ferry__slot)
 		ferry__heap_remove(loop, t->ferry__slot - 1);
 	if (loop->nheap == loop->heapcap) {
-		unsigned cap = loop->heapcap ? 2 * loop->heapcap : 64;
-		struct ferry_timer **heap = realloc(loop->heap,
-						    cap * sizeof(*heap));
+		size_t bytes = loop->heapcap * sizeof(*loop->heap);
+		struct ferry_timer **heap = ferry__grow(loop->heap, &bytes,
+				(loop->nheap + 1) * sizeof(*heap),
+				64 * sizeof(*heap));
 
 		if (!heap)
 			return -ENOMEM;
 		loop->heap = heap;
-		loop->heapcap = cap;
+		loop->heapcap = (unsigned)(bytes / sizeof(*heap));
 	}
 	t->ferry__deadline = deadline_ns;
 	t->ferry__seq = loop->timer_seq++;
