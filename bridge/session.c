@@ -457,6 +457,8 @@ static void ferry__resp_start(struct ferry_task *t)
 		.cb = &ferry__xfer_cb,
 		.ctx = x,
 		.raw_headers = resp->rq.raw_headers,
+		.unix_socket = resp->rq.unix_socket,
+		.unix_socket_abstract = resp->rq.unix_socket_abstract,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
@@ -485,10 +487,12 @@ static int ferry__copy_request(struct ferry_response *resp,
 {
 	const char *method = rq->method ? rq->method : "GET";
 	size_t bytes = strlen(method) + 1;
+	size_t ulen = rq->unix_socket ? strlen(rq->unix_socket) + 1 : 0;
 	char *p;
 
 	for (size_t i = 0; i < rq->nheaders; i++)
 		bytes += rq->headers[i].name_len + rq->headers[i].value_len;
+	bytes += ulen;
 	resp->rqmem = malloc(bytes);
 	resp->rqhdrs = calloc(rq->nheaders ? rq->nheaders : 1,
 			      sizeof(*resp->rqhdrs));
@@ -498,6 +502,10 @@ static int ferry__copy_request(struct ferry_response *resp,
 	p = resp->rqmem;
 	resp->rq.method = strcpy(p, method);
 	p += strlen(method) + 1;
+	if (ulen) {
+		resp->rq.unix_socket = memcpy(p, rq->unix_socket, ulen);
+		p += ulen;
+	}
 	for (size_t i = 0; i < rq->nheaders; i++) {
 		const struct ferry_http_header *h = &rq->headers[i];
 

@@ -125,6 +125,11 @@ struct ferry_request {
 	 * User-Agent or empty-POST Content-Length: see raw_headers in
 	 * struct ferry_http_request_opts (ferry/http.h). */
 	bool raw_headers;
+	/* [NULL: the session's client option] send this request to a Unix
+	 * stream socket (abstract with unix_socket_abstract): see
+	 * unix_socket in struct ferry_http_client_opts (ferry/http.h). */
+	const char *unix_socket;
+	bool unix_socket_abstract;
 };
 
 /*

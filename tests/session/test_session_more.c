@@ -71,3 +71,28 @@ Test(session_more, a_request_refused_at_start_keeps_its_detail)
 		      NULL, "detail: '%s'", ferry_response_detail(r));
 	ferry_response_free(r);
 }
+
+/* The blocking API to a server on a Unix socket: the request's own
+ * socket (nginx.py --unix listens on <dir>/nginx.sock), the URL's host
+ * never resolved. */
+Test(session_more, a_request_to_a_unix_socket)
+{
+	static const char *const args[] = { "--unix", NULL };
+	char sock[4200];
+	struct ferry_request rq = { .url = "http://nonexistent.invalid/small.txt" };
+	struct ferry_response *r;
+	size_t n;
+	int rc = fx_nginx_start_args(&st.ngx, (const char *const *)args);
+
+	if (rc == FX_SKIP)
+		cr_skip_test("%s", st.ngx.err);
+	cr_assert_eq(rc, 0, "nginx: %s", st.ngx.err);
+	snprintf(sock, sizeof(sock), "%s/nginx.sock", st.ngx.dir);
+	st_session(NULL);
+	rq.unix_socket = sock;
+	rc = ferry_session_request(st.s, &rq, &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	ferry_response_body(r, &n);
+	cr_expect_eq(n, 100);
+	ferry_response_free(r);
+}
