@@ -774,7 +774,10 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 	if (cn->state == FERRY__CONN_CLOSING)
 		return;
 	conn_arm_recv(cn);
-	if (!reuse || c->closing || !o || cn->eof || cn->rx_err || cn->nin) {
+	/* A send still in the transport's hands belongs to the request
+	 * that is over: such a stream is out of step, never reused. */
+	if (!reuse || c->closing || !o || cn->eof || cn->rx_err || cn->nin ||
+	    cn->sending) {
 		ferry__conn_close(cn);
 		return;
 	}

@@ -33,7 +33,6 @@ struct tunnel {
 	struct ferry__transport t;
 	struct ferry__transport *lower;
 	enum tunnel_state state;
-	bool req_sent;			/* the whole CONNECT request is out */
 	char *req;			/* the CONNECT request */
 	size_t req_len, req_off;
 	struct iovec iov;
@@ -208,15 +207,16 @@ static void tunnel_lower_sent(void *ctx, size_t n)
 {
 	struct tunnel *x = ctx;
 
-	if (x->state == TUNNEL_OPEN) {
-		x->t.up->sent(x->t.up_ctx, n);
+	if (x->req_off < x->req_len) {
+		/* The CONNECT request's own send (even if the answer came
+		 * first): never the layer above's. */
+		x->req_off += n;
+		if (x->req_off < x->req_len && x->state == TUNNEL_ASKING)
+			tunnel_send(x);
 		return;
 	}
-	if (x->state != TUNNEL_ASKING)
-		return;
-	x->req_off += n;
-	if (x->req_off < x->req_len)
-		tunnel_send(x);
+	if (x->state == TUNNEL_OPEN)
+		x->t.up->sent(x->t.up_ctx, n);
 }
 
 static void tunnel_lower_error(void *ctx, int err, const char *why)
