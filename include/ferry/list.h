@@ -1,0 +1,1 @@
+../../runtime/ferry/list.h

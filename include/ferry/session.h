@@ -1,0 +1,1 @@
+../../bridge/ferry/session.h
