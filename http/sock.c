@@ -88,13 +88,11 @@ static void sock_error(struct sock *s, int err, const char *fmt, ...)
 
 static void sock_error(struct sock *s, int err, const char *fmt, ...)
 {
-	char why[FERRY_HTTP_DETAIL_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	ferry__vwhyf(why, sizeof(why), fmt, ap);
+	ferry__transport_verror(&s->t, err, fmt, ap);
 	va_end(ap);
-	s->t.up->error(s->t.up_ctx, err, why);
 }
 
 static const char *addr_str(const struct sockaddr_storage *ss, char *buf,

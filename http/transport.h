@@ -53,10 +53,14 @@
 #ifndef FERRY_HTTP_TRANSPORT_H
 #define FERRY_HTTP_TRANSPORT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+#include "ferry/http.h"
+#include "util.h"
 
 struct ferry_http_client;
 struct ferry__input;
@@ -131,6 +135,22 @@ static inline void ferry__transport_free(struct ferry__transport *t)
 {
 	if (t)
 		t->cls->free(t);
+}
+
+/* Report a failure up: err, and the sentence printf makes of @fmt. */
+static inline void ferry__transport_verror(struct ferry__transport *t,
+					   int err, const char *fmt,
+					   va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static inline void ferry__transport_verror(struct ferry__transport *t,
+					   int err, const char *fmt,
+					   va_list ap)
+{
+	char why[FERRY_HTTP_DETAIL_MAX];
+
+	ferry__vwhyf(why, sizeof(why), fmt, ap);
+	t->up->error(t->up_ctx, err, why);
 }
 
 /* Set who @t reports to (a layer above, or the connection). */

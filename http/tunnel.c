@@ -52,16 +52,14 @@ static void tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
 
 static void tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
 {
-	char why[FERRY_HTTP_DETAIL_MAX];
 	va_list ap;
 
 	if (x->state == TUNNEL_CLOSING)
 		return;
-	va_start(ap, fmt);
-	ferry__vwhyf(why, sizeof(why), fmt, ap);
-	va_end(ap);
 	ferry_timer_stop(tunnel_loop(x), &x->timer);
-	x->t.up->error(x->t.up_ctx, err, why);
+	va_start(ap, fmt);
+	ferry__transport_verror(&x->t, err, fmt, ap);
+	va_end(ap);
 }
 
 /* Send the rest of the CONNECT request. */

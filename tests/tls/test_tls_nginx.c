@@ -23,11 +23,12 @@ static void down(void)
 	fx_stop(&srv);
 }
 
-/* nginx with the test leaf, and a client trusting only @ca. */
-static void up(const char *ca, unsigned conns)
+/* nginx with the test leaf, and a client trusting only @ca; with @unix,
+ * nginx listens on <dir>/nginx.sock too and the client connects there. */
+static void up_with(const char *ca, unsigned conns, bool unix_sock)
 {
-	char dir[4096];
-	const char *args[4];
+	char dir[4096], sock[4200];
+	const char *args[5];
 	struct ferry_http_client_opts o = {
 		.connect_timeout_ms = 10000,
 		.read_timeout_ms = 10000,
@@ -41,13 +42,23 @@ static void up(const char *ca, unsigned conns)
 	args[0] = "--tls";
 	args[1] = tf_cert("leaf.pem");
 	args[2] = tf_cert("leaf.key");
-	args[3] = NULL;
+	args[3] = unix_sock ? "--unix" : NULL;
+	args[4] = NULL;
 	r = fx_nginx_start_args(&srv, args);
 	if (r == FX_SKIP)
 		cr_skip_test("%s", srv.err);
 	cr_assert_eq(r, 0, "nginx: %s", srv.err);
 	o.ca_file = tf_cert(ca);
+	if (unix_sock) {
+		snprintf(sock, sizeof(sock), "%s/nginx.sock", srv.dir);
+		o.unix_socket = sock;
+	}
 	tc_setup(&t, &o);
+}
+
+static void up(const char *ca, unsigned conns)
+{
+	up_with(ca, conns, false);
 }
 
 static const char *u(const char *host, const char *path)
@@ -156,35 +167,11 @@ Test(tls_nginx, five_hundred_at_once, .timeout = 120)
 		     (unsigned long long)st.conns_opened);
 }
 
-/* TLS over a Unix socket: nginx listens on <dir>/nginx.sock too; the
- * URL's host is what TLS verifies (SNI and name), the socket where the
- * bytes go. */
+/* TLS over a Unix socket: the URL's host is what TLS verifies (SNI and
+ * name), the socket where the bytes go. */
 static void up_unix(void)
 {
-	char dir[4096], sock[4200];
-	const char *args[5];
-	struct ferry_http_client_opts o = {
-		.connect_timeout_ms = 10000,
-		.read_timeout_ms = 10000,
-	};
-	int r = tf_certs(dir, sizeof(dir));
-
-	if (r == FX_SKIP)
-		cr_skip_test("no certificates (openssl missing at build time)");
-	cr_assert_eq(r, 0, "FERRY_TLS_CERTS: %s", strerror(-r));
-	args[0] = "--tls";
-	args[1] = tf_cert("leaf.pem");
-	args[2] = tf_cert("leaf.key");
-	args[3] = "--unix";
-	args[4] = NULL;
-	r = fx_nginx_start_args(&srv, args);
-	if (r == FX_SKIP)
-		cr_skip_test("%s", srv.err);
-	cr_assert_eq(r, 0, "nginx: %s", srv.err);
-	snprintf(sock, sizeof(sock), "%s/nginx.sock", srv.dir);
-	o.ca_file = tf_cert("ca.pem");
-	o.unix_socket = sock;
-	tc_setup(&t, &o);
+	up_with("ca.pem", 0, true);
 }
 
 Test(tls_nginx, over_unix_socket)
