@@ -1150,6 +1150,24 @@ static void tls_strict(const struct ferry__tls_config *cfg,
 		br_ssl_engine_add_flags(&cc->eng, BR_OPT_NO_RENEGOTIATION);
 }
 
+/*
+ * BearSSL sizes its fragment length to the smaller of the two buffers and,
+ * when that is under 16 KiB, asks the server for it in the ClientHello
+ * (RFC 6066 max_fragment_length). Our output buffer holds one record of
+ * what we send (send_record_max, 4 KiB), but the input buffer holds any
+ * record: asking would only make a server that honours the extension cut
+ * every record of a download to 4 KiB, four times the records (and the
+ * per-record work) for nothing. So claim 16 KiB for the extension, which
+ * BearSSL then leaves out; what it sends is still cut to max_frag_len,
+ * which the output buffer holds. BearSSL 0.6 has no option for this:
+ * log_max_frag_len is read only by the ClientHello and the check of the
+ * server's answer to the extension, which a server must not send unasked.
+ */
+static void tls_no_fragment_limit(br_ssl_engine_context *eng)
+{
+	eng->log_max_frag_len = 14;
+}
+
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
@@ -1193,6 +1211,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_x509(eng, &w->vtable);
 	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
 				       cfg->obuf_len);
+	tls_no_fragment_limit(eng);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
 	sp = session_offer(cfg, origin);
 	if (sp) {
