@@ -386,10 +386,54 @@ void ferry__buf_keep(struct ferry_http_client *c, unsigned bid)
 	c->bufs_kept++;
 }
 
+struct ferry__spill *ferry__spill_new(struct ferry_http_client *c,
+				      const void *data, size_t len)
+{
+	size_t cap = len > FERRY__SPILL_POOL_CAP ? len : FERRY__SPILL_POOL_CAP;
+	struct ferry__spill *sp = c->spill_pool;
+
+	if (sp && cap == FERRY__SPILL_POOL_CAP) {
+		c->spill_pool = (struct ferry__spill *)sp->link.next;
+		c->nspill_pool--;
+		FERRY__UNPOISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+	} else {
+		sp = malloc(sizeof(*sp) + cap + 1);
+		if (!sp)
+			return NULL;
+	}
+	memset(sp, 0, sizeof(*sp));
+	sp->refs = 1;
+	sp->len = len;
+	sp->cap = cap;
+	memcpy(sp->data, data, len);
+	return sp;
+}
+
 void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp)
 {
-	if (--sp->refs == 0)
+	if (--sp->refs)
+		return;
+	if (sp->cap != FERRY__SPILL_POOL_CAP ||
+	    c->nspill_pool >= FERRY__SPILL_POOL_MAX) {
 		free(sp);
+		return;
+	}
+	FERRY__POISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+	sp->link.next = (struct ferry__link *)c->spill_pool;
+	c->spill_pool = sp;
+	c->nspill_pool++;
+}
+
+static void client_spill_pool_free(struct ferry_http_client *c)
+{
+	while (c->spill_pool) {
+		struct ferry__spill *sp = c->spill_pool;
+
+		c->spill_pool = (struct ferry__spill *)sp->link.next;
+		FERRY__UNPOISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+		free(sp);
+	}
+	c->nspill_pool = 0;
 }
 
 void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
@@ -400,8 +444,9 @@ void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
 	c->bufs_kept++;
 }
 
-/* The kept spill whose token this is, or NULL for a bad token. Spills
- * are rare (only paused requests make them): a walk is fine. */
+/* The kept spill whose token this is, or NULL for a bad token. Keepers
+ * (a stream's queue) release in the order they kept, so the walk from
+ * the oldest finds the token first; the walk is what validates it. */
 static struct ferry__spill *client_find_spill(struct ferry_http_client *c,
 					      uintptr_t token)
 {
@@ -472,6 +517,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	}
 	ferry_bufring_destroy(c->br);
 	ferry__client_pool_free(c);
+	client_spill_pool_free(c);
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);

@@ -174,13 +174,9 @@ static int input_push_copy(struct ferry__conn *cn, const void *data,
 
 	if (input_reserve(cn) < 0)
 		return -ENOMEM;
-	sp = malloc(sizeof(*sp) + len + 1);
+	sp = ferry__spill_new(cn->client, data, len);
 	if (!sp)
 		return -ENOMEM;
-	memset(sp, 0, sizeof(*sp));
-	sp->refs = 1;
-	sp->len = len;
-	memcpy(sp->data, data, len);
 	cn->in[cn->nin++] = (struct ferry__input){ sp, 0, 0, (uint32_t)len };
 	return 0;
 }
@@ -216,13 +212,9 @@ static int input_spill(struct ferry__conn *cn)
 
 		if (in->spill)
 			continue;
-		sp = malloc(sizeof(*sp) + in->len + 1);
+		sp = ferry__spill_new(cn->client, input_data(cn, in), in->len);
 		if (!sp)
 			return -ENOMEM;
-		memset(sp, 0, sizeof(*sp));
-		sp->refs = 1;
-		sp->len = in->len;
-		memcpy(sp->data, input_data(cn, in), in->len);
 		input_unref(cn, in);
 		*in = (struct ferry__input){ sp, 0, 0, in->len };
 	}

@@ -41,15 +41,18 @@
 /* A pooled request keeps its head buffer up to this size. */
 #define FERRY__REQ_POOL_HEAD_MAX 4096
 
-/* ASan builds poison a pooled request: touching it is still reported. */
+/* ASan builds poison what sits in a pool (requests, spills): touching it
+ * is still reported as a use after free would be. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define FERRY__REQ_POISON(r) ASAN_POISON_MEMORY_REGION((r), sizeof(*(r)))
-#define FERRY__REQ_UNPOISON(r) ASAN_UNPOISON_MEMORY_REGION((r), sizeof(*(r)))
+#define FERRY__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FERRY__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define FERRY__REQ_POISON(r) ((void)(r))
-#define FERRY__REQ_UNPOISON(r) ((void)(r))
+#define FERRY__POISON(p, n) ((void)(p), (void)(n))
+#define FERRY__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
+#define FERRY__REQ_POISON(r) FERRY__POISON((r), sizeof(*(r)))
+#define FERRY__REQ_UNPOISON(r) FERRY__UNPOISON((r), sizeof(*(r)))
 
 /* An intrusive doubly linked list; a zeroed node is "not linked". */
 struct ferry__conn;
@@ -71,6 +74,8 @@ struct ferry_http_client {
 	unsigned bufs_kept;	/* keepers' references, ring and spills */
 	struct ferry__link spills;	/* spills with keepers (validated on
 					   release: tokens are addresses) */
+	struct ferry__spill *spill_pool;	/* free spills of one record */
+	unsigned nspill_pool;
 
 	struct ferry__link origins;	/* struct ferry__origin.link */
 	struct ferry__link conns;	/* every struct ferry__conn.link */
@@ -146,12 +151,24 @@ enum ferry__transport_kind {
  * token is its address, which never collides with a ring token (1..count).
  */
 struct ferry__spill {
-	struct ferry__link link;	/* client's kept spills, when kept */
+	struct ferry__link link;	/* client's kept spills, when kept;
+					   link.next: the pool's next */
 	unsigned kept;			/* keepers' references */
 	unsigned refs;
 	size_t len;
+	size_t cap;			/* data holds cap + 1 bytes */
 	char data[];
 };
+
+/*
+ * Spills of at most FERRY__SPILL_POOL_CAP bytes (one TLS record's
+ * plaintext: every record of a TLS body becomes one) share that size and
+ * come back to a free list of the client's, up to FERRY__SPILL_POOL_MAX of
+ * them (1 MiB), instead of going back to malloc: a download otherwise
+ * makes malloc trim and re-grow its heap, two page faults per record.
+ */
+#define FERRY__SPILL_POOL_CAP 16384
+#define FERRY__SPILL_POOL_MAX 64
 
 /* One received buffer not yet fully parsed: a ring buffer or a spill. */
 struct ferry__input {
@@ -311,6 +328,9 @@ void ferry__client_pool_free(struct ferry_http_client *c);
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen);
 void ferry__buf_unref(struct ferry_http_client *c, unsigned bid);
 void ferry__buf_keep(struct ferry_http_client *c, unsigned bid);
+/* A spill holding a copy of data[0..len) (refs 1), or NULL. Loop thread. */
+struct ferry__spill *ferry__spill_new(struct ferry_http_client *c,
+				      const void *data, size_t len);
 void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);
 void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp);
 
