@@ -58,9 +58,9 @@ struct ferry__dns_entry {
 };
 
 struct dns_override {
-	char *host;
+	char *host;			/* "*": any host at that port */
 	size_t host_len;
-	uint16_t port;			/* 0: any ("*") */
+	uint16_t port;
 	struct ferry__addrs as;		/* ports 0 */
 };
 
@@ -237,13 +237,10 @@ static int override_parse(struct dns_override *ov, const char *spec)
 
 	if (!c1 || !c2 || c1 == spec)
 		return FERRY_EINVAL;
-	if (c2 - c1 == 2 && c1[1] == '*') {
-		port = 0;
-	} else {
-		port = strtoul(c1 + 1, &end, 10);
-		if (end != c2 || c1 + 1 == c2 || !port || port > 65535)
-			return FERRY_EINVAL;
-	}
+	port = strtoul(c1 + 1, &end, 10);
+	if (end != c2 || c1 + 1 == c2 || !port || port > 65535 ||
+	    c1[1] < '0' || c1[1] > '9')
+		return FERRY_EINVAL;
 	ov->port = (uint16_t)port;
 	ov->host_len = (size_t)(c1 - spec);
 	ov->host = strndup(spec, ov->host_len);
@@ -256,15 +253,21 @@ static const struct dns_override *override_find(const struct ferry__dns *d,
 						const char *host, size_t len,
 						uint16_t port)
 {
-	/* The last entry for a host and port wins, as in curl. */
+	/* As curl: the last entry for this host and port, else the last
+	 * "*" entry for the port. */
+	const struct dns_override *any = NULL;
+
 	for (size_t i = d->nov; i-- > 0;) {
 		const struct dns_override *ov = &d->ov[i];
 
-		if (ov->host_len == len && !strncasecmp(ov->host, host, len) &&
-		    (!ov->port || ov->port == port))
+		if (ov->port != port)
+			continue;
+		if (ov->host_len == len && !strncasecmp(ov->host, host, len))
 			return ov;
+		if (!any && ov->host_len == 1 && ov->host[0] == '*')
+			any = ov;
 	}
-	return NULL;
+	return any;
 }
 
 /* ------------------------------------------------------------------ */

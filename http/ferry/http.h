@@ -305,11 +305,12 @@ struct ferry_http_client_opts {
 	uint32_t happy_eyeballs_delay_ms;
 	/*
 	 * [none] resolve overrides, curl's CURLOPT_RESOLVE: each
-	 * "host:port:address[,address]..." (port a number or "*" for any;
-	 * IPv6 addresses bare or in brackets) makes the client connect to
-	 * those addresses, in that order, for that host and port, without a
-	 * lookup. The last entry for a host and port wins. Copied at create.
-	 * "localhost" names stay loopback whatever these say.
+	 * "host:port:address[,address]..." (IPv6 addresses bare or in
+	 * brackets) makes the client connect to those addresses, in that
+	 * order, for that host (any case) and port, without a lookup; host
+	 * "*" stands for every host at that port. As in curl, the last
+	 * entry for the host and port wins, then the last "*" one. Copied
+	 * at create. "localhost" names stay loopback whatever these say.
 	 */
 	const char *const *resolve;
 	size_t nresolve;

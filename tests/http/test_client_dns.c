@@ -284,6 +284,7 @@ Test(client_dns, bad_overrides_refused)
 		"x.test", "x.test:80", ":80:127.0.0.1", "x.test:0:127.0.0.1",
 		"x.test:70000:127.0.0.1", "x.test:80:", "x.test:80:nope",
 		"x.test:80:127.0.0.1,", "x.test:8x:127.0.0.1", "x.test:80:[::1",
+		"x.test:*:127.0.0.1", "x.test:+80:127.0.0.1",
 	};
 	struct ferry_loop *loop;
 	struct ferry_http_client *c;
@@ -303,21 +304,30 @@ Test(client_dns, bad_overrides_refused)
 
 Test(client_dns, override_used)
 {
-	char e1[64], e2[64], url[128];
-	const char *ov[2] = { e1, e2 };
-	struct ferry_http_client_opts o = { .resolve = ov, .nresolve = 2 };
+	char e[4][64], url[128];
+	const char *ov[4] = { e[0], e[1], e[2], e[3] };
+	struct ferry_http_client_opts o = { .resolve = ov, .nresolve = 4 };
 	struct tc_req r;
 
 	flaky((const char *[]){ "--fail", "0", NULL });
-	/* The later entry for the host wins; "*" is any port. */
-	snprintf(e1, sizeof(e1), "over.test:%d:[::1]", srv.port);
-	snprintf(e2, sizeof(e2), "OVER.test:*:127.0.0.1");
+	/* As curl: the last entry for the host and port, else the last "*"
+	 * one ([::1] refuses: nothing listens there). */
+	snprintf(e[0], 64, "over.test:%d:[::1]", srv.port);
+	snprintf(e[1], 64, "OVER.test:%d:127.0.0.1", srv.port);
+	snprintf(e[2], 64, "*:%d:127.0.0.1", srv.port);
+	snprintf(e[3], 64, "other.test:%d:[::1]", srv.port + 1);
 	tc_setup(&t, &o);
 	snprintf(url, sizeof(url), "http://over.test:%d/", srv.port);
 	tc_req_init(&r, &t, 64);
 	tc_get(&r, NULL, url);
 	cr_assert(tc_run(&t, 30000));
 	cr_expect_eq(r.result, 200, "%d %s", r.result, r.detail);
+	tc_req_free(&r);
+	snprintf(url, sizeof(url), "http://other.test:%d/", srv.port);
+	tc_req_init(&r, &t, 64);
+	tc_get(&r, NULL, url);
+	cr_assert(tc_run(&t, 30000));
+	cr_expect_eq(r.result, 200, "the wildcard: %d %s", r.result, r.detail);
 	cr_expect_eq(stats().dns_lookups, 0, "no lookup for an override");
 	tc_req_free(&r);
 }

@@ -111,7 +111,7 @@ static bool resolve_addr_ok(const char *s, size_t n)
 	       inet_pton(AF_INET6, buf, bin) == 1;
 }
 
-/* curl's --resolve HOST:PORT:ADDR[,ADDR]... (PORT may be "*"); the
+/* curl's --resolve HOST:PORT:ADDR[,ADDR]... (HOST may be "*"); the
  * library checks the same again (ferry_http_client_opts.resolve). */
 static bool resolve_ok(const char *e)
 {
@@ -119,13 +119,11 @@ static bool resolve_ok(const char *e)
 	char *end;
 	long port;
 
-	if (!c1 || !c2 || c1 == e)
+	if (!c1 || !c2 || c1 == e || c1[1] < '0' || c1[1] > '9')
 		return false;
-	if (!(c2 - c1 == 2 && c1[1] == '*')) {
-		port = strtol(c1 + 1, &end, 10);
-		if (end != c2 || c1 + 1 == c2 || port < 1 || port > 65535)
-			return false;
-	}
+	port = strtol(c1 + 1, &end, 10);
+	if (end != c2 || port < 1 || port > 65535)
+		return false;
 	for (const char *p = c2 + 1;;) {
 		const char *comma = strchr(p, ',');
 		size_t n = comma ? (size_t)(comma - p) : strlen(p);
