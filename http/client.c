@@ -207,6 +207,17 @@ unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c)
 	return c->opts.recv_buf_count;
 }
 
+static void client_dns_stats(const struct ferry_http_client *c,
+			     struct ferry_http_client_stats *st)
+{
+	struct ferry__dns_counters dc;
+
+	ferry__dns_counters(c->dns, &dc);
+	st->dns_lookups = dc.lookups;
+	st->dns_cache_hits = dc.hits;
+	st->dns_shared = dc.shared;
+}
+
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st)
 {
@@ -218,14 +229,7 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 	st->requests_started = c->requests_started;
 	st->retries = c->retries;
 	st->policy_retries = c->policy_retries;
-	{
-		struct ferry__dns_counters dc;
-
-		ferry__dns_counters(c->dns, &dc);
-		st->dns_lookups = dc.lookups;
-		st->dns_cache_hits = dc.hits;
-		st->dns_shared = dc.shared;
-	}
+	client_dns_stats(c, st);
 	st->tls_full = st->tls_resumed = st->tls_verify_cached = 0;
 	if (c->tls_cfg) {
 		struct ferry__tls_counters tc;
