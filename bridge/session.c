@@ -47,6 +47,7 @@ struct ferry_response {
 	struct ferry_url url;
 	char *rqmem;			/* method and header copies */
 	struct ferry_http_header *rqhdrs;
+	struct ferry_http_retry retry;	/* rq.retry points here when set */
 
 	/* Loop only, while the task runs. */
 	struct ferry__xfer *x;
@@ -66,6 +67,7 @@ struct ferry_response {
 	struct ferry_stream *stream;
 	struct ferry_http_timings timings;
 	int minor;			/* HTTP/1.<minor>, -1 before the head */
+	unsigned attempts;		/* ferry_http_request_attempts */
 };
 
 struct ferry__xfer {
@@ -251,6 +253,7 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	int ret = ferry__copy_head(resp, req, status);
 
 	ferry_http_request_timings(req, &resp->timings);
+	resp->attempts = ferry_http_request_attempts(req);
 	if (ret < 0)
 		return ret;
 	if (!resp->rq.stream) {
@@ -390,6 +393,7 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
 		ferry_http_request_timings(req, &resp->timings);
+		resp->attempts = ferry_http_request_attempts(req);
 		resp->x = NULL;
 		resp->result = result;
 		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
@@ -457,6 +461,7 @@ static void ferry__resp_start(struct ferry_task *t)
 		.cb = &ferry__xfer_cb,
 		.ctx = x,
 		.raw_headers = resp->rq.raw_headers,
+		.retry = resp->rq.retry,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
@@ -510,6 +515,10 @@ static int ferry__copy_request(struct ferry_response *resp,
 		p += h->name_len + h->value_len;
 	}
 	resp->rq.headers = resp->rqhdrs;
+	if (rq->retry) {
+		resp->retry = *rq->retry;
+		resp->rq.retry = &resp->retry;
+	}
 	resp->rq.url = NULL;
 	return 0;
 }
@@ -754,6 +763,11 @@ void ferry_response_timings(const struct ferry_response *r,
 			    struct ferry_http_timings *t)
 {
 	*t = r->timings;
+}
+
+unsigned ferry_response_attempts(const struct ferry_response *r)
+{
+	return r ? r->attempts : 0;
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)

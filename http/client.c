@@ -29,6 +29,7 @@
 #define DEF_REDIRECT_BODY (16 * 1024)
 #define DEF_MIN_RSA_BITS 2048
 #define DEF_SESSION_LIFETIME_MS (3600u * 1000)
+#define DEF_HAPPY_EYEBALLS_MS 250	/* RFC 8305 5's recommendation */
 
 /* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
 static unsigned cache_size(unsigned opt)
@@ -89,6 +90,9 @@ static int client_opts(struct ferry_http_client_opts *o,
 		return FERRY_EINVAL;
 	if (!o->tls_session_lifetime_ms)
 		o->tls_session_lifetime_ms = DEF_SESSION_LIFETIME_MS;
+	if (!o->happy_eyeballs_delay_ms)
+		o->happy_eyeballs_delay_ms = DEF_HAPPY_EYEBALLS_MS;
+	ferry__retry_fill(&o->retry, in ? &in->retry : NULL);
 	return 0;
 }
 
@@ -137,6 +141,11 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
+	err = ferry__dns_new(c, &c->dns, NULL, 0);
+	if (err < 0)
+		goto fail;
+	/* Jitter only has to differ between clients and runs. */
+	c->retry_rng = ferry_time_now() ^ (uint64_t)(uintptr_t)c;
 	err = ferry_bufring_create(loop, c->opts.recv_buf_count,
 				   c->opts.recv_buf_size, &c->br);
 	if (err < 0)
@@ -148,6 +157,7 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	*cp = c;
 	return 0;
 fail:
+	ferry__dns_free(c->dns);
 	free(c->buf_refs);
 	free(c->user_agent);
 	free(c->ca_file);
@@ -197,6 +207,17 @@ unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c)
 	return c->opts.recv_buf_count;
 }
 
+static void client_dns_stats(const struct ferry_http_client *c,
+			     struct ferry_http_client_stats *st)
+{
+	struct ferry__dns_counters dc;
+
+	ferry__dns_counters(c->dns, &dc);
+	st->dns_lookups = dc.lookups;
+	st->dns_cache_hits = dc.hits;
+	st->dns_shared = dc.shared;
+}
+
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st)
 {
@@ -207,6 +228,8 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 	st->conns_opened = c->conns_opened;
 	st->requests_started = c->requests_started;
 	st->retries = c->retries;
+	st->policy_retries = c->policy_retries;
+	client_dns_stats(c, st);
 	st->tls_full = st->tls_resumed = st->tls_verify_cached = 0;
 	if (c->tls_cfg) {
 		struct ferry__tls_counters tc;
@@ -507,7 +530,8 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	void *ctx;
 
 	if (!c->closing || c->close_busy || !ferry__list_empty(&c->conns) ||
-	    !ferry__list_empty(&c->reqs) || c->bufs_kept)
+	    !ferry__list_empty(&c->reqs) || c->bufs_kept ||
+	    ferry__dns_busy(c->dns))
 		return;
 	while (!ferry__list_empty(&c->origins)) {
 		struct ferry__link *l = c->origins.next;
@@ -525,6 +549,7 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	free(c->ca_file);
 	free(c->ca_dir);
 	ferry__tls_config_free(c->tls_cfg);
+	ferry__dns_free(c->dns);
 	free(c);
 	if (cb)
 		cb(ctx);

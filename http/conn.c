@@ -3,10 +3,10 @@
  *
  * Life of a connection (enum ferry__conn_state, in order):
  *
- *   RESOLVE    getaddrinfo on the offload pool (skipped for IP literals)
- *   SOCKET     socket op for the next address
- *   CONNECT    connect op with a linked timeout; on failure back to
- *              SOCKET with the next address, or give up
+ *   RESOLVE    the client's name cache (dns.c; getaddrinfo on the offload
+ *              pool when it has no answer); skipped for IP literals
+ *   CONNECT    Happy Eyeballs over the addresses (happy.c): socket and
+ *              connect ops with linked timeouts, owned by the race
  *   HANDSHAKE  https: the TLS engine's records go out on op and come
  *              in on the multishot recv, within connect_timeout
  *   SEND       the request head and body go out (sendmsg, short writes
@@ -47,15 +47,6 @@
 
 #include "internal.h"
 #include "tls.h"
-
-struct ferry__resolve {
-	struct ferry_offload job;
-	struct ferry__conn *conn;	/* NULL once the conn gave up on it */
-	struct addrinfo *res;
-	int gai;
-	char port[8];
-	char host[];
-};
 
 static void conn_step(struct ferry__conn *cn, int res);
 static void conn_pump(struct ferry__conn *cn);
@@ -283,75 +274,30 @@ static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* RESOLVE                                                               */
 
-static void resolve_work(struct ferry_offload *job)
+/* cn owns the addresses from now on. */
+static void conn_take_addrs(struct ferry__conn *cn, struct ferry__addrs *as)
 {
-	struct ferry__resolve *rs = ferry__http_container_of(job,
-					struct ferry__resolve, job);
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_protocol = IPPROTO_TCP,
-		.ai_flags = AI_NUMERICSERV,
-	};
-
-	/* Runs on an offload thread: touches nothing but the job. */
-	rs->gai = getaddrinfo(rs->host, rs->port, &hints, &rs->res);
+	cn->addrs = as->a;
+	cn->addrlens = as->len;
+	cn->naddrs = as->n;
+	*as = (struct ferry__addrs){ 0 };
+	cn->t_resolved = ferry_time_now();
 }
 
-static int conn_take_addrs(struct ferry__conn *cn, const struct addrinfo *ai)
+/* The name cache answered (dns.c), on a later turn than conn_resolve. */
+static void conn_dns_done(struct ferry__dns_wait *w, int err,
+			  struct ferry__addrs *as, const char *why)
 {
-	unsigned n = 0;
+	struct ferry__conn *cn = ferry__http_container_of(w,
+					struct ferry__conn, dns_wait);
 
-	for (const struct addrinfo *p = ai; p; p = p->ai_next)
-		if (p->ai_family == AF_INET || p->ai_family == AF_INET6)
-			n++;
-	if (!n)
-		return FERRY_EDNS;
-	cn->addrs = calloc(n, sizeof(*cn->addrs));
-	cn->addrlens = calloc(n, sizeof(*cn->addrlens));
-	if (!cn->addrs || !cn->addrlens)
-		return -ENOMEM;
-	for (const struct addrinfo *p = ai; p; p = p->ai_next) {
-		if (p->ai_family != AF_INET && p->ai_family != AF_INET6)
-			continue;
-		memcpy(&cn->addrs[cn->naddrs], p->ai_addr, p->ai_addrlen);
-		cn->addrlens[cn->naddrs++] = p->ai_addrlen;
-	}
-	return 0;
-}
-
-static void resolve_done(struct ferry_offload *job, int status)
-{
-	struct ferry__resolve *rs = ferry__http_container_of(job,
-					struct ferry__resolve, job);
-	struct ferry__conn *cn = rs->conn;
-	int err;
-
-	if (!cn) {	/* abandoned: the job owns itself */
-		if (rs->res)
-			freeaddrinfo(rs->res);
-		free(rs);
-		return;
-	}
-	cn->resolve = NULL;
 	conn_hold(cn);
-	if (status < 0) {
-		conn_error(cn, status, "resolving %s: %s", rs->host,
-			   ferry_strerror(status));
-	} else if (rs->gai) {
-		conn_error(cn, FERRY_EDNS, "resolving %s: %s", rs->host,
-			   gai_strerror(rs->gai));
-	} else if ((err = conn_take_addrs(cn, rs->res)) < 0) {
-		conn_error(cn, err, "resolving %s: %s", rs->host,
-			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
-					     : ferry_strerror(err));
+	if (err < 0) {
+		conn_error(cn, err, "%s", why);
 	} else {
-		cn->t_resolved = ferry_time_now();
+		conn_take_addrs(cn, as);
 		conn_next_addr(cn);
 	}
-	if (rs->res)
-		freeaddrinfo(rs->res);
-	free(rs);
 	conn_leave(cn);
 }
 
@@ -397,7 +343,7 @@ static int conn_localhost(struct ferry__conn *cn, uint16_t port)
 
 static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
 {
-	struct ferry__resolve *rs;
+	struct ferry__addrs as = { 0 };
 	int err;
 
 	if (u->host_type == FERRY_URL_HOST_NAME &&
@@ -434,22 +380,15 @@ static int conn_resolve(struct ferry__conn *cn, const struct ferry_url *u)
 		conn_next_addr(cn);
 		return 0;
 	}
-	rs = calloc(1, sizeof(*rs) + u->host_len + 1);
-	if (!rs)
-		return -ENOMEM;
-	memcpy(rs->host, u->host, u->host_len);
-	snprintf(rs->port, sizeof(rs->port), "%u", u->port);
-	rs->job.work = resolve_work;
-	rs->job.done = resolve_done;
-	rs->conn = cn;
-	err = ferry_offload_submit(conn_loop(cn), &rs->job);
-	if (err < 0) {
-		free(rs);
-		return err;
-	}
-	cn->resolve = rs;
 	cn->state = FERRY__CONN_RESOLVE;
-	return 0;
+	cn->dns_wait.done = conn_dns_done;
+	err = ferry__dns_resolve(cn->client, u->host, u->host_len, u->port,
+				 &cn->dns_wait, &as);
+	if (err == 1) {
+		conn_take_addrs(cn, &as);
+		conn_next_addr(cn);
+	}
+	return err < 0 ? err : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,43 +417,54 @@ static void conn_op_done(struct ferry_op *op, int res, unsigned flags)
 
 static void conn_recv_done(struct ferry_op *op, int res, unsigned flags);
 
-/* Start the socket op for the next address, or give up. */
+static void conn_he_done(void *ctx, int fd, unsigned idx);
+static void conn_connected(struct ferry__conn *cn);
+
+/* Race connects to the addresses (happy.c); conn_he_done follows. */
 static void conn_next_addr(struct ferry__conn *cn)
 {
-	const struct sockaddr_storage *ss;
-	char where[INET6_ADDRSTRLEN + 16];
+	const struct ferry_http_client *c = cn->client;
+	struct ferry__addrs as = { cn->addrs, cn->addrlens, cn->naddrs };
+	uint32_t delay = c->opts.happy_eyeballs_delay_ms;
+	uint32_t ct = c->opts.connect_timeout_ms;
 	int err;
 
-	if (cn->addr_next >= cn->naddrs) {
-		err = cn->connect_err;
-		ss = &cn->addrs[cn->naddrs - 1];
-		addr_str(ss, where, sizeof(where));
-		if (err == -ETIME)
-			conn_error(cn, FERRY_ECONNECT_TIMEOUT,
-				   "connect to %s: no answer within %u ms", where,
-				   cn->client->opts.connect_timeout_ms);
-		else
-			conn_error(cn, err, "connect to %s: %s", where,
-				   ferry_strerrorname(err));
-		return;
-	}
-	ss = &cn->addrs[cn->addr_next];
-	cn->state = FERRY__CONN_SOCKET;
-	cn->op.fn = conn_op_done;
-	err = ferry_op_socket(conn_loop(cn), &cn->op, ss->ss_family,
-			      SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (err == -EOPNOTSUPP) {
-		/* No socket op in this kernel: the syscall does not block. */
-		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC,
-				IPPROTO_TCP);
-
-		conn_step(cn, fd < 0 ? -errno : fd);
-		return;
-	}
+	cn->state = FERRY__CONN_CONNECT;
+	err = ferry__he_start(conn_loop(cn), &as,
+			      delay == FERRY_HTTP_NO_TIMEOUT ? 0
+							     : delay * FERRY__MS,
+			      ct == FERRY_HTTP_NO_TIMEOUT ? 0 : ct * FERRY__MS,
+			      conn_he_done, cn, &cn->he);
 	if (err < 0)
 		conn_fail_soon(cn, err);
+}
+
+/* The race is over: fd connected to address idx, or every address
+ * failed and fd is the last one's error. */
+static void conn_he_done(void *ctx, int fd, unsigned idx)
+{
+	struct ferry__conn *cn = ctx;
+	char where[INET6_ADDRSTRLEN + 16];
+
+	conn_hold(cn);
+	cn->he = NULL;
+	cn->addr_next = idx;
+	if (fd >= 0) {
+		cn->fd = fd;
+		conn_connected(cn);
+		conn_leave(cn);
+		return;
+	}
+	cn->connect_err = fd;
+	addr_str(&cn->addrs[idx], where, sizeof(where));
+	if (fd == -ETIME)
+		conn_error(cn, FERRY_ECONNECT_TIMEOUT,
+			   "connect to %s: no answer within %u ms", where,
+			   cn->client->opts.connect_timeout_ms);
 	else
-		cn->socket_pending = true;
+		conn_error(cn, fd, "connect to %s: %s", where,
+			   ferry_strerrorname(fd));
+	conn_leave(cn);
 }
 
 static void conn_connected(struct ferry__conn *cn)
@@ -552,9 +502,6 @@ static void conn_connected(struct ferry__conn *cn)
  */
 static void conn_step(struct ferry__conn *cn, int res)
 {
-	const struct ferry_http_client *c = cn->client;
-	int err;
-
 	if (cn->transport == FERRY__TRANSPORT_TLS &&
 	    cn->state >= FERRY__CONN_HANDSHAKE && cn->state <= FERRY__CONN_IDLE) {
 		/* Once connected, op carries only the engine's records. */
@@ -563,36 +510,11 @@ static void conn_step(struct ferry__conn *cn, int res)
 	}
 	switch (cn->state) {
 	case FERRY__CONN_RESOLVE:
-		/* Left through resolve_done, never by an op. */
+		/* Left through conn_dns_done, never by an op. */
 		return;
 	case FERRY__CONN_SOCKET:
-		cn->socket_pending = false;
-		if (res < 0) {
-			conn_error(cn, res, "socket: %s", ferry_strerrorname(res));
-			return;
-		}
-		cn->fd = res;
-		cn->state = FERRY__CONN_CONNECT;
-		err = ferry_op_connect(conn_loop(cn), &cn->op, cn->fd,
-				       (struct sockaddr *)&cn->addrs[cn->addr_next],
-				       cn->addrlens[cn->addr_next]);
-		if (!err && c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
-			err = ferry_op_set_timeout(conn_loop(cn), &cn->op,
-					c->opts.connect_timeout_ms * FERRY__MS);
-		if (err < 0)
-			conn_fail_soon(cn, err);
-		return;
 	case FERRY__CONN_CONNECT:
-		if (res < 0) {
-			/* Nothing else is in flight on fd: close it now. */
-			close(cn->fd);
-			cn->fd = -1;
-			cn->connect_err = res;
-			cn->addr_next++;
-			conn_next_addr(cn);
-			return;
-		}
-		conn_connected(cn);
+		/* The connect race's ops are its own (happy.c). */
 		return;
 	case FERRY__CONN_HANDSHAKE:
 		return;
@@ -1224,9 +1146,10 @@ static void conn_shut(struct ferry__conn *cn)
 		cn->req->conn = NULL;
 		cn->req = NULL;
 	}
-	if (cn->resolve) {
-		cn->resolve->conn = NULL;	/* it frees itself */
-		cn->resolve = NULL;
+	ferry__dns_cancel(&cn->dns_wait);
+	if (cn->he) {
+		ferry__he_abandon(cn->he);	/* it frees itself */
+		cn->he = NULL;
 	}
 	cn->state = FERRY__CONN_CLOSING;
 	cn->origin = NULL;

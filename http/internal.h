@@ -29,6 +29,7 @@
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
+#include "dns.h"
 #include "h1.h"
 
 #define ferry__http_container_of(ptr, type, member) \
@@ -87,6 +88,9 @@ struct ferry_http_client {
 	uint64_t conns_opened;
 	uint64_t requests_started;
 	uint64_t retries;
+	uint64_t policy_retries;	/* by the retry policy (request.c) */
+	uint64_t retry_rng;		/* jitter's state (retry.c) */
+	struct ferry__dns *dns;		/* names cache, overrides (dns.c) */
 
 	/* Finished request objects kept for the next ones (request.c). */
 	struct ferry_http_request *pool[FERRY__REQ_POOL_MAX];
@@ -122,9 +126,9 @@ struct ferry__origin {
  * flight; conn_step() in conn.c is the switch that moves between them.
  */
 enum ferry__conn_state {
-	FERRY__CONN_RESOLVE,	/* getaddrinfo on the offload pool */
-	FERRY__CONN_SOCKET,	/* socket op */
-	FERRY__CONN_CONNECT,	/* connect op with a linked timeout */
+	FERRY__CONN_RESOLVE,	/* waiting for the name cache (dns.c) */
+	FERRY__CONN_SOCKET,	/* set up failed: reported from the timer */
+	FERRY__CONN_CONNECT,	/* connect race in flight (happy.c) */
 	FERRY__CONN_HANDSHAKE,	/* TLS handshake, records on op/recv_op */
 	FERRY__CONN_SEND,	/* writing the request (head and body) */
 	FERRY__CONN_RECV,	/* request sent; reading the response */
@@ -212,8 +216,9 @@ struct ferry__conn {
 	/* When resolve, connect and the TLS handshake ended (ns, 0: not). */
 	uint64_t t_resolved, t_connected, t_tls_done;
 
-	/* Resolve and connect. */
-	struct ferry__resolve *resolve;	/* job in flight, or NULL */
+	/* Resolve and connect (dns.h). */
+	struct ferry__dns_wait dns_wait;	/* waiting for a name */
+	struct ferry__he *he;		/* connect race in flight, or NULL */
 	struct sockaddr_storage *addrs;
 	socklen_t *addrlens;
 	unsigned naddrs, addr_next;
@@ -251,6 +256,7 @@ enum ferry__req_state {
 	FERRY__REQ_WAITING,	/* on an origin's queue */
 	FERRY__REQ_ACTIVE,	/* bound to a connection */
 	FERRY__REQ_DONE,	/* on_done is running */
+	FERRY__REQ_BACKOFF,	/* waiting to retry (retry_timer) */
 };
 
 /* How the request body is sent. */
@@ -291,6 +297,11 @@ struct ferry_http_request {
 	unsigned max_redirects;
 	unsigned redirects;
 	struct ferry_timer deadline;	/* total timeout */
+	struct ferry_http_retry retry;	/* policy, defaults filled */
+	unsigned attempts;		/* 1 + the policy's retries */
+	bool retrying;			/* dropping a retryable response */
+	uint64_t retry_delay_ns;	/* the wait it asked for */
+	struct ferry_timer retry_timer;	/* end of the backoff */
 
 	/* The attempt on the current connection. */
 	struct ferry__h1_buf out;	/* request head */
@@ -347,6 +358,16 @@ void ferry__conn_body_ready(struct ferry__conn *cn);
 void ferry__iov_advance(struct ferry__conn *cn, size_t n);
 void ferry__conn_note_times(struct ferry__conn *cn,
 			    struct ferry_http_request *req);
+
+/* retry.c */
+void ferry__retry_fill(struct ferry_http_retry *out,
+		       const struct ferry_http_retry *in);
+bool ferry__retry_status(const struct ferry_http_retry *p, int status);
+bool ferry__retry_error(const struct ferry_http_retry *p, int err,
+			bool connecting);
+uint64_t ferry__retry_backoff_ns(const struct ferry_http_retry *p, unsigned n,
+				 uint64_t *rng);
+int64_t ferry__retry_after_ms(const char *v);
 
 /* request.c */
 int ferry__req_wait(struct ferry_http_request *req, bool front);

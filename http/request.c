@@ -5,7 +5,8 @@
  *
  * States (enum ferry__req_state): WAITING on an origin's FIFO -> ACTIVE on
  * a connection (connecting, sending or receiving) -> DONE while on_done
- * runs. A redirect or a retry goes from ACTIVE back to WAITING.
+ * runs. A redirect or a retry goes from ACTIVE back to WAITING; a retry
+ * of the retry policy waits in BACKOFF first (its timer), then WAITING.
  *
  * Callbacks into the caller are bracketed by in_cb: a cancel (or a client
  * close) that arrives from inside one only records the error, and the
@@ -136,6 +137,10 @@ static void req_detach(struct ferry_http_request *req)
 		ferry__origin_put(o);
 		return;
 	}
+	if (req->state == FERRY__REQ_BACKOFF) {
+		ferry_timer_stop(c->loop, &req->retry_timer);
+		return;
+	}
 	if (!cn)
 		return;
 	req->conn = NULL;
@@ -146,10 +151,97 @@ static void req_detach(struct ferry_http_request *req)
 		ferry__conn_close(cn);
 }
 
+/* ------------------------------------------------------------------ */
+/* Retries of the retry policy (rules in retry.c)                       */
+
+/*
+ * May req be tried again, after a wait of *@delay_ns? @retry_after_ms is
+ * the server's Retry-After (-1: none). Not past max_retries, not a method
+ * that is not idempotent (unless any_method), not a producer body already
+ * read, not a Retry-After over its cap, not when the wait would end past
+ * the total deadline.
+ */
+static bool req_retry_allowed(struct ferry_http_request *req,
+			      int64_t retry_after_ms, uint64_t *delay_ns)
+{
+	const struct ferry_http_retry *p = &req->retry;
+	struct ferry_http_client *c = req->client;
+
+	if (req->attempts > p->max_retries || req->body_fn_started ||
+	    (!p->any_method && !ferry__req_idempotent(req)))
+		return false;
+	if (retry_after_ms > (int64_t)p->retry_after_max_ms)
+		return false;
+	*delay_ns = retry_after_ms >= 0
+			    ? (uint64_t)retry_after_ms * FERRY__MS
+			    : ferry__retry_backoff_ns(p, req->attempts,
+						      &c->retry_rng);
+	return !ferry_timer_active(&req->deadline) ||
+	       ferry_time_now() + *delay_ns <
+		       ferry_timer_deadline(&req->deadline);
+}
+
+/* req, on no connection, waits delay_ns and then starts over. */
+static void req_retry_later(struct ferry_http_request *req, uint64_t delay_ns)
+{
+	struct ferry_http_client *c = req->client;
+
+	req->state = FERRY__REQ_BACKOFF;
+	req->attempts++;
+	c->policy_retries++;
+	req->retrying = false;
+	req->redirecting = false;
+	req->head_seen = false;
+	req->retried = false;
+	req->fresh_conn = false;
+	req->status = 0;
+	req->body_received = 0;
+	if (ferry_timer_start(c->loop, &req->retry_timer,
+			      ferry_time_now() + delay_ns) < 0)
+		ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+}
+
+static void req_retry_fn(struct ferry_timer *t)
+{
+	struct ferry_http_request *req = ferry__http_container_of(t,
+					struct ferry_http_request, retry_timer);
+
+	if (ferry__req_wait(req, false) < 0)
+		ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+}
+
+/*
+ * A failure on req's connection before any response byte: retried if
+ * the policy says so (true: req is in BACKOFF, detached from the
+ * connection, which the caller closes).
+ */
+static bool req_retry_error(struct ferry_http_request *req, int err)
+{
+	struct ferry__conn *cn = req->conn;
+	bool connecting;
+	uint64_t delay;
+
+	if (!cn || req->in_cb || req->head_seen ||
+	    req->state != FERRY__REQ_ACTIVE || !req->retry.max_retries)
+		return false;
+	connecting = cn->state == FERRY__CONN_CONNECT;
+	if (!connecting && (cn->state < FERRY__CONN_SEND ||
+			    !ferry__h1_resp_idle(&cn->parser)))
+		return false;
+	if (!ferry__retry_error(&req->retry, err, connecting) ||
+	    !req_retry_allowed(req, -1, &delay))
+		return false;
+	req_detach(req);
+	req_retry_later(req, delay);
+	return true;
+}
+
 /* Fail req with err and the detail already in req->detail. */
 void ferry__req_fail_detail(struct ferry_http_request *req, int err)
 {
 	if (req->state == FERRY__REQ_DONE)
+		return;
+	if (req_retry_error(req, err))
 		return;
 	if (req->in_cb) {
 		if (!req->pending_err)
@@ -345,6 +437,12 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	req->cb = o->cb;
 	req->ctx = o->ctx;
 	req->deadline.fn = req_deadline_fn;
+	req->retry_timer.fn = req_retry_fn;
+	req->attempts = 1;
+	if (o->retry)
+		ferry__retry_fill(&req->retry, o->retry);
+	else
+		req->retry = c->opts.retry;
 	req->raw_headers = o->raw_headers;
 	req->t_start = ferry_time_now();
 	req->method = strdup(o->method ? o->method : "GET");
@@ -482,9 +580,18 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	r = req_redirect_check(req, p, status);
 	if (r < 0)
 		return -1;
+	if (r == 0 && req->retry.max_retries &&
+	    ferry__retry_status(&req->retry, status) &&
+	    req_retry_allowed(req, ferry__retry_after_ms(ferry__h1_resp_header(
+					   p, "Retry-After", NULL)),
+			      &req->retry_delay_ns)) {
+		/* Dropped like a redirect's body, then tried again. */
+		req->retrying = true;
+		r = 1;
+	}
 	cl = ferry__h1_resp_header(p, "Content-Length", NULL);
 	if (r > 0) {
-		req->redirecting = true;
+		req->redirecting = !req->retrying;
 		*discard = true;
 		/* (A HEAD's Content-Length announces no body.) */
 		if (cl && strcmp(req->method, "HEAD") &&
@@ -530,7 +637,7 @@ int ferry__req_body(struct ferry_http_request *req, const char *data,
 	int r;
 
 	req->body_received += len;
-	if (req->redirecting)
+	if (req->redirecting || req->retrying)
 		return req->body_received > req_redirect_body_max(req)
 			       ? FERRY__REQ_ABANDON : 0;
 	if (req->max_body && req->body_received > req->max_body) {
@@ -648,6 +755,10 @@ void ferry__req_complete(struct ferry_http_request *req,
 	req->conn = NULL;
 	/* Active on no connection, for a moment. */
 	ferry__conn_detach(cn, reuse);
+	if (req->retrying) {
+		req_retry_later(req, req->retry_delay_ns);
+		return;
+	}
 	if (req->redirecting) {
 		req_follow(req);
 		return;
@@ -761,6 +872,11 @@ ferry_http_request_url(const struct ferry_http_request *req)
 unsigned ferry_http_request_redirects(const struct ferry_http_request *req)
 {
 	return req->redirects;
+}
+
+unsigned ferry_http_request_attempts(const struct ferry_http_request *req)
+{
+	return req ? req->attempts : 0;
 }
 
 bool ferry_http_request_reused(const struct ferry_http_request *req)

@@ -125,6 +125,11 @@ struct ferry_request {
 	 * User-Agent or empty-POST Content-Length: see raw_headers in
 	 * struct ferry_http_request_opts (ferry/http.h). */
 	bool raw_headers;
+	/* [NULL] the retry policy (ferry/http.h, struct ferry_http_retry):
+	 * NULL = the session's (opts.retry at create); copied by submit.
+	 * Retried failures and responses are not seen: the response is the
+	 * last attempt's, and ferry_response_attempts() says how many. */
+	const struct ferry_http_retry *retry;
 };
 
 /*
@@ -210,6 +215,13 @@ const char *ferry_response_url(const struct ferry_response *r);
  */
 void ferry_response_timings(const struct ferry_response *r,
 			    struct ferry_http_timings *t);
+/*
+ * ferry_response_attempts - how many times the request was tried: 1, plus
+ * one per retry of its retry policy; 0 when it never started (or NULL).
+ * Taken when the head arrived and again when the request ended.
+ */
+unsigned ferry_response_attempts(const struct ferry_response *r);
+
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with
  * ferry_stream_next or ferry_lines_*. The stream belongs to the response:

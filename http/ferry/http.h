@@ -43,7 +43,8 @@
  *   FERRY_EURL              bad URL or Location (detail names the part)
  *   FERRY_EDNS              name resolution failed (detail: gai_strerror);
  *                           "localhost" and "*.localhost" are never looked
- *                           up: they are 127.0.0.1 then ::1 (RFC 6761)
+ *                           up: they are 127.0.0.1 then ::1 (RFC 6761);
+ *                           see "Names and addresses" below
  *   -ECONNREFUSED, -ECONNRESET, -EPIPE, -ENETUNREACH, ... from the kernel
  *   FERRY_ECONNECT_TIMEOUT  no address accepted within connect_timeout
  *   FERRY_EREAD_TIMEOUT     no byte moved for read_timeout
@@ -73,6 +74,33 @@
  *   FERRY_ECLOSED           the client was closed
  *   FERRY_EINVAL, -ENOMEM
  * Every error comes with a detail string naming the cause.
+ *
+ * Names and addresses. A host name is looked up with getaddrinfo (so
+ * /etc/hosts, resolv.conf and nsswitch.conf count as for any program) on
+ * the loop's offload pool, and the answer is cached by the client:
+ * connections that need a name while its lookup runs wait for that one
+ * lookup; an answer is kept dns_cache_ttl_ms (getaddrinfo reports no TTL,
+ * so the time is fixed, as curl's default resolver does it), a failure
+ * dns_negative_ttl_ms. Entries in `resolve` ("host:port:addr[,addr]...",
+ * curl's CURLOPT_RESOLVE) answer before any lookup and never expire; TLS
+ * still checks the URL's host name. The addresses are tried as Happy
+ * Eyeballs does (RFC 8305): the first, then the next one each
+ * happy_eyeballs_delay_ms while none has connected (at once when one
+ * fails), IPv6 and IPv4 interleaved starting with the family the
+ * resolver put first; the first to connect wins, the other attempts are
+ * cancelled. connect_timeout_ms applies to each attempt.
+ *
+ * Retries (opt-in, struct ferry_http_retry): a request may be tried again
+ * after a connect failure, a reset or close before any response byte, or
+ * a 408/429/502/503/504 response (whose head and body are then dropped,
+ * not reported), only for idempotent methods unless any_method is set,
+ * never for a producer body once it has been read, after an exponential
+ * backoff with jitter or the server's Retry-After, and only when the wait
+ * ends before the request's total deadline. The last attempt's outcome is
+ * reported; ferry_http_request_attempts() says how many there were.
+ * Independently of any policy, an idempotent request that meets a pooled
+ * connection the server had closed is sent once more on a new one (not
+ * counted as an attempt).
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
@@ -114,6 +142,44 @@ enum ferry_tls_ciphers {
 #define FERRY_TLS_1_0 0x0301
 #define FERRY_TLS_1_1 0x0302
 #define FERRY_TLS_1_2 0x0303
+
+/* What a retry policy retries (struct ferry_http_retry.on; bits). */
+#define FERRY_HTTP_RETRY_CONNECT 0x01	/* no connection: refused,
+					   unreachable, connect timeout (after
+					   every address was tried) */
+#define FERRY_HTTP_RETRY_RESET	0x02	/* reset or closed after the request
+					   was sent, before any response byte
+					   (-ECONNRESET, -EPIPE,
+					   FERRY_EEMPTY_REPLY) */
+#define FERRY_HTTP_RETRY_408	0x04	/* Request Timeout */
+#define FERRY_HTTP_RETRY_429	0x08	/* Too Many Requests */
+#define FERRY_HTTP_RETRY_502	0x10	/* Bad Gateway */
+#define FERRY_HTTP_RETRY_503	0x20	/* Service Unavailable */
+#define FERRY_HTTP_RETRY_504	0x40	/* Gateway Timeout */
+#define FERRY_HTTP_RETRY_DEFAULT 0x7f	/* all of the above */
+
+/*
+ * A retry policy (see "Retries" at the top). Zero-initialised it retries
+ * nothing; set max_retries to turn it on. 0 in another field means the
+ * default in brackets.
+ */
+struct ferry_http_retry {
+	unsigned max_retries;		/* [0] retries after the first try */
+	unsigned on;			/* [FERRY_HTTP_RETRY_DEFAULT] */
+	/* [false] retry POST, PATCH and other methods that are not
+	 * idempotent too (the server may then act twice). */
+	bool any_method;
+	/* [200] wait before the first retry, in ms; doubled for each
+	 * next one up to backoff_max_ms [10000]. The wait is picked at
+	 * random in the upper half of that (jitter). */
+	uint32_t backoff_ms;
+	uint32_t backoff_max_ms;
+	/* [30000] a 408/429/502/503/504 with Retry-After (seconds or an
+	 * HTTP-date) is retried after that long, without jitter; one that
+	 * asks for more than this many ms is not retried: it is the
+	 * response. */
+	uint32_t retry_after_max_ms;
+};
 
 /* Room for any detail string a request reports, NUL included. */
 #define FERRY_HTTP_DETAIL_MAX 192
@@ -219,6 +285,37 @@ struct ferry_http_client_opts {
 	 * renegotiation). Off, a HelloRequest is answered with a
 	 * no_renegotiation alert and the connection goes on as it was. */
 	bool tls_allow_renegotiation;
+	/*
+	 * Names (see "Names and addresses" at the top).
+	 * dns_cache_ttl_ms [60000]: how long a looked-up answer is used;
+	 * FERRY_HTTP_NO_CACHE: not kept (each new connection looks up,
+	 * concurrent ones still share a lookup).
+	 * dns_negative_ttl_ms [3000]: how long a failed lookup is the
+	 * answer; FERRY_HTTP_NO_CACHE: not kept.
+	 * dns_cache_max [256]: names kept, least recently used dropped
+	 * first; FERRY_HTTP_NO_CACHE: none.
+	 */
+	uint32_t dns_cache_ttl_ms;
+	uint32_t dns_negative_ttl_ms;
+	unsigned dns_cache_max;
+	/* [250] ms between connect attempts to a name's next address while
+	 * none has connected (RFC 8305's Connection Attempt Delay);
+	 * FERRY_HTTP_NO_TIMEOUT: one address at a time, the next when one
+	 * fails. */
+	uint32_t happy_eyeballs_delay_ms;
+	/*
+	 * [none] resolve overrides, curl's CURLOPT_RESOLVE: each
+	 * "host:port:address[,address]..." (IPv6 addresses bare or in
+	 * brackets) makes the client connect to those addresses, in that
+	 * order, for that host (any case) and port, without a lookup; host
+	 * "*" stands for every host at that port. As in curl, the last
+	 * entry for the host and port wins, then the last "*" one. Copied
+	 * at create. "localhost" names stay loopback whatever these say.
+	 */
+	const char *const *resolve;
+	size_t nresolve;
+	/* [off] the retry policy of requests that do not bring their own. */
+	struct ferry_http_retry retry;
 };
 
 /*
@@ -230,6 +327,7 @@ struct ferry_http_client_opts {
  * callback before destroying the loop.
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
+ * a resolve entry that is not host:port:address[,address]...,
  * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
  * tls_min_rsa_bits outside 1024..4096, tls_send_record_max outside
  * 1024..16384), -ENOMEM, -EOPNOTSUPP (the
@@ -284,6 +382,16 @@ struct ferry_http_client_stats {
 	uint64_t tls_full;
 	uint64_t tls_resumed;
 	uint64_t tls_verify_cached;
+	/* Names: getaddrinfo calls made, connections answered from the
+	 * cache (answers and failures), connections that waited for a
+	 * lookup already running. Overrides, literals and localhost count
+	 * in none. */
+	uint64_t dns_lookups;
+	uint64_t dns_cache_hits;
+	uint64_t dns_shared;
+	/* Retries of the retry policy (the silent retry on a closed pooled
+	 * connection counts in `retries` only). */
+	uint64_t policy_retries;
 };
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st);
@@ -392,6 +500,9 @@ struct ferry_http_request_opts {
 	 * (fetch matches curl's order this way).
 	 */
 	bool raw_headers;
+	/* [NULL] the retry policy: NULL = the client's (opts.retry);
+	 * copied. */
+	const struct ferry_http_retry *retry;
 };
 
 /*
@@ -487,6 +598,11 @@ ferry_http_request_url(const struct ferry_http_request *req);
 
 /* ferry_http_request_redirects - redirects followed so far. */
 unsigned ferry_http_request_redirects(const struct ferry_http_request *req);
+
+/* ferry_http_request_attempts - tries so far: 1, plus one per retry of
+ * the retry policy (redirects followed are not attempts). Valid until
+ * on_done returns. */
+unsigned ferry_http_request_attempts(const struct ferry_http_request *req);
 
 /* ferry_http_request_reused - true if the current attempt runs on a
  * connection that carried an earlier request. */

@@ -1038,6 +1038,14 @@ case("bad-url-port", ["http://127.0.0.1:99999/"], code=3)
 case("bad-url-bracket", ["http://[::1/"], code=3, msg=r"(?i)url")
 case("resolve-invalid", ["http://nonexistent.invalid/"], code=6,
      msg=r"nonexistent\.invalid")
+case("resolve-override", ["--resolve", "fetch.test:<<APORT>>:127.0.0.1",
+                          "http://fetch.test:<<APORT>>/"], stdout=HELLO)
+case("resolve-override-any-host", ["--resolve", "*:<<APORT>>:[::1],127.0.0.1",
+                                   "http://fetch.test:<<APORT>>/"],
+     stdout=HELLO)
+case("resolve-override-bad", ["--resolve", "fetch.test:80", "<<A>>/"],
+     code=49, msg=r"CURLOPT_RESOLVE entry 'fetch\.test:80'",
+     wire=attempts(0))
 
 # -- usage
 case("unknown-flag", ["--no-such-flag", "<<A>>/"], code=2,

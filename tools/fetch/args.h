@@ -68,6 +68,8 @@ struct fetch_args {
 	long long resume_from;	/* -C N (> 0) */
 	long retry;		/* --retry */
 	long retry_delay_s;	/* --retry-delay; 0: curl's backoff */
+	const char **resolve;	/* --resolve entries, checked */
+	size_t nresolve;
 	bool compressed;
 };
 

@@ -70,6 +70,7 @@ void fetch_usage(FILE *f)
 	      " -C, --continue-at -      Resume where the output file ends\n"
 	      "     --retry <num>        Retry transient failures\n"
 	      "     --retry-delay <secs> Wait between retries\n"
+	      "     --resolve <host:port:addr[,addr]...>  Use these addresses\n"
 	      "     --bench ...          Load generator (fetch --bench --help)\n"
 	      " -h, --help               This help\n"
 	      " -V, --version            Versions and features\n", f);
@@ -97,6 +98,8 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
 		.tls_insecure_skip_verify = a->insecure,
+		.resolve = a->resolve,
+		.nresolve = a->nresolve,
 		/* Large receive buffers: a 1 GiB body in 128 KiB pieces
 		 * costs a third less CPU than in 16 KiB ones (measured
 		 * against curl -o /dev/null on loopback nginx). */
