@@ -500,7 +500,7 @@ static void conn_next_addr(struct ferry__conn *cn)
 		if (err == -ETIME)
 			conn_error(cn, FERRY_ECONNECT_TIMEOUT,
 				   "connect to %s: no answer within %u ms", where,
-				   cn->client->opts.connect_timeout_ms);
+				   cn->connect_timeout_ms);
 		else
 			conn_error(cn, err, "connect to %s: %s", where,
 				   ferry_strerrorname(err));
@@ -560,7 +560,6 @@ static void conn_connected(struct ferry__conn *cn)
  */
 static void conn_step(struct ferry__conn *cn, int res)
 {
-	const struct ferry_http_client *c = cn->client;
 	int err;
 
 	if (cn->transport == FERRY__TRANSPORT_TLS &&
@@ -584,9 +583,9 @@ static void conn_step(struct ferry__conn *cn, int res)
 		err = ferry_op_connect(conn_loop(cn), &cn->op, cn->fd,
 				       (struct sockaddr *)&cn->addrs[cn->addr_next],
 				       cn->addrlens[cn->addr_next]);
-		if (!err && c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
+		if (!err && cn->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
 			err = ferry_op_set_timeout(conn_loop(cn), &cn->op,
-					c->opts.connect_timeout_ms * FERRY__MS);
+					cn->connect_timeout_ms * FERRY__MS);
 		if (err < 0)
 			conn_fail_soon(cn, err);
 		return;
@@ -662,7 +661,7 @@ static int conn_pull_body(struct ferry__conn *cn)
 		return 0;
 	req->body_fn_started = true;
 	req->in_cb = true;
-	r = req->body_fn(req->ctx, req, &data, &len);
+	r = req->body_fn(req->body_ctx, req, &data, &len);
 	req->in_cb = false;
 	if (ferry__req_check_pending(req))
 		return -1;
@@ -1095,7 +1094,7 @@ static void conn_timer_fn(struct ferry_timer *t)
 			if (now >= cn->hs_deadline)
 				conn_error(cn, FERRY_ECONNECT_TIMEOUT,
 					   "TLS handshake not done within %u ms",
-					   cn->client->opts.connect_timeout_ms);
+					   cn->connect_timeout_ms);
 			else
 				ferry_timer_start(cn->client->loop, t,
 						  cn->hs_deadline);
@@ -1157,6 +1156,9 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	req->conn = cn;
 	req->state = FERRY__REQ_ACTIVE;
 	req->reused = false;
+	cn->connect_timeout_ms = req->connect_timeout_ms
+					 ? req->connect_timeout_ms
+					 : c->opts.connect_timeout_ms;
 
 	conn_hold(cn);
 	if (cn->transport == FERRY__TRANSPORT_TLS)
@@ -1453,9 +1455,9 @@ static void tls_start(struct ferry__conn *cn)
 
 	cn->state = FERRY__CONN_HANDSHAKE;
 	cn->last_io = ferry_time_now();
-	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
+	if (cn->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
 		cn->hs_deadline = cn->last_io +
-				  c->opts.connect_timeout_ms * FERRY__MS;
+				  cn->connect_timeout_ms * FERRY__MS;
 		ferry_timer_start(c->loop, &cn->timer, cn->hs_deadline);
 	}
 	tls_progress(cn);
