@@ -312,7 +312,9 @@ const void *ferry_response_body(const struct ferry_response *r, size_t *len);
 /*
  * The URL of the response, formatted and whole (up to FERRY_URL_MAX):
  * the final one after redirects. Until a response head has come (so
- * after a failure before it) the URL as requested, byte for byte.
+ * after a failure before it) the URL as requested, byte for byte (with a
+ * base URL: the reference resolved against it, formatted, or the
+ * reference as given when it could not be resolved).
  */
 const char *ferry_response_url(const struct ferry_response *r);
 /*
