@@ -213,7 +213,11 @@ struct ferry_request {
 	 * returns how many, 0 at the end, or a negative code to fail the
 	 * request with it (as libcurl's READFUNCTION). It runs on a worker
 	 * thread of the runner's offload pool (never on the caller's thread
-	 * nor the loop's), one call at a time, and may block.
+	 * nor the loop's), one call at a time, and may block; the pool is
+	 * small (ferry_runner_opts.loop.offload_threads, 2 by default) and
+	 * also resolves names, so many producers that block for long want a
+	 * larger one. A call in progress is never interrupted: the runner's
+	 * close waits for it to return.
 	 *
 	 * With @body_from_fd, the body is read from @body_fd (a file, a pipe,
 	 * a socket; from its current position) with ring reads, never
