@@ -505,6 +505,37 @@ Test(session_feat, blocking_producer_leaves_the_loop_free)
 	ferry_response_free(r);
 }
 
+/* Closing the session ends the upload at once, while its producer still
+ * blocks; the producer's call returns later, into a body nobody waits
+ * for (freed then: ASan checks). */
+Test(session_feat, session_close_while_the_producer_blocks)
+{
+	struct prod p;
+	struct ferry_request rq = { .method = "PUT", .body_read = prod_read,
+				    .body_read_ctx = &p };
+	struct ferry_response *r;
+	int rc;
+
+	prod_init(&p, 300000);
+	p.gated = true;
+	st_misbehave("echo-request", NULL);
+	st_session(NULL);
+	rq.url = st_url(st.badbase, "/up");
+	cr_assert_eq(ferry_session_submit(st.s, &rq, &r), 0);
+	pthread_mutex_lock(&p.mu);
+	while (!p.waiting)
+		pthread_cond_wait(&p.cv, &p.mu);
+	pthread_mutex_unlock(&p.mu);
+	ferry_session_close(st.s);
+	rc = ferry_response_wait(r, -1);
+	expect_result(rc, r, FERRY_ECLOSED, "the session was closed");
+	ferry_response_free(r);
+	pthread_mutex_lock(&p.mu);
+	p.open = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+}
+
 Test(session_feat, body_sources_are_checked)
 {
 	struct prod p;
