@@ -430,7 +430,8 @@ Test(client_body, cancel_while_the_producer_runs)
 	p.open = true;
 	pthread_cond_broadcast(&p.cv);
 	pthread_mutex_unlock(&p.mu);
-	/* The call returns; its completion frees the body (or teardown's
-	 * loop destruction does). */
-	tc_spin(&t, 20);
+	/* The call returns, on p (this frame): the teardown joins the
+	 * offload pool here, and the call's completion frees the body. */
+	tc_teardown(&t);
+	memset(&t, 0, sizeof(t));
 }

@@ -534,6 +534,12 @@ Test(session_feat, session_close_while_the_producer_blocks)
 	p.open = true;
 	pthread_cond_broadcast(&p.cv);
 	pthread_mutex_unlock(&p.mu);
+	/* The producer's call may still be running, on p (this frame):
+	 * destroying the runner joins its offload pool. */
+	ferry_session_destroy(st.s);
+	st.s = NULL;
+	ferry_runner_destroy(st.r);
+	st.r = NULL;
 }
 
 Test(session_feat, body_sources_are_checked)
