@@ -83,7 +83,10 @@ static void body_fail(struct ferry_body *b, int err, const char *fmt, ...)
 
 	if (b->err)
 		return;
-	b->err = err;
+	/* -EAGAIN is FERRY_HTTP_BODY_WAIT to the client ("wait for
+	 * body_ready"): a source that failed with it (a worker thread that
+	 * could not start) must fail the request, not stall it. */
+	b->err = err == FERRY_HTTP_BODY_WAIT ? -EIO : err;
 	n = snprintf(b->why, sizeof(b->why), "request body: ");
 	va_start(ap, fmt);
 	vsnprintf(b->why + n, sizeof(b->why) - (size_t)n, fmt, ap);
@@ -224,7 +227,7 @@ static void body_job_done(struct ferry_offload *job, int status)
 			body_fail(b, status, "the producer was not called: %s",
 				  ferry_strerror(status));
 		else if (res == FERRY_HTTP_BODY_WAIT)	/* -EAGAIN */
-			body_fail(b, -EIO, "the producer returned EAGAIN "
+			body_fail(b, (int)res, "the producer returned EAGAIN "
 				  "(it may block instead)");
 		else if (res < 0)
 			body_fail(b, (int)res, "the producer returned %s",

@@ -43,7 +43,9 @@
  * returns a negative code fails the request with that code, and
  * ferry_body_error() says which source failed and how ("request body:
  * read from fd 7: EIO", "request body: the producer returned EACCES").
- * The blocking API puts that sentence in the response's detail.
+ * The blocking API puts that sentence in the response's detail. -EAGAIN
+ * is the one code not passed on (body_fn's FERRY_HTTP_BODY_WAIT): a
+ * source failing with it fails the request with -EIO.
  *
  * Lifetime. The caller owns the body until ferry_body_close(), which it
  * calls once the request is over (in on_done at the latest: the body

@@ -335,6 +335,26 @@ Test(client_body, reader_error_fails_the_request)
 	tc_req_free(&br.r);
 }
 
+/* -EAGAIN would read as "wait" to the client: it fails as -EIO. */
+Test(client_body, reader_eagain_fails_not_stalls)
+{
+	struct prod p;
+	struct breq br = { 0 };
+
+	up("echo-request", NULL);
+	prod_init(&p, 1000);
+	p.fail_err = -EAGAIN;
+	cr_assert_eq(ferry_body_from_reader(t.loop, prod_read, &p, -1, 0, &br.b), 0);
+	tc_req_init(&br.r, &t, 4096);
+	breq_start(&br, bu("http", "/r"), "POST");
+	cr_assert(tc_run(&t, 30000), "hang");
+	cr_expect_eq(br.r.result, -EIO, "%d %s", br.r.result, br.r.detail);
+	cr_expect_eq(br.berr, -EIO);
+	cr_expect_not_null(strstr(br.bwhy, "the producer returned EAGAIN"), "%s",
+			   br.bwhy);
+	tc_req_free(&br.r);
+}
+
 Test(client_body, fd_error_fails_the_request)
 {
 	struct breq br = { 0 };
