@@ -426,7 +426,7 @@ static void conn_next_addr(struct ferry__conn *cn)
 	const struct ferry_http_client *c = cn->client;
 	struct ferry__addrs as = { cn->addrs, cn->addrlens, cn->naddrs };
 	uint32_t delay = c->opts.happy_eyeballs_delay_ms;
-	uint32_t ct = c->opts.connect_timeout_ms;
+	uint32_t ct = cn->connect_timeout_ms;
 	int err;
 
 	cn->state = FERRY__CONN_CONNECT;
@@ -460,7 +460,7 @@ static void conn_he_done(void *ctx, int fd, unsigned idx)
 	if (fd == -ETIME)
 		conn_error(cn, FERRY_ECONNECT_TIMEOUT,
 			   "connect to %s: no answer within %u ms", where,
-			   cn->client->opts.connect_timeout_ms);
+			   cn->connect_timeout_ms);
 	else
 		conn_error(cn, fd, "connect to %s: %s", where,
 			   ferry_strerrorname(fd));
@@ -576,7 +576,7 @@ static int conn_pull_body(struct ferry__conn *cn)
 		return 0;
 	req->body_fn_started = true;
 	req->in_cb = true;
-	r = req->body_fn(req->ctx, req, &data, &len);
+	r = req->body_fn(req->body_ctx, req, &data, &len);
 	req->in_cb = false;
 	if (ferry__req_check_pending(req))
 		return -1;
@@ -1009,7 +1009,7 @@ static void conn_timer_fn(struct ferry_timer *t)
 			if (now >= cn->hs_deadline)
 				conn_error(cn, FERRY_ECONNECT_TIMEOUT,
 					   "TLS handshake not done within %u ms",
-					   cn->client->opts.connect_timeout_ms);
+					   cn->connect_timeout_ms);
 			else
 				ferry_timer_start(cn->client->loop, t,
 						  cn->hs_deadline);
@@ -1071,6 +1071,9 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	req->conn = cn;
 	req->state = FERRY__REQ_ACTIVE;
 	req->reused = false;
+	cn->connect_timeout_ms = req->connect_timeout_ms
+					 ? req->connect_timeout_ms
+					 : c->opts.connect_timeout_ms;
 
 	conn_hold(cn);
 	if (cn->transport == FERRY__TRANSPORT_TLS)
@@ -1368,9 +1371,9 @@ static void tls_start(struct ferry__conn *cn)
 
 	cn->state = FERRY__CONN_HANDSHAKE;
 	cn->last_io = ferry_time_now();
-	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
+	if (cn->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
 		cn->hs_deadline = cn->last_io +
-				  c->opts.connect_timeout_ms * FERRY__MS;
+				  cn->connect_timeout_ms * FERRY__MS;
 		ferry_timer_start(c->loop, &cn->timer, cn->hs_deadline);
 	}
 	tls_progress(cn);

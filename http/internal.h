@@ -223,6 +223,7 @@ struct ferry__conn {
 	socklen_t *addrlens;
 	unsigned naddrs, addr_next;
 	int connect_err;		/* last address's failure */
+	uint32_t connect_timeout_ms;	/* the opening request's, or client's */
 
 	/* Send. */
 	struct iovec iov[3];
@@ -291,6 +292,8 @@ struct ferry_http_request {
 	bool body_fn_started;	/* the producer was called: no replay */
 
 	uint32_t read_timeout_ms;
+	uint32_t connect_timeout_ms;	/* 0: the client's */
+	void *body_ctx;			/* body_fn's ctx */
 	uint32_t timeout_ms;
 	uint64_t max_body;
 	bool follow;

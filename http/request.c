@@ -460,6 +460,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		req->body_kind = FERRY__BODY_PRODUCER;
 		req->body_fn = o->body_fn;
 		req->body_fn_len = o->body_fn_len;
+		req->body_ctx = o->body_ctx ? o->body_ctx : o->ctx;
 	} else if (o->body) {
 		req->body_kind = FERRY__BODY_BUFFER;
 		req->body = o->body;
@@ -473,6 +474,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		return err;
 	}
 	req->read_timeout_ms = o->read_timeout_ms;
+	req->connect_timeout_ms = o->connect_timeout_ms;
 	req->max_body = o->max_body ? o->max_body : c->opts.max_body;
 	req->follow = o->follow_redirects == FERRY_HTTP_FOLLOW_DEFAULT
 			      ? c->opts.follow_redirects

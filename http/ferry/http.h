@@ -481,8 +481,18 @@ struct ferry_http_request_opts {
 	 * redirect response. */
 	ferry_http_body_fn body_fn;
 	int64_t body_fn_len;
+	/* [NULL] passed to body_fn instead of @ctx when not NULL (a body
+	 * source of its own, such as struct ferry_body, ferry/body.h). */
+	void *body_ctx;
 	uint32_t timeout_ms;		/* total deadline; 0 = none */
-	uint32_t read_timeout_ms;	/* 0 = the client's */
+	/* 0 = the client's; FERRY_HTTP_NO_TIMEOUT: none. */
+	uint32_t read_timeout_ms;
+	/* 0 = the client's; FERRY_HTTP_NO_TIMEOUT: none. Per address tried,
+	 * and for the TLS handshake, as the client's option; it applies to
+	 * the connection opened for this request (a request served by a
+	 * pooled connection does not connect; one handed a connection that
+	 * another request opened has that request's). */
+	uint32_t connect_timeout_ms;
 	uint64_t max_body;		/* 0 = the client's */
 	enum ferry_http_follow follow_redirects;
 	unsigned max_redirects;		/* 0 = the client's */
