@@ -136,7 +136,7 @@ void ferry__whyf(char *why, size_t whylen, const char *fmt, int err)
 		snprintf(why, whylen, fmt, strerrorname_np(err) ?: "?", err);
 }
 
-/* The features in use as words, then @note in brackets if there is one. */
+/* The features in use as words, then "; " and @note if there is one. */
 void ferry__describe_features(struct ferry_loop *loop, const char *note)
 {
 	size_t off = 0;
@@ -153,7 +153,7 @@ void ferry__describe_features(struct ferry_loop *loop, const char *note)
 	}
 	if (note && note[0])
 		snprintf(loop->describe + off, sizeof(loop->describe) - off,
-			 "%s(%s)", off ? " " : "", note);
+			 "%s%s", off ? "; " : "", note);
 }
 
 /*
