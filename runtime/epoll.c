@@ -72,6 +72,7 @@ struct ferry__epoll {
 	int epfd;
 	bool no_pwait2;		/* epoll_pwait2 refused (old kernel, filter) */
 	bool deadlines;		/* the flush started deadline timers */
+	bool skipped;		/* the last wait was skipped (ep_wait) */
 	struct ep_fd *fds;
 	size_t fdcap;		/* bytes */
 	struct ep_list sub, done;
@@ -816,6 +817,17 @@ static int ep_wait(struct ferry_loop *loop, int64_t wait_ns, bool posted)
 	int n = -1;
 
 	ep_flush(loop);
+	if (ep->done.head && !ep->skipped) {
+		/* Completions are ready already (sends, mostly): hand them
+		 * over now and look for readiness on the next turn, which
+		 * comes at once. Never twice in a row, so that a stream of
+		 * instant completions cannot keep the fds waiting. */
+		ep->skipped = true;
+		ep->deadlines = false;
+		ep->nev = 0;
+		return 0;
+	}
+	ep->skipped = false;
 	if (ep->done.head)
 		wait_ns = 0;
 	else if (ep->deadlines) {
