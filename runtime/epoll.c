@@ -624,6 +624,24 @@ static unsigned ep_run_polls(struct ferry_loop *loop, int fd, uint32_t events)
 	return n;
 }
 
+/*
+ * The kernel no longer takes @fd (its owner closed it while ops were
+ * waiting on it, which io_uring survives by holding the file): those ops
+ * end with -EBADF rather than wait for ever.
+ */
+static void ep_fail_fd(struct ferry_loop *loop, int fd)
+{
+	struct ep_fd *e = &loop->ep->fds[fd];
+	struct ferry_op *op;
+
+	while ((op = e->rd.head ? e->rd.head
+		     : e->wr.head ? e->wr.head : e->poll.head) != NULL) {
+		ep_remove(ep_queue(e, (enum ep_where)op->ferry__where), op);
+		ep_finish(loop, op, -EBADF);
+	}
+	e->mask = 0;
+}
+
 static unsigned ep_dispatch(struct ferry_loop *loop, int fd, uint32_t events)
 {
 	struct ferry__epoll *ep = loop->ep;
@@ -639,7 +657,8 @@ static unsigned ep_dispatch(struct ferry_loop *loop, int fd, uint32_t events)
 		n += ep_run_queue(loop, fd, true);
 	if (ep->fds[fd].poll.head)
 		n += ep_run_polls(loop, fd, events);
-	ep_update(loop, fd);
+	if (ep_update(loop, fd) < 0)
+		ep_fail_fd(loop, fd);
 	return n;
 }
 
