@@ -689,7 +689,9 @@ static void ep_timer_fired(struct ferry_timer *t)
 static int ep_timer_start(struct ferry_loop *loop, struct ferry_op *op,
 			  uint64_t ns)
 {
-	uint64_t now = ferry_loop_now(loop);
+	/* The clock now, not the turn's: a deadline must never come early
+	 * (the turn's time lags by the work done since it was read). */
+	uint64_t now = ferry_time_now();
 	uint64_t at = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
 
 	if (ferry_timer_active(&op->ferry__timer) &&
