@@ -192,7 +192,6 @@ static int ferry__backend_init(struct ferry_loop *loop,
 			return ret;
 		}
 		snprintf(cause, sizeof(cause), "epoll: %s", uwhy);
-		memset(&loop->ring, 0, sizeof(loop->ring));
 	}
 	loop->be = &ferry__epoll_backend;
 	ret = loop->be->init(loop, o, disabled, why, whylen);

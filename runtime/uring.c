@@ -743,8 +743,11 @@ static int uring_init(struct ferry_loop *loop, const struct ferry_loop_opts *o,
 {
 	int ret = ferry__ring_init(loop, o->sq_entries, o->cq_entries, disabled);
 
-	if (ret < 0)
+	if (ret < 0) {
+		/* Nothing of a ring is left for fini, or for another backend. */
+		memset(&loop->ring, 0, sizeof(loop->ring));
 		return ferry__setup_failed(-ret, why, whylen);
+	}
 	FERRY__TSAN_RING_MAPPED();
 	ferry__probe(loop, disabled);
 	return 0;
