@@ -31,7 +31,8 @@
  * Errors: FERRY_ECLOSED (the runner is closed or closing), FERRY_ECANCELED,
  * FERRY_ETIMEDOUT (a wait's deadline passed; the task goes on),
  * FERRY_EDEADLOCK, FERRY_EUNAVAIL (io_uring unavailable when the runner
- * started), FERRY_EINVAL, -ENOMEM, and whatever a task completes with.
+ * started and its loop options allow no epoll fallback: ferry/loop.h),
+ * FERRY_EINVAL, -ENOMEM, and whatever a task completes with.
  */
 #ifndef FERRY_BRIDGE_H
 #define FERRY_BRIDGE_H

@@ -78,10 +78,22 @@ void fetch_usage(FILE *f)
 
 void fetch_version(FILE *f)
 {
-	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 io_uring\n"
+	struct ferry_loop *loop = NULL;
+	char why[256] = "";
+	/* The backend a transfer would run on here (io_uring, or epoll where
+	 * it is blocked): a loop made and dropped, as cheap as the probe. */
+	int rc = ferry_loop_create(&loop, NULL, why, sizeof(why));
+
+	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 %s\n"
 		"Protocols: http https\n"
 		"Features: IPv6 Largefile SSL TLS1.2 parallel progress bench\n",
-		FETCH_VERSION, FETCH_VERSION);
+		FETCH_VERSION, FETCH_VERSION, rc ? "none" : ferry_loop_backend(loop));
+	if (rc)
+		fprintf(f, "Backend: none (%s)\n", why);
+	else
+		fprintf(f, "Backend: %s (%s)\n", ferry_loop_backend(loop),
+			ferry_loop_describe(loop));
+	ferry_loop_destroy(loop);
 }
 
 /* The session every transfer shares: fast options, curl's timeouts. */
