@@ -736,7 +736,7 @@ const char *ferry_response_header(const struct ferry_response *r,
 	return NULL;
 }
 
-const void *ferry_response_body(const struct ferry_response *r, size_t *len)
+const char *ferry_response_body(const struct ferry_response *r, size_t *len)
 {
 	if (len)
 		*len = r && r->body ? r->body_len : 0;

@@ -49,6 +49,10 @@
 #include "ferry/bridge.h"
 #include "ferry/http.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_session;
 struct ferry_response;
 
@@ -195,7 +199,7 @@ const char *ferry_response_header(const struct ferry_response *r,
  * an empty (or failed) body is "" with *@len 0. Stream mode: NULL with
  * *@len 0. @len may be NULL.
  */
-const void *ferry_response_body(const struct ferry_response *r, size_t *len);
+const char *ferry_response_body(const struct ferry_response *r, size_t *len);
 /*
  * The URL of the response, formatted and whole (up to FERRY_URL_MAX):
  * the final one after redirects. Until a response head has come (so
@@ -227,5 +231,9 @@ struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
  * nobody will close, and reports it (aborting in debug builds).
  */
 void ferry_response_free(struct ferry_response *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_SESSION_H */

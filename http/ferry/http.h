@@ -86,6 +86,10 @@
 #include "ferry/loop.h"
 #include "ferry/url.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_http_client;
 struct ferry_http_request;
 
@@ -514,5 +518,9 @@ struct ferry_http_timings {
  * on_done returns (call it from on_done for the final figures). */
 void ferry_http_request_timings(const struct ferry_http_request *req,
 				struct ferry_http_timings *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_HTTP_H */

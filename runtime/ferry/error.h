@@ -13,6 +13,10 @@
 #ifndef FERRY_ERROR_H
 #define FERRY_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum ferry_error {
 	FERRY_OK = 0,
 	/* io_uring cannot be used here (ENOSYS, seccomp EPERM, sysctl). */
@@ -72,5 +76,9 @@ const char *ferry_strerror(int code);
  * "FERRY_EURL"), or "unknown". Constant string. Thread: any.
  */
 const char *ferry_strerrorname(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_ERROR_H */

@@ -36,6 +36,10 @@
 
 #include "ferry/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_loop;
 struct ferry_op;
 struct ferry_bufring;
@@ -376,5 +380,9 @@ unsigned ferry_bufring_available(const struct ferry_bufring *br);
  * thread hands buffers back by posting to the loop).
  */
 void ferry_bufring_recycle(struct ferry_bufring *br, unsigned bid);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_LOOP_H */
