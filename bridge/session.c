@@ -457,6 +457,7 @@ static void ferry__resp_start(struct ferry_task *t)
 		.cb = &ferry__xfer_cb,
 		.ctx = x,
 		.raw_headers = resp->rq.raw_headers,
+		.decode_content = resp->rq.decode_content,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,

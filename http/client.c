@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "tls.h"
 
@@ -89,6 +90,10 @@ static int client_opts(struct ferry_http_client_opts *o,
 		return FERRY_EINVAL;
 	if (!o->tls_session_lifetime_ms)
 		o->tls_session_lifetime_ms = DEF_SESSION_LIFETIME_MS;
+	if (!o->max_decoded)
+		o->max_decoded = FERRY__DECODE_MAX_DEFAULT;
+	if (!o->max_decode_ratio)
+		o->max_decode_ratio = FERRY__DECODE_RATIO_DEFAULT;
 	return 0;
 }
 

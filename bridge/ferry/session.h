@@ -129,6 +129,13 @@ struct ferry_request {
 	 * User-Agent or empty-POST Content-Length: see raw_headers in
 	 * struct ferry_http_request_opts (ferry/http.h). */
 	bool raw_headers;
+	/* [DEFAULT: the session's decode_content] ask for gzip/deflate and
+	 * decode the body as it arrives, whole or streamed (decoded chunks
+	 * are blocks of their own, not the receive buffers): see
+	 * decode_content in struct ferry_http_client_opts. max_body counts
+	 * decoded bytes too; the session's whole-body limit applies to the
+	 * decoded body. */
+	enum ferry_http_decode decode_content;
 };
 
 /*

@@ -67,7 +67,11 @@
  *                           body (Content-Length or chunked)
  *   FERRY_ETLS_CA           https: the CA file or dir cannot be loaded
  *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
- *                           against max_head; more than max_interim)
+ *                           against max_head; more than max_interim), or
+ *                           a decoded body over max_decoded or
+ *                           max_decode_ratio
+ *   FERRY_EDECODE           a gzip or deflate body is corrupt or cut short
+ *                           (detail: zlib's reason)
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
@@ -223,6 +227,29 @@ struct ferry_http_client_opts {
 	 * renegotiation). Off, a HelloRequest is answered with a
 	 * no_renegotiation alert and the connection goes on as it was. */
 	bool tls_allow_renegotiation;
+	/*
+	 * Content decoding. [false] true: requests (unless theirs says
+	 * otherwise, see decode_content in struct ferry_http_request_opts)
+	 * send "Accept-Encoding: gzip, deflate" (unless they carry an
+	 * Accept-Encoding of their own), and a response whose
+	 * Content-Encoding is gzip (or x-gzip) or deflate (zlib-wrapped or
+	 * raw) reaches on_body decoded, as it arrives. Content-Length and
+	 * Content-Encoding stay as the server sent them (encoded bytes);
+	 * max_body counts both the encoded and the decoded bytes. Any other
+	 * coding, or several, is delivered as it came. Decoded bytes come in
+	 * blocks of 16 KiB of their own (kept and released like any buffer),
+	 * so on_body receives copies where an undecoded body is lent; a
+	 * decoding response holds about 56 KiB (zlib's state and window, and
+	 * a block). A corrupt or cut-short stream fails with FERRY_EDECODE.
+	 */
+	bool decode_content;
+	/* [1 GiB] decoded bytes per response; UINT64_MAX: no limit.
+	 * Past it: FERRY_ETOOLARGE. */
+	uint64_t max_decoded;
+	/* [100] decoded bytes per encoded byte, checked once 1 MiB is
+	 * decoded; UINT_MAX: no limit. Past it: FERRY_ETOOLARGE (a
+	 * decompression bomb: deflate reaches 1032:1). */
+	unsigned max_decode_ratio;
 };
 
 /*
@@ -351,6 +378,13 @@ struct ferry_http_callbacks {
 typedef int (*ferry_http_body_fn)(void *ctx, struct ferry_http_request *req,
 				  const void **data, size_t *len);
 
+/* decode_content values in a request. */
+enum ferry_http_decode {
+	FERRY_HTTP_DECODE_DEFAULT = 0,	/* the client's decode_content */
+	FERRY_HTTP_DECODE_NO = 1,
+	FERRY_HTTP_DECODE_YES = 2,
+};
+
 /* follow_redirects values in a request. */
 enum ferry_http_follow {
 	FERRY_HTTP_FOLLOW_DEFAULT = 0,	/* the client's option */
@@ -396,6 +430,10 @@ struct ferry_http_request_opts {
 	 * (fetch matches curl's order this way).
 	 */
 	bool raw_headers;
+	/* [DEFAULT] ask for and decode gzip/deflate bodies: see
+	 * decode_content in struct ferry_http_client_opts. With raw_headers
+	 * no Accept-Encoding is added: send your own. */
+	enum ferry_http_decode decode_content;
 };
 
 /*

@@ -60,6 +60,9 @@ enum ferry_error {
 	FERRY_EPARTIAL = -10019,
 	/* The CA file or directory cannot be read or holds no certificate. */
 	FERRY_ETLS_CA = -10020,
+	/* A compressed body (Content-Encoding gzip or deflate) is corrupt
+	 * or cut short (curl's exit code 61). */
+	FERRY_EDECODE = -10030,
 };
 
 /*

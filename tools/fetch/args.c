@@ -459,10 +459,6 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		usage_hint();
 		r = FETCH_EXIT_USAGE;
 	}
-	if (r < 0 && a->compressed) {
-		fprintf(stderr, "fetch: option --compressed: the feature is not supported: fetch cannot decode content yet\n");
-		r = FETCH_EXIT_USAGE;
-	}
 	return r;
 }
 

@@ -36,6 +36,7 @@ enum fetch_exit {
 	FETCH_EXIT_EMPTY = 52,
 	FETCH_EXIT_RECV = 56,
 	FETCH_EXIT_CERT = 60,
+	FETCH_EXIT_ENCODING = 61,	/* bad content encoding */
 	FETCH_EXIT_CAFILE = 77,
 };
 

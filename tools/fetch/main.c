@@ -5,6 +5,7 @@
  * turn or, with -Z, on up to --parallel-max threads at once, and exits
  * with curl's code for the last failure.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,6 +98,9 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
 		.tls_insecure_skip_verify = a->insecure,
+		/* --compressed decodes whatever curl would: no limits. */
+		.max_decoded = UINT64_MAX,
+		.max_decode_ratio = UINT_MAX,
 		/* Large receive buffers: a 1 GiB body in 128 KiB pieces
 		 * costs a third less CPU than in 16 KiB ones (measured
 		 * against curl -o /dev/null on loopback nginx). */
