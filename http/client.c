@@ -139,6 +139,18 @@ int ferry_http_client_create(struct ferry_loop *loop,
 			goto fail;
 		c->opts.ca_dir = c->ca_dir;
 	}
+	if (c->opts.tls_client_cert) {
+		c->client_cert = strdup(c->opts.tls_client_cert);
+		if (!c->client_cert)
+			goto fail;
+		c->opts.tls_client_cert = c->client_cert;
+	}
+	if (c->opts.tls_client_key) {
+		c->client_key = strdup(c->opts.tls_client_key);
+		if (!c->client_key)
+			goto fail;
+		c->opts.tls_client_key = c->client_key;
+	}
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
@@ -157,6 +169,8 @@ fail:
 	free(c->user_agent);
 	free(c->ca_file);
 	free(c->ca_dir);
+	free(c->client_cert);
+	free(c->client_key);
 	free(c);
 	return err;
 }
@@ -164,8 +178,8 @@ fail:
 /*
  * ferry__client_tls - make sure the TLS config (trust anchors) is loaded:
  * once per client, at its first https request, so that http-only clients
- * never pay for parsing the CA bundle. 0, FERRY_EINVAL (@why says) or
- * -ENOMEM.
+ * never pay for parsing the CA bundle. 0, FERRY_ETLS_CA or
+ * FERRY_ETLS_CLIENT_CERT (@why says) or -ENOMEM.
  */
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 {
@@ -185,6 +199,8 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.allow_sha1 = c->opts.tls_allow_sha1,
 		.allow_renegotiation = c->opts.tls_allow_renegotiation,
 		.send_record_max = c->opts.tls_send_record_max,
+		.client_cert = c->opts.tls_client_cert,
+		.client_key = c->opts.tls_client_key,
 	};
 
 	if (c->tls_cfg)
@@ -483,6 +499,8 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	free(c->user_agent);
 	free(c->ca_file);
 	free(c->ca_dir);
+	free(c->client_cert);
+	free(c->client_key);
 	ferry__tls_config_free(c->tls_cfg);
 	free(c);
 	if (cb)

@@ -66,6 +66,7 @@ struct ferry_http_client {
 	struct ferry_http_client_opts opts;	/* defaults filled in */
 	char *user_agent;			/* owned copy */
 	char *ca_file, *ca_dir;			/* owned copies */
+	char *client_cert, *client_key;		/* owned copies */
 	struct ferry__tls_config *tls_cfg;	/* at the first https request */
 	struct ferry_bufring *br;
 	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */

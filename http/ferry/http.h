@@ -66,6 +66,8 @@
  *   FERRY_EPARTIAL          the connection closed before the end of the
  *                           body (Content-Length or chunked)
  *   FERRY_ETLS_CA           https: the CA file or dir cannot be loaded
+ *   FERRY_ETLS_CLIENT_CERT  https: tls_client_cert or tls_client_key
+ *                           cannot be used (detail says why)
  *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
  *                           against max_head; more than max_interim), or
  *                           a decoded body over max_decoded or
@@ -227,6 +229,23 @@ struct ferry_http_client_opts {
 	 * renegotiation). Off, a HelloRequest is answered with a
 	 * no_renegotiation alert and the connection goes on as it was. */
 	bool tls_allow_renegotiation;
+	/*
+	 * Client certificate (mutual TLS). [NULL] A PEM file holding the
+	 * certificate chain, leaf first, and, unless tls_client_key names a
+	 * file of its own, the private key: RSA or EC ("RSA PRIVATE KEY",
+	 * "EC PRIVATE KEY" or unencrypted PKCS#8 "PRIVATE KEY"). Both are
+	 * read with the trust anchors, when the client's first https request
+	 * starts, and the key must be the certificate's; if not, or if a
+	 * file cannot be read, that request fails with FERRY_ETLS_CLIENT_CERT
+	 * and a detail naming the problem. The certificate is sent only when
+	 * a server asks for one. A server that wants a certificate and gets
+	 * none, or refuses ours, fails the handshake: FERRY_ETLS_HANDSHAKE,
+	 * "the server requires a client certificate and none is set" or "the
+	 * server refused the client certificate" with its alert. Both
+	 * strings are copied. Encrypted keys are not supported.
+	 */
+	const char *tls_client_cert;
+	const char *tls_client_key;	/* [NULL] the key is in tls_client_cert */
 	/*
 	 * Content decoding. [false] true: requests (unless theirs says
 	 * otherwise, see decode_content in struct ferry_http_request_opts)
@@ -447,10 +466,11 @@ struct ferry_http_request_opts {
  *
  * The first https request of a client loads its trust anchors (see
  * ferry_http_client_opts.ca_file); a CA file or dir that cannot be read
- * or holds no certificate fails it with FERRY_ETLS_CA.
+ * or holds no certificate fails it with FERRY_ETLS_CA, a client
+ * certificate or key that cannot be used with FERRY_ETLS_CLIENT_CERT.
  *
- * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ECLOSED (client closing)
- * or -ENOMEM.
+ * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ETLS_CLIENT_CERT,
+ * FERRY_ECLOSED (client closing) or -ENOMEM.
  */
 int ferry_http_request_start(struct ferry_http_client *c,
 			     const struct ferry_http_request_opts *opts,

@@ -63,6 +63,10 @@ enum ferry_error {
 	/* A compressed body (Content-Encoding gzip or deflate) is corrupt
 	 * or cut short (curl's exit code 61). */
 	FERRY_EDECODE = -10030,
+	/* The client certificate or its key cannot be used: unreadable,
+	 * not PEM, encrypted, or a key that is not the certificate's
+	 * (curl's exit code 58). */
+	FERRY_ETLS_CLIENT_CERT = -10031,
 };
 
 /*

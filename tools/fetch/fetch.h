@@ -35,6 +35,7 @@ enum fetch_exit {
 	FETCH_EXIT_REDIRECTS = 47,
 	FETCH_EXIT_EMPTY = 52,
 	FETCH_EXIT_RECV = 56,
+	FETCH_EXIT_CLIENT_CERT = 58,	/* local client certificate problem */
 	FETCH_EXIT_CERT = 60,
 	FETCH_EXIT_ENCODING = 61,	/* bad content encoding */
 	FETCH_EXIT_CAFILE = 77,

@@ -64,6 +64,8 @@ void fetch_usage(FILE *f)
 	      " -k, --insecure           Do not verify the server's certificate\n"
 	      "     --cacert <file>      CA certificates to verify with\n"
 	      "     --capath <dir>       Directory of CA certificates\n"
+	      " -E, --cert <file>        Client certificate (PEM; the key too)\n"
+	      "     --key <file>         Client private key (PEM)\n"
 	      "     --tls-max <version>  Highest TLS version (1.2 is all there is)\n"
 	      "     --tlsv1.2            TLS 1.2 at least (the default)\n"
 	      " -Z, --parallel           Run the transfers at the same time\n"
@@ -97,6 +99,8 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.max_head = 1 << 20,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
+		.tls_client_cert = a->cert,
+		.tls_client_key = a->key,
 		.tls_insecure_skip_verify = a->insecure,
 		/* --compressed decodes whatever curl would: no limits. */
 		.max_decoded = UINT64_MAX,

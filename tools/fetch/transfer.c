@@ -106,6 +106,9 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 	case FERRY_ETLS_CA:
 		return fail(x, FETCH_EXIT_CAFILE,
 			    "error setting certificate file: %s", detail);
+	case FERRY_ETLS_CLIENT_CERT:
+		return fail(x, FETCH_EXIT_CLIENT_CERT,
+			    "unable to use client certificate: %s", detail);
 	case FERRY_EEMPTY_REPLY:
 		return fail(x, FETCH_EXIT_EMPTY, "Empty reply from server");
 	case FERRY_EPARTIAL:
