@@ -204,7 +204,9 @@ const char *ferry_response_header(const struct ferry_response *r,
  * The whole body, in whole-body mode: never NULL, and always followed by
  * a NUL byte (not counted in *@len), so a text body reads as a C string;
  * an empty (or failed) body is "" with *@len 0. Stream mode: NULL with
- * *@len 0. @len may be NULL.
+ * *@len 0. @len may be NULL. (const char *, not const void *, so that C++
+ * takes it as text without a cast; binary bodies are bytes all the same.)
+ * With decode_content, the decoded body.
  */
 const char *ferry_response_body(const struct ferry_response *r, size_t *len);
 /*
