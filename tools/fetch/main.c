@@ -82,7 +82,7 @@ void fetch_version(FILE *f)
 {
 	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 io_uring\n"
 		"Protocols: http https\n"
-		"Features: IPv6 Largefile SSL TLS1.2 parallel progress bench\n",
+		"Features: IPv6 Largefile SSL TLS1.2 libz parallel progress bench\n",
 		FETCH_VERSION, FETCH_VERSION);
 }
 
