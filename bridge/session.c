@@ -508,6 +508,7 @@ static void ferry__resp_start(struct ferry_task *t)
 		.ctx = x,
 		.raw_headers = resp->rq.raw_headers,
 		.retry = resp->rq.retry,
+		.decode_content = resp->rq.decode_content,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
@@ -848,7 +849,7 @@ const char *ferry_response_header(const struct ferry_response *r,
 	return NULL;
 }
 
-const void *ferry_response_body(const struct ferry_response *r, size_t *len)
+const char *ferry_response_body(const struct ferry_response *r, size_t *len)
 {
 	if (len)
 		*len = r && r->body ? r->body_len : 0;

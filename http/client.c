@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "tls.h"
 
@@ -93,6 +94,10 @@ static int client_opts(struct ferry_http_client_opts *o,
 	if (!o->happy_eyeballs_delay_ms)
 		o->happy_eyeballs_delay_ms = DEF_HAPPY_EYEBALLS_MS;
 	ferry__retry_fill(&o->retry, in ? &in->retry : NULL);
+	if (!o->max_decoded)
+		o->max_decoded = FERRY__DECODE_MAX_DEFAULT;
+	if (!o->max_decode_ratio)
+		o->max_decode_ratio = FERRY__DECODE_RATIO_DEFAULT;
 	return 0;
 }
 
@@ -138,6 +143,18 @@ int ferry_http_client_create(struct ferry_loop *loop,
 			goto fail;
 		c->opts.ca_dir = c->ca_dir;
 	}
+	if (c->opts.tls_client_cert) {
+		c->client_cert = strdup(c->opts.tls_client_cert);
+		if (!c->client_cert)
+			goto fail;
+		c->opts.tls_client_cert = c->client_cert;
+	}
+	if (c->opts.tls_client_key) {
+		c->client_key = strdup(c->opts.tls_client_key);
+		if (!c->client_key)
+			goto fail;
+		c->opts.tls_client_key = c->client_key;
+	}
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
@@ -162,6 +179,8 @@ fail:
 	free(c->user_agent);
 	free(c->ca_file);
 	free(c->ca_dir);
+	free(c->client_cert);
+	free(c->client_key);
 	free(c);
 	return err;
 }
@@ -169,8 +188,8 @@ fail:
 /*
  * ferry__client_tls - make sure the TLS config (trust anchors) is loaded:
  * once per client, at its first https request, so that http-only clients
- * never pay for parsing the CA bundle. 0, FERRY_EINVAL (@why says) or
- * -ENOMEM.
+ * never pay for parsing the CA bundle. 0, FERRY_ETLS_CA or
+ * FERRY_ETLS_CLIENT_CERT (@why says) or -ENOMEM.
  */
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 {
@@ -190,6 +209,8 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.allow_sha1 = c->opts.tls_allow_sha1,
 		.allow_renegotiation = c->opts.tls_allow_renegotiation,
 		.send_record_max = c->opts.tls_send_record_max,
+		.client_cert = c->opts.tls_client_cert,
+		.client_key = c->opts.tls_client_key,
 	};
 
 	if (c->tls_cfg)
@@ -548,6 +569,8 @@ void ferry__client_maybe_free(struct ferry_http_client *c)
 	free(c->user_agent);
 	free(c->ca_file);
 	free(c->ca_dir);
+	free(c->client_cert);
+	free(c->client_key);
 	ferry__tls_config_free(c->tls_cfg);
 	ferry__dns_free(c->dns);
 	free(c);

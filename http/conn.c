@@ -45,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "tls.h"
 
@@ -871,6 +872,9 @@ static void conn_pump(struct ferry__conn *cn)
 	if (cn->pumping)
 		return;
 	cn->pumping = true;
+	/* A body decoder a pause stopped mid-slice goes on first. */
+	if (cn->req && ferry__decode_drain(cn->req) < 0)
+		goto out;
 	while (cn->nin) {
 		struct ferry_http_request *req = cn->req;
 		struct ferry__input *in = &cn->in[0];

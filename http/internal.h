@@ -57,6 +57,7 @@
 
 /* An intrusive doubly linked list; a zeroed node is "not linked". */
 struct ferry__conn;
+struct ferry__decode;
 struct ferry__origin;
 struct ferry__tls;
 struct ferry__tls_config;
@@ -69,6 +70,7 @@ struct ferry_http_client {
 	struct ferry_http_client_opts opts;	/* defaults filled in */
 	char *user_agent;			/* owned copy */
 	char *ca_file, *ca_dir;			/* owned copies */
+	char *client_cert, *client_key;		/* owned copies */
 	struct ferry__tls_config *tls_cfg;	/* at the first https request */
 	struct ferry_bufring *br;
 	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */
@@ -319,7 +321,9 @@ struct ferry_http_request {
 	bool paused;
 	bool in_cb;			/* inside one of its callbacks */
 	int pending_err;		/* set by cancel inside a callback */
-	uint64_t body_received;
+	uint64_t body_received;		/* encoded, as on the wire */
+	bool decode_on;			/* decodes gzip/deflate (decode.h) */
+	struct ferry__decode *decode;	/* this response's decoder, or NULL */
 	int status;
 	int redirect_status;
 	/* Timings (ns, CLOCK_MONOTONIC; 0: not yet): start, then the current
@@ -384,6 +388,10 @@ void ferry__req_fail_detail(struct ferry_http_request *req, int err);
 int ferry__req_head(struct ferry_http_request *req, bool *discard);
 int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in);
+/* Hand @len bytes at @data (inside @in's buffer) to on_body, which may
+ * keep the buffer. 0, or < 0 when req failed. (decode.c uses it.) */
+int ferry__req_deliver(struct ferry_http_request *req, const char *data,
+		       size_t len, const struct ferry__input *in);
 void ferry__req_complete(struct ferry_http_request *req,
 			 struct ferry__conn *cn, bool reuse);
 bool ferry__req_idempotent(const struct ferry_http_request *req);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "decode.h"
 #include "internal.h"
 
 static void whyf(char *why, size_t whylen, const char *fmt, ...)
@@ -88,6 +89,7 @@ static void req_free(struct ferry_http_request *req)
 	ferry_url_free(&req->next_url);
 	free(req->headers);
 	free(req->method);
+	ferry__decode_free(req);
 	if (req->out.cap > FERRY__REQ_POOL_HEAD_MAX)
 		ferry__h1_buf_free(&req->out);	/* a big head: not kept */
 	if (c && c->npool < FERRY__REQ_POOL_MAX && !c->closing) {
@@ -345,12 +347,14 @@ static int req_write_head(struct ferry_http_request *req, char *why,
 
 /*
  * Copy the caller's headers into one block, adding the client's
- * User-Agent unless the caller gave one.
+ * User-Agent unless the caller gave one, and Accept-Encoding when the
+ * request decodes and the caller gave none.
  */
 static int req_copy_headers(struct ferry_http_request *req,
 			    const struct ferry_http_request_opts *o)
 {
 	const char *ua = o->raw_headers ? NULL : req->client->user_agent;
+	bool ae = !o->raw_headers && req->decode_on;
 	size_t n = o->nheaders, bytes = 0;
 	char *p;
 
@@ -362,9 +366,10 @@ static int req_copy_headers(struct ferry_http_request *req,
 		bytes += h->name_len + h->value_len;
 		if (ua && h->name_len == 10 && !strncasecmp(h->name, "User-Agent", 10))
 			ua = NULL;
+		if (h->name_len == 15 && !strncasecmp(h->name, "Accept-Encoding", 15))
+			ae = false;
 	}
-	if (ua)
-		n++;
+	n += (ua != NULL) + ae;
 	if (!n)
 		return 0;
 	req->headers = malloc(n * sizeof(*req->headers) + bytes + 1);
@@ -389,6 +394,10 @@ static int req_copy_headers(struct ferry_http_request *req,
 	if (ua)	/* the client outlives its requests */
 		req->headers[o->nheaders] = (struct ferry__h1_header){
 			"User-Agent", 10, ua, strlen(ua) };
+	if (ae)
+		req->headers[n - 1] = (struct ferry__h1_header){
+			"Accept-Encoding", 15, FERRY__DECODE_ACCEPT,
+			sizeof(FERRY__DECODE_ACCEPT) - 1 };
 	req->nheaders = n;
 	return 0;
 }
@@ -444,6 +453,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	else
 		req->retry = c->opts.retry;
 	req->raw_headers = o->raw_headers;
+	req->decode_on = ferry__decode_wanted(&c->opts, o);
 	req->t_start = ferry_time_now();
 	req->method = strdup(o->method ? o->method : "GET");
 	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
@@ -607,6 +617,8 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 				" bytes", cl, req->max_body);
 		return -1;
 	}
+	if (ferry__decode_begin(req, p) < 0)
+		return -1;
 	req->status = status;
 	req->head_seen = true;
 	if (!req->cb->on_head)
@@ -632,12 +644,6 @@ int ferry__req_head(struct ferry_http_request *req, bool *discard)
 int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in)
 {
-	uintptr_t token = in->spill ? (uintptr_t)in->spill
-				    : (uintptr_t)in->bid + 1;
-	struct ferry__spill *sp;
-	unsigned bid;
-	int r;
-
 	req->body_received += len;
 	if (req->redirecting || req->retrying)
 		return req->body_received > req_redirect_body_max(req)
@@ -648,6 +654,20 @@ int ferry__req_body(struct ferry_http_request *req, const char *data,
 				req->max_body);
 		return -1;
 	}
+	if (ferry__decode_active(req))
+		return ferry__decode_body(req, data, len);
+	return ferry__req_deliver(req, data, len, in);
+}
+
+int ferry__req_deliver(struct ferry_http_request *req, const char *data,
+		       size_t len, const struct ferry__input *in)
+{
+	uintptr_t token = in->spill ? (uintptr_t)in->spill
+				    : (uintptr_t)in->bid + 1;
+	struct ferry__spill *sp;
+	unsigned bid;
+	int r;
+
 	if (!req->cb->on_body || !len)
 		return 0;
 	req->in_cb = true;
@@ -765,7 +785,7 @@ void ferry__req_complete(struct ferry_http_request *req,
 		req_follow(req);
 		return;
 	}
-	req_finish(req, req->status);
+	req_finish(req, ferry__decode_end(req, req->status));
 }
 
 /* ------------------------------------------------------------------ */

@@ -38,6 +38,7 @@
 #include "ferry/list.h"
 #include "grow.h"
 #include "tls.h"
+#include "tls_cert.h"
 #include "tls_fuzz.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -108,6 +109,7 @@ struct ferry__tls_config {
 	struct mru sessions;		/* struct tls_session */
 	struct mru verified;		/* struct tls_verified */
 	struct ferry__tls_counters counters;
+	struct ferry__tls_cert *client_cert;	/* mutual TLS, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -519,6 +521,12 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 			goto fail;
 		}
 	}
+	if (set->client_cert) {
+		r = ferry__tls_cert_load(set->client_cert, set->client_key,
+					 &cfg->client_cert, why, whylen);
+		if (r < 0)
+			goto fail;
+	}
 	*cfgp = cfg;
 	return 0;
 fail:
@@ -535,6 +543,7 @@ void ferry__tls_config_free(struct ferry__tls_config *cfg)
 	free(cfg->tas);
 	mru_clear(&cfg->sessions);
 	mru_clear(&cfg->verified);
+	ferry__tls_cert_free(cfg->client_cert);
 	free(cfg);
 }
 
@@ -1104,6 +1113,7 @@ struct ferry__tls {
 	br_ssl_client_context cc;
 	struct x509_wrap *x509;		/* NULL after the handshake */
 	struct ferry__tls_config *cfg;
+	struct ferry__tls_auth auth;	/* answers a CertificateRequest */
 	bool resumed_offer;		/* a cached session was offered */
 	bool hs_done;			/* the first handshake finished */
 	bool hello_seen;		/* the ClientHello went to ferry__tls_out */
@@ -1213,6 +1223,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 				       cfg->obuf_len);
 	tls_no_fragment_limit(eng);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
+	ferry__tls_auth_setup(&t->auth, cfg->client_cert, &t->cc);
 	sp = session_offer(cfg, origin);
 	if (sp) {
 		br_ssl_engine_set_session_parameters(eng, &sp->params);
@@ -1745,6 +1756,9 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
 		int a = e - BR_ERR_RECV_FATAL_ALERT;
 
+		if (!t->hs_done &&
+		    ferry__tls_auth_why(&t->auth, a, alert_name(a), why, whylen))
+			return FERRY_ETLS_HANDSHAKE;
 		/* After the handshake, a handshake_failure is what OpenSSL
 		 * sends when its request to renegotiate is refused. */
 		snprintf(why, whylen,

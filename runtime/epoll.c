@@ -147,7 +147,7 @@ static bool ep_remove(struct ep_list *l, struct ferry_op *op)
 static void ep_deadline_stop(struct ferry_loop *loop, struct ferry_op *op)
 {
 	if (op->ferry__nflight > 1 || op->ferry__code == FERRY__OC_TIMEOUT)
-		ferry_timer_stop(loop, &op->ferry__timer);
+		ferry_timer_stop(loop, &op->ferry__dl.ferry__timer);
 }
 
 /* Call the owner back: the op is idle from here on. */
@@ -448,7 +448,7 @@ static void ep_try(struct ferry_loop *loop, struct ferry_op *op)
 	 * ferry_op_set_timeout: a slow turn must not eat into it. */
 	if (op->ferry__nflight > 1) {
 		loop->ep->deadlines = true;
-		r = ep_timer_start(loop, op, op->ferry__timer.ferry__deadline);
+		r = ep_timer_start(loop, op, op->ferry__dl.ferry__timer.ferry__deadline);
 		if (r < 0) {
 			op->ferry__nflight--;
 			loop->inflight--;
@@ -669,8 +669,8 @@ static unsigned ep_dispatch(struct ferry_loop *loop, int fd, uint32_t events)
 static void ep_timer_fired(struct ferry_timer *t)
 {
 	struct ferry_op *op = ferry__container_of(t, struct ferry_op,
-						 ferry__timer);
-	struct ferry_loop *loop = op->ferry__loop;
+						 ferry__dl.ferry__timer);
+	struct ferry_loop *loop = op->ferry__dl.ferry__loop;
 
 	if (op->ferry__code != FERRY__OC_TIMEOUT) {
 		/* The linked deadline's share of the op's flight is over. */
@@ -694,12 +694,12 @@ static int ep_timer_start(struct ferry_loop *loop, struct ferry_op *op,
 	uint64_t now = ferry_time_now();
 	uint64_t at = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
 
-	if (ferry_timer_active(&op->ferry__timer) &&
-	    ferry_timer_deadline(&op->ferry__timer) <= at)
+	if (ferry_timer_active(&op->ferry__dl.ferry__timer) &&
+	    ferry_timer_deadline(&op->ferry__dl.ferry__timer) <= at)
 		return 0;
-	op->ferry__timer.fn = ep_timer_fired;
-	op->ferry__loop = loop;
-	return ferry_timer_start(loop, &op->ferry__timer, at);
+	op->ferry__dl.ferry__timer.fn = ep_timer_fired;
+	op->ferry__dl.ferry__loop = loop;
+	return ferry_timer_start(loop, &op->ferry__dl.ferry__timer, at);
 }
 
 /* ------------------------------------------------------------------ */
@@ -748,7 +748,7 @@ static int ep_start(struct ferry_loop *loop, struct ferry_op *op,
 	op->ferry__res = 0;
 	op->ferry__cflags = 0;
 	op->ferry__nflight = 1;
-	memset(&op->ferry__timer, 0, sizeof(op->ferry__timer));
+	memset(&op->ferry__dl.ferry__timer, 0, sizeof(op->ferry__dl.ferry__timer));
 	if (a->code == FERRY__OC_TIMEOUT) {
 		err = ep_timer_start(loop, op, a->u64);
 		if (err < 0)
@@ -780,7 +780,7 @@ static int ep_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 			return err;
 	} else {
 		/* Kept until ep_try starts it: the timer is idle till then. */
-		op->ferry__timer.ferry__deadline = ns;
+		op->ferry__dl.ferry__timer.ferry__deadline = ns;
 	}
 	op->ferry__nflight++;
 	loop->inflight++;

@@ -35,6 +35,9 @@ static const struct ferry__errinfo ferry__errors[] = {
 	{ FERRY_EPARTIAL, "FERRY_EPARTIAL",
 	  "connection closed before the end of the response" },
 	{ FERRY_ETLS_CA, "FERRY_ETLS_CA", "CA certificates cannot be loaded" },
+	{ FERRY_EDECODE, "FERRY_EDECODE", "compressed body cannot be decoded" },
+	{ FERRY_ETLS_CLIENT_CERT, "FERRY_ETLS_CLIENT_CERT",
+	  "client certificate or key cannot be used" },
 };
 
 static const struct ferry__errinfo *ferry__errfind(int code)

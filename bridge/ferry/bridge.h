@@ -37,13 +37,16 @@
 #ifndef FERRY_BRIDGE_H
 #define FERRY_BRIDGE_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ferry/list.h"
 #include "ferry/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_runner;
 struct ferry_task;
@@ -173,7 +176,11 @@ struct ferry_task {
 	void (*start)(struct ferry_task *t);
 	void (*cancel)(struct ferry_task *t);
 	/* private: */
-	_Atomic uint32_t ferry__state;	/* futex word: FERRY__TASK_* bits */
+	/* The futex word (FERRY__T_* bits). Plain here so that C++ can include
+	 * this header; ferry accesses it only as an _Atomic uint32_t through
+	 * ferry__task_word() (bridge/internal.h), which checks that both types
+	 * have the same size and alignment. */
+	uint32_t ferry__state;
 	int ferry__status;
 	struct ferry_runner *ferry__runner;
 	struct ferry_post ferry__post;
@@ -410,5 +417,9 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 
 /* ferry_lines_free - free the join buffer (not the stream). NULL: no-op. */
 void ferry_lines_free(struct ferry_lines *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_BRIDGE_H */

@@ -50,6 +50,10 @@
 #include "ferry/bridge.h"
 #include "ferry/http.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_session;
 struct ferry_response;
 
@@ -246,6 +250,13 @@ struct ferry_request {
 	int body_fd;
 	uint64_t body_size;
 	size_t body_chunk;
+	/* [DEFAULT: the session's decode_content] ask for gzip/deflate and
+	 * decode the body as it arrives, whole or streamed (decoded chunks
+	 * are blocks of their own, not the receive buffers): see
+	 * decode_content in struct ferry_http_client_opts. max_body counts
+	 * decoded bytes too; the session's whole-body limit applies to the
+	 * decoded body. */
+	enum ferry_http_decode decode_content;
 };
 
 /*
@@ -315,9 +326,11 @@ const char *ferry_response_header(const struct ferry_response *r,
  * The whole body, in whole-body mode: never NULL, and always followed by
  * a NUL byte (not counted in *@len), so a text body reads as a C string;
  * an empty (or failed) body is "" with *@len 0. Stream mode: NULL with
- * *@len 0. @len may be NULL.
+ * *@len 0. @len may be NULL. (const char *, not const void *, so that C++
+ * takes it as text without a cast; binary bodies are bytes all the same.)
+ * With decode_content, the decoded body.
  */
-const void *ferry_response_body(const struct ferry_response *r, size_t *len);
+const char *ferry_response_body(const struct ferry_response *r, size_t *len);
 /*
  * The URL of the response, formatted and whole (up to FERRY_URL_MAX):
  * the final one after redirects. Until a response head has come (so
@@ -358,5 +371,9 @@ struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
  * nobody will close, and reports it (aborting in debug builds).
  */
 void ferry_response_free(struct ferry_response *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_SESSION_H */

@@ -67,8 +67,14 @@
  *   FERRY_EPARTIAL          the connection closed before the end of the
  *                           body (Content-Length or chunked)
  *   FERRY_ETLS_CA           https: the CA file or dir cannot be loaded
+ *   FERRY_ETLS_CLIENT_CERT  https: tls_client_cert or tls_client_key
+ *                           cannot be used (detail says why)
  *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
- *                           against max_head; more than max_interim)
+ *                           against max_head; more than max_interim), or
+ *                           a decoded body over max_decoded or
+ *                           max_decode_ratio
+ *   FERRY_EDECODE           a gzip or deflate body is corrupt or cut short
+ *                           (detail: zlib's reason)
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
@@ -113,6 +119,10 @@
 #include "ferry/error.h"
 #include "ferry/loop.h"
 #include "ferry/url.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_http_client;
 struct ferry_http_request;
@@ -316,6 +326,46 @@ struct ferry_http_client_opts {
 	size_t nresolve;
 	/* [off] the retry policy of requests that do not bring their own. */
 	struct ferry_http_retry retry;
+	/*
+	 * Client certificate (mutual TLS). [NULL] A PEM file holding the
+	 * certificate chain, leaf first, and, unless tls_client_key names a
+	 * file of its own, the private key: RSA or EC ("RSA PRIVATE KEY",
+	 * "EC PRIVATE KEY" or unencrypted PKCS#8 "PRIVATE KEY"). Both are
+	 * read with the trust anchors, when the client's first https request
+	 * starts, and the key must be the certificate's; if not, or if a
+	 * file cannot be read, that request fails with FERRY_ETLS_CLIENT_CERT
+	 * and a detail naming the problem. The certificate is sent only when
+	 * a server asks for one. A server that wants a certificate and gets
+	 * none, or refuses ours, fails the handshake: FERRY_ETLS_HANDSHAKE,
+	 * "the server requires a client certificate and none is set" or "the
+	 * server refused the client certificate" with its alert. Both
+	 * strings are copied. Encrypted keys are not supported.
+	 */
+	const char *tls_client_cert;
+	const char *tls_client_key;	/* [NULL] the key is in tls_client_cert */
+	/*
+	 * Content decoding. [false] true: requests (unless theirs says
+	 * otherwise, see decode_content in struct ferry_http_request_opts)
+	 * send "Accept-Encoding: gzip, deflate" (unless they carry an
+	 * Accept-Encoding of their own), and a response whose
+	 * Content-Encoding is gzip (or x-gzip) or deflate (zlib-wrapped or
+	 * raw) reaches on_body decoded, as it arrives. Content-Length and
+	 * Content-Encoding stay as the server sent them (encoded bytes);
+	 * max_body counts both the encoded and the decoded bytes. Any other
+	 * coding, or several, is delivered as it came. Decoded bytes come in
+	 * blocks of 16 KiB of their own (kept and released like any buffer),
+	 * so on_body receives copies where an undecoded body is lent; a
+	 * decoding response holds about 56 KiB (zlib's state and window, and
+	 * a block). A corrupt or cut-short stream fails with FERRY_EDECODE.
+	 */
+	bool decode_content;
+	/* [1 GiB] decoded bytes per response; UINT64_MAX: no limit.
+	 * Past it: FERRY_ETOOLARGE. */
+	uint64_t max_decoded;
+	/* [100] decoded bytes per encoded byte, checked once 1 MiB is
+	 * decoded; UINT_MAX: no limit. Past it: FERRY_ETOOLARGE (a
+	 * decompression bomb: deflate reaches 1032:1). */
+	unsigned max_decode_ratio;
 };
 
 /*
@@ -455,6 +505,13 @@ struct ferry_http_callbacks {
 typedef int (*ferry_http_body_fn)(void *ctx, struct ferry_http_request *req,
 				  const void **data, size_t *len);
 
+/* decode_content values in a request. */
+enum ferry_http_decode {
+	FERRY_HTTP_DECODE_DEFAULT = 0,	/* the client's decode_content */
+	FERRY_HTTP_DECODE_NO = 1,
+	FERRY_HTTP_DECODE_YES = 2,
+};
+
 /* follow_redirects values in a request. */
 enum ferry_http_follow {
 	FERRY_HTTP_FOLLOW_DEFAULT = 0,	/* the client's option */
@@ -513,6 +570,10 @@ struct ferry_http_request_opts {
 	/* [NULL] the retry policy: NULL = the client's (opts.retry);
 	 * copied. */
 	const struct ferry_http_retry *retry;
+	/* [DEFAULT] ask for and decode gzip/deflate bodies: see
+	 * decode_content in struct ferry_http_client_opts. With raw_headers
+	 * no Accept-Encoding is added: send your own. */
+	enum ferry_http_decode decode_content;
 };
 
 /*
@@ -526,10 +587,11 @@ struct ferry_http_request_opts {
  *
  * The first https request of a client loads its trust anchors (see
  * ferry_http_client_opts.ca_file); a CA file or dir that cannot be read
- * or holds no certificate fails it with FERRY_ETLS_CA.
+ * or holds no certificate fails it with FERRY_ETLS_CA, a client
+ * certificate or key that cannot be used with FERRY_ETLS_CLIENT_CERT.
  *
- * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ECLOSED (client closing)
- * or -ENOMEM.
+ * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ETLS_CLIENT_CERT,
+ * FERRY_ECLOSED (client closing) or -ENOMEM.
  */
 int ferry_http_request_start(struct ferry_http_client *c,
 			     const struct ferry_http_request_opts *opts,
@@ -640,5 +702,9 @@ struct ferry_http_timings {
  * on_done returns (call it from on_done for the final figures). */
 void ferry_http_request_timings(const struct ferry_http_request *req,
 				struct ferry_http_timings *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_HTTP_H */

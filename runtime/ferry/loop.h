@@ -52,6 +52,10 @@
 #include "ferry/error.h"
 #include "ferry/timer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_loop;
 struct ferry_op;
 struct ferry_bufring;
@@ -68,6 +72,13 @@ static inline unsigned ferry_cqe_bid(unsigned flags)
 }
 
 typedef void (*ferry_op_fn)(struct ferry_op *op, int res, unsigned flags);
+
+/* Private to the runtime: an op's deadline on the epoll backend (a named
+ * type, as C++ allows no anonymous struct in a union). */
+struct ferry__op_deadline {
+	struct ferry_timer ferry__timer;
+	struct ferry_loop *ferry__loop;
+};
 
 /*
  * struct ferry_op - one operation record, embedded in its owner.
@@ -96,10 +107,7 @@ struct ferry_op {
 	union {
 		struct __kernel_timespec ferry__ts; /* io_uring: timeout
 						       storage until submit */
-		struct {			/* epoll: the deadline */
-			struct ferry_timer ferry__timer;
-			struct ferry_loop *ferry__loop;
-		};
+		struct ferry__op_deadline ferry__dl; /* epoll: the deadline */
 	};
 };
 
@@ -426,5 +434,9 @@ unsigned ferry_bufring_available(const struct ferry_bufring *br);
  * thread hands buffers back by posting to the loop).
  */
 void ferry_bufring_recycle(struct ferry_bufring *br, unsigned bid);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_LOOP_H */

@@ -22,7 +22,7 @@ enum opt_id {
 	O_WRITE_OUT, O_MAX_TIME, O_CONNECT_TIMEOUT,
 	O_INSECURE, O_CACERT, O_CAPATH, O_TLS_MAX, O_TLS10, O_TLS11, O_TLS12,
 	O_TLS13, O_PARALLEL, O_PARALLEL_MAX, O_CONTINUE_AT, O_RETRY,
-	O_RETRY_DELAY, O_COMPRESSED, O_RESOLVE, O_HELP, O_VERSION,
+	O_RETRY_DELAY, O_COMPRESSED, O_RESOLVE, O_HELP, O_VERSION, O_CERT, O_KEY,
 };
 
 struct opt {
@@ -69,6 +69,8 @@ static const struct opt opts[] = {
 	{ "insecure", 'k', false, O_INSECURE },
 	{ "cacert", 0, true, O_CACERT },
 	{ "capath", 0, true, O_CAPATH },
+	{ "cert", 'E', true, O_CERT },
+	{ "key", 0, true, O_KEY },
 	{ "tls-max", 0, true, O_TLS_MAX },
 	{ "tlsv1.0", 0, false, O_TLS10 },
 	{ "tlsv1.1", 0, false, O_TLS11 },
@@ -394,6 +396,8 @@ static int apply(struct fetch_args *a, struct pairing *p, const struct opt *o,
 		break;
 	case O_INSECURE: a->insecure = true; break;
 	case O_CACERT: a->cacert = arg; break;
+	case O_CERT: a->cert = arg; break;
+	case O_KEY: a->key = arg; break;
 	case O_CAPATH: a->capath = arg; break;
 	case O_TLS_MAX: return parse_tls_max(a, arg);
 	case O_TLS10: case O_TLS11: case O_TLS12: break;	/* minimums <= 1.2 */
@@ -513,10 +517,6 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 	if (r < 0 && a->ntargets == 0) {
 		fprintf(stderr, "fetch: no URL specified!\n");
 		usage_hint();
-		r = FETCH_EXIT_USAGE;
-	}
-	if (r < 0 && a->compressed) {
-		fprintf(stderr, "fetch: option --compressed: the feature is not supported: fetch cannot decode content yet\n");
 		r = FETCH_EXIT_USAGE;
 	}
 	return r;

@@ -60,6 +60,7 @@ struct fetch_args {
 	long connect_timeout_ms;	/* --connect-timeout; 0: library's */
 	bool insecure;
 	const char *cacert, *capath;
+	const char *cert, *key;		/* client certificate (-E), its key */
 	int tls_max;		/* --tls-max as 10..13; 0: default (1.2) */
 	bool tls13_min;		/* --tlsv1.3: the TLS library cannot */
 	bool parallel;		/* -Z */

@@ -5,6 +5,7 @@
  * turn or, with -Z, on up to --parallel-max threads at once, and exits
  * with curl's code for the last failure.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +64,8 @@ void fetch_usage(FILE *f)
 	      " -k, --insecure           Do not verify the server's certificate\n"
 	      "     --cacert <file>      CA certificates to verify with\n"
 	      "     --capath <dir>       Directory of CA certificates\n"
+	      " -E, --cert <file>        Client certificate (PEM; the key too)\n"
+	      "     --key <file>         Client private key (PEM)\n"
 	      "     --tls-max <version>  Highest TLS version (1.2 is all there is)\n"
 	      "     --tlsv1.2            TLS 1.2 at least (the default)\n"
 	      " -Z, --parallel           Run the transfers at the same time\n"
@@ -86,7 +89,7 @@ void fetch_version(FILE *f)
 
 	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 %s\n"
 		"Protocols: http https\n"
-		"Features: IPv6 Largefile SSL TLS1.2 parallel progress bench\n",
+		"Features: IPv6 Largefile SSL TLS1.2 libz parallel progress bench\n",
 		FETCH_VERSION, FETCH_VERSION, rc ? "none" : ferry_loop_backend(loop));
 	if (rc)
 		fprintf(f, "Backend: none (%s)\n", why);
@@ -109,9 +112,14 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.max_head = 1 << 20,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
+		.tls_client_cert = a->cert,
+		.tls_client_key = a->key,
 		.tls_insecure_skip_verify = a->insecure,
 		.resolve = a->resolve,
 		.nresolve = a->nresolve,
+		/* --compressed decodes whatever curl would: no limits. */
+		.max_decoded = UINT64_MAX,
+		.max_decode_ratio = UINT_MAX,
 		/* Large receive buffers: a 1 GiB body in 128 KiB pieces
 		 * costs a third less CPU than in 16 KiB ones (measured
 		 * against curl -o /dev/null on loopback nginx). */
