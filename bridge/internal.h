@@ -103,6 +103,19 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing);
 /* ---- stream.c ---- */
 void ferry__streams_close(struct ferry_runner *r);
 
+/* ---- a task's futex word ---- */
+/* The public struct keeps the word as a plain uint32_t (C++ has no
+ * _Atomic); every access goes through this _Atomic view of it, which is
+ * sound because the two types have one size and alignment (checked here)
+ * and the word is never accessed any other way. */
+_Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
+	       _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
+	       "a task's state word must be a lock-free uint32_t");
+static inline _Atomic uint32_t *ferry__task_word(struct ferry_task *t)
+{
+	return (_Atomic uint32_t *)&t->ferry__state;
+}
+
 /* ---- wait.c: spinning and futex sleeping ---- */
 /* Spin while (*word & mask) == expect, within the runner's adaptive budget
  * and spinner cap. Returns true if it saw the word change. */

@@ -29,6 +29,12 @@ struct ferry_session {
 	struct ferry_runner *r;
 	uint64_t max_body;			/* whole-body default */
 	bool max_body_default;			/* FERRY_SESSION_MAX_BODY */
+	/* Set at create, read-only afterwards (any thread may read). */
+	struct ferry_url base;			/* base_url, if has_base */
+	bool has_base;
+	struct ferry_http_header *dhdrs;	/* default headers */
+	size_t ndhdrs;
+	char *dmem;				/* their bytes */
 	pthread_mutex_t lock;
 	bool closed;				/* under lock: close called */
 	struct ferry_http_client *client;	/* loop only; NULL once closed */
@@ -47,6 +53,7 @@ struct ferry_response {
 	struct ferry_url url;
 	char *rqmem;			/* method and header copies */
 	struct ferry_http_header *rqhdrs;
+	struct ferry_http_retry retry;	/* rq.retry points here when set */
 
 	/* Loop only, while the task runs. */
 	struct ferry__xfer *x;
@@ -66,6 +73,7 @@ struct ferry_response {
 	struct ferry_stream *stream;
 	struct ferry_http_timings timings;
 	int minor;			/* HTTP/1.<minor>, -1 before the head */
+	unsigned attempts;		/* ferry_http_request_attempts */
 };
 
 struct ferry__xfer {
@@ -74,6 +82,7 @@ struct ferry__xfer {
 	struct ferry_http_client *client;
 	struct ferry_http_request *req;	/* until on_done */
 	struct ferry_stream *stream;	/* stream mode, until ended */
+	struct ferry_body *body;	/* an fd or producer body, until on_done */
 	uint64_t max_body;
 	bool max_body_default;		/* the session's FERRY_SESSION_MAX_BODY */
 	/* A chunk the full stream refused, pushed again on resume. */
@@ -251,6 +260,7 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	int ret = ferry__copy_head(resp, req, status);
 
 	ferry_http_request_timings(req, &resp->timings);
+	resp->attempts = ferry_http_request_attempts(req);
 	if (ret < 0)
 		return ret;
 	if (!resp->rq.stream) {
@@ -386,10 +396,21 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 	ferry__xfer_drop_pending(x);
 	if (result < 0)
 		detail = ferry__xfer_why(x, &result, detail, buf, sizeof(buf));
+	if (x->body) {
+		const char *bwhy;
+
+		/* The body's own sentence names its source, where the
+		 * client's says only "request body producer: ...". */
+		if (result < 0 && ferry_body_error(x->body, &bwhy) == result)
+			detail = strcpy(buf, bwhy);
+		ferry_body_close(x->body);
+		x->body = NULL;
+	}
 	if (x->stream)
 		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
 		ferry_http_request_timings(req, &resp->timings);
+		resp->attempts = ferry_http_request_attempts(req);
 		resp->x = NULL;
 		resp->result = result;
 		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
@@ -420,6 +441,23 @@ static void ferry__resp_fail(struct ferry_response *resp, int err,
 	ferry_task_complete(&resp->task, err);
 }
 
+/* An fd or producer body for @rq, on the loop (x->body; NULL for none). */
+static int ferry__xfer_body_source(struct ferry__xfer *x,
+				   const struct ferry_request *rq)
+{
+	struct ferry_loop *loop = ferry_runner_loop(x->r);
+	int64_t len = rq->body_size ? (int64_t)rq->body_size : -1;
+
+	if (rq->body_from_fd)
+		return ferry_body_from_fd(loop, rq->body_fd, len, rq->body_chunk,
+					  &x->body);
+	if (rq->body_read)
+		return ferry_body_from_reader(loop, rq->body_read,
+					      rq->body_read_ctx, len,
+					      rq->body_chunk, &x->body);
+	return 0;
+}
+
 static void ferry__resp_start(struct ferry_task *t)
 {
 	struct ferry_response *resp = ferry__container_of(t, struct ferry_response,
@@ -442,6 +480,11 @@ static void ferry__resp_start(struct ferry_task *t)
 	x->max_body = resp->rq.max_body ? resp->rq.max_body : s->max_body;
 	x->max_body_default = !resp->rq.stream && !resp->rq.max_body &&
 			      s->max_body_default;
+	ret = ferry__xfer_body_source(x, &resp->rq);
+	if (ret < 0) {
+		free(x);
+		return ferry__resp_fail(resp, ret, "request body: out of memory");
+	}
 	o = (struct ferry_http_request_opts){
 		.method = resp->rq.method,
 		.url = &resp->url,
@@ -449,7 +492,14 @@ static void ferry__resp_start(struct ferry_task *t)
 		.nheaders = resp->rq.nheaders,
 		.body = resp->rq.body,
 		.body_len = resp->rq.body_len,
+		.body_fn = x->body ? ferry_body_fn : NULL,
+		.body_ctx = x->body,
+		.body_fn_len = !x->body ? 0
+			       : resp->rq.body_size ? (int64_t)resp->rq.body_size
+						    : -1,
 		.timeout_ms = resp->rq.timeout_ms,
+		.connect_timeout_ms = resp->rq.connect_timeout_ms,
+		.read_timeout_ms = resp->rq.read_timeout_ms,
 		/* Stream mode has no limit of ours: the reader paces it. */
 		.max_body = resp->rq.stream ? resp->rq.max_body : x->max_body,
 		.follow_redirects = resp->rq.follow_redirects,
@@ -459,12 +509,15 @@ static void ferry__resp_start(struct ferry_task *t)
 		.raw_headers = resp->rq.raw_headers,
 		.unix_socket = resp->rq.unix_socket,
 		.unix_socket_abstract = resp->rq.unix_socket_abstract,
+		.retry = resp->rq.retry,
+		.decode_content = resp->rq.decode_content,
 	};
 	resp->x = x;
 	ret = ferry_http_request_start(s->client, &o, &x->req, resp->detail,
 				       sizeof(resp->detail));
 	if (ret < 0) {
 		resp->x = NULL;
+		ferry_body_close(x->body);
 		free(x);
 		ferry__resp_fail(resp, ret, resp->detail);
 	}
@@ -481,12 +534,28 @@ static void ferry__resp_cancel(struct ferry_task *t)
 		ferry_http_request_cancel(resp->x->req);
 }
 
-/* Copy method and headers into one allocation owned by the response. */
+/* True if one of @rq's headers has @d's name: @d is not sent. */
+static bool ferry__default_overridden(const struct ferry_http_header *d,
+				      const struct ferry_request *rq)
+{
+	for (size_t i = 0; i < rq->nheaders; i++)
+		if (rq->headers[i].name_len == d->name_len &&
+		    strncasecmp(rq->headers[i].name, d->name, d->name_len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Copy method and headers into one allocation owned by the response:
+ * the session's defaults that the request does not override first, then
+ * the request's own headers, in their order.
+ */
 static int ferry__copy_request(struct ferry_response *resp,
 			       const struct ferry_request *rq)
 {
+	const struct ferry_session *s = resp->s;
 	const char *method = rq->method ? rq->method : "GET";
-	size_t bytes = strlen(method) + 1;
+	size_t bytes = strlen(method) + 1, n = 0;
 	size_t ulen = rq->unix_socket ? strlen(rq->unix_socket) + 1 : 0;
 	char *p;
 
@@ -494,7 +563,7 @@ static int ferry__copy_request(struct ferry_response *resp,
 		bytes += rq->headers[i].name_len + rq->headers[i].value_len;
 	bytes += ulen;
 	resp->rqmem = malloc(bytes);
-	resp->rqhdrs = calloc(rq->nheaders ? rq->nheaders : 1,
+	resp->rqhdrs = calloc(s->ndhdrs + rq->nheaders + 1,
 			      sizeof(*resp->rqhdrs));
 	if (!resp->rqmem || !resp->rqhdrs)
 		return -ENOMEM;
@@ -506,10 +575,15 @@ static int ferry__copy_request(struct ferry_response *resp,
 		resp->rq.unix_socket = memcpy(p, rq->unix_socket, ulen);
 		p += ulen;
 	}
+	/* The session's defaults live as long as the session, which
+	 * outlives its requests: point at them. */
+	for (size_t i = 0; i < s->ndhdrs; i++)
+		if (!ferry__default_overridden(&s->dhdrs[i], rq))
+			resp->rqhdrs[n++] = s->dhdrs[i];
 	for (size_t i = 0; i < rq->nheaders; i++) {
 		const struct ferry_http_header *h = &rq->headers[i];
 
-		resp->rqhdrs[i] = (struct ferry_http_header){
+		resp->rqhdrs[n++] = (struct ferry_http_header){
 			.name = memcpy(p, h->name, h->name_len),
 			.name_len = h->name_len,
 			.value = memcpy(p + h->name_len, h->value, h->value_len),
@@ -518,6 +592,11 @@ static int ferry__copy_request(struct ferry_response *resp,
 		p += h->name_len + h->value_len;
 	}
 	resp->rq.headers = resp->rqhdrs;
+	resp->rq.nheaders = n;
+	if (rq->retry) {
+		resp->retry = *rq->retry;
+		resp->rq.retry = &resp->retry;
+	}
 	resp->rq.url = NULL;
 	return 0;
 }
@@ -539,6 +618,16 @@ static int ferry__check_request(const struct ferry_session *s,
 		bad = "nheaders without headers (NULL)";
 	else if (rq->body_len && !rq->body)
 		bad = "body_len without a body (NULL)";
+	else if ((rq->body || rq->body_len) + !!rq->body_read +
+		 rq->body_from_fd > 1)
+		bad = "more than one body (body, body_read, body_fd)";
+	else if (rq->body_from_fd && rq->body_fd < 0)
+		bad = "body_from_fd with a negative body_fd";
+	else if ((rq->body_read || rq->body_from_fd) &&
+		 rq->body_chunk > (16u << 20))
+		bad = "body_chunk over 16 MiB";
+	else if (rq->body_size > INT64_MAX)
+		bad = "body_size over INT64_MAX";
 	for (size_t i = 0; !bad && i < rq->nheaders; i++)
 		if (!rq->headers[i].name || !rq->headers[i].value) {
 			snprintf(why, len, "header %zu has a NULL name or value", i);
@@ -575,6 +664,31 @@ static struct ferry_response *ferry__resp_new(struct ferry_session *s,
 	return resp;
 }
 
+/*
+ * The request's URL: absolute, or resolved against the session's base.
+ * A resolved URL is also what ferry_response_url says until a head came.
+ */
+static int ferry__request_url(const struct ferry_session *s,
+			      struct ferry_response *resp, const char *url)
+{
+	char *full;
+	int ret;
+
+	if (!s->has_base)
+		return ferry_url_parse(&resp->url, url, strlen(url),
+				       resp->detail, sizeof(resp->detail));
+	ret = ferry_url_resolve(&resp->url, &s->base, url, strlen(url),
+				resp->detail, sizeof(resp->detail));
+	if (ret < 0)
+		return ret;
+	full = ferry__url_dup(&resp->url);
+	if (!full)
+		return -ENOMEM;
+	free(resp->final_url);
+	resp->final_url = full;
+	return 0;
+}
+
 int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq,
 			 struct ferry_response **rp)
 {
@@ -589,8 +703,7 @@ int ferry_session_submit(struct ferry_session *s, const struct ferry_request *rq
 	ret = ferry__check_request(s, rq, resp->detail, sizeof(resp->detail));
 	if (ret < 0)
 		goto fail;
-	ret = ferry_url_parse(&resp->url, rq->url, strlen(rq->url),
-			      resp->detail, sizeof(resp->detail));
+	ret = ferry__request_url(s, resp, rq->url);
 	if (ret < 0)
 		goto fail;
 	ret = ferry__copy_request(resp, rq);
@@ -744,7 +857,7 @@ const char *ferry_response_header(const struct ferry_response *r,
 	return NULL;
 }
 
-const void *ferry_response_body(const struct ferry_response *r, size_t *len)
+const char *ferry_response_body(const struct ferry_response *r, size_t *len)
 {
 	if (len)
 		*len = r && r->body ? r->body_len : 0;
@@ -762,6 +875,11 @@ void ferry_response_timings(const struct ferry_response *r,
 			    struct ferry_http_timings *t)
 {
 	*t = r->timings;
+}
+
+unsigned ferry_response_attempts(const struct ferry_response *r)
+{
+	return r ? r->attempts : 0;
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)
@@ -819,10 +937,104 @@ static void ferry__session_shut(struct ferry_task *t)
 	ferry_task_complete(t, 0);
 }
 
+/* RFC 9110 5.6.2: tchar, for default header names. */
+static bool ferry__is_token(const char *p, size_t n)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+
+	if (!n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'z') &&
+		    !(c >= 'A' && c <= 'Z') && (!c || !strchr(extra, c)))
+			return false;
+	}
+	return true;
+}
+
+/* What a default header may not be; NULL when it is fine. */
+static const char *ferry__bad_default(const struct ferry_http_header *h)
+{
+	static const char *const framing[] = { "Content-Length",
+					       "Transfer-Encoding" };
+
+	if (!h->name || !h->value)
+		return "a default header has a NULL name or value";
+	if (!ferry__is_token(h->name, h->name_len))
+		return "a default header's name is not a token";
+	for (size_t i = 0; i < h->value_len; i++)
+		if (h->value[i] == '\r' || h->value[i] == '\n' || !h->value[i])
+			return "a default header's value has CR, LF or NUL";
+	for (size_t i = 0; i < 2; i++)
+		if (h->name_len == strlen(framing[i]) &&
+		    !strncasecmp(h->name, framing[i], h->name_len))
+			return "Content-Length or Transfer-Encoding as a default "
+			       "header (the body decides them)";
+	return NULL;
+}
+
+/* Copy the default headers into one block of the session's. */
+static int ferry__session_defaults(struct ferry_session *s,
+				   const struct ferry_session_opts *o)
+{
+	size_t bytes = 1;
+	char *p;
+
+	if (o->nheaders && !o->headers)
+		return FERRY_EINVAL;
+	for (size_t i = 0; i < o->nheaders; i++) {
+		if (ferry__bad_default(&o->headers[i]))
+			return FERRY_EINVAL;
+		bytes += o->headers[i].name_len + o->headers[i].value_len + 2;
+	}
+	s->dmem = malloc(bytes);
+	s->dhdrs = calloc(o->nheaders + 1, sizeof(*s->dhdrs));
+	if (!s->dmem || !s->dhdrs)
+		return -ENOMEM;
+	p = s->dmem;
+	for (size_t i = 0; i < o->nheaders; i++) {
+		const struct ferry_http_header *h = &o->headers[i];
+		struct ferry_http_header *d = &s->dhdrs[i];
+
+		d->name = memcpy(p, h->name, h->name_len);
+		d->name_len = h->name_len;
+		p[h->name_len] = '\0';
+		p += h->name_len + 1;
+		d->value = memcpy(p, h->value, h->value_len);
+		d->value_len = h->value_len;
+		p[h->value_len] = '\0';
+		p += h->value_len + 1;
+	}
+	s->ndhdrs = o->nheaders;
+	return 0;
+}
+
+static void ferry__session_free(struct ferry_session *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	ferry_url_free(&s->base);
+	free(s->dhdrs);
+	free(s->dmem);
+	free(s);
+}
+
 int ferry_session_create(struct ferry_runner *r,
 			 const struct ferry_http_client_opts *opts,
 			 struct ferry_session **sp)
 {
+	struct ferry_session_opts so = { .client = opts };
+
+	return ferry_session_create_opts(r, &so, sp);
+}
+
+int ferry_session_create_opts(struct ferry_runner *r,
+			      const struct ferry_session_opts *sopts,
+			      struct ferry_session **sp)
+{
+	static const struct ferry_session_opts none;
+	const struct ferry_http_client_opts *opts;
 	struct ferry_session *s;
 	struct ferry__session_op op = { .task.start = ferry__session_open };
 	int ret;
@@ -832,21 +1044,33 @@ int ferry_session_create(struct ferry_runner *r,
 	*sp = NULL;
 	if (!r)
 		return FERRY_EINVAL;
+	if (!sopts)
+		sopts = &none;
+	opts = sopts->client;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	ret = ferry__session_defaults(s, sopts);
+	if (ret == 0 && sopts->base_url) {
+		ret = ferry_url_parse(&s->base, sopts->base_url,
+				      strlen(sopts->base_url), NULL, 0);
+		s->has_base = ret == 0;
+	}
+	if (ret < 0) {
+		ferry__session_free(s);
+		return ret;
+	}
 	s->r = r;
 	s->max_body_default = !opts || !opts->max_body;
 	s->max_body = s->max_body_default ? FERRY_SESSION_MAX_BODY
 					  : opts->max_body;
 	s->cleanup.fn = ferry__session_cleanup;
-	pthread_mutex_init(&s->lock, NULL);
 	op.s = s;
 	op.opts = opts;
 	ret = ferry_call(r, &op.task);
 	if (ret < 0) {
-		pthread_mutex_destroy(&s->lock);
-		free(s);
+		ferry__session_free(s);
 		return ret;
 	}
 	*sp = s;
@@ -877,8 +1101,15 @@ void ferry_session_destroy(struct ferry_session *s)
 	if (!s)
 		return;
 	ferry_session_close(s);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	ferry__session_free(s);
+}
+
+struct ferry_http_client *ferry_session_client(struct ferry_session *s)
+{
+	/* s->client is the loop's: read only there. */
+	if (!s || !ferry__runner_on_loop(s->r))
+		return NULL;
+	return s->client;
 }
 
 struct ferry_runner *ferry_session_runner(const struct ferry_session *s)

@@ -30,7 +30,7 @@ static void ferry__task_start(struct ferry_post *p)
 	 * one set later is seen here or by a later sweep, through the post
 	 * or the scan's fence (runner.c, "Why no cancel request is lost").
 	 * The task is on the list before this load, for that sweep. */
-	if (atomic_load_explicit(&t->ferry__state, memory_order_relaxed) &
+	if (atomic_load_explicit(ferry__task_word(t), memory_order_relaxed) &
 	    FERRY__T_CANCEL) {
 		t->ferry__cancel_sent = true;
 		ferry_task_complete(t, FERRY_ECANCELED);
@@ -45,7 +45,7 @@ int ferry_task_submit(struct ferry_runner *r, struct ferry_task *t)
 
 	if (!r || !t || !t->start)
 		return FERRY_EINVAL;
-	if (atomic_load_explicit(&t->ferry__state, memory_order_acquire) &
+	if (atomic_load_explicit(ferry__task_word(t), memory_order_acquire) &
 	    FERRY__T_INFLIGHT)
 		return FERRY_EINVAL;
 	ret = ferry__runner_enter(r);
@@ -55,7 +55,7 @@ int ferry_task_submit(struct ferry_runner *r, struct ferry_task *t)
 	t->ferry__status = 0;
 	t->ferry__cancel_sent = false;
 	t->ferry__link.prev = t->ferry__link.next = NULL;	/* on no list */
-	atomic_store_explicit(&t->ferry__state, FERRY__T_INFLIGHT,
+	atomic_store_explicit(ferry__task_word(t), FERRY__T_INFLIGHT,
 			      memory_order_relaxed);
 	t->ferry__post.fn = ferry__task_start;
 	/* The post's seq_cst CAS publishes every field written above. */
@@ -67,7 +67,7 @@ int ferry_task_submit(struct ferry_runner *r, struct ferry_task *t)
 void ferry_task_complete(struct ferry_task *t, int status)
 {
 	struct ferry_runner *r = t->ferry__runner;
-	_Atomic uint32_t *word = &t->ferry__state;
+	_Atomic uint32_t *word = ferry__task_word(t);
 	uint32_t old;
 
 	ferry__list_del(&t->ferry__link);
@@ -93,7 +93,7 @@ bool ferry_task_done(const struct ferry_task *t)
 {
 	if (!t)
 		return false;
-	return atomic_load_explicit(&((struct ferry_task *)t)->ferry__state,
+	return atomic_load_explicit(ferry__task_word((struct ferry_task *)t),
 				    memory_order_acquire) & FERRY__T_DONE;
 }
 
@@ -106,7 +106,7 @@ int ferry_task_wait(struct ferry_task *t, int64_t timeout_ns)
 
 	if (!t)
 		return FERRY_EINVAL;
-	word = &t->ferry__state;
+	word = ferry__task_word(t);
 	s = atomic_load_explicit(word, memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return t->ferry__status;
@@ -144,7 +144,7 @@ int ferry_task_cancel(struct ferry_task *t)
 
 	if (!t)
 		return FERRY_EINVAL;
-	word = &t->ferry__state;
+	word = ferry__task_word(t);
 	s = atomic_load_explicit(word, memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return 0;
@@ -168,7 +168,7 @@ int ferry_task_release(struct ferry_task *t)
 
 	if (!t)
 		return FERRY_EINVAL;
-	s = atomic_load_explicit(&t->ferry__state, memory_order_acquire);
+	s = atomic_load_explicit(ferry__task_word(t), memory_order_acquire);
 	if (s & FERRY__T_DONE)
 		return t->ferry__status;
 	if (!(s & FERRY__T_INFLIGHT))
@@ -197,7 +197,7 @@ int ferry_call(struct ferry_runner *r, struct ferry_task *t)
 static int ferry__check_set(struct ferry_task *const *ts, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint32_t s = atomic_load_explicit(&ts[i]->ferry__state,
+		uint32_t s = atomic_load_explicit(ferry__task_word(ts[i]),
 						  memory_order_acquire);
 
 		if (!(s & (FERRY__T_DONE | FERRY__T_INFLIGHT)))
@@ -248,7 +248,7 @@ static int ferry__waitv(struct ferry_task *const *ts, size_t k,
 	struct timespec ts_abs, *tsp = NULL;
 
 	for (size_t i = 0; i < k; i++) {
-		uint32_t s = atomic_fetch_or_explicit(&ts[i]->ferry__state,
+		uint32_t s = atomic_fetch_or_explicit(ferry__task_word(ts[i]),
 						      FERRY__T_WAITERS,
 						      memory_order_acquire);
 
@@ -256,7 +256,7 @@ static int ferry__waitv(struct ferry_task *const *ts, size_t k,
 			return 0;
 		w[i] = (struct futex_waitv){
 			.val = s | FERRY__T_WAITERS,
-			.uaddr = (uint64_t)(uintptr_t)&ts[i]->ferry__state,
+			.uaddr = (uint64_t)(uintptr_t)ferry__task_word(ts[i]),
 			.flags = FUTEX_32 | FUTEX_PRIVATE_FLAG,
 		};
 	}
@@ -269,7 +269,7 @@ static int ferry__waitv(struct ferry_task *const *ts, size_t k,
 		/* Older kernel: sleep on the first word in short slices. */
 		uint64_t slice = ferry_time_now() + FERRY__WAITV_SLICE_NS;
 
-		ferry__futex_wait(&ts[0]->ferry__state, (uint32_t)w[0].val,
+		ferry__futex_wait(ferry__task_word(ts[0]), (uint32_t)w[0].val,
 				  deadline && deadline < slice ? deadline : slice);
 	}
 	return 0;
@@ -332,12 +332,12 @@ void ferry__tasks_sweep(struct ferry_runner *r, bool closing)
 		/* relaxed: CLOSED is read back only by the loop itself
 		 * (ferry_task_complete). */
 		if (closing)
-			atomic_fetch_or_explicit(&t->ferry__state, FERRY__T_CLOSED,
+			atomic_fetch_or_explicit(ferry__task_word(t), FERRY__T_CLOSED,
 						 memory_order_relaxed);
 		/* relaxed: the scan's seq_cst fence, after it cleared
 		 * scan_pending, is what makes a requested CANCEL visible
 		 * here (runner.c, "Why no cancel request is lost"). */
-		s = atomic_load_explicit(&t->ferry__state, memory_order_relaxed);
+		s = atomic_load_explicit(ferry__task_word(t), memory_order_relaxed);
 		if ((closing || (s & FERRY__T_CANCEL)) && !t->ferry__cancel_sent) {
 			t->ferry__cancel_sent = true;
 			if (t->cancel)

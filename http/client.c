@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "tls.h"
 
@@ -26,6 +27,7 @@
 #define DEF_REDIRECT_BODY (16 * 1024)
 #define DEF_MIN_RSA_BITS 2048
 #define DEF_SESSION_LIFETIME_MS (3600u * 1000)
+#define DEF_HAPPY_EYEBALLS_MS 250	/* RFC 8305 5's recommendation */
 
 static void client_reap(struct ferry_closing *cl);
 static void client_free_unused(struct ferry_http_client *c);
@@ -39,6 +41,8 @@ static void client_free_strings(struct ferry_http_client *c)
 	free(c->ca_dir);
 	free(c->no_proxy);
 	free(c->unix_path);
+	free(c->client_cert);
+	free(c->client_key);
 	ferry__proxy_free(c->proxy_http);
 	ferry__proxy_free(c->proxy_https);
 }
@@ -96,6 +100,13 @@ static int client_opts(struct ferry_http_client_opts *o,
 		return FERRY_EINVAL;
 	if (!o->tls_session_lifetime_ms)
 		o->tls_session_lifetime_ms = DEF_SESSION_LIFETIME_MS;
+	if (!o->happy_eyeballs_delay_ms)
+		o->happy_eyeballs_delay_ms = DEF_HAPPY_EYEBALLS_MS;
+	ferry__retry_fill(&o->retry, in ? &in->retry : NULL);
+	if (!o->max_decoded)
+		o->max_decoded = FERRY__DECODE_MAX_DEFAULT;
+	if (!o->max_decode_ratio)
+		o->max_decode_ratio = FERRY__DECODE_RATIO_DEFAULT;
 	return 0;
 }
 
@@ -154,9 +165,26 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	c->opts.no_proxy = c->no_proxy;
 	c->opts.unix_socket = c->unix_path;
 	err = -ENOMEM;
+	if (c->opts.tls_client_cert) {
+		c->client_cert = strdup(c->opts.tls_client_cert);
+		if (!c->client_cert)
+			goto fail;
+		c->opts.tls_client_cert = c->client_cert;
+	}
+	if (c->opts.tls_client_key) {
+		c->client_key = strdup(c->opts.tls_client_key);
+		if (!c->client_key)
+			goto fail;
+		c->opts.tls_client_key = c->client_key;
+	}
 	c->buf_refs = calloc(c->opts.recv_buf_count, sizeof(*c->buf_refs));
 	if (!c->buf_refs)
 		goto fail;
+	err = ferry__dns_new(c, &c->dns, NULL, 0);
+	if (err < 0)
+		goto fail;
+	/* Jitter only has to differ between clients and runs. */
+	c->retry_rng = ferry_time_now() ^ (uint64_t)(uintptr_t)c;
 	err = ferry_bufring_create(loop, c->opts.recv_buf_count,
 				   c->opts.recv_buf_size, &c->br);
 	if (err < 0)
@@ -170,6 +198,7 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	*cp = c;
 	return 0;
 fail:
+	ferry__dns_free(c->dns);
 	free(c->buf_refs);
 	client_free_strings(c);
 	free(c);
@@ -186,6 +215,17 @@ unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c)
 	return c->opts.recv_buf_count;
 }
 
+static void client_dns_stats(const struct ferry_http_client *c,
+			     struct ferry_http_client_stats *st)
+{
+	struct ferry__dns_counters dc;
+
+	ferry__dns_counters(c->dns, &dc);
+	st->dns_lookups = dc.lookups;
+	st->dns_cache_hits = dc.hits;
+	st->dns_shared = dc.shared;
+}
+
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st)
 {
@@ -196,6 +236,8 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 	st->conns_opened = c->conns_opened;
 	st->requests_started = c->requests_started;
 	st->retries = c->retries;
+	st->policy_retries = c->policy_retries;
+	client_dns_stats(c, st);
 	st->tls_full = st->tls_resumed = st->tls_verify_cached = 0;
 	if (c->tls_cfg) {
 		struct ferry__tls_counters tc;
@@ -210,8 +252,9 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 /* ------------------------------------------------------------------ */
 /* Receive buffers                                                       */
 
-/* The kept spill whose token this is, or NULL for a bad token. Spills
- * are rare (only paused requests make them): a walk is fine. */
+/* The kept spill whose token this is, or NULL for a bad token. Keepers
+ * (a stream's queue) release in the order they kept, so the walk from
+ * the oldest finds the token first; the walk is what validates it. */
 static struct ferry__spill *client_find_spill(struct ferry_http_client *c,
 					      uintptr_t token)
 {
@@ -284,7 +327,8 @@ static void client_free_unused(struct ferry_http_client *c)
 	void *ctx;
 
 	if (!c->closing || c->close_busy || !ferry__list_empty(&c->conns) ||
-	    !ferry__list_empty(&c->reqs) || c->bufs_kept)
+	    !ferry__list_empty(&c->reqs) || c->bufs_kept ||
+	    ferry__dns_busy(c->dns))
 		return;
 	while (!ferry__list_empty(&c->origins)) {
 		struct ferry__link *l = c->origins.next;
@@ -294,11 +338,13 @@ static void client_free_unused(struct ferry_http_client *c)
 	}
 	ferry_bufring_destroy(c->br);
 	ferry__client_pool_free(c);
+	ferry__spill_pool_free(c);
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);
 	client_free_strings(c);
 	ferry__tls_config_free(c->tls_cfg);
+	ferry__dns_free(c->dns);
 	free(c);
 	if (cb)
 		cb(ctx);

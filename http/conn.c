@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "grow.h"
 #include "util.h"
 #include "internal.h"
@@ -133,7 +134,8 @@ static int input_spill(struct ferry__conn *cn)
 
 		if (in->spill)
 			continue;
-		if (ferry__input_copy(&copy, input_data(cn, in), in->len) < 0)
+		if (ferry__input_copy(cn->client, &copy, input_data(cn, in),
+				      in->len) < 0)
 			return -ENOMEM;
 		input_unref(cn, in);
 		*in = copy;
@@ -550,6 +552,9 @@ static void conn_pump(struct ferry__conn *cn)
 	if (cn->pumping)
 		return;
 	cn->pumping = true;
+	/* A body decoder a pause stopped mid-slice goes on first. */
+	if (cn->req && ferry__decode_drain(cn->req) < 0)
+		goto out;
 	while (cn->nin) {
 		struct ferry_http_request *req = cn->req;
 		struct ferry__input *in = &cn->in[0];
@@ -755,6 +760,9 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	req->conn = cn;
 	req->state = FERRY__REQ_ACTIVE;
 	req->reused = false;
+	cn->clock.connect_timeout_ms = req->connect_timeout_ms
+					       ? req->connect_timeout_ms
+					       : c->opts.connect_timeout_ms;
 	cn->state = FERRY__CONN_START;
 	err = conn_open(cn, req);
 	if (err < 0)

@@ -21,10 +21,57 @@ void ferry__buf_keep(struct ferry_http_client *c, unsigned bid)
 	c->bufs_kept++;
 }
 
+/* Spills of one record's size come from, and go back to, the client's
+ * free list (internal.h, FERRY__SPILL_POOL_CAP): a paused TLS stream
+ * spills one per record. */
+struct ferry__spill *ferry__spill_new(struct ferry_http_client *c,
+				      const void *data, size_t len)
+{
+	size_t cap = len > FERRY__SPILL_POOL_CAP ? len : FERRY__SPILL_POOL_CAP;
+	struct ferry__spill *sp = c->spill_pool;
+
+	if (sp && cap == FERRY__SPILL_POOL_CAP) {
+		c->spill_pool = (struct ferry__spill *)sp->link.next;
+		c->nspill_pool--;
+		FERRY__UNPOISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+	} else {
+		sp = malloc(sizeof(*sp) + cap + 1);
+		if (!sp)
+			return NULL;
+	}
+	memset(sp, 0, sizeof(*sp));
+	sp->refs = 1;
+	sp->len = len;
+	sp->cap = cap;
+	memcpy(sp->data, data, len);
+	return sp;
+}
+
 void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp)
 {
-	if (--sp->refs == 0)
+	if (--sp->refs)
+		return;
+	if (sp->cap != FERRY__SPILL_POOL_CAP ||
+	    c->nspill_pool >= FERRY__SPILL_POOL_MAX) {
 		free(sp);
+		return;
+	}
+	FERRY__POISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+	sp->link.next = (struct ferry__link *)c->spill_pool;
+	c->spill_pool = sp;
+	c->nspill_pool++;
+}
+
+void ferry__spill_pool_free(struct ferry_http_client *c)
+{
+	while (c->spill_pool) {
+		struct ferry__spill *sp = c->spill_pool;
+
+		c->spill_pool = (struct ferry__spill *)sp->link.next;
+		FERRY__UNPOISON(sp->data, FERRY__SPILL_POOL_CAP + 1);
+		free(sp);
+	}
+	c->nspill_pool = 0;
 }
 
 void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
@@ -35,16 +82,13 @@ void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp)
 	c->bufs_kept++;
 }
 
-int ferry__input_copy(struct ferry__input *in, const void *data, size_t len)
+int ferry__input_copy(struct ferry_http_client *c, struct ferry__input *in,
+		      const void *data, size_t len)
 {
-	struct ferry__spill *sp = malloc(sizeof(*sp) + len + 1);
+	struct ferry__spill *sp = ferry__spill_new(c, data, len);
 
 	if (!sp)
 		return -ENOMEM;
-	memset(sp, 0, sizeof(*sp));
-	sp->refs = 1;
-	sp->len = len;
-	memcpy(sp->data, data, len);
 	*in = (struct ferry__input){ sp, 0, 0, (uint32_t)len };
 	return 0;
 }

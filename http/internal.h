@@ -44,6 +44,7 @@
 #include "ferry/loop.h"
 #include "ferry/offload.h"
 #include "ferry/timer.h"
+#include "dns.h"
 #include "h1.h"
 #include "transport.h"
 
@@ -54,18 +55,22 @@
 /* A pooled request keeps its head buffer up to this size. */
 #define FERRY__REQ_POOL_HEAD_MAX 4096
 
-/* ASan builds poison a pooled request: touching it is still reported. */
+/* ASan builds poison what sits in a pool (requests, spills): touching it
+ * is still reported as a use after free would be. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define FERRY__REQ_POISON(r) ASAN_POISON_MEMORY_REGION((r), sizeof(*(r)))
-#define FERRY__REQ_UNPOISON(r) ASAN_UNPOISON_MEMORY_REGION((r), sizeof(*(r)))
+#define FERRY__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FERRY__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define FERRY__REQ_POISON(r) ((void)(r))
-#define FERRY__REQ_UNPOISON(r) ((void)(r))
+#define FERRY__POISON(p, n) ((void)(p), (void)(n))
+#define FERRY__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
+#define FERRY__REQ_POISON(r) FERRY__POISON((r), sizeof(*(r)))
+#define FERRY__REQ_UNPOISON(r) FERRY__UNPOISON((r), sizeof(*(r)))
 
 /* An intrusive doubly linked list; a zeroed node is "not linked". */
 struct ferry__conn;
+struct ferry__decode;
 struct ferry__origin;
 struct ferry__tls;
 struct ferry__tls_config;
@@ -106,12 +111,15 @@ struct ferry_http_client {
 	struct ferry__proxy *proxy_http, *proxy_https;	/* NULL: direct */
 	char *no_proxy;				/* owned copy, or NULL */
 	char *unix_path;			/* owned copy, or NULL */
+	char *client_cert, *client_key;		/* owned copies */
 	struct ferry__tls_config *tls_cfg;	/* at the first https request */
 	struct ferry_bufring *br;
 	uint16_t *buf_refs;	/* per buffer id: holders (conn + keepers) */
 	unsigned bufs_kept;	/* keepers' references, ring and spills */
 	struct ferry__link spills;	/* spills with keepers (validated on
 					   release: tokens are addresses) */
+	struct ferry__spill *spill_pool;	/* free spills of one record */
+	unsigned nspill_pool;
 
 	struct ferry__link origins;	/* struct ferry__origin.link */
 	struct ferry__link conns;	/* every struct ferry__conn.link */
@@ -123,6 +131,9 @@ struct ferry_http_client {
 	uint64_t conns_opened;
 	uint64_t requests_started;
 	uint64_t retries;
+	uint64_t policy_retries;	/* by the retry policy (request.c) */
+	uint64_t retry_rng;		/* jitter's state (retry.c) */
+	struct ferry__dns *dns;		/* names cache, overrides (dns.c) */
 
 	/* Finished request objects kept for the next ones (request.c). */
 	struct ferry_http_request *pool[FERRY__REQ_POOL_MAX];
@@ -183,12 +194,24 @@ enum ferry__conn_state {
  * token is its address, which never collides with a ring token (1..count).
  */
 struct ferry__spill {
-	struct ferry__link link;	/* client's kept spills, when kept */
+	struct ferry__link link;	/* client's kept spills, when kept;
+					   link.next: the pool's next */
 	unsigned kept;			/* keepers' references */
 	unsigned refs;
 	size_t len;
+	size_t cap;			/* data holds cap + 1 bytes */
 	char data[];
 };
+
+/*
+ * Spills of at most FERRY__SPILL_POOL_CAP bytes (one TLS record's
+ * plaintext: every record of a TLS body becomes one) share that size and
+ * come back to a free list of the client's, up to FERRY__SPILL_POOL_MAX of
+ * them (1 MiB), instead of going back to malloc: a download otherwise
+ * makes malloc trim and re-grow its heap, two page faults per record.
+ */
+#define FERRY__SPILL_POOL_CAP 16384
+#define FERRY__SPILL_POOL_MAX 64
 
 /* One received buffer not yet fully parsed: a ring buffer or a spill. */
 struct ferry__input {
@@ -276,6 +299,7 @@ enum ferry__req_state {
 	FERRY__REQ_WAITING,	/* on an origin's queue */
 	FERRY__REQ_ACTIVE,	/* bound to a connection */
 	FERRY__REQ_DONE,	/* on_done is running */
+	FERRY__REQ_BACKOFF,	/* waiting to retry (retry_timer) */
 };
 
 /* How the request body is sent. */
@@ -313,12 +337,19 @@ struct ferry_http_request {
 	bool body_fn_started;	/* the producer was called: no replay */
 
 	uint32_t read_timeout_ms;
+	uint32_t connect_timeout_ms;	/* 0: the client's */
+	void *body_ctx;			/* body_fn's ctx */
 	uint32_t timeout_ms;
 	uint64_t max_body;
 	bool follow;
 	unsigned max_redirects;
 	unsigned redirects;
 	struct ferry_timer deadline;	/* total timeout */
+	struct ferry_http_retry retry;	/* policy, defaults filled */
+	unsigned attempts;		/* 1 + the policy's retries */
+	bool retrying;			/* dropping a retryable response */
+	uint64_t retry_delay_ns;	/* the wait it asked for */
+	struct ferry_timer retry_timer;	/* end of the backoff */
 
 	/* The attempt on the current connection. */
 	struct ferry__h1_buf out;	/* request head */
@@ -333,7 +364,9 @@ struct ferry_http_request {
 	bool paused;
 	bool in_cb;			/* inside one of its callbacks */
 	int pending_err;		/* set by cancel inside a callback */
-	uint64_t body_received;
+	uint64_t body_received;		/* encoded, as on the wire */
+	bool decode_on;			/* decodes gzip/deflate (decode.h) */
+	struct ferry__decode *decode;	/* this response's decoder, or NULL */
 	int status;
 	int redirect_status;
 	/* Timings (ns, CLOCK_MONOTONIC; 0: not yet): start, then the current
@@ -350,7 +383,10 @@ void ferry__spill_unref(struct ferry_http_client *c, struct ferry__spill *sp);
 void ferry__spill_keep(struct ferry_http_client *c, struct ferry__spill *sp);
 /* @in becomes a new spill holding a copy of @data (one reference).
  * 0 or -ENOMEM. */
-int ferry__input_copy(struct ferry__input *in, const void *data, size_t len);
+int ferry__input_copy(struct ferry_http_client *c, struct ferry__input *in,
+		      const void *data, size_t len);
+/* Free the client's free list of spills (at the client's free). */
+void ferry__spill_pool_free(struct ferry_http_client *c);
 const char *ferry__input_data(const struct ferry_http_client *c,
 			      const struct ferry__input *in);
 void ferry__input_unref(struct ferry_http_client *c,
@@ -386,6 +422,9 @@ bool ferry__route_needs_tls(const struct ferry_http_client *c,
 void ferry__route_pick(const struct ferry_http_client *c,
 		       const struct ferry_url *u, const char *unix_path,
 		       bool unix_abstract, struct ferry__route *r);
+/* A spill holding a copy of data[0..len) (refs 1), or NULL. Loop thread. */
+struct ferry__spill *ferry__spill_new(struct ferry_http_client *c,
+				      const void *data, size_t len);
 
 /* conn.c */
 struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
@@ -400,6 +439,16 @@ void ferry__conn_body_ready(struct ferry__conn *cn);
 void ferry__conn_note_times(struct ferry__conn *cn,
 			    struct ferry_http_request *req);
 
+/* retry.c */
+void ferry__retry_fill(struct ferry_http_retry *out,
+		       const struct ferry_http_retry *in);
+bool ferry__retry_status(const struct ferry_http_retry *p, int status);
+bool ferry__retry_error(const struct ferry_http_retry *p, int err,
+			bool connecting);
+uint64_t ferry__retry_backoff_ns(const struct ferry_http_retry *p, unsigned n,
+				 uint64_t *rng);
+int64_t ferry__retry_after_ms(const char *v);
+
 /* request.c */
 extern const struct ferry__conn_owner ferry__req_conn_owner;
 void ferry__req_fail(struct ferry_http_request *req, int err,
@@ -409,5 +458,9 @@ void ferry__client_pool_free(struct ferry_http_client *c);
 /* From the owner's head/body: stop reading this response (a redirect's
  * body too long to drain), close the connection, complete the request. */
 #define FERRY__REQ_ABANDON 1
+/* Hand @len bytes at @data (inside @in's buffer) to on_body, which may
+ * keep the buffer. 0, or < 0 when req failed. (decode.c uses it.) */
+int ferry__req_deliver(struct ferry_http_request *req, const char *data,
+		       size_t len, const struct ferry__input *in);
 
 #endif /* FERRY_HTTP_INTERNAL_H */

@@ -5,7 +5,8 @@
  *
  * States (enum ferry__req_state): WAITING on an origin's FIFO -> ACTIVE on
  * a connection (connecting, sending or receiving) -> DONE while on_done
- * runs. A redirect or a retry goes from ACTIVE back to WAITING.
+ * runs. A redirect or a retry goes from ACTIVE back to WAITING; a retry
+ * of the retry policy waits in BACKOFF first (its timer), then WAITING.
  *
  * Callbacks into the caller are bracketed by in_cb: a cancel (or a client
  * close) that arrives from inside one only records the error, and the
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "decode.h"
 #include "internal.h"
 #include "util.h"
 
@@ -78,6 +80,7 @@ static void req_free(struct ferry_http_request *req)
 	free(req->unix_path);
 	free(req->headers);
 	free(req->method);
+	ferry__decode_free(req);
 	if (req->out.cap > FERRY__REQ_POOL_HEAD_MAX)
 		ferry__h1_buf_free(&req->out);	/* a big head: not kept */
 	if (c && c->npool < FERRY__REQ_POOL_MAX && !c->closing) {
@@ -139,6 +142,10 @@ static void req_detach(struct ferry_http_request *req)
 		ferry__origin_put(o);
 		return;
 	}
+	if (req->state == FERRY__REQ_BACKOFF) {
+		ferry_timer_stop(c->loop, &req->retry_timer);
+		return;
+	}
 	if (!cn)
 		return;
 	req->conn = NULL;
@@ -149,10 +156,99 @@ static void req_detach(struct ferry_http_request *req)
 		ferry__conn_close(cn);
 }
 
+/* ------------------------------------------------------------------ */
+/* Retries of the retry policy (rules in retry.c)                       */
+
+/*
+ * May req be tried again, after a wait of *@delay_ns? @retry_after_ms is
+ * the server's Retry-After (-1: none). Not past max_retries, not a method
+ * that is not idempotent (unless any_method), not a producer body already
+ * read, not a Retry-After over its cap, not when the wait would end past
+ * the total deadline.
+ */
+static bool req_retry_allowed(struct ferry_http_request *req,
+			      int64_t retry_after_ms, uint64_t *delay_ns)
+{
+	const struct ferry_http_retry *p = &req->retry;
+	struct ferry_http_client *c = req->client;
+
+	if (req->attempts > p->max_retries || req->body_fn_started ||
+	    (!p->any_method && !ferry__req_idempotent(req)))
+		return false;
+	if (retry_after_ms > (int64_t)p->retry_after_max_ms)
+		return false;
+	*delay_ns = retry_after_ms >= 0
+			    ? (uint64_t)retry_after_ms * FERRY__MS
+			    : ferry__retry_backoff_ns(p, req->attempts,
+						      &c->retry_rng);
+	return !ferry_timer_active(&req->deadline) ||
+	       ferry_time_now() + *delay_ns <
+		       ferry_timer_deadline(&req->deadline);
+}
+
+/* req, on no connection, waits delay_ns and then starts over. */
+static void req_retry_later(struct ferry_http_request *req, uint64_t delay_ns)
+{
+	struct ferry_http_client *c = req->client;
+
+	req->state = FERRY__REQ_BACKOFF;
+	req->attempts++;
+	c->policy_retries++;
+	req->retrying = false;
+	req->redirecting = false;
+	req->head_seen = false;
+	req->retried = false;
+	req->fresh_conn = false;
+	req->status = 0;
+	req->body_received = 0;
+	if (ferry_timer_start(c->loop, &req->retry_timer,
+			      ferry_time_now() + delay_ns) < 0)
+		ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+}
+
+static void req_retry_fn(struct ferry_timer *t)
+{
+	struct ferry_http_request *req = ferry__container_of(t,
+					struct ferry_http_request, retry_timer);
+
+	if (ferry__req_wait(req, false) < 0)
+		ferry__req_fail(req, -ENOMEM, "retry: out of memory");
+}
+
+/*
+ * A failure on req's connection before any response byte: retried if
+ * the policy says so (true: req is in BACKOFF, detached from the
+ * connection, which the caller closes).
+ */
+static bool req_retry_error(struct ferry_http_request *req, int err)
+{
+	struct ferry__conn *cn = req->conn;
+	bool connecting;
+	uint64_t delay;
+
+	if (!cn || req->in_cb || req->head_seen ||
+	    req->state != FERRY__REQ_ACTIVE || !req->retry.max_retries)
+		return false;
+	/* Connecting: the transport's TCP connect (or name lookup) has not
+	 * ended yet; a TLS handshake or a tunnel under way is not that. */
+	connecting = cn->state == FERRY__CONN_START && !cn->clock.t_connected;
+	if (!connecting && (cn->state < FERRY__CONN_SEND ||
+			    !ferry__h1_resp_idle(&cn->parser)))
+		return false;
+	if (!ferry__retry_error(&req->retry, err, connecting) ||
+	    !req_retry_allowed(req, -1, &delay))
+		return false;
+	req_detach(req);
+	req_retry_later(req, delay);
+	return true;
+}
+
 /* Fail req with err and the detail already in req->detail. */
 static void ferry__req_fail_detail(struct ferry_http_request *req, int err)
 {
 	if (req->state == FERRY__REQ_DONE)
+		return;
+	if (req_retry_error(req, err))
 		return;
 	if (req->in_cb) {
 		if (!req->pending_err)
@@ -260,12 +356,14 @@ static int req_write_head(struct ferry_http_request *req, char *why,
 
 /*
  * Copy the caller's headers into one block, adding the client's
- * User-Agent unless the caller gave one.
+ * User-Agent unless the caller gave one, and Accept-Encoding when the
+ * request decodes and the caller gave none.
  */
 static int req_copy_headers(struct ferry_http_request *req,
 			    const struct ferry_http_request_opts *o)
 {
 	const char *ua = o->raw_headers ? NULL : req->client->user_agent;
+	bool ae = !o->raw_headers && req->decode_on;
 	size_t n = o->nheaders, bytes = 0;
 	char *p;
 
@@ -277,9 +375,10 @@ static int req_copy_headers(struct ferry_http_request *req,
 		bytes += h->name_len + h->value_len;
 		if (ua && h->name_len == 10 && !strncasecmp(h->name, "User-Agent", 10))
 			ua = NULL;
+		if (h->name_len == 15 && !strncasecmp(h->name, "Accept-Encoding", 15))
+			ae = false;
 	}
-	if (ua)
-		n++;
+	n += (ua != NULL) + ae;
 	if (!n)
 		return 0;
 	req->headers = malloc(n * sizeof(*req->headers) + bytes + 1);
@@ -304,6 +403,10 @@ static int req_copy_headers(struct ferry_http_request *req,
 	if (ua)	/* the client outlives its requests */
 		req->headers[o->nheaders] = (struct ferry__h1_header){
 			"User-Agent", 10, ua, strlen(ua) };
+	if (ae)
+		req->headers[n - 1] = (struct ferry__h1_header){
+			"Accept-Encoding", 15, FERRY__DECODE_ACCEPT,
+			sizeof(FERRY__DECODE_ACCEPT) - 1 };
 	req->nheaders = n;
 	return 0;
 }
@@ -352,7 +455,14 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	req->cb = o->cb;
 	req->ctx = o->ctx;
 	req->deadline.fn = req_deadline_fn;
+	req->retry_timer.fn = req_retry_fn;
+	req->attempts = 1;
+	if (o->retry)
+		ferry__retry_fill(&req->retry, o->retry);
+	else
+		req->retry = c->opts.retry;
 	req->raw_headers = o->raw_headers;
+	req->decode_on = ferry__decode_wanted(&c->opts, o);
 	req->t_start = ferry_time_now();
 	req->method = strdup(o->method ? o->method : "GET");
 	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
@@ -377,6 +487,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		req->body_kind = FERRY__BODY_PRODUCER;
 		req->body_fn = o->body_fn;
 		req->body_fn_len = o->body_fn_len;
+		req->body_ctx = o->body_ctx ? o->body_ctx : o->ctx;
 	} else if (o->body) {
 		req->body_kind = FERRY__BODY_BUFFER;
 		req->body = o->body;
@@ -390,6 +501,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		return err;
 	}
 	req->read_timeout_ms = o->read_timeout_ms;
+	req->connect_timeout_ms = o->connect_timeout_ms;
 	req->max_body = o->max_body ? o->max_body : c->opts.max_body;
 	req->follow = o->follow_redirects == FERRY_HTTP_FOLLOW_DEFAULT
 			      ? c->opts.follow_redirects
@@ -497,9 +609,18 @@ static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	r = req_redirect_check(req, p, status);
 	if (r < 0)
 		return -1;
+	if (r == 0 && req->retry.max_retries &&
+	    ferry__retry_status(&req->retry, status) &&
+	    req_retry_allowed(req, ferry__retry_after_ms(ferry__h1_resp_header(
+					   p, "Retry-After", NULL)),
+			      &req->retry_delay_ns)) {
+		/* Dropped like a redirect's body, then tried again. */
+		req->retrying = true;
+		r = 1;
+	}
 	cl = ferry__h1_resp_header(p, "Content-Length", NULL);
 	if (r > 0) {
-		req->redirecting = true;
+		req->redirecting = !req->retrying;
 		*discard = true;
 		/* (A HEAD's Content-Length announces no body.) */
 		if (cl && strcmp(req->method, "HEAD") &&
@@ -513,6 +634,8 @@ static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 				" bytes", cl, req->max_body);
 		return -1;
 	}
+	if (ferry__decode_begin(req, p) < 0)
+		return -1;
 	req->status = status;
 	req->head_seen = true;
 	if (!req->cb->on_head)
@@ -538,14 +661,8 @@ static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 static int ferry__req_body(struct ferry_http_request *req, const char *data,
 		    size_t len, const struct ferry__input *in)
 {
-	uintptr_t token = in->spill ? (uintptr_t)in->spill
-				    : (uintptr_t)in->bid + 1;
-	struct ferry__spill *sp;
-	unsigned bid;
-	int r;
-
 	req->body_received += len;
-	if (req->redirecting)
+	if (req->redirecting || req->retrying)
 		return req->body_received > req_redirect_body_max(req)
 			       ? FERRY__REQ_ABANDON : 0;
 	if (req->max_body && req->body_received > req->max_body) {
@@ -554,6 +671,20 @@ static int ferry__req_body(struct ferry_http_request *req, const char *data,
 				req->max_body);
 		return -1;
 	}
+	if (ferry__decode_active(req))
+		return ferry__decode_body(req, data, len);
+	return ferry__req_deliver(req, data, len, in);
+}
+
+int ferry__req_deliver(struct ferry_http_request *req, const char *data,
+		       size_t len, const struct ferry__input *in)
+{
+	uintptr_t token = in->spill ? (uintptr_t)in->spill
+				    : (uintptr_t)in->bid + 1;
+	struct ferry__spill *sp;
+	unsigned bid;
+	int r;
+
 	if (!req->cb->on_body || !len)
 		return 0;
 	req->in_cb = true;
@@ -665,11 +796,15 @@ static void ferry__req_complete(struct ferry_http_request *req,
 	req->conn = NULL;
 	/* Active on no connection, for a moment. */
 	ferry__conn_detach(cn, reuse);
+	if (req->retrying) {
+		req_retry_later(req, req->retry_delay_ns);
+		return;
+	}
 	if (req->redirecting) {
 		req_follow(req);
 		return;
 	}
-	req_finish(req, req->status);
+	req_finish(req, ferry__decode_end(req, req->status));
 }
 
 /* ------------------------------------------------------------------ */
@@ -780,6 +915,11 @@ unsigned ferry_http_request_redirects(const struct ferry_http_request *req)
 	return req->redirects;
 }
 
+unsigned ferry_http_request_attempts(const struct ferry_http_request *req)
+{
+	return req ? req->attempts : 0;
+}
+
 bool ferry_http_request_reused(const struct ferry_http_request *req)
 {
 	return req->reused;
@@ -842,7 +982,7 @@ static int req_pull(struct ferry_http_request *req, const void **data,
 
 	req->body_fn_started = true;
 	req->in_cb = true;
-	r = req->body_fn(req->ctx, req, data, len);
+	r = req->body_fn(req->body_ctx, req, data, len);
 	req->in_cb = false;
 	if (ferry__req_check_pending(req))
 		return FERRY__REQ_FAILED;

@@ -27,8 +27,8 @@ static unsigned cache_size(unsigned opt)
 /*
  * ferry__client_tls - make sure the TLS config (trust anchors) is loaded:
  * once per client, at its first https request, so that http-only clients
- * never pay for parsing the CA bundle. 0, FERRY_EINVAL (@why says) or
- * -ENOMEM.
+ * never pay for parsing the CA bundle. 0, FERRY_EINVAL, FERRY_ETLS_CA or
+ * FERRY_ETLS_CLIENT_CERT (@why says) or -ENOMEM.
  */
 int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 {
@@ -48,6 +48,8 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.allow_sha1 = c->opts.tls_allow_sha1,
 		.allow_renegotiation = c->opts.tls_allow_renegotiation,
 		.send_record_max = c->opts.tls_send_record_max,
+		.client_cert = c->opts.tls_client_cert,
+		.client_key = c->opts.tls_client_key,
 	};
 
 	if (c->tls_cfg)

@@ -1,14 +1,16 @@
 /*
- * sock.c - the stream socket transport: TCP to a host and port (resolved
- * on the offload pool, each address tried in turn with a connect timeout)
- * or a Unix stream socket (a path, or an abstract name).
+ * sock.c - the stream socket transport: TCP to a host and port (names
+ * through the client's name cache, dns.c; the addresses raced with Happy
+ * Eyeballs, happy.c, each attempt within the connect timeout) or a Unix
+ * stream socket (a path, or an abstract name).
  *
- * States, in order: RESOLVE (getaddrinfo, skipped for IP literals,
- * "localhost" names and Unix sockets) -> SOCKET (socket op) -> CONNECT
- * (connect op with a linked timeout; on failure back to SOCKET with the
- * next address) -> OPEN (multishot recv into the client's buffer ring;
- * one send op at a time) -> CLOSING (ops cancelled, then a close op) ->
- * CLOSED (closed() reported).
+ * States, in order: RESOLVE (the name cache, skipped for IP literals,
+ * "localhost" names and Unix sockets) -> CONNECT (TCP: the race of
+ * happy.c, which owns its socket and connect ops; Unix: SOCKET, a socket
+ * op, then CONNECT, a connect op with a linked timeout) -> OPEN
+ * (multishot recv into the client's buffer ring; one send op at a time)
+ * -> CLOSING (ops cancelled, then a close op) -> CLOSED (closed()
+ * reported).
  *
  * Moved here from conn.c: the resolve, socket, connect, recv and send
  * code is the connection's as it was, reporting upward instead.
@@ -24,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dns.h"
 #include "internal.h"
 #include "transport.h"
 #include "util.h"
@@ -36,15 +39,6 @@ enum sock_state {
 	SOCK_OPEN,
 	SOCK_CLOSING,
 	SOCK_CLOSED,
-};
-
-struct ferry__resolve {
-	struct ferry_offload job;
-	struct sock *conn;	/* NULL once the socket gave up on it */
-	struct addrinfo *res;
-	int gai;
-	char port[8];
-	char host[];
 };
 
 struct sock {
@@ -63,7 +57,8 @@ struct sock {
 	struct msghdr msg;
 	struct iovec iov[FERRY__TRANSPORT_IOV];
 
-	struct ferry__resolve *resolve;	/* job in flight, or NULL */
+	struct ferry__dns_wait dns_wait;	/* waiting for a name */
+	struct ferry__he *he;		/* connect race in flight, or NULL */
 	struct sockaddr_storage *addrs;
 	socklen_t *addrlens;
 	unsigned naddrs, addr_next;
@@ -127,77 +122,41 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
 /* ------------------------------------------------------------------ */
 /* RESOLVE                                                               */
 
-static void resolve_work(struct ferry_offload *job)
+/* s owns the addresses from now on. */
+static void sock_take_addrs(struct sock *s, struct ferry__addrs *as)
 {
-	struct ferry__resolve *rs = ferry__container_of(job,
-					struct ferry__resolve, job);
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_protocol = IPPROTO_TCP,
-		.ai_flags = AI_NUMERICSERV,
-	};
-
-	/* Runs on an offload thread: touches nothing but the job. */
-	rs->gai = getaddrinfo(rs->host, rs->port, &hints, &rs->res);
+	s->addrs = as->a;
+	s->addrlens = as->len;
+	s->naddrs = as->n;
+	*as = (struct ferry__addrs){ 0 };
+	s->t.clock->t_resolved = ferry_time_now();
 }
 
-static int sock_take_addrs(struct sock *s, const struct addrinfo *ai)
+/* The name cache answered (dns.c), on a later turn than sock_resolve. A
+ * proxy's name that does not resolve is FERRY_EPROXY_DNS, and the
+ * sentence names the hop. */
+static void sock_dns_done(struct ferry__dns_wait *w, int err,
+			  struct ferry__addrs *as, const char *why)
 {
-	unsigned n = 0;
+	struct sock *s = ferry__container_of(w, struct sock, dns_wait);
+	static const char res[] = "resolving ";
 
-	for (const struct addrinfo *p = ai; p; p = p->ai_next)
-		if (p->ai_family == AF_INET || p->ai_family == AF_INET6)
-			n++;
-	if (!n)
-		return FERRY_EDNS;
-	s->addrs = calloc(n, sizeof(*s->addrs));
-	s->addrlens = calloc(n, sizeof(*s->addrlens));
-	if (!s->addrs || !s->addrlens)
-		return -ENOMEM;
-	for (const struct addrinfo *p = ai; p; p = p->ai_next) {
-		if (p->ai_family != AF_INET && p->ai_family != AF_INET6)
-			continue;
-		memcpy(&s->addrs[s->naddrs], p->ai_addr, p->ai_addrlen);
-		s->addrlens[s->naddrs++] = p->ai_addrlen;
-	}
-	return 0;
-}
-
-static void resolve_done(struct ferry_offload *job, int status)
-{
-	struct ferry__resolve *rs = ferry__container_of(job,
-					struct ferry__resolve, job);
-	struct sock *s = rs->conn;
-	int err;
-
-	if (!s) {	/* abandoned: the job owns itself */
-		if (rs->res)
-			freeaddrinfo(rs->res);
-		free(rs);
+	if (err >= 0) {
+		sock_take_addrs(s, as);
+		sock_next_addr(s);
 		return;
 	}
-	s->resolve = NULL;
-	if (status < 0) {
-		sock_error(s, status, "resolving %s%s: %s", s->hop, rs->host,
-			   ferry_strerror(status));
-	} else if (rs->gai) {
-		sock_error(s, *s->hop ? FERRY_EPROXY_DNS : FERRY_EDNS,
-			   "resolving %s%s: %s", s->hop,
-			   rs->host, gai_strerror(rs->gai));
-	} else if ((err = sock_take_addrs(s, rs->res)) < 0) {
-		if (err == FERRY_EDNS && *s->hop)
-			err = FERRY_EPROXY_DNS;
-		sock_error(s, err, "resolving %s%s: %s", s->hop, rs->host,
-			   err == FERRY_EDNS ? "no IPv4 or IPv6 address"
-					     : ferry_strerror(err));
-	} else {
-		s->t.clock->t_resolved = ferry_time_now();
-		sock_next_addr(s);
+	if (!*s->hop) {
+		sock_error(s, err, "%s", why);
+		return;
 	}
-	if (rs->res)
-		freeaddrinfo(rs->res);
-	free(rs);
+	if (err == FERRY_EDNS)
+		err = FERRY_EPROXY_DNS;
+	if (strncmp(why, res, sizeof(res) - 1) == 0)
+		sock_error(s, err, "%s%s%s", res, s->hop,
+			   why + sizeof(res) - 1);
+	else
+		sock_error(s, err, "%s%s", s->hop, why);
 }
 
 /* RFC 6761 6.3: "localhost" and names under it are loopback, whatever
@@ -270,12 +229,13 @@ static int sock_literal(struct sock *s)
 
 /*
  * Where the DNS work starts: the addresses are known at once (localhost,
- * IP literals, a Unix socket set up at creation) or resolved on the
- * offload pool. 0, or a negative code with nothing in flight.
+ * IP literals, a Unix socket set up at creation) or come from the
+ * client's name cache (dns.c; at once when cached, else sock_dns_done on
+ * a later turn). 0, or a negative code with nothing in flight.
  */
 static int sock_resolve(struct sock *s)
 {
-	struct ferry__resolve *rs;
+	struct ferry__addrs as = { 0 };
 	size_t hlen = strlen(s->host);
 	int err;
 
@@ -293,22 +253,15 @@ static int sock_resolve(struct sock *s)
 		sock_next_addr(s);
 		return 0;
 	}
-	rs = calloc(1, sizeof(*rs) + hlen + 1);
-	if (!rs)
-		return -ENOMEM;
-	memcpy(rs->host, s->host, hlen);
-	snprintf(rs->port, sizeof(rs->port), "%u", s->port);
-	rs->job.work = resolve_work;
-	rs->job.done = resolve_done;
-	rs->conn = s;
-	err = ferry_offload_submit(sock_loop(s), &rs->job);
-	if (err < 0) {
-		free(rs);
-		return err;
-	}
-	s->resolve = rs;
 	s->state = SOCK_RESOLVE;
-	return 0;
+	s->dns_wait.done = sock_dns_done;
+	err = ferry__dns_resolve(s->t.client, s->host, hlen, s->port,
+				 &s->dns_wait, &as);
+	if (err == 1) {
+		sock_take_addrs(s, &as);
+		sock_next_addr(s);
+	}
+	return err < 0 ? err : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -334,7 +287,53 @@ static void sock_op_done(struct ferry_op *op, int res, unsigned flags)
 	sock_step(s, res);
 }
 
-/* Start the socket op for the next address, or give up. */
+static void sock_connected(struct sock *s);
+
+/* The race is over (happy.c): fd connected to address idx, or every
+ * address failed and fd is the last one's error. */
+static void sock_he_done(void *ctx, int fd, unsigned idx)
+{
+	struct sock *s = ctx;
+	char where[INET6_ADDRSTRLEN + 16];
+
+	s->he = NULL;
+	s->addr_next = idx;
+	if (fd >= 0) {
+		s->fd = fd;
+		sock_connected(s);
+		return;
+	}
+	s->connect_err = fd;
+	addr_str(&s->addrs[idx], where, sizeof(where));
+	if (fd == -ETIME)
+		sock_error(s, FERRY_ECONNECT_TIMEOUT,
+			   "connect to %s%s: no answer within %u ms", s->hop,
+			   where, s->t.clock->connect_timeout_ms);
+	else
+		sock_error(s, fd, "connect to %s%s: %s", s->hop, where,
+			   ferry_strerrorname(fd));
+}
+
+/* TCP: race connects to the addresses (happy.c); sock_he_done follows. */
+static void sock_race(struct sock *s)
+{
+	struct ferry__addrs as = { s->addrs, s->addrlens, s->naddrs };
+	uint32_t delay = s->t.client->opts.happy_eyeballs_delay_ms;
+	uint32_t ct = s->t.clock->connect_timeout_ms;
+	int err;
+
+	s->state = SOCK_CONNECT;
+	err = ferry__he_start(sock_loop(s), &as,
+			      delay == FERRY_HTTP_NO_TIMEOUT ? 0
+							     : delay * FERRY__MS,
+			      ct == FERRY_HTTP_NO_TIMEOUT ? 0 : ct * FERRY__MS,
+			      sock_he_done, s, &s->he);
+	if (err < 0)
+		sock_error(s, err, "connect: %s", ferry_strerrorname(err));
+}
+
+/* Start the socket op for the next address, or give up (TCP: the race
+ * does it all). */
 static void sock_next_addr(struct sock *s)
 {
 	const struct sockaddr_storage *ss;
@@ -342,6 +341,10 @@ static void sock_next_addr(struct sock *s)
 	int proto = s->is_unix ? 0 : IPPROTO_TCP;
 	int err;
 
+	if (!s->is_unix) {
+		sock_race(s);
+		return;
+	}
 	if (s->addr_next >= s->naddrs) {
 		err = s->connect_err;
 		ss = &s->addrs[s->naddrs - 1];
@@ -350,7 +353,7 @@ static void sock_next_addr(struct sock *s)
 			sock_error(s, FERRY_ECONNECT_TIMEOUT,
 				   "connect to %s%s: no answer within %u ms",
 				   s->hop, where,
-				   s->t.client->opts.connect_timeout_ms);
+				   s->t.clock->connect_timeout_ms);
 		else
 			sock_error(s, err, "connect to %s%s: %s", s->hop, where,
 				   ferry_strerrorname(err));
@@ -416,7 +419,7 @@ static void sock_connected(struct sock *s)
  */
 static void sock_step(struct sock *s, int res)
 {
-	const struct ferry_http_client *c = s->t.client;
+	uint32_t ct = s->t.clock->connect_timeout_ms;
 	int err;
 
 	switch (s->state) {
@@ -431,9 +434,9 @@ static void sock_step(struct sock *s, int res)
 		err = ferry_op_connect(sock_loop(s), &s->op, s->fd,
 				       (struct sockaddr *)&s->addrs[s->addr_next],
 				       s->addrlens[s->addr_next]);
-		if (!err && c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
+		if (!err && ct != FERRY_HTTP_NO_TIMEOUT)
 			err = ferry_op_set_timeout(sock_loop(s), &s->op,
-					c->opts.connect_timeout_ms * FERRY__MS);
+						   ct * FERRY__MS);
 		if (err < 0)
 			sock_error(s, err, "connect: %s", ferry_strerrorname(err));
 		return;
@@ -587,9 +590,10 @@ static void sock_close(struct ferry__transport *t)
 	if (s->state == SOCK_CLOSING || s->state == SOCK_CLOSED)
 		return;
 	s->state = SOCK_CLOSING;
-	if (s->resolve) {
-		s->resolve->conn = NULL;	/* it frees itself */
-		s->resolve = NULL;
+	ferry__dns_cancel(&s->dns_wait);
+	if (s->he) {
+		ferry__he_abandon(s->he);	/* it frees itself */
+		s->he = NULL;
 	}
 	if (ferry_op_busy(&s->recv_op))
 		ferry_op_cancel(loop, &s->recv_op);

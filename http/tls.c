@@ -38,6 +38,7 @@
 #include "ferry/list.h"
 #include "grow.h"
 #include "tls.h"
+#include "tls_cert.h"
 #include "tls_fuzz.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -108,6 +109,7 @@ struct ferry__tls_config {
 	struct mru sessions;		/* struct tls_session */
 	struct mru verified;		/* struct tls_verified */
 	struct ferry__tls_counters counters;
+	struct ferry__tls_cert *client_cert;	/* mutual TLS, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -520,6 +522,12 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 			goto fail;
 		}
 	}
+	if (set->client_cert) {
+		r = ferry__tls_cert_load(set->client_cert, set->client_key,
+					 &cfg->client_cert, why, whylen);
+		if (r < 0)
+			goto fail;
+	}
 	*cfgp = cfg;
 	return 0;
 fail:
@@ -536,6 +544,7 @@ void ferry__tls_config_free(struct ferry__tls_config *cfg)
 	free(cfg->tas);
 	mru_clear(&cfg->sessions);
 	mru_clear(&cfg->verified);
+	ferry__tls_cert_free(cfg->client_cert);
 	free(cfg);
 }
 
@@ -1105,6 +1114,7 @@ struct ferry__tls {
 	br_ssl_client_context cc;
 	struct x509_wrap *x509;		/* NULL after the handshake */
 	struct ferry__tls_config *cfg;
+	struct ferry__tls_auth auth;	/* answers a CertificateRequest */
 	bool resumed_offer;		/* a cached session was offered */
 	bool hs_done;			/* the first handshake finished */
 	bool hello_seen;		/* the ClientHello went to ferry__tls_out */
@@ -1151,6 +1161,24 @@ static void tls_strict(const struct ferry__tls_config *cfg,
 		br_ssl_engine_add_flags(&cc->eng, BR_OPT_NO_RENEGOTIATION);
 }
 
+/*
+ * BearSSL sizes its fragment length to the smaller of the two buffers and,
+ * when that is under 16 KiB, asks the server for it in the ClientHello
+ * (RFC 6066 max_fragment_length). Our output buffer holds one record of
+ * what we send (send_record_max, 4 KiB), but the input buffer holds any
+ * record: asking would only make a server that honours the extension cut
+ * every record of a download to 4 KiB, four times the records (and the
+ * per-record work) for nothing. So claim 16 KiB for the extension, which
+ * BearSSL then leaves out; what it sends is still cut to max_frag_len,
+ * which the output buffer holds. BearSSL 0.6 has no option for this:
+ * log_max_frag_len is read only by the ClientHello and the check of the
+ * server's answer to the extension, which a server must not send unasked.
+ */
+static void tls_no_fragment_limit(br_ssl_engine_context *eng)
+{
+	eng->log_max_frag_len = 14;
+}
+
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
@@ -1194,7 +1222,9 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_x509(eng, &w->vtable);
 	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
 				       cfg->obuf_len);
+	tls_no_fragment_limit(eng);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
+	ferry__tls_auth_setup(&t->auth, cfg->client_cert, &t->cc);
 	sp = session_offer(cfg, origin);
 	if (sp) {
 		br_ssl_engine_set_session_parameters(eng, &sp->params);
@@ -1727,6 +1757,9 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
 		int a = e - BR_ERR_RECV_FATAL_ALERT;
 
+		if (!t->hs_done &&
+		    ferry__tls_auth_why(&t->auth, a, alert_name(a), why, whylen))
+			return FERRY_ETLS_HANDSHAKE;
 		/* After the handshake, a handshake_failure is what OpenSSL
 		 * sends when its request to renegotiate is refused. */
 		snprintf(why, whylen,

@@ -40,6 +40,8 @@ struct ferry__tls_settings {
 	bool allow_sha1;		/* SHA-1 signatures in the chain */
 	bool allow_renegotiation;
 	unsigned send_record_max;	/* 0: the default below */
+	const char *client_cert;	/* PEM chain (+ key); NULL: none */
+	const char *client_key;		/* PEM key; NULL: in client_cert */
 };
 
 /* The largest record sent, in plaintext bytes, when the client does not
@@ -51,8 +53,10 @@ struct ferry__tls_settings {
  * file in ca_dir (PEM), or, when both are NULL, from the system bundle
  * /etc/ssl/certs/ca-certificates.crt. When insecure, no certificate is
  * checked (anchors are loaded only if a file or dir was given).
- * Returns 0, FERRY_EINVAL (unreadable file, no certificate in it; @why
- * says which) or -ENOMEM.
+ * With client_cert, also load the client's certificate and key
+ * (tls_cert.h). Returns 0, FERRY_ETLS_CA (unreadable file, no certificate
+ * in it; @why says which), FERRY_ETLS_CLIENT_CERT (@why says what) or
+ * -ENOMEM.
  */
 int ferry__tls_config_new(const struct ferry__tls_settings *set,
 			  struct ferry__tls_config **cfgp,

@@ -122,7 +122,7 @@ static void tls_drain(struct tlst *x)
 	while (!x->closing && (p = ferry__tls_read(x->tls, &len)) != NULL) {
 		struct ferry__input in;
 
-		if (ferry__input_copy(&in, p, len) < 0) {
+		if (ferry__input_copy(x->t.client, &in, p, len) < 0) {
 			if (!x->ended) {
 				x->ended = true;
 				x->t.up->input_end(x->t.up_ctx, -ENOMEM);
@@ -274,9 +274,9 @@ static void tls_lower_ready(void *ctx)
 
 	/* After the connect: the client hello goes out, within
 	 * connect_timeout_ms. */
-	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
+	if (x->t.clock->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
 		x->hs_deadline = ferry_time_now() +
-				 c->opts.connect_timeout_ms * FERRY__MS;
+				 x->t.clock->connect_timeout_ms * FERRY__MS;
 		ferry_timer_start(c->loop, &x->timer, x->hs_deadline);
 	}
 	tls_progress(x);
@@ -366,7 +366,7 @@ static void tls_timer_fn(struct ferry_timer *tm)
 		return;
 	}
 	snprintf(why, sizeof(why), "TLS handshake not done within %u ms",
-		 x->t.client->opts.connect_timeout_ms);
+		 x->t.clock->connect_timeout_ms);
 	tls_error(x, FERRY_ECONNECT_TIMEOUT, why);
 }
 

@@ -96,6 +96,11 @@ struct ferry__transport_class {
 struct ferry__transport_clock {
 	uint64_t last_io;
 	uint64_t t_resolved, t_connected, t_tls_done;
+	/* The connection's connect timeout (ms, FERRY_HTTP_NO_TIMEOUT:
+	 * none): the opening request's, or the client's. Per address tried
+	 * (sock.c), for the CONNECT (tunnel.c) and the TLS handshake
+	 * (tls_transport.c). Set by the connection before its start. */
+	uint32_t connect_timeout_ms;
 };
 
 struct ferry__transport {

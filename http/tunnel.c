@@ -113,7 +113,8 @@ static void tunnel_answered(struct tunnel *x, size_t head)
 		/* The origin's first bytes came with the answer. */
 		struct ferry__input in;
 
-		if (ferry__input_copy(&in, x->ans + head, rest) < 0) {
+		if (ferry__input_copy(x->t.client, &in, x->ans + head,
+				      rest) < 0) {
 			x->t.up->input_end(x->t.up_ctx, -ENOMEM);
 			return;
 		}
@@ -159,9 +160,9 @@ static void tunnel_lower_ready(void *ctx)
 	const struct ferry_http_client *c = x->t.client;
 
 	x->state = TUNNEL_ASKING;
-	if (c->opts.connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
+	if (x->t.clock->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
 		ferry_timer_start(c->loop, &x->timer, ferry_time_now() +
-				  c->opts.connect_timeout_ms * FERRY__MS);
+				  x->t.clock->connect_timeout_ms * FERRY__MS);
 	tunnel_send(x);
 }
 
@@ -250,7 +251,7 @@ static void tunnel_timer_fn(struct ferry_timer *tm)
 	if (x->state == TUNNEL_ASKING)
 		tunnel_fail(x, FERRY_ECONNECT_TIMEOUT,
 			    "proxy %s: no answer to CONNECT within %u ms",
-			    x->proxy, x->t.client->opts.connect_timeout_ms);
+			    x->proxy, x->t.clock->connect_timeout_ms);
 }
 
 /* ------------------------------------------------------------------ */

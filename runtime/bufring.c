@@ -1,36 +1,22 @@
 /*
  * bufring.c - provided-buffer rings for multishot receive.
  *
- * The kernel picks a buffer from the ring for each completion; the buffer
+ * The backend picks a buffer from the ring for each completion (the
+ * kernel's provided-buffer ring on io_uring, a stack of free ids on
+ * epoll: buf_register/buf_put in the backend table); the buffer
  * then belongs to whoever consumes the data until ferry_bufring_recycle()
  * puts it back. Multishot recvs that found the ring empty are parked here
  * and re-armed by the next recycle: running dry is backpressure.
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "internal.h"
-
-static size_t ferry__bufring_ring_bytes(unsigned count)
-{
-	return (size_t)count * sizeof(struct io_uring_buf);
-}
-
-static void ferry__bufring_free(struct ferry_bufring *br)
-{
-	if (br->ring)
-		munmap(br->ring, ferry__bufring_ring_bytes(br->count));
-	free(br->bufs);
-	free(br);
-}
 
 int ferry_bufring_create(struct ferry_loop *loop, unsigned count,
 			 unsigned size, struct ferry_bufring **brp)
 {
-	struct io_uring_buf_reg reg = { 0 };
 	struct ferry_bufring *br;
-	void *mem;
 	int ret;
 
 	FERRY__ASSERT_LOOP(loop);
@@ -45,36 +31,24 @@ int ferry_bufring_create(struct ferry_loop *loop, unsigned count,
 	br->loop = loop;
 	br->count = count;
 	br->size = size;
-	br->mask = (unsigned)io_uring_buf_ring_mask(count);
+	br->mask = count - 1;
 	br->bgid = loop->next_bgid++;
-
-	/* The ring itself must be page-aligned memory the kernel maps. */
-	mem = mmap(NULL, ferry__bufring_ring_bytes(count), PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	/* calloc, not malloc: the kernel fills these behind valgrind's back
 	 * (it cannot see io_uring's writes), so they must start out defined.
 	 * Large callocs are fresh zero pages: no cost until touched. */
 	br->bufs = calloc(count, size);
-	if (mem == MAP_FAILED || !br->bufs) {
-		br->ring = mem == MAP_FAILED ? NULL : mem;
-		ferry__bufring_free(br);
+	if (!br->bufs) {
+		free(br);
 		return -ENOMEM;
 	}
-	br->ring = mem;
-	io_uring_buf_ring_init(br->ring);
-	reg.ring_addr = (uint64_t)(uintptr_t)br->ring;
-	reg.ring_entries = count;
-	reg.bgid = br->bgid;
-	ret = io_uring_register_buf_ring(&loop->ring, &reg, 0);
+	ret = loop->be->buf_register(br);
 	if (ret < 0) {
-		ferry__bufring_free(br);
+		free(br->bufs);
+		free(br);
 		return ret;
 	}
 	for (unsigned i = 0; i < count; i++)
-		io_uring_buf_ring_add(br->ring, br->bufs + (size_t)i * size, size,
-				      (unsigned short)i, (int)br->mask, (int)i);
-	/* Publishes the entries to the kernel (a release store of tail). */
-	io_uring_buf_ring_advance(br->ring, (int)count);
+		loop->be->buf_put(br, i);
 
 	br->next = loop->bufrings;
 	loop->bufrings = br;
@@ -94,8 +68,9 @@ void ferry_bufring_destroy(struct ferry_bufring *br)
 			*pp = br->next;
 			break;
 		}
-	io_uring_unregister_buf_ring(&br->loop->ring, br->bgid);
-	ferry__bufring_free(br);
+	br->loop->be->buf_unregister(br);
+	free(br->bufs);
+	free(br);
 }
 
 void ferry__bufring_destroy_all(struct ferry_loop *loop)
@@ -148,9 +123,7 @@ void ferry_bufring_recycle(struct ferry_bufring *br, unsigned bid)
 	struct ferry_op *list;
 
 	FERRY__ASSERT_LOOP(br->loop);
-	io_uring_buf_ring_add(br->ring, ferry_bufring_buf(br, bid), br->size,
-			      (unsigned short)bid, (int)br->mask, 0);
-	io_uring_buf_ring_advance(br->ring, 1);
+	br->loop->be->buf_put(br, bid);
 	br->outstanding--;
 
 	/* Re-arm everything that stalled for want of a buffer. A recv that

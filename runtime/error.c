@@ -37,6 +37,9 @@ static const struct ferry__errinfo ferry__errors[] = {
 	{ FERRY_ETLS_CA, "FERRY_ETLS_CA", "CA certificates cannot be loaded" },
 	{ FERRY_EPROXY_DNS, "FERRY_EPROXY_DNS", "proxy name resolution failed" },
 	{ FERRY_EPROXY, "FERRY_EPROXY", "the proxy refused the tunnel" },
+	{ FERRY_EDECODE, "FERRY_EDECODE", "compressed body cannot be decoded" },
+	{ FERRY_ETLS_CLIENT_CERT, "FERRY_ETLS_CLIENT_CERT",
+	  "client certificate or key cannot be used" },
 };
 
 static const struct ferry__errinfo *ferry__errfind(int code)

@@ -53,11 +53,90 @@ enum ferry__op_flag {
 	FERRY__OPF_DEFERRED = 1u << 3,	/* on the deferred-completion list */
 };
 
+/* What an op does: the public ferry_op_* calls, as the backends see them. */
+enum ferry__opcode {
+	FERRY__OC_SOCKET = 1,
+	FERRY__OC_CONNECT,
+	FERRY__OC_SEND,
+	FERRY__OC_SENDMSG,
+	FERRY__OC_RECV,
+	FERRY__OC_CLOSE,
+	FERRY__OC_READ,
+	FERRY__OC_WRITE,
+	FERRY__OC_OPENAT,
+	FERRY__OC_TIMEOUT,
+	FERRY__OC_FUTEX_WAKE,
+	FERRY__OC_POLL_MULTI,
+	FERRY__OC_ACCEPT_MULTI,
+	FERRY__OC_RECV_MULTI,
+};
+
+/*
+ * An op's arguments, packed by ops.c for the backend's start(). Fields
+ * by opcode: fd is the socket, file or dirfd (socket: the domain); p the
+ * buffer, msghdr, address, path, futex word or buffer ring; len the
+ * (clamped) length, addrlen, socket type, poll events, open mode or wake
+ * count; flags the MSG_* flags, open flags or socket protocol; u64 the
+ * file offset or the timeout in ns.
+ */
+struct ferry__args {
+	enum ferry__opcode code;
+	int fd;
+	const void *p;
+	unsigned len;
+	int flags;
+	uint64_t u64;
+};
+
+/*
+ * A backend: how a loop gets ops to the kernel and completions back
+ * (redis ae's apiCreate/apiPoll idea, libuv's uv__io_poll). uring.c and
+ * epoll.c each fill one; loop.c and ops.c call only through it, so
+ * nothing outside those two files knows which one runs.
+ */
+struct ferry__backend {
+	const char *name;
+	/* Set up on a zeroed loop; @why names the cause of a failure. */
+	int (*init)(struct ferry_loop *loop, const struct ferry_loop_opts *o,
+		    unsigned disabled, char *why, size_t whylen);
+	void (*fini)(struct ferry_loop *loop);
+	/* Start @op (idle, loop not destroying): 0 or a negative code. */
+	int (*start)(struct ferry_loop *loop, struct ferry_op *op,
+		     const struct ferry__args *a);
+	int (*set_timeout)(struct ferry_loop *loop, struct ferry_op *op,
+			   uint64_t ns);
+	/* Cancel a busy op that is neither parked nor deferred. */
+	int (*cancel)(struct ferry_loop *loop, struct ferry_op *op);
+	void (*futex_wake)(struct ferry_loop *loop, uint32_t *uaddr,
+			   unsigned nr);
+	/* Start what was prepared, without waiting (before a spin). */
+	void (*flush)(struct ferry_loop *loop);
+	/* Completions are ready without waiting (the spin's test). */
+	bool (*ready)(struct ferry_loop *loop);
+	/* Start what was prepared and wait up to @wait_ns (< 0: no bound)
+	 * for an event; @posted: posted items ran lately. */
+	int (*wait)(struct ferry_loop *loop, int64_t wait_ns, bool posted);
+	/* Run the completions the last wait found; returns how many. */
+	unsigned (*reap)(struct ferry_loop *loop);
+	/* Destroy: ask every op in flight to end. */
+	void (*cancel_all)(struct ferry_loop *loop);
+	/* Buffer rings: set up, tear down, hand buffer @bid (back) over. */
+	int (*buf_register)(struct ferry_bufring *br);
+	void (*buf_unregister)(struct ferry_bufring *br);
+	void (*buf_put)(struct ferry_bufring *br, unsigned bid);
+};
+
+extern const struct ferry__backend ferry__uring_backend;
+extern const struct ferry__backend ferry__epoll_backend;
+
 struct ferry__pool;
+struct ferry__epoll;
 
 struct ferry_bufring {
 	struct ferry_loop *loop;
 	struct io_uring_buf_ring *ring;	/* page-aligned, shared with kernel */
+	uint16_t *free_bids;		/* epoll: buffers not handed out */
+	unsigned nfree;
 	unsigned char *bufs;		/* count * size bytes */
 	unsigned count;
 	unsigned size;
@@ -69,7 +148,9 @@ struct ferry_bufring {
 };
 
 struct ferry_loop {
-	struct io_uring ring;
+	const struct ferry__backend *be;
+	struct io_uring ring;		/* io_uring backend */
+	struct ferry__epoll *ep;	/* epoll backend */
 	pthread_t owner;
 	unsigned features;
 	unsigned setup_flags;
@@ -125,10 +206,9 @@ struct ferry_loop {
 };
 
 /* ops.c */
-struct io_uring_sqe *ferry__sqe(struct ferry_loop *loop);
-struct io_uring_sqe *ferry__sqe_loose(struct ferry_loop *loop);
-void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud, int res,
-			 unsigned flags);
+int ferry__op_start(struct ferry_loop *loop, struct ferry_op *op,
+		    const struct ferry__args *a);
+enum ferry__op_kind ferry__op_kind_of(enum ferry__opcode code);
 void ferry__op_defer(struct ferry_loop *loop, struct ferry_op *op, int res);
 unsigned ferry__run_deferred(struct ferry_loop *loop);
 int ferry__recv_multishot_arm(struct ferry_loop *loop, struct ferry_op *op);
@@ -150,5 +230,6 @@ void ferry__pool_stop(struct ferry_loop *loop);
 
 /* loop.c */
 unsigned ferry__inbox_run(struct ferry_loop *loop);
+void ferry__describe_features(struct ferry_loop *loop, const char *prefix);
 
 #endif /* FERRY_RUNTIME_INTERNAL_H */

@@ -1,16 +1,17 @@
 /*
- * loop.c - ring set-up and probing, the loop turn, the inbox and doorbell,
+ * loop.c - choosing the backend, the loop turn, the inbox and doorbell,
  * and shutdown.
  *
  * One turn (ferry_loop_run_once) reads top to bottom:
  *   1. run posted items, deferred completions, due timers, then the close
  *      phase (ferry_loop_close_later);
  *   2. if nothing happened, spin briefly on the inbox, then announce sleep;
- *   3. one io_uring_enter: submit everything prepared, wait for an event or
+ *   3. one wait in the backend (io_uring_enter, or epoll_wait after the
+ *      prepared ops ran): submit everything prepared, wait for an event or
  *      the earliest timer;
- *   4. dispatch every CQE, expired timers, and posted items again; then
- *      the close phase again: objects closed during the turn are freed
- *      here, never inside the callback that closed them.
+ *   4. dispatch every completion, expired timers, and posted items again;
+ *      then the close phase again: objects closed during the turn are
+ *      freed here, never inside the callback that closed them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,25 +34,6 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-/*
- * liburing maps and unmaps a ring with raw syscalls that ThreadSanitizer
- * does not see: when a new loop's ring lands where a destroyed one was,
- * TSan takes the old loop thread's SQE writes for a race with the new
- * one's. The kernel orders the munmap before the mmap that reuses the
- * address; tell TSan through one sync object (annotations from its
- * interface: release before unmapping, acquire after mapping). TSan
- * builds only.
- */
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-static char ferry__tsan_rings;
-#define FERRY__TSAN_RING_MAPPED() __tsan_acquire(&ferry__tsan_rings)
-#define FERRY__TSAN_RING_UNMAPPING() __tsan_release(&ferry__tsan_rings)
-#else
-#define FERRY__TSAN_RING_MAPPED() ((void)0)
-#define FERRY__TSAN_RING_UNMAPPING() ((void)0)
-#endif
 
 
 uint64_t ferry_time_now(void)
@@ -86,6 +68,11 @@ unsigned ferry_loop_features(const struct ferry_loop *loop)
 const char *ferry_loop_describe(const struct ferry_loop *loop)
 {
 	return loop->describe;
+}
+
+const char *ferry_loop_backend(const struct ferry_loop *loop)
+{
+	return loop->be->name;
 }
 
 unsigned ferry_loop_inflight(const struct ferry_loop *loop)
@@ -147,159 +134,68 @@ static unsigned ferry__disabled_features(void)
 	return mask;
 }
 
-static int ferry__read_sysctl_disabled(void)
+/* The features in use as words, then "; " and @note if there is one. */
+void ferry__describe_features(struct ferry_loop *loop, const char *note)
 {
-	char buf[16] = { 0 };
-	int fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? atoi(buf) : -1;
-}
-
-/* Turn a failed io_uring_setup into FERRY_EUNAVAIL with a sentence. */
-static int ferry__setup_failed(int err, char *why, size_t whylen)
-{
-	int sysctl;
-
-	if (err == ENOSYS) {
-		ferry__whyf(why, whylen,
-			    "io_uring_setup: %s (%d): the kernel has no io_uring, "
-			    "or a seccomp filter blocks it",
-			    strerrorname_np(err) ?: "?", err);
-		return FERRY_EUNAVAIL;
-	}
-	if (err == EPERM || err == EACCES) {
-		sysctl = ferry__read_sysctl_disabled();
-		if (why && whylen) {
-			if (sysctl > 0)
-				snprintf(why, whylen,
-					 "io_uring_setup: %s: disabled by sysctl "
-					 "kernel.io_uring_disabled = %d",
-					 strerrorname_np(err), sysctl);
-			else
-				snprintf(why, whylen,
-					 "io_uring_setup: %s: refused by a seccomp "
-					 "filter or security policy "
-					 "(kernel.io_uring_disabled = %d)",
-					 strerrorname_np(err), sysctl);
-		}
-		return FERRY_EUNAVAIL;
-	}
-	ferry__whyf(why, whylen, "io_uring_setup: %s (%d)",
-		    strerrorname_np(err) ?: "?", err);
-	return -err;
-}
-
-/*
- * Ask for the best set of flags, dropping them one at a time when the
- * kernel says -EINVAL. Returns 0 or a negated errno from the last attempt.
- */
-static int ferry__ring_init(struct ferry_loop *loop, unsigned sq, unsigned cq,
-			    unsigned disabled)
-{
-	static const unsigned drop_order[] = {
-		IORING_SETUP_DEFER_TASKRUN,
-		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-		IORING_SETUP_SINGLE_ISSUER,
-		IORING_SETUP_SUBMIT_ALL,
-	};
-	unsigned flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
-			 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-			 IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-	int ret;
-
-	if (disabled & FERRY_FEAT_DEFER_TASKRUN)
-		flags &= ~IORING_SETUP_DEFER_TASKRUN;
-	if (disabled & FERRY_FEAT_COOP_TASKRUN)
-		flags &= ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
-	if (disabled & FERRY_FEAT_SINGLE_ISSUER)
-		flags &= ~(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
-	if (disabled & FERRY_FEAT_SUBMIT_ALL)
-		flags &= ~IORING_SETUP_SUBMIT_ALL;
-	/* TASKRUN_FLAG needs one of the task-run modes. */
-	if (!(flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)))
-		flags &= ~IORING_SETUP_TASKRUN_FLAG;
-
-	for (size_t i = 0;; i++) {
-		struct io_uring_params p = { .flags = flags, .cq_entries = cq };
-
-		ret = io_uring_queue_init_params(sq, &loop->ring, &p);
-		if (ret != -EINVAL || i == sizeof(drop_order) / sizeof(drop_order[0]))
-			break;
-		flags &= ~drop_order[i];
-		if (flags & IORING_SETUP_DEFER_TASKRUN &&
-		    !(flags & IORING_SETUP_SINGLE_ISSUER))
-			flags &= ~IORING_SETUP_DEFER_TASKRUN;
-		if (!(flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)))
-			flags &= ~IORING_SETUP_TASKRUN_FLAG;
-	}
-	if (ret == 0)
-		loop->setup_flags = flags;
-	return ret;
-}
-
-static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
-{
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
-	unsigned f = 0;
-	unsigned sf = loop->setup_flags;
 	size_t off = 0;
-
-	if (sf & IORING_SETUP_SINGLE_ISSUER)
-		f |= FERRY_FEAT_SINGLE_ISSUER;
-	if (sf & IORING_SETUP_DEFER_TASKRUN)
-		f |= FERRY_FEAT_DEFER_TASKRUN;
-	if (sf & IORING_SETUP_COOP_TASKRUN)
-		f |= FERRY_FEAT_COOP_TASKRUN;
-	if (sf & IORING_SETUP_SUBMIT_ALL)
-		f |= FERRY_FEAT_SUBMIT_ALL;
-	if (loop->ring.features & IORING_FEAT_EXT_ARG)
-		f |= FERRY_FEAT_EXT_ARG;
-	if (loop->ring.features & IORING_FEAT_CQE_SKIP)
-		f |= FERRY_FEAT_CQE_SKIP;
-	/* min_wait rides on the EXT_ARG argument (6.12); older kernels
-	 * refuse a non-zero min_wait_usec with EINVAL. */
-	if ((loop->ring.features & FERRY__IORING_FEAT_MIN_TIMEOUT) &&
-	    (loop->ring.features & IORING_FEAT_EXT_ARG))
-		f |= FERRY_FEAT_MIN_WAIT;
-	/* The registered ring fd spares io_uring_enter an fget/fput; it is
-	 * per thread, and the loop enters only from its own. */
-	if (!(disabled & FERRY_FEAT_REG_RING) &&
-	    io_uring_register_ring_fd(&loop->ring) == 1)
-		f |= FERRY_FEAT_REG_RING;
-	if (probe) {
-		/* Provided-buffer rings and multishot recv arrived together
-		 * (6.0); the opcode probe cannot see either, but SOCKET (5.19)
-		 * and the ring registration below can. */
-		if (io_uring_opcode_supported(probe, IORING_OP_SOCKET))
-			f |= FERRY_FEAT_SOCKET_OP | FERRY_FEAT_ACCEPT_MULTISHOT;
-		if (io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
-			f |= FERRY_FEAT_BUF_RING | FERRY_FEAT_RECV_MULTISHOT;
-		if (probe->last_op >= FERRY__IORING_OP_FUTEX_WAKE &&
-		    io_uring_opcode_supported(probe, FERRY__IORING_OP_FUTEX_WAIT) &&
-		    io_uring_opcode_supported(probe, FERRY__IORING_OP_FUTEX_WAKE))
-			f |= FERRY_FEAT_FUTEX;
-		io_uring_free_probe(probe);
-	}
-	/* Setup flags were already filtered; these are use-time switches. */
-	f &= ~(disabled & (FERRY_FEAT_FUTEX | FERRY_FEAT_RECV_MULTISHOT |
-			   FERRY_FEAT_CQE_SKIP | FERRY_FEAT_MIN_WAIT));
-	loop->features = f;
 
 	loop->describe[0] = '\0';
 	for (size_t i = 0; i < FERRY__NFEATURES; i++) {
-		if (!(f & ferry__feature_names[i].bit))
+		if (!(loop->features & ferry__feature_names[i].bit))
 			continue;
 		off += (size_t)snprintf(loop->describe + off,
 					sizeof(loop->describe) - off, "%s%s",
 					off ? " " : "", ferry__feature_names[i].name);
 		if (off >= sizeof(loop->describe))
-			break;
+			return;
 	}
+	if (note && note[0])
+		snprintf(loop->describe + off, sizeof(loop->describe) - off,
+			 "%s%s", off ? "; " : "", note);
+}
+
+/*
+ * Pick and set up the backend: io_uring first, unless the options or
+ * FERRY_IO_URING=off say otherwise; epoll when io_uring cannot be used at
+ * all (FERRY_EUNAVAIL) and the options allow it. Any other failure (no
+ * memory, too many files) is the caller's to see, not a reason to switch.
+ */
+static int ferry__backend_init(struct ferry_loop *loop,
+			       const struct ferry_loop_opts *o,
+			       unsigned disabled, char *why, size_t whylen)
+{
+	const char *force = getenv("FERRY_IO_URING");
+	bool off = force && strcmp(force, "off") == 0;
+	char uwhy[160], cause[200];
+	int ret;
+
+	if (o->backend == FERRY_BACKEND_EPOLL) {
+		snprintf(cause, sizeof(cause), "epoll: chosen by the loop options");
+	} else if (off) {
+		if (o->backend == FERRY_BACKEND_IO_URING) {
+			if (why && whylen)
+				snprintf(why, whylen, "io_uring turned off by "
+					 "FERRY_IO_URING=off");
+			return FERRY_EUNAVAIL;
+		}
+		snprintf(cause, sizeof(cause),
+			 "epoll: io_uring turned off by FERRY_IO_URING=off");
+	} else {
+		loop->be = &ferry__uring_backend;
+		uwhy[0] = '\0';
+		ret = loop->be->init(loop, o, disabled, uwhy, sizeof(uwhy));
+		if (ret != FERRY_EUNAVAIL || o->backend == FERRY_BACKEND_IO_URING) {
+			if (ret < 0 && why && whylen)
+				snprintf(why, whylen, "%s", uwhy);
+			return ret;
+		}
+		snprintf(cause, sizeof(cause), "epoll: %s", uwhy);
+	}
+	loop->be = &ferry__epoll_backend;
+	ret = loop->be->init(loop, o, disabled, why, whylen);
+	if (ret == 0)
+		ferry__describe_features(loop, cause);
+	return ret;
 }
 
 static int ferry__bell_arm(struct ferry_loop *loop)
@@ -337,7 +233,6 @@ int ferry_loop_create(struct ferry_loop **loopp,
 		      size_t whylen)
 {
 	struct ferry_loop_opts o = opts ? *opts : (struct ferry_loop_opts){ 0 };
-	const char *force = getenv("FERRY_IO_URING");
 	unsigned disabled = ferry__disabled_features();
 	struct ferry_loop *loop;
 	int ret;
@@ -345,12 +240,6 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	*loopp = NULL;
 	if (why && whylen)
 		why[0] = '\0';
-	if (force && strcmp(force, "off") == 0) {
-		if (why && whylen)
-			snprintf(why, whylen,
-				 "io_uring turned off by FERRY_IO_URING=off");
-		return FERRY_EUNAVAIL;
-	}
 	if (!o.sq_entries)
 		o.sq_entries = 256;
 	if (!o.cq_entries)
@@ -380,21 +269,20 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	atomic_init(&loop->posters, 0);
 	atomic_init(&loop->sleeping, 0);
 
-	ret = ferry__ring_init(loop, o.sq_entries, o.cq_entries, disabled);
+	ret = ferry__backend_init(loop, &o, disabled, why, whylen);
 	if (ret < 0) {
 		free(loop);
-		return ferry__setup_failed(-ret, why, whylen);
+		return ret;
 	}
-	FERRY__TSAN_RING_MAPPED();
-	ferry__probe(loop, disabled);
+	if (loop->be == &ferry__uring_backend)
+		ferry__describe_features(loop, NULL);
 
 	loop->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->bell_fd < 0) {
 		ret = -errno;
 		ferry__whyf(why, whylen, "eventfd: %s (%d)",
 			    strerrorname_np(errno) ?: "?", errno);
-		FERRY__TSAN_RING_UNMAPPING();
-	io_uring_queue_exit(&loop->ring);
+		loop->be->fini(loop);
 		free(loop);
 		return ret;
 	}
@@ -402,8 +290,7 @@ int ferry_loop_create(struct ferry_loop **loopp,
 	ret = ferry__bell_arm(loop);
 	if (ret < 0) {
 		close(loop->bell_fd);
-		FERRY__TSAN_RING_UNMAPPING();
-	io_uring_queue_exit(&loop->ring);
+		loop->be->fini(loop);
 		free(loop);
 		return ret;
 	}
@@ -510,16 +397,6 @@ static bool ferry__has_userspace_work(struct ferry_loop *loop)
 	       loop->deferred || loop->closing;
 }
 
-/* With TASKRUN_FLAG the kernel tells us completions are waiting. */
-static bool ferry__kernel_has_work(struct ferry_loop *loop)
-{
-	unsigned sqf = IO_URING_READ_ONCE(*loop->ring.sq.kflags);
-
-	return (sqf & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
-	       io_uring_cq_ready(&loop->ring);
-}
-
-
 /*
  * Bounded spin before sleeping: a post that lands within idle_spin_ns is
  * picked up without a doorbell write on the poster's side and without a
@@ -534,9 +411,7 @@ static bool ferry__spin_for_work(struct ferry_loop *loop, uint64_t limit_ns)
 		return false;
 	end = ferry_time_now() + limit_ns;
 	for (unsigned i = 0;; i++) {
-		if (ferry__has_userspace_work(loop) ||
-		    ((loop->setup_flags & IORING_SETUP_TASKRUN_FLAG) &&
-		     ferry__kernel_has_work(loop)))
+		if (ferry__has_userspace_work(loop) || loop->be->ready(loop))
 			return true;
 		ferry__cpu_relax();
 		if ((i & 31) == 31) {
@@ -580,121 +455,6 @@ static void ferry__spin_after_sleep(struct ferry_loop *loop, uint64_t since)
 /* ------------------------------------------------------------------ */
 /* The turn                                                              */
 
-/*
- * Hand the SQEs taken since the last flush to the kernel without entering
- * it (liburing 2.3 keeps its own flush private). Returns how many are
- * waiting for io_uring_enter to submit them.
- */
-static unsigned ferry__sq_flush(struct ferry_loop *loop)
-{
-	struct io_uring_sq *sq = &loop->ring.sq;
-
-	if (sq->sqe_head != sq->sqe_tail) {
-		sq->sqe_head = sq->sqe_tail;
-		/* release: the SQEs' contents before the tail that shows them */
-		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
-	}
-	return sq->sqe_tail - IO_URING_READ_ONCE(*sq->khead);
-}
-
-/*
- * A wait that gathers up to @nr completions, holding the first one for
- * at most batch_wait_ns (io_uring_enter's min_wait, 6.12+): the kernel
- * wakes us when @nr are in, or once min_wait has passed with at least
- * one, or at @wait_ns with none. min_wait works only under a general
- * timeout, so "no bound" becomes an hour, after which the caller simply
- * turns again. liburing 2.3 predates min_wait: the argument is built here
- * (min_wait_usec is the field liburing still calls pad).
- */
-static int ferry__enter_batch(struct ferry_loop *loop, int64_t wait_ns,
-			      unsigned nr)
-{
-	const int64_t hour = 3600ll * 1000000000;
-	struct __kernel_timespec ts;
-	struct io_uring_getevents_arg arg = { 0 };
-	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-	unsigned submit = ferry__sq_flush(loop);
-	int fd = loop->ring.ring_fd;
-
-	if (wait_ns < 0 || wait_ns > hour)
-		wait_ns = hour;
-	FERRY__NS_TO_TS(&ts, (uint64_t)wait_ns);
-	arg.sigmask_sz = _NSIG / 8;
-	arg.pad = loop->batch_wait_ns / 1000;	/* min_wait_usec */
-	arg.ts = (uint64_t)(uintptr_t)&ts;
-	if (loop->features & FERRY_FEAT_REG_RING) {
-		fd = loop->ring.enter_ring_fd;
-		flags |= IORING_ENTER_REGISTERED_RING;
-	}
-	return io_uring_enter2((unsigned)fd, submit, nr, flags,
-			       (sigset_t *)&arg, sizeof(arg));
-}
-
-/*
- * How many completions a wait of @wait_ns may gather before waking (see
- * ferry__enter_batch). Only one, and so no added latency, unless: the
- * kernel has min_wait; at least two completions are expected; no posted
- * item ran this turn or the last (a bridge caller's doorbell must not
- * wait for a batch); and the wait is longer than the batch window (a
- * timer due sooner must not be held past its deadline). Then half of
- * those expected: the other half keeps the peers busy meanwhile.
- */
-static unsigned ferry__batch_nr(const struct ferry_loop *loop, int64_t wait_ns,
-				bool posted)
-{
-	unsigned nr = loop->expected / 2;
-
-	if (!(loop->features & FERRY_FEAT_MIN_WAIT) || !loop->batch_wait_ns ||
-	    posted || nr < 2 ||
-	    (wait_ns >= 0 && wait_ns <= (int64_t)loop->batch_wait_ns))
-		return 1;
-	return nr > loop->ring.cq.ring_entries / 2 ? loop->ring.cq.ring_entries / 2
-						   : nr;
-}
-
-static int ferry__enter(struct ferry_loop *loop, int64_t wait_ns)
-{
-	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts;
-	int ret;
-
-	if (wait_ns == 0)
-		ret = io_uring_submit_and_get_events(&loop->ring);
-	else if (wait_ns < 0)
-		ret = io_uring_submit_and_wait(&loop->ring, 1);
-	else {
-		FERRY__NS_TO_TS(&ts, (uint64_t)wait_ns);
-		ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1,
-						       &ts, NULL);
-	}
-	if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
-		ret = 0;
-	return ret < 0 ? ret : 0;
-}
-
-static unsigned ferry__reap(struct ferry_loop *loop)
-{
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0, total = 0;
-
-	/* A callback may prepare SQEs but never reaps, so iterating the CQ
-	 * while calling out is safe; advance in batches. */
-	do {
-		n = 0;
-		io_uring_for_each_cqe(&loop->ring, head, cqe) {
-			uint64_t ud = cqe->user_data;
-			int res = cqe->res;
-			unsigned flags = cqe->flags;
-
-			n++;
-			io_uring_cq_advance(&loop->ring, 1);
-			ferry__cqe_dispatch(loop, ud, res, flags);
-		}
-		total += n;
-	} while (n);
-	return total;
-}
-
 static int64_t ferry__min_wait(int64_t a, int64_t b)
 {
 	if (a < 0)
@@ -708,7 +468,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 {
 	uint64_t slept;
 	uint64_t tlimit;
-	unsigned n, posts, nr = 1;
+	unsigned n, posts;
 	int64_t wait;
 	int ret;
 
@@ -733,8 +493,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 	if (wait != 0 && loop->spin_budget) {
 		/* Batched SQEs (futex wakes above all) must not wait out the
 		 * spin: hand them to the kernel first. */
-		if (io_uring_sq_ready(&loop->ring))
-			io_uring_submit(&loop->ring);
+		loop->be->flush(loop);
 		if (ferry__spin_for_work(loop, loop->spin_budget))
 			wait = 0;
 		ferry__spin_adapt(loop, wait == 0);
@@ -746,17 +505,8 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 		if (ferry__has_userspace_work(loop))
 			wait = 0;
 	}
-	if (wait != 0)
-		nr = ferry__batch_nr(loop, wait, posts || loop->posted);
 	slept = wait != 0 ? loop->now : 0;
-	if (nr > 1) {
-		ret = ferry__enter_batch(loop, wait, nr);
-		if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN ||
-		    ret == -EBUSY || ret > 0)
-			ret = 0;
-	} else {
-		ret = ferry__enter(loop, wait);
-	}
+	ret = loop->be->wait(loop, wait, posts || loop->posted);
 	atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
 	if (ret < 0) {
 		loop->in_turn = false;
@@ -767,7 +517,7 @@ int ferry_loop_run_once(struct ferry_loop *loop, int64_t timeout_ns)
 		ferry__spin_after_sleep(loop, slept);
 	}
 
-	n += ferry__reap(loop);
+	n += loop->be->reap(loop);
 	n += ferry__timers_run(loop, loop->now, tlimit);
 	posts = ferry__inbox_run(loop);
 	n += posts;
@@ -801,18 +551,6 @@ void ferry_loop_stop(struct ferry_loop *loop)
 
 /* ------------------------------------------------------------------ */
 /* Shutdown                                                              */
-
-static void ferry__cancel_everything(struct ferry_loop *loop)
-{
-	struct io_uring_sqe *sqe = ferry__sqe_loose(loop);
-
-	if (!sqe)
-		return;
-	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-	io_uring_sqe_set_data64(sqe, FERRY__UD_IGNORE);
-	loop->inflight++;
-	loop->internal_inflight++;
-}
 
 /*
  * Run posted items and deferred completions until none is left and no
@@ -864,10 +602,11 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 	ferry__run_closing(loop);
 	while (loop->inflight || loop->deferred || loop->closing) {
 		if (loop->inflight > loop->internal_inflight)
-			ferry__cancel_everything(loop);
-		ferry__enter(loop, loop->deferred || loop->closing
-					   ? 0 : 100 * 1000 * 1000);
-		ferry__reap(loop);
+			loop->be->cancel_all(loop);
+		loop->be->wait(loop, loop->deferred || loop->closing
+					     ? 0 : 100 * 1000 * 1000,
+			       false);
+		loop->be->reap(loop);
 		ferry__run_deferred(loop);
 		ferry__inbox_run(loop);
 		ferry__run_closing(loop);
@@ -878,8 +617,7 @@ void ferry_loop_destroy(struct ferry_loop *loop)
 	ferry__run_closing(loop);
 	ferry__timers_free(loop);
 	ferry__bufring_destroy_all(loop);
-	FERRY__TSAN_RING_UNMAPPING();
-	io_uring_queue_exit(&loop->ring);
+	loop->be->fini(loop);
 	close(loop->bell_fd);
 	free(loop);
 }

@@ -32,6 +32,13 @@ show() {
 }
 
 show -V
+# Where io_uring is blocked (a container's seccomp profile, the sysctl),
+# the same fetch runs on epoll; FERRY_IO_URING=off forces that here.
+echo
+echo "\$ FERRY_IO_URING=off fetch -V | grep Backend; FERRY_IO_URING=off fetch -sS -o /dev/null -w ... $base/16m.bin"
+FERRY_IO_URING=off "$fetch" -V | grep '^Backend'
+FERRY_IO_URING=off "$fetch" -sS -o /dev/null \
+	-w '%{http_code} %{size_download} bytes in %{time_total} s on epoll\n' "$base/16m.bin"
 show -Z -# --output-dir "$out" -O "$base/big.bin" -O "$base/16m.bin" \
 	-O "$base/1m.bin" -O "$base/small.txt"
 echo

@@ -4,9 +4,9 @@
 # Needs root (or sudo) only when something is missing.
 set -eu
 
-PKGS="gcc libc6-dev liburing-dev libbearssl-dev node-llhttp libcriterion-dev
+PKGS="gcc g++ libc6-dev liburing-dev libbearssl-dev node-llhttp libcriterion-dev
 meson ninja-build pkg-config python3 nginx-light openssl curl wrk
-ca-certificates valgrind
+ca-certificates valgrind zlib1g-dev
 clang-14 libclang-rt-14-dev"
 
 missing=""

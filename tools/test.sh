@@ -1,7 +1,8 @@
 #!/bin/sh
 # tools/test.sh - the quick start's second command: install, build, and run
 # the whole suite three ways: a plain debug build, under ASan+UBSan, and the
-# bridge's and the runtime's suites under TSan. Exits non-zero if anything fails.
+# bridge's and the runtime's suites under TSan (each loop-using suite also
+# as <suite>-epoll: the epoll backend). Exits non-zero if anything fails.
 set -eu
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -38,7 +39,8 @@ sanitizer_clean build-asan
 if grep -q "suite : 'bridge'" tests/bridge/meson.build 2>/dev/null; then
 	tools/build.sh build-tsan -Db_sanitize=thread -Db_lundef=false
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-		run "TSan (bridge, runtime)" build-tsan --suite bridge --suite runtime
+		run "TSan (bridge, runtime)" build-tsan --suite bridge --suite runtime \
+			--suite bridge-epoll --suite runtime-epoll
 	sanitizer_clean build-tsan
 fi
 # Fuzz smoke: each libFuzzer target (tests/fuzz) for FERRY_FUZZ_SECONDS

@@ -31,18 +31,22 @@
  * Errors: FERRY_ECLOSED (the runner is closed or closing), FERRY_ECANCELED,
  * FERRY_ETIMEDOUT (a wait's deadline passed; the task goes on),
  * FERRY_EDEADLOCK, FERRY_EUNAVAIL (io_uring unavailable when the runner
- * started), FERRY_EINVAL, -ENOMEM, and whatever a task completes with.
+ * started and its loop options allow no epoll fallback: ferry/loop.h),
+ * FERRY_EINVAL, -ENOMEM, and whatever a task completes with.
  */
 #ifndef FERRY_BRIDGE_H
 #define FERRY_BRIDGE_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ferry/list.h"
 #include "ferry/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_runner;
 struct ferry_task;
@@ -172,7 +176,11 @@ struct ferry_task {
 	void (*start)(struct ferry_task *t);
 	void (*cancel)(struct ferry_task *t);
 	/* private: */
-	_Atomic uint32_t ferry__state;	/* futex word: FERRY__TASK_* bits */
+	/* The futex word (FERRY__T_* bits). Plain here so that C++ can include
+	 * this header; ferry accesses it only as an _Atomic uint32_t through
+	 * ferry__task_word() (bridge/internal.h), which checks that both types
+	 * have the same size and alignment. */
+	uint32_t ferry__state;
 	int ferry__status;
 	struct ferry_runner *ferry__runner;
 	struct ferry_post ferry__post;
@@ -409,5 +417,9 @@ int ferry_lines_next(struct ferry_lines *l, const char **line, size_t *len,
 
 /* ferry_lines_free - free the join buffer (not the stream). NULL: no-op. */
 void ferry_lines_free(struct ferry_lines *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_BRIDGE_H */

@@ -46,8 +46,13 @@
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
 
+#include "ferry/body.h"
 #include "ferry/bridge.h"
 #include "ferry/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_session;
 struct ferry_response;
@@ -64,6 +69,72 @@ struct ferry_response;
 int ferry_session_create(struct ferry_runner *r,
 			 const struct ferry_http_client_opts *opts,
 			 struct ferry_session **sp);
+
+/*
+ * struct ferry_session_opts - a session's options beyond the client's,
+ * as aiohttp's ClientSession(base_url=, headers=). Zero-initialise and
+ * set what you need; everything is copied by ferry_session_create_opts.
+ */
+struct ferry_session_opts {
+	/* The client's options (ferry/http.h); NULL: the defaults. */
+	const struct ferry_http_client_opts *client;
+	/*
+	 * [NULL] An absolute http or https URL that the URL of each request
+	 * is resolved against, as RFC 3986 section 5 says (what a browser
+	 * does with a link): "users" against "http://h/api/" is
+	 * "http://h/api/users", "/users" is "http://h/users", "?q=1" keeps
+	 * the base's path, and an absolute URL ("https://other/x") stands
+	 * as it is. Mind the trailing slash: against "http://h/api" (no
+	 * slash), "users" replaces "api" ("http://h/users"). Without a base,
+	 * request URLs must be absolute.
+	 */
+	const char *base_url;
+	/*
+	 * [none] Header fields sent with every request, before the
+	 * request's own. A request header with the same name (compared
+	 * case-insensitively) replaces every default of that name. Names
+	 * must be tokens and values free of CR, LF and NUL; Content-Length
+	 * and Transfer-Encoding are refused (the body decides them).
+	 */
+	const struct ferry_http_header *headers;
+	size_t nheaders;
+};
+
+/*
+ * ferry_session_create_opts - ferry_session_create with a base URL and
+ * default headers (@opts may be NULL: then it is ferry_session_create(r,
+ * NULL, sp)). Returns as ferry_session_create, and FERRY_EURL for a bad
+ * base URL, FERRY_EINVAL for a bad default header (NULL name or value,
+ * nheaders without headers, a name that is not a token, CR/LF/NUL in a
+ * value, Content-Length or Transfer-Encoding). Thread: any.
+ */
+int ferry_session_create_opts(struct ferry_runner *r,
+			      const struct ferry_session_opts *opts,
+			      struct ferry_session **sp);
+
+/*
+ * ferry_session_client - the session's loop-side client (ferry/http.h),
+ * for a task running on the session's runner: a task that composes
+ * several requests (one after another, or depending on each other's
+ * answers) starts them with ferry_http_request_start on this client,
+ * and shares the session's connection pool, TLS session cache and
+ * receive buffers instead of making a client of its own.
+ *
+ * Thread: loop only (the runner's loop thread, inside a task's start or
+ * an op's or a request's callback). Elsewhere it returns NULL, as it
+ * does for a NULL session and once the session (or its runner) has been
+ * closed.
+ *
+ * Rules: the client stays the session's. Never close it; the session's
+ * close or its runner's closes it, and every request still running on it
+ * then ends (on_done) with FERRY_ECLOSED. Keep the pointer across loop
+ * turns only while a request you started on it runs (its on_done says
+ * when the client closed); otherwise ask again (NULL once closed). The
+ * session's base URL and default headers are the blocking API's: they do
+ * not apply to requests started here. Blocking calls (ferry_session_get,
+ * ferry_call, ...) on the loop thread return FERRY_EDEADLOCK, as always.
+ */
+struct ferry_http_client *ferry_session_client(struct ferry_session *s);
 
 /*
  * ferry_session_close - close the client: requests in flight end with
@@ -91,11 +162,16 @@ struct ferry_runner *ferry_session_runner(const struct ferry_session *s);
  */
 #define FERRY_SESSION_MAX_BODY (256ull << 20)
 
-/* What to send. Everything is copied by submit, except @body, which must
- * stay valid until the response is done (or freed). */
+/* What to send. Everything is copied by submit, except @body, @body_read's
+ * context and @body_fd, which must stay valid (the fd open) until the
+ * response is done (or freed). */
 struct ferry_request {
 	const char *method;		/* NULL = "GET"; any token */
-	const char *url;		/* required, http:// or https:// */
+	/* Required: http:// or https://, or, with the session's base_url,
+	 * a reference relative to it (RFC 3986). */
+	const char *url;
+	/* Sent after the session's defaults; a name here replaces the
+	 * defaults of that name. */
 	const struct ferry_http_header *headers;
 	size_t nheaders;
 	const void *body;		/* sent with Content-Length */
@@ -123,13 +199,69 @@ struct ferry_request {
 	unsigned stream_capacity;
 	/* Send @headers exactly as given, in order, adding no Host,
 	 * User-Agent or empty-POST Content-Length: see raw_headers in
-	 * struct ferry_http_request_opts (ferry/http.h). */
+	 * struct ferry_http_request_opts (ferry/http.h). The session's
+	 * default headers are still merged in (before @headers). */
 	bool raw_headers;
 	/* [NULL: the session's client option] send this request to a Unix
 	 * stream socket (abstract with unix_socket_abstract): see
 	 * unix_socket in struct ferry_http_client_opts (ferry/http.h). */
 	const char *unix_socket;
 	bool unix_socket_abstract;
+	/* [NULL] the retry policy (ferry/http.h, struct ferry_http_retry):
+	 * NULL = the session's (opts.retry at create); copied by submit.
+	 * Retried failures and responses are not seen: the response is the
+	 * last attempt's, and ferry_response_attempts() says how many. */
+	const struct ferry_http_retry *retry;
+	/* 0 = the session's client options; FERRY_HTTP_NO_TIMEOUT: none.
+	 * connect: per address tried and for the TLS handshake, of the
+	 * connection opened for this request (FERRY_ECONNECT_TIMEOUT; a
+	 * pooled connection does not connect). read: the longest wait for a
+	 * byte sent or received (FERRY_EREAD_TIMEOUT). */
+	uint32_t connect_timeout_ms;
+	uint32_t read_timeout_ms;
+	/*
+	 * A body pulled as it is sent, instead of @body (at most one of
+	 * @body, @body_read and @body_fd): see ferry/body.h for the details.
+	 *
+	 * @body_read(@body_read_ctx, buf, cap) writes up to cap bytes and
+	 * returns how many, 0 at the end, or a negative code to fail the
+	 * request with it (as libcurl's READFUNCTION). It runs on a worker
+	 * thread of the runner's offload pool (never on the caller's thread
+	 * nor the loop's), one call at a time, and may block; the pool is
+	 * small (ferry_runner_opts.loop.offload_threads, 2 by default) and
+	 * also resolves names, so many producers that block for long want a
+	 * larger one. A call in progress is never interrupted: the runner's
+	 * close waits for it to return.
+	 *
+	 * With @body_from_fd, the body is read from @body_fd (a file, a pipe,
+	 * a socket; from its current position) with ring reads, never
+	 * blocking the loop. The fd stays the caller's.
+	 *
+	 * @body_size: the exact length, sent as Content-Length (a source
+	 * that ends sooner fails the request with FERRY_EINVAL; only that
+	 * much of a longer one is read), or 0: unknown, read to the end and
+	 * sent chunked. @body_chunk: bytes per read (two buffers of it), 0 =
+	 * FERRY_BODY_CHUNK (64 KiB).
+	 *
+	 * An error of the source (a read error, a producer's negative
+	 * return) fails the request with that code, and the detail names
+	 * the source ("request body: read from fd 7: EIO", "request body:
+	 * the producer returned EACCES"). Such a body is not replayed: no
+	 * retry, and a 307/308 ends the request with the redirect response.
+	 */
+	ferry_body_read_fn body_read;
+	void *body_read_ctx;
+	bool body_from_fd;
+	int body_fd;
+	uint64_t body_size;
+	size_t body_chunk;
+	/* [DEFAULT: the session's decode_content] ask for gzip/deflate and
+	 * decode the body as it arrives, whole or streamed (decoded chunks
+	 * are blocks of their own, not the receive buffers): see
+	 * decode_content in struct ferry_http_client_opts. max_body counts
+	 * decoded bytes too; the session's whole-body limit applies to the
+	 * decoded body. */
+	enum ferry_http_decode decode_content;
 };
 
 /*
@@ -155,7 +287,8 @@ int ferry_session_request(struct ferry_session *s,
 			  const struct ferry_request *rq,
 			  struct ferry_response **rp);
 
-/* ferry_session_get - GET @url, whole body. As ferry_session_request. */
+/* ferry_session_get - GET @url (resolved against the session's base URL,
+ * if any), whole body. As ferry_session_request. */
 int ferry_session_get(struct ferry_session *s, const char *url,
 		      struct ferry_response **rp);
 
@@ -198,13 +331,17 @@ const char *ferry_response_header(const struct ferry_response *r,
  * The whole body, in whole-body mode: never NULL, and always followed by
  * a NUL byte (not counted in *@len), so a text body reads as a C string;
  * an empty (or failed) body is "" with *@len 0. Stream mode: NULL with
- * *@len 0. @len may be NULL.
+ * *@len 0. @len may be NULL. (const char *, not const void *, so that C++
+ * takes it as text without a cast; binary bodies are bytes all the same.)
+ * With decode_content, the decoded body.
  */
-const void *ferry_response_body(const struct ferry_response *r, size_t *len);
+const char *ferry_response_body(const struct ferry_response *r, size_t *len);
 /*
  * The URL of the response, formatted and whole (up to FERRY_URL_MAX):
  * the final one after redirects. Until a response head has come (so
- * after a failure before it) the URL as requested, byte for byte.
+ * after a failure before it) the URL as requested, byte for byte (with a
+ * base URL: the reference resolved against it, formatted, or the
+ * reference as given when it could not be resolved).
  */
 const char *ferry_response_url(const struct ferry_response *r);
 /*
@@ -215,6 +352,13 @@ const char *ferry_response_url(const struct ferry_response *r);
  */
 void ferry_response_timings(const struct ferry_response *r,
 			    struct ferry_http_timings *t);
+/*
+ * ferry_response_attempts - how many times the request was tried: 1, plus
+ * one per retry of its retry policy; 0 when it never started (or NULL).
+ * Taken when the head arrived and again when the request ended.
+ */
+unsigned ferry_response_attempts(const struct ferry_response *r);
+
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with
  * ferry_stream_next or ferry_lines_*. The stream belongs to the response:
@@ -232,5 +376,9 @@ struct ferry_stream *ferry_response_stream(const struct ferry_response *r);
  * nobody will close, and reports it (aborting in debug builds).
  */
 void ferry_response_free(struct ferry_response *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_SESSION_H */

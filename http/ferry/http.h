@@ -43,7 +43,8 @@
  *   FERRY_EURL              bad URL or Location (detail names the part)
  *   FERRY_EDNS              name resolution failed (detail: gai_strerror);
  *                           "localhost" and "*.localhost" are never looked
- *                           up: they are 127.0.0.1 then ::1 (RFC 6761)
+ *                           up: they are 127.0.0.1 then ::1 (RFC 6761);
+ *                           see "Names and addresses" below
  *   -ECONNREFUSED, -ECONNRESET, -EPIPE, -ENETUNREACH, ... from the kernel
  *   FERRY_ECONNECT_TIMEOUT  no address accepted within connect_timeout
  *   FERRY_EREAD_TIMEOUT     no byte moved for read_timeout
@@ -66,13 +67,46 @@
  *   FERRY_EPARTIAL          the connection closed before the end of the
  *                           body (Content-Length or chunked)
  *   FERRY_ETLS_CA           https: the CA file or dir cannot be loaded
+ *   FERRY_ETLS_CLIENT_CERT  https: tls_client_cert or tls_client_key
+ *                           cannot be used (detail says why)
  *   FERRY_ETOOLARGE         head or body over its limit (1xx heads count
- *                           against max_head; more than max_interim)
+ *                           against max_head; more than max_interim), or
+ *                           a decoded body over max_decoded or
+ *                           max_decode_ratio
+ *   FERRY_EDECODE           a gzip or deflate body is corrupt or cut short
+ *                           (detail: zlib's reason)
  *   FERRY_EREDIRECTS        more redirects than allowed
  *   FERRY_ECANCELED         ferry_http_request_cancel()
  *   FERRY_ECLOSED           the client was closed
  *   FERRY_EINVAL, -ENOMEM
  * Every error comes with a detail string naming the cause.
+ *
+ * Names and addresses. A host name is looked up with getaddrinfo (so
+ * /etc/hosts, resolv.conf and nsswitch.conf count as for any program) on
+ * the loop's offload pool, and the answer is cached by the client:
+ * connections that need a name while its lookup runs wait for that one
+ * lookup; an answer is kept dns_cache_ttl_ms (getaddrinfo reports no TTL,
+ * so the time is fixed, as curl's default resolver does it), a failure
+ * dns_negative_ttl_ms. Entries in `resolve` ("host:port:addr[,addr]...",
+ * curl's CURLOPT_RESOLVE) answer before any lookup and never expire; TLS
+ * still checks the URL's host name. The addresses are tried as Happy
+ * Eyeballs does (RFC 8305): the first, then the next one each
+ * happy_eyeballs_delay_ms while none has connected (at once when one
+ * fails), IPv6 and IPv4 interleaved starting with the family the
+ * resolver put first; the first to connect wins, the other attempts are
+ * cancelled. connect_timeout_ms applies to each attempt.
+ *
+ * Retries (opt-in, struct ferry_http_retry): a request may be tried again
+ * after a connect failure, a reset or close before any response byte, or
+ * a 408/429/502/503/504 response (whose head and body are then dropped,
+ * not reported), only for idempotent methods unless any_method is set,
+ * never for a producer body once it has been read, after an exponential
+ * backoff with jitter or the server's Retry-After, and only when the wait
+ * ends before the request's total deadline. The last attempt's outcome is
+ * reported; ferry_http_request_attempts() says how many there were.
+ * Independently of any policy, an idempotent request that meets a pooled
+ * connection the server had closed is sent once more on a new one (not
+ * counted as an attempt).
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
@@ -85,6 +119,10 @@
 #include "ferry/error.h"
 #include "ferry/loop.h"
 #include "ferry/url.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_http_client;
 struct ferry_http_request;
@@ -114,6 +152,44 @@ enum ferry_tls_ciphers {
 #define FERRY_TLS_1_0 0x0301
 #define FERRY_TLS_1_1 0x0302
 #define FERRY_TLS_1_2 0x0303
+
+/* What a retry policy retries (struct ferry_http_retry.on; bits). */
+#define FERRY_HTTP_RETRY_CONNECT 0x01	/* no connection: refused,
+					   unreachable, connect timeout (after
+					   every address was tried) */
+#define FERRY_HTTP_RETRY_RESET	0x02	/* reset or closed after the request
+					   was sent, before any response byte
+					   (-ECONNRESET, -EPIPE,
+					   FERRY_EEMPTY_REPLY) */
+#define FERRY_HTTP_RETRY_408	0x04	/* Request Timeout */
+#define FERRY_HTTP_RETRY_429	0x08	/* Too Many Requests */
+#define FERRY_HTTP_RETRY_502	0x10	/* Bad Gateway */
+#define FERRY_HTTP_RETRY_503	0x20	/* Service Unavailable */
+#define FERRY_HTTP_RETRY_504	0x40	/* Gateway Timeout */
+#define FERRY_HTTP_RETRY_DEFAULT 0x7f	/* all of the above */
+
+/*
+ * A retry policy (see "Retries" at the top). Zero-initialised it retries
+ * nothing; set max_retries to turn it on. 0 in another field means the
+ * default in brackets.
+ */
+struct ferry_http_retry {
+	unsigned max_retries;		/* [0] retries after the first try */
+	unsigned on;			/* [FERRY_HTTP_RETRY_DEFAULT] */
+	/* [false] retry POST, PATCH and other methods that are not
+	 * idempotent too (the server may then act twice). */
+	bool any_method;
+	/* [200] wait before the first retry, in ms; doubled for each
+	 * next one up to backoff_max_ms [10000]. The wait is picked at
+	 * random in the upper half of that (jitter). */
+	uint32_t backoff_ms;
+	uint32_t backoff_max_ms;
+	/* [30000] a 408/429/502/503/504 with Retry-After (seconds or an
+	 * HTTP-date) is retried after that long, without jitter; one that
+	 * asks for more than this many ms is not retried: it is the
+	 * response. */
+	uint32_t retry_after_max_ms;
+};
 
 /* Room for any detail string a request reports, NUL included. */
 #define FERRY_HTTP_DETAIL_MAX 192
@@ -259,6 +335,77 @@ struct ferry_http_client_opts {
 	 */
 	const char *unix_socket;
 	bool unix_socket_abstract;
+	/*
+	 * Names (see "Names and addresses" at the top).
+	 * dns_cache_ttl_ms [60000]: how long a looked-up answer is used;
+	 * FERRY_HTTP_NO_CACHE: not kept (each new connection looks up,
+	 * concurrent ones still share a lookup).
+	 * dns_negative_ttl_ms [3000]: how long a failed lookup is the
+	 * answer; FERRY_HTTP_NO_CACHE: not kept.
+	 * dns_cache_max [256]: names kept, least recently used dropped
+	 * first; FERRY_HTTP_NO_CACHE: none.
+	 */
+	uint32_t dns_cache_ttl_ms;
+	uint32_t dns_negative_ttl_ms;
+	unsigned dns_cache_max;
+	/* [250] ms between connect attempts to a name's next address while
+	 * none has connected (RFC 8305's Connection Attempt Delay);
+	 * FERRY_HTTP_NO_TIMEOUT: one address at a time, the next when one
+	 * fails. */
+	uint32_t happy_eyeballs_delay_ms;
+	/*
+	 * [none] resolve overrides, curl's CURLOPT_RESOLVE: each
+	 * "host:port:address[,address]..." (IPv6 addresses bare or in
+	 * brackets) makes the client connect to those addresses, in that
+	 * order, for that host (any case) and port, without a lookup; host
+	 * "*" stands for every host at that port. As in curl, the last
+	 * entry for the host and port wins, then the last "*" one. Copied
+	 * at create. "localhost" names stay loopback whatever these say.
+	 */
+	const char *const *resolve;
+	size_t nresolve;
+	/* [off] the retry policy of requests that do not bring their own. */
+	struct ferry_http_retry retry;
+	/*
+	 * Client certificate (mutual TLS). [NULL] A PEM file holding the
+	 * certificate chain, leaf first, and, unless tls_client_key names a
+	 * file of its own, the private key: RSA or EC ("RSA PRIVATE KEY",
+	 * "EC PRIVATE KEY" or unencrypted PKCS#8 "PRIVATE KEY"). Both are
+	 * read with the trust anchors, when the client's first https request
+	 * starts, and the key must be the certificate's; if not, or if a
+	 * file cannot be read, that request fails with FERRY_ETLS_CLIENT_CERT
+	 * and a detail naming the problem. The certificate is sent only when
+	 * a server asks for one. A server that wants a certificate and gets
+	 * none, or refuses ours, fails the handshake: FERRY_ETLS_HANDSHAKE,
+	 * "the server requires a client certificate and none is set" or "the
+	 * server refused the client certificate" with its alert. Both
+	 * strings are copied. Encrypted keys are not supported.
+	 */
+	const char *tls_client_cert;
+	const char *tls_client_key;	/* [NULL] the key is in tls_client_cert */
+	/*
+	 * Content decoding. [false] true: requests (unless theirs says
+	 * otherwise, see decode_content in struct ferry_http_request_opts)
+	 * send "Accept-Encoding: gzip, deflate" (unless they carry an
+	 * Accept-Encoding of their own), and a response whose
+	 * Content-Encoding is gzip (or x-gzip) or deflate (zlib-wrapped or
+	 * raw) reaches on_body decoded, as it arrives. Content-Length and
+	 * Content-Encoding stay as the server sent them (encoded bytes);
+	 * max_body counts both the encoded and the decoded bytes. Any other
+	 * coding, or several, is delivered as it came. Decoded bytes come in
+	 * blocks of 16 KiB of their own (kept and released like any buffer),
+	 * so on_body receives copies where an undecoded body is lent; a
+	 * decoding response holds about 56 KiB (zlib's state and window, and
+	 * a block). A corrupt or cut-short stream fails with FERRY_EDECODE.
+	 */
+	bool decode_content;
+	/* [1 GiB] decoded bytes per response; UINT64_MAX: no limit.
+	 * Past it: FERRY_ETOOLARGE. */
+	uint64_t max_decoded;
+	/* [100] decoded bytes per encoded byte, checked once 1 MiB is
+	 * decoded; UINT_MAX: no limit. Past it: FERRY_ETOOLARGE (a
+	 * decompression bomb: deflate reaches 1032:1). */
+	unsigned max_decode_ratio;
 };
 
 /*
@@ -270,6 +417,7 @@ struct ferry_http_client_opts {
  * callback before destroying the loop.
  *
  * Returns 0, FERRY_EINVAL (bad option: recv_buf_count not a power of two,
+ * a resolve entry that is not host:port:address[,address]...,
  * user agent with CR/LF, unknown tls_ciphers or tls_min_version,
  * tls_min_rsa_bits outside 1024..4096, tls_send_record_max outside
  * 1024..16384, a proxy URL (option or environment) that does not parse
@@ -325,6 +473,16 @@ struct ferry_http_client_stats {
 	uint64_t tls_full;
 	uint64_t tls_resumed;
 	uint64_t tls_verify_cached;
+	/* Names: getaddrinfo calls made, connections answered from the
+	 * cache (answers and failures), connections that waited for a
+	 * lookup already running. Overrides, literals and localhost count
+	 * in none. */
+	uint64_t dns_lookups;
+	uint64_t dns_cache_hits;
+	uint64_t dns_shared;
+	/* Retries of the retry policy (the silent retry on a closed pooled
+	 * connection counts in `retries` only). */
+	uint64_t policy_retries;
 };
 void ferry_http_client_stats(const struct ferry_http_client *c,
 			     struct ferry_http_client_stats *st);
@@ -388,6 +546,13 @@ struct ferry_http_callbacks {
 typedef int (*ferry_http_body_fn)(void *ctx, struct ferry_http_request *req,
 				  const void **data, size_t *len);
 
+/* decode_content values in a request. */
+enum ferry_http_decode {
+	FERRY_HTTP_DECODE_DEFAULT = 0,	/* the client's decode_content */
+	FERRY_HTTP_DECODE_NO = 1,
+	FERRY_HTTP_DECODE_YES = 2,
+};
+
 /* follow_redirects values in a request. */
 enum ferry_http_follow {
 	FERRY_HTTP_FOLLOW_DEFAULT = 0,	/* the client's option */
@@ -414,8 +579,18 @@ struct ferry_http_request_opts {
 	 * redirect response. */
 	ferry_http_body_fn body_fn;
 	int64_t body_fn_len;
+	/* [NULL] passed to body_fn instead of @ctx when not NULL (a body
+	 * source of its own, such as struct ferry_body, ferry/body.h). */
+	void *body_ctx;
 	uint32_t timeout_ms;		/* total deadline; 0 = none */
-	uint32_t read_timeout_ms;	/* 0 = the client's */
+	/* 0 = the client's; FERRY_HTTP_NO_TIMEOUT: none. */
+	uint32_t read_timeout_ms;
+	/* 0 = the client's; FERRY_HTTP_NO_TIMEOUT: none. Per address tried,
+	 * and for the TLS handshake, as the client's option; it applies to
+	 * the connection opened for this request (a request served by a
+	 * pooled connection does not connect; one handed a connection that
+	 * another request opened has that request's). */
+	uint32_t connect_timeout_ms;
 	uint64_t max_body;		/* 0 = the client's */
 	enum ferry_http_follow follow_redirects;
 	unsigned max_redirects;		/* 0 = the client's */
@@ -437,6 +612,13 @@ struct ferry_http_request_opts {
 	 * ferry_http_client_opts.unix_socket); copied. */
 	const char *unix_socket;
 	bool unix_socket_abstract;
+	/* [NULL] the retry policy: NULL = the client's (opts.retry);
+	 * copied. */
+	const struct ferry_http_retry *retry;
+	/* [DEFAULT] ask for and decode gzip/deflate bodies: see
+	 * decode_content in struct ferry_http_client_opts. With raw_headers
+	 * no Accept-Encoding is added: send your own. */
+	enum ferry_http_decode decode_content;
 };
 
 /*
@@ -450,10 +632,11 @@ struct ferry_http_request_opts {
  *
  * The first https request of a client loads its trust anchors (see
  * ferry_http_client_opts.ca_file); a CA file or dir that cannot be read
- * or holds no certificate fails it with FERRY_ETLS_CA.
+ * or holds no certificate fails it with FERRY_ETLS_CA, a client
+ * certificate or key that cannot be used with FERRY_ETLS_CLIENT_CERT.
  *
- * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ECLOSED (client closing)
- * or -ENOMEM.
+ * Returns 0, FERRY_EINVAL, FERRY_ETLS_CA, FERRY_ETLS_CLIENT_CERT,
+ * FERRY_ECLOSED (client closing) or -ENOMEM.
  */
 int ferry_http_request_start(struct ferry_http_client *c,
 			     const struct ferry_http_request_opts *opts,
@@ -533,6 +716,11 @@ ferry_http_request_url(const struct ferry_http_request *req);
 /* ferry_http_request_redirects - redirects followed so far. */
 unsigned ferry_http_request_redirects(const struct ferry_http_request *req);
 
+/* ferry_http_request_attempts - tries so far: 1, plus one per retry of
+ * the retry policy (redirects followed are not attempts). Valid until
+ * on_done returns. */
+unsigned ferry_http_request_attempts(const struct ferry_http_request *req);
+
 /* ferry_http_request_reused - true if the current attempt runs on a
  * connection that carried an earlier request. */
 bool ferry_http_request_reused(const struct ferry_http_request *req);
@@ -559,5 +747,9 @@ struct ferry_http_timings {
  * on_done returns (call it from on_done for the final figures). */
 void ferry_http_request_timings(const struct ferry_http_request *req,
 				struct ferry_http_timings *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_HTTP_H */

@@ -46,6 +46,10 @@
 
 #include "ferry/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Longest URL accepted, in bytes. */
 #define FERRY_URL_MAX 65536
 
@@ -162,5 +166,9 @@ size_t ferry_url_format(const struct ferry_url *u, char *buf, size_t len);
  */
 bool ferry_url_same_origin(const struct ferry_url *a,
 			   const struct ferry_url *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_URL_H */

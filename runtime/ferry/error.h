@@ -13,6 +13,10 @@
 #ifndef FERRY_ERROR_H
 #define FERRY_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum ferry_error {
 	FERRY_OK = 0,
 	/* io_uring cannot be used here (ENOSYS, seccomp EPERM, sysctl). */
@@ -56,11 +60,18 @@ enum ferry_error {
 	FERRY_EPARTIAL = -10019,
 	/* The CA file or directory cannot be read or holds no certificate. */
 	FERRY_ETLS_CA = -10020,
+	/* A compressed body (Content-Encoding gzip or deflate) is corrupt
+	 * or cut short (curl's exit code 61). */
+	FERRY_EDECODE = -10030,
+	/* The client certificate or its key cannot be used: unreadable,
+	 * not PEM, encrypted, or a key that is not the certificate's
+	 * (curl's exit code 58). */
+	FERRY_ETLS_CLIENT_CERT = -10031,
 	/* Proxies (curl's exit codes 5 and 56): the proxy's name does not
 	 * resolve; the proxy refused the tunnel (a CONNECT answered other
 	 * than 2xx, 407 included) or answered it with something not HTTP. */
-	FERRY_EPROXY_DNS = -10030,
-	FERRY_EPROXY = -10031,
+	FERRY_EPROXY_DNS = -10032,
+	FERRY_EPROXY = -10033,
 };
 
 /*
@@ -77,5 +88,9 @@ const char *ferry_strerror(int code);
  * "FERRY_EURL"), or "unknown". Constant string. Thread: any.
  */
 const char *ferry_strerrorname(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_ERROR_H */

@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The struct that embeds @ptr as its @member. */
 #define ferry__container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -78,5 +82,9 @@ static inline void ferry__list_move_all(struct ferry__link *to,
 	to->prev->next = to;
 	ferry__list_init(from);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_LIST_H */

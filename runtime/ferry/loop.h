@@ -5,6 +5,21 @@
  * that created it (the "loop thread"). Every function in this header must be
  * called on the loop thread, except the few marked "Thread: any".
  *
+ * Backends. Where io_uring cannot be used (a seccomp profile that blocks
+ * it, as Docker's and containerd's defaults do; kernel.io_uring_disabled;
+ * an old kernel), the loop runs the same ops on epoll and non-blocking
+ * sockets instead, with the same completion contract: each op completes
+ * once, from a loop turn, with the same result codes; deadlines give
+ * -ETIME, cancellation -ECANCELED; multishot receive takes buffers from
+ * the same buffer rings and parks when they run dry. Ops with no readiness
+ * equivalent (read, write, openat) run on the offload pool there. The
+ * choice is made once, by ferry_loop_create (see struct ferry_loop_opts
+ * and FERRY_IO_URING), and reported by ferry_loop_backend(). Differences
+ * a caller can see on epoll: sockets made by ferry_op_socket are
+ * O_NONBLOCK, ferry_op_connect and ferry_op_accept_multishot set
+ * O_NONBLOCK on the socket they are given, and FERRY_FEAT_FUTEX is absent
+ * (futex wakes are futex(2) calls).
+ *
  * Ops. Every request to the kernel is described by a struct ferry_op that
  * the caller embeds in its own object (a connection, a timer, a future) and
  * recovers with container_of() in the completion function. The op's memory
@@ -35,6 +50,11 @@
 #include <linux/time_types.h>
 
 #include "ferry/error.h"
+#include "ferry/timer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct ferry_loop;
 struct ferry_op;
@@ -53,6 +73,13 @@ static inline unsigned ferry_cqe_bid(unsigned flags)
 
 typedef void (*ferry_op_fn)(struct ferry_op *op, int res, unsigned flags);
 
+/* Private to the runtime: an op's deadline on the epoll backend (a named
+ * type, as C++ allows no anonymous struct in a union). */
+struct ferry__op_deadline {
+	struct ferry_timer ferry__timer;
+	struct ferry_loop *ferry__loop;
+};
+
 /*
  * struct ferry_op - one operation record, embedded in its owner.
  *
@@ -67,10 +94,21 @@ struct ferry_op {
 	uint8_t ferry__flags;		/* FERRY__OPF_* */
 	int ferry__res;			/* result held until the last CQE */
 	unsigned ferry__cflags;		/* CQE flags held likewise */
-	int ferry__fd;			/* multishot re-arm */
-	struct ferry_bufring *ferry__br; /* multishot recv re-arm */
-	struct ferry_op *ferry__next;	/* parked or deferred list */
-	struct __kernel_timespec ferry__ts; /* timeout storage until submit */
+	int ferry__fd;			/* multishot re-arm; epoll: every op */
+	union {
+		struct ferry_bufring *ferry__br; /* multishot recv re-arm */
+		const void *ferry__p;	/* epoll: buffer, msghdr, address */
+	};
+	struct ferry_op *ferry__next;	/* parked, deferred or queued list */
+	unsigned ferry__len;		/* epoll: length, addrlen, events */
+	int ferry__mflags;		/* epoll: MSG_* flags */
+	uint8_t ferry__code;		/* epoll: enum ferry__opcode */
+	uint8_t ferry__where;		/* epoll: which list holds the op */
+	union {
+		struct __kernel_timespec ferry__ts; /* io_uring: timeout
+						       storage until submit */
+		struct ferry__op_deadline ferry__dl; /* epoll: the deadline */
+	};
 };
 
 /*
@@ -96,6 +134,13 @@ enum ferry_feature {
 	FERRY_FEAT_MIN_WAIT = 1u << 12,	/* io_uring_enter min_wait (6.12) */
 };
 
+/* Which backend a loop runs on (struct ferry_loop_opts, ferry_loop_backend). */
+enum ferry_backend {
+	FERRY_BACKEND_AUTO = 0,	/* io_uring if the kernel lets us, else epoll */
+	FERRY_BACKEND_IO_URING,	/* io_uring or fail with FERRY_EUNAVAIL */
+	FERRY_BACKEND_EPOLL,	/* epoll and non-blocking sockets */
+};
+
 /* Loop options. Zero-initialise and set what you need; 0 means default. */
 struct ferry_loop_opts {
 	unsigned sq_entries;	/* SQ size (default 256, power of two) */
@@ -112,14 +157,21 @@ struct ferry_loop_opts {
 				   one expected. Default 0: never (on a
 				   2-vCPU VM the timer cost more CPU than
 				   the wake-ups it saved; see issue 11). */
+	enum ferry_backend backend; /* default FERRY_BACKEND_AUTO; the
+				   environment's FERRY_IO_URING=off turns
+				   AUTO into EPOLL */
 };
 
 /*
  * ferry_loop_create - create a loop on the calling thread.
  *
- * The calling thread becomes the loop thread. The ring is set up with the
- * best flags the kernel accepts (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
- * SUBMIT_ALL), falling back one by one when refused.
+ * The calling thread becomes the loop thread. With FERRY_BACKEND_AUTO (the
+ * default) the loop tries io_uring first: the ring is set up with the best
+ * flags the kernel accepts (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
+ * SUBMIT_ALL), falling back one by one when refused. If io_uring cannot
+ * be used at all (ENOSYS, EPERM from seccomp or the sysctl), or the
+ * environment says FERRY_IO_URING=off, the loop runs on epoll instead
+ * (see "Backends" at the top); ferry_loop_describe() then names the cause.
  *
  * @loopp: receives the new loop; owned by the caller, freed by
  *         ferry_loop_destroy().
@@ -128,9 +180,9 @@ struct ferry_loop_opts {
  *         of a failure (e.g. "io_uring_setup: EPERM (kernel.io_uring_disabled
  *         = 2)"). May be NULL.
  *
- * Returns 0, FERRY_EUNAVAIL when io_uring cannot be used at all (ENOSYS,
- * EPERM from seccomp or the sysctl, or FERRY_IO_URING=off in the
- * environment), or a negated errno (-ENOMEM, -EMFILE...).
+ * Returns 0; FERRY_EUNAVAIL when FERRY_BACKEND_IO_URING was asked for and
+ * io_uring cannot be used (or FERRY_IO_URING=off is set); or a negated
+ * errno (-ENOMEM, -EMFILE...).
  */
 int ferry_loop_create(struct ferry_loop **loopp,
 		      const struct ferry_loop_opts *opts, char *why,
@@ -180,6 +232,12 @@ unsigned ferry_loop_features(const struct ferry_loop *loop);
  * Thread: any.
  */
 const char *ferry_loop_describe(const struct ferry_loop *loop);
+
+/*
+ * ferry_loop_backend - "io_uring" or "epoll": the backend @loop runs on.
+ * A constant string, fixed for the loop's life. Thread: any.
+ */
+const char *ferry_loop_backend(const struct ferry_loop *loop);
 
 /* ferry_loop_inflight - ops (CQEs) the loop is still waiting for. */
 unsigned ferry_loop_inflight(const struct ferry_loop *loop);
@@ -401,5 +459,9 @@ unsigned ferry_bufring_available(const struct ferry_bufring *br);
  * thread hands buffers back by posting to the loop).
  */
 void ferry_bufring_recycle(struct ferry_bufring *br, unsigned bid);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_LOOP_H */

@@ -11,6 +11,10 @@
 
 #include "ferry/loop.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_offload {
 	/* Runs on a worker thread. Must not touch loop-thread state. */
 	void (*work)(struct ferry_offload *job);
@@ -31,5 +35,9 @@ struct ferry_offload {
  * being destroyed, or a negated errno if a worker thread could not start.
  */
 int ferry_offload_submit(struct ferry_loop *loop, struct ferry_offload *job);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_OFFLOAD_H */

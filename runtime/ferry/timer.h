@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ferry_loop;
 
 struct ferry_timer {
@@ -47,5 +51,9 @@ static inline uint64_t ferry_timer_deadline(const struct ferry_timer *t)
 {
 	return t->ferry__deadline;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* FERRY_TIMER_H */

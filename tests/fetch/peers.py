@@ -29,6 +29,10 @@ Routes (the query string is parsed; unknown paths answer 200 "hello\\n"):
   /norange                200 with the whole body even when a Range was
                           asked for (a server that cannot resume: 33)
   /gzip                   "hello gzip\\n" gzip-encoded, Content-Encoding
+  /gzip-n?n=N /deflate?n=N /raw-deflate?n=N /gzip-bad?n=N
+                          N pattern bytes gzipped, zlib-deflated, raw-
+                          deflated, or gzipped with an invalid first block
+                          (type 3), with their Content-Encoding
   /chunked                the body "chunk one\\nchunk two\\n" sent chunked
   /dl/NAME                "file NAME\\n" (for -O, which names the file)
   /ctype                  Content-Type: application/json; charset=utf-8
@@ -44,8 +48,29 @@ import struct
 import threading
 import time
 import urllib.parse
+import zlib
 
 _PERIOD = bytes(range(251))
+
+
+def _deflate(data, wbits):
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return c.compress(data) + c.flush()
+
+
+def _bad_block(data):
+    b = bytearray(gzip.compress(data, mtime=0))
+    b[10] |= 0x06       # the first block's type: 3, which does not exist
+    return bytes(b)
+
+
+# --compressed peers: path -> body maker returning (coding, encoded bytes)
+ENCODED = {
+    "/gzip-n": lambda d: ("gzip", gzip.compress(d, mtime=0)),
+    "/deflate": lambda d: ("deflate", _deflate(d, 15)),
+    "/raw-deflate": lambda d: ("deflate", _deflate(d, -15)),
+    "/gzip-bad": lambda d: ("gzip", _bad_block(d)),
+}
 
 # /barrier's waiters, shared by every Recorder (so transfers to different
 # origins can meet) and forgotten by reset_barriers().
@@ -360,6 +385,10 @@ class Recorder:
         elif path == "/gzip":
             send(response(200, gzip.compress(b"hello gzip\n", mtime=0),
                           [plain, ("Content-Encoding", "gzip")], head))
+        elif path in ENCODED:
+            coding, body = ENCODED[path](pattern(int(q.get("n", "1000"))))
+            send(response(200, body, [plain, ("Content-Encoding", coding)],
+                          head))
         elif path == "/chunked":
             head_b = response(200, b"", [plain,
                                          ("Transfer-Encoding", "chunked")],

@@ -167,7 +167,29 @@ def cert_seeds():
         write('san', bytes([mode]) + bytes(range(1, 120)))
 
 
+def decode_seeds():
+    """fuzz_decode: byte 0 = coding (0 gzip, 1 deflate, 2 x-gzip, 3
+    DEFLATE) | 0x10 small size limit | 0x20 ratio 2; byte 1 = seed."""
+    import gzip
+    import zlib
+
+    def defl(data, wbits):
+        c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        return c.compress(data) + c.flush()
+    pat = bytes(i % 251 for i in range(40000))
+    text = b'hello world, ' * 200
+    write('decode', bytes([0, 7]) + gzip.compress(text, mtime=0))
+    write('decode', bytes([0, 9]) + gzip.compress(pat, mtime=0))
+    write('decode', bytes([2, 3]) + gzip.compress(text, mtime=0) * 2)
+    write('decode', bytes([1, 5]) + defl(pat, 15))
+    write('decode', bytes([3, 11]) + defl(text, -15))
+    write('decode', bytes([0x10, 1]) + gzip.compress(bytes(200000), mtime=0))
+    write('decode', bytes([0, 2]) + gzip.compress(text, mtime=0)[:-9])
+    write('decode', bytes([1, 4]) + defl(text, 15) + b'xyz')
+
+
 def main():
+    decode_seeds()
     url_seeds()
     response_seeds()
     request_seeds()

@@ -153,6 +153,7 @@ static void tc_on_done(void *ctx, struct ferry_http_request *req, int result,
 
 	r->done_calls++;
 	r->done = true;
+	r->attempts = ferry_http_request_attempts(req);
 	r->result = result;
 	snprintf(r->detail, sizeof(r->detail), "%s", detail);
 	r->req = NULL;

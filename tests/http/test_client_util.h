@@ -39,6 +39,7 @@ struct tc_req {
 	size_t capture_max;
 	size_t ncapture;
 	int done_calls;
+	unsigned attempts;	/* ferry_http_request_attempts at on_done */
 	bool reused;		/* from on_head */
 	char xconn[16];		/* X-Conn header (misbehave count mode) */
 	/* Options for the test's own behaviour. */

@@ -98,8 +98,14 @@ Test(h1_request, heads_byte_exact)
 		int ret;
 
 		url_of(&u, c->url);
-		req = (struct ferry__h1_req){ c->method, &u, c->hdrs, c->nhdrs,
-					      c->body_len, false };
+		req = (struct ferry__h1_req){
+			.method = c->method,
+			.url = &u,
+			.headers = c->hdrs,
+			.nheaders = c->nhdrs,
+			.body_len = c->body_len,
+			.raw = false,
+		};
 		ret = ferry__h1_req_write(&out, &req, why, sizeof(why));
 		cr_expect_eq(ret, c->ret, "case %zu: %d %s", i, ret, why);
 		cr_expect_eq(out.len, strlen(c->want), "case %zu", i);
@@ -164,9 +170,11 @@ Test(h1_request, bad_requests_refused_and_buffer_untouched)
 	for (size_t i = 0; i < sizeof(bad_reqs) / sizeof(bad_reqs[0]); i++) {
 		const struct bad_case *c = &bad_reqs[i];
 		struct ferry__h1_buf out = { 0 };
-		struct ferry__h1_req req = { c->method, &u,
-					     c->has_hdr ? &c->hdr : NULL,
-					     c->has_hdr, c->body_len, false };
+		struct ferry__h1_req req = {
+			.method = c->method, .url = &u,
+			.headers = c->has_hdr ? &c->hdr : NULL,
+			.nheaders = c->has_hdr, .body_len = c->body_len,
+		};
 		char why[FERRY__H1_WHY_MAX] = "";
 
 		ferry__h1_buf_append(&out, "keep", 4);
@@ -190,7 +198,14 @@ Test(h1_request, two_hosts_refused)
 	char why[FERRY__H1_WHY_MAX];
 
 	url_of(&u, "http://h/");
-	req = (struct ferry__h1_req){ "GET", &u, h, 2, 0, false };
+	req = (struct ferry__h1_req){
+		.method = "GET",
+		.url = &u,
+		.headers = h,
+		.nheaders = 2,
+		.body_len = 0,
+		.raw = false,
+	};
 	cr_expect_eq(ferry__h1_req_write(&out, &req, why, sizeof(why)), FERRY_EINVAL);
 	cr_expect_str_eq(why, "more than one Host header");
 	cr_expect_eq(out.len, 0);
@@ -211,10 +226,24 @@ Test(h1_request, appends_and_grows)
 
 	memset(big, 'v', sizeof(big));
 	url_of(&u, "http://h/");
-	req = (struct ferry__h1_req){ "GET", &u, NULL, 0, 0, false };
+	req = (struct ferry__h1_req){
+		.method = "GET",
+		.url = &u,
+		.headers = NULL,
+		.nheaders = 0,
+		.body_len = 0,
+		.raw = false,
+	};
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	first = out.len;
-	req = (struct ferry__h1_req){ "GET", &u, &h, 1, 0, false };
+	req = (struct ferry__h1_req){
+		.method = "GET",
+		.url = &u,
+		.headers = &h,
+		.nheaders = 1,
+		.body_len = 0,
+		.raw = false,
+	};
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	cr_expect_eq(out.len, 2 * first + 5 + 2 + sizeof(big) + 2);
 	cr_expect(memcmp(out.data, out.data + first, first - 2) == 0);
@@ -317,8 +346,14 @@ Test(h1_request, llhttp_reads_what_we_write)
 	llhttp_t p;
 
 	url_of(&u, "http://[::1]:9/up?x=%41");
-	req = (struct ferry__h1_req){ "POST", &u, h, 1, FERRY__H1_BODY_CHUNKED,
-				      false };
+	req = (struct ferry__h1_req){
+		.method = "POST",
+		.url = &u,
+		.headers = h,
+		.nheaders = 1,
+		.body_len = FERRY__H1_BODY_CHUNKED,
+		.raw = false,
+	};
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	for (size_t i = 0; i < 4; i++)
 		ferry__h1_chunk_append(&out, pieces[i], strlen(pieces[i]));
@@ -367,7 +402,13 @@ Test(h1_request, tab_and_obs_text_in_values_allowed)
 	llhttp_t p;
 
 	url_of(&u, "http://h/");
-	req = (struct ferry__h1_req){ "GET", &u, h, 2, 0 };
+	req = (struct ferry__h1_req){
+		.method = "GET",
+		.url = &u,
+		.headers = h,
+		.nheaders = 2,
+		.body_len = 0,
+	};
 	cr_assert_eq(ferry__h1_req_write(&out, &req, NULL, 0), 0);
 	llhttp_settings_init(&st);
 	st.on_header_field = on_field;

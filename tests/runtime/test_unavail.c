@@ -1,51 +1,19 @@
 /*
  * test_unavail.c - io_uring unavailable: a seccomp filter in a forked child
  * makes io_uring_setup fail with ENOSYS or EPERM, and FERRY_IO_URING=off
- * forces the same; ferry_loop_create must say FERRY_EUNAVAIL and name why.
+ * forces the same. By default the loop then runs on epoll and its
+ * description names why; asked for io_uring and nothing else
+ * (FERRY_BACKEND_IO_URING), ferry_loop_create must say FERRY_EUNAVAIL and
+ * name why.
  */
 #include "util.h"
 
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
-
-#if defined(__x86_64__)
-#define RT_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define RT_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define RT_AUDIT_ARCH AUDIT_ARCH_I386
-#else
-#define RT_AUDIT_ARCH 0
-#endif
 
 /* Make syscall @nr fail with @err for this process and its children. */
 static int deny_syscall(long nr, int err)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RT_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K,
-			 SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(f) / sizeof(f[0])),
-		.filter = f,
-	};
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		return -errno;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-		return -errno;
-	return 0;
+	return rt_seccomp_deny(&nr, 1, err);
 }
 
 enum {
@@ -56,6 +24,11 @@ enum {
 	CHILD_WHY_SILENT,
 	CHILD_WHY_NULL_RC,
 	CHILD_WHY_OVERFLOW,
+	CHILD_NO_FALLBACK,	/* the default create did not give epoll */
+};
+
+static const struct ferry_loop_opts uring_only = {
+	.backend = FERRY_BACKEND_IO_URING,
 };
 
 /*
@@ -69,13 +42,30 @@ static int child_check(int err, const char *name, int wfd)
 	char small[9];
 	int rc;
 
+	/* The epoll suites set it; here the filter must be the cause. */
+	unsetenv("FERRY_IO_URING");
 	if (deny_syscall(SYS_io_uring_setup, err) != 0)
 		return CHILD_NO_FILTER;
 	if (syscall(SYS_io_uring_setup, 4, NULL) != -1 || errno != err)
 		return CHILD_FILTER_INERT;
 
+	/* The default: a loop on epoll that says why. */
 	memset(why, 0, sizeof(why));
 	rc = ferry_loop_create(&loop, NULL, why, sizeof(why));
+	if (rc != 0)
+		return CHILD_NO_FALLBACK;
+	snprintf(why, sizeof(why), "%s", ferry_loop_describe(loop));
+	rc = strcmp(ferry_loop_backend(loop), "epoll") != 0 ||
+	     (!strstr(why, name) && !strstr(why, "seccomp"));
+	ferry_loop_destroy(loop);
+	if (rc) {
+		if (write(wfd, why, strlen(why)) < 0)
+			return CHILD_NO_FALLBACK;
+		return CHILD_NO_FALLBACK;
+	}
+
+	memset(why, 0, sizeof(why));
+	rc = ferry_loop_create(&loop, &uring_only, why, sizeof(why));
 	if (write(wfd, why, strlen(why)) < 0)
 		return CHILD_WRONG_RC;
 	if (rc != FERRY_EUNAVAIL) {
@@ -87,12 +77,12 @@ static int child_check(int err, const char *name, int wfd)
 		return CHILD_WHY_SILENT;
 
 	/* No why buffer: same answer, no crash. */
-	if (ferry_loop_create(&loop, NULL, NULL, 0) != FERRY_EUNAVAIL)
+	if (ferry_loop_create(&loop, &uring_only, NULL, 0) != FERRY_EUNAVAIL)
 		return CHILD_WHY_NULL_RC;
 
 	/* A short buffer is truncated and terminated, never overrun. */
 	memset(small, 'Z', sizeof(small));
-	if (ferry_loop_create(&loop, NULL, small, 8) != FERRY_EUNAVAIL)
+	if (ferry_loop_create(&loop, &uring_only, small, 8) != FERRY_EUNAVAIL)
 		return CHILD_WRONG_RC;
 	if (small[8] != 'Z' || memchr(small, 0, 8) == NULL)
 		return CHILD_WHY_OVERFLOW;
@@ -144,6 +134,10 @@ static void run_seccomp_case(int err, const char *name)
 	case CHILD_WHY_OVERFLOW:
 		cr_assert_fail("why buffer of 8 bytes overrun or not terminated");
 		break;
+	case CHILD_NO_FALLBACK:
+		cr_assert_fail("io_uring_setup -> %s: no epoll loop, or one that "
+			       "does not say why (\"%s\")", name, why);
+		break;
 	default:
 		cr_assert_fail("child exit status %d", WEXITSTATUS(status));
 	}
@@ -165,8 +159,20 @@ Test(unavail, env_forces_off, .timeout = 10)
 	char why[256] = "";
 	int rc;
 
+	/* The default gives way: epoll, and the description says why. */
 	setenv("FERRY_IO_URING", "off", 1);
 	rc = ferry_loop_create(&loop, NULL, why, sizeof(why));
+	unsetenv("FERRY_IO_URING");
+	cr_assert_eq(rc, 0, "got %s (%s)", ferry_strerrorname(rc), why);
+	cr_assert_str_eq(ferry_loop_backend(loop), "epoll");
+	cr_assert(strstr(ferry_loop_describe(loop), "FERRY_IO_URING") != NULL,
+		  "describe does not name FERRY_IO_URING: \"%s\"",
+		  ferry_loop_describe(loop));
+	ferry_loop_destroy(loop);
+
+	/* io_uring and nothing else: refused, and why. */
+	setenv("FERRY_IO_URING", "off", 1);
+	rc = ferry_loop_create(&loop, &uring_only, why, sizeof(why));
 	unsetenv("FERRY_IO_URING");
 	if (rc == 0)
 		ferry_loop_destroy(loop);
@@ -175,8 +181,26 @@ Test(unavail, env_forces_off, .timeout = 10)
 		  "why does not name FERRY_IO_URING: \"%s\"", why);
 	cr_assert_str_eq(ferry_strerrorname(rc), "FERRY_EUNAVAIL");
 
-	/* Without the variable the same process gets a loop. */
-	loop = rt_loop_new(NULL);
+	/* Without the variable the same process gets io_uring back. */
+	rc = ferry_loop_create(&loop, &uring_only, why, sizeof(why));
+	if (rc == FERRY_EUNAVAIL)
+		cr_skip_test("io_uring unavailable here: %s", why);
+	cr_assert_eq(rc, 0);
+	cr_assert_str_eq(ferry_loop_backend(loop), "io_uring");
+	ferry_loop_destroy(loop);
+}
+
+Test(unavail, option_chooses_epoll, .timeout = 10)
+{
+	struct ferry_loop_opts o = { .backend = FERRY_BACKEND_EPOLL };
+	struct ferry_loop *loop = NULL;
+	char why[256] = "";
+
+	cr_assert_eq(ferry_loop_create(&loop, &o, why, sizeof(why)), 0, "%s",
+		     why);
+	cr_assert_str_eq(ferry_loop_backend(loop), "epoll");
+	cr_assert(strstr(ferry_loop_describe(loop), "loop options") != NULL,
+		  "describe: \"%s\"", ferry_loop_describe(loop));
 	ferry_loop_destroy(loop);
 }
 
@@ -189,12 +213,13 @@ Test(unavail, io_uring_disabled_sysctl_is_reported, .timeout = 10)
 	char why[256] = "";
 	int v = 0, rc;
 
+	unsetenv("FERRY_IO_URING");	/* set by the epoll suites */
 	if (f) {
 		if (fscanf(f, "%d", &v) != 1)
 			v = 0;
 		fclose(f);
 	}
-	rc = ferry_loop_create(&loop, NULL, why, sizeof(why));
+	rc = ferry_loop_create(&loop, &uring_only, why, sizeof(why));
 	if (v == 2) {
 		cr_assert_eq(rc, FERRY_EUNAVAIL);
 		cr_assert(strstr(why, "io_uring_disabled") || strstr(why, "EPERM"),

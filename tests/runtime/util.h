@@ -12,6 +12,10 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -32,6 +36,53 @@
 #include "ferry/loop.h"
 
 #define RT_MS 1000000ull	/* nanoseconds per millisecond */
+
+#if defined(__x86_64__)
+#define RT_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define RT_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define RT_AUDIT_ARCH AUDIT_ARCH_I386
+#else
+#define RT_AUDIT_ARCH 0
+#endif
+
+/*
+ * rt_seccomp_deny - make the @n syscalls @nr fail with @err for this
+ * process and its children, as a container's seccomp profile does
+ * (Docker's default answers EPERM). No new privileges first, so no root
+ * is needed. Returns 0 or a negated errno (no seccomp here: skip).
+ */
+static inline int rt_seccomp_deny(const long *nr, size_t n, int err)
+{
+	struct sock_filter f[4 + 2 * 8 + 1];
+	struct sock_fprog prog = { .filter = f };
+	unsigned short k = 0;
+
+	if (n > 8)
+		return -EINVAL;
+	/* Another architecture's calls pass: their numbers differ. */
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			offsetof(struct seccomp_data, arch));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+			RT_AUDIT_ARCH, 1, 0);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			offsetof(struct seccomp_data, nr));
+	for (size_t i = 0; i < n; i++) {
+		f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+				(unsigned)nr[i], 0, 1);
+		f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+				SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA));
+	}
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	prog.len = k;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		return -errno;
+	return 0;
+}
 
 static inline pid_t rt_gettid(void)
 {
@@ -55,6 +106,19 @@ static inline struct ferry_loop *rt_loop_new(const struct ferry_loop_opts *o)
 	cr_assert_not_null(loop);
 	return loop;
 }
+
+/*
+ * rt_skip_on_epoll - skip a test of something only io_uring has (io-wq
+ * workers, the SQ ring's size) when @loop runs on the epoll backend (the
+ * *-epoll suites, FERRY_IO_URING=off). @why names what is missing.
+ */
+#define rt_skip_on_epoll(loop, why)					\
+	do {								\
+		if (strcmp(ferry_loop_backend(loop), "epoll") == 0) {	\
+			ferry_loop_destroy(loop);			\
+			cr_skip_test("epoll backend: %s", (why));	\
+		}							\
+	} while (0)
 
 /* One turn, asserting that the turn itself did not fail. */
 static inline int rt_turn(struct ferry_loop *loop, int64_t timeout_ns)

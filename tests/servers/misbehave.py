@@ -100,10 +100,19 @@ Modes for the fault matrix (tests/faults/README.md):
   endless-chunked   a chunked 200 whose 1000-byte chunks never end.
   bad-status        the status line "HTTP/1.1 2x0 OK".
   http09            an HTTP/0.9 reply: a bare body ("<html>...") and FIN.
+
+For request bodies (uploads):
+  echo-request      keep-alive 200s whose body is one line about the
+                    request body received, "framing=F size=N sha256=H\n"
+                    (F: length, chunked or none; H: SHA-256 of the
+                    de-chunked bytes, hex), followed by the request head
+                    exactly as received (request line and fields, CRLFs,
+                    without the final empty line).
 """
 
 import argparse
 import ctypes
+import hashlib
 import os
 import signal
 import socket
@@ -144,6 +153,11 @@ class Peer:
         self.conn_no = conn_no
         self.buf = b""
         self.closed = False
+        # The last request's body, for echo-request.
+        self.body_framing = "none"
+        self.body_size = 0
+        self.body_sha = hashlib.sha256()
+        self.head = b""
 
     def _fill(self):
         data = self.sock.recv(65536)
@@ -173,6 +187,10 @@ class Peer:
             if len(self.buf) > MAX_HEAD or not self._fill():
                 return None
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head
+        self.body_framing = "none"
+        self.body_size = 0
+        self.body_sha = hashlib.sha256()
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3:
@@ -182,11 +200,15 @@ class Peer:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.body_framing = "chunked"
             if not self._drop_chunked():
                 return None
         elif headers.get("content-length", "").isdigit():
-            if self._read_exact(int(headers["content-length"])) is None:
+            self.body_framing = "length"
+            data = self._read_exact(int(headers["content-length"]))
+            if data is None:
                 return None
+            self._body_data(data)
         return parts[0], parts[1], parts[2], headers
 
     def _drop_chunked(self):
@@ -206,8 +228,14 @@ class Peer:
                         return False
                     if t == b"":
                         return True
-            if self._read_exact(size + 2) is None:
+            data = self._read_exact(size + 2)
+            if data is None:
                 return False
+            self._body_data(data[:size])
+
+    def _body_data(self, data):
+        self.body_size += len(data)
+        self.body_sha.update(data)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -283,6 +311,18 @@ def mode_count(peer, opts):
                                    ("Content-Length", str(len(body))),
                                    ("X-Conn", str(peer.conn_no)),
                                    ("X-Req", str(n)), conn_header(close)],
+                        body, head_only=req[0] == "HEAD")
+    keep_alive_loop(peer, answer)
+
+
+def mode_echo_request(peer, opts):
+    def answer(peer, req, n, close):
+        body = b"framing=%s size=%d sha256=%s\n" % (
+            peer.body_framing.encode(), peer.body_size,
+            peer.body_sha.hexdigest().encode()) + peer.head
+        return response("200 OK", [("Content-Type", "text/plain"),
+                                   ("Content-Length", str(len(body))),
+                                   conn_header(close)],
                         body, head_only=req[0] == "HEAD")
     keep_alive_loop(peer, answer)
 
@@ -617,6 +657,7 @@ MODES = {
     "endless-chunked": mode_endless_chunked,
     "bad-status": mode_bad_status,
     "http09": mode_http09,
+    "echo-request": mode_echo_request,
 }
 
 

@@ -68,6 +68,8 @@ Content (all GET; HEAD works too):
                        405 408 410 413 418 429 500 502 503 504; 2xx other
                        than 204 answer "status CODE\\n"; the rest are nginx's
                        own answer for that code (301/302 to /small.txt)
+  /gz/<file>           any file above, gzipped on the fly (chunked, no
+                       Content-Length) when the request accepts gzip
   anything else        404
   (the /chunked, /lines and /echo-headers locations need the echo module;
   without it they are absent and manifest.txt says "echo 0")
@@ -234,6 +236,10 @@ def render_conf(d, port, args, token, have_echo):
     w("    root %s;" % q("www"))
     w("    absolute_redirect off;")
     w("    location / { try_files $uri =404; }")
+    # /gz/<file>: the same files, gzipped on the fly (chunked) for a
+    # client that sends Accept-Encoding: gzip.
+    w("    location /gz/ { alias %s/; gzip on; gzip_types *; "
+      "gzip_min_length 1; gzip_comp_level 6; }" % q("www"))
     w("    location = /__ferry_ready { return 200 '%s'; }" % token)
     w("    location = /redirect { return 301 /small.txt; }")
     w("    location = /redirect-abs { return 301 "

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -427,6 +428,45 @@ Test(tls, garbage)
 	get(&r, u("localhost", "/"));
 	expect_err(&r, FERRY_ETLS_HANDSHAKE, "did not answer with TLS");
 	tc_req_free(&r);
+}
+
+/* The line the "hello" peer printed for the ClientHello it read, without
+ * its newline; the peer prints it before it closes, so it is there once
+ * the request has failed. */
+static void hello_line(char *line, size_t cap)
+{
+	struct pollfd pfd = { .fd = srv.out_fd, .events = POLLIN };
+	size_t n = 0;
+
+	while (n + 1 < cap && (n == 0 || line[n - 1] != '\n')) {
+		cr_assert_eq(poll(&pfd, 1, 10000), 1, "no HELLO line");
+		ssize_t k = read(srv.out_fd, line + n, cap - 1 - n);
+		cr_assert_gt(k, 0, "no HELLO line");
+		n += (size_t)k;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+}
+
+/* The output buffer holds only a 4 KiB record, but the ClientHello must
+ * not ask for a 4 KiB max_fragment_length (extension 1): a server that
+ * honours it cuts every record of a download to 4 KiB. */
+Test(tls, no_max_fragment_length_asked)
+{
+	char line[512], words[520];
+	struct tc_req r;
+
+	peer("hello");
+	client_up("ca.pem", false);
+	get(&r, u("localhost", "/"));
+	cr_expect_lt(r.result, 0, "the peer answers no ClientHello");
+	tc_req_free(&r);
+	hello_line(line, sizeof(line));
+	snprintf(words, sizeof(words), "%s ", line);
+	/* Parsed for real: SNI (0) and ALPN (16) are there. */
+	cr_expect_neq(strstr(words, " 0 "), NULL, "%s", line);
+	cr_expect_neq(strstr(words, " 16 "), NULL, "%s", line);
+	cr_expect_null(strstr(words, " 1 "), "%s", line);
 }
 
 Test(tls, stalled_handshake_times_out)

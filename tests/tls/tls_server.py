@@ -18,6 +18,10 @@
                                     and closes (plain HTTP on a TLS port)
     tls_server.py garbage           sends 64 bytes of junk and closes
     tls_server.py stall             accepts and says nothing
+    tls_server.py hello             reads the ClientHello, prints "HELLO"
+                                    and the extension types it carries in
+                                    decimal, in order ("HELLO 0 65281 1"),
+                                    on stdout, and closes
     tls_server.py https CERT KEY    HTTP/1.1 keep-alive server over TLS
                                     (Python's ssl), routes:
         GET  /n/SIZE   SIZE bytes, byte i = i % 251, Content-Length
@@ -129,6 +133,35 @@ def run_s_server(args):
     p.wait()
 
 
+def recv_exact(c, n):
+    data = b""
+    while len(data) < n:
+        more = c.recv(n - len(data))
+        if not more:
+            raise OSError("closed in the ClientHello")
+        data += more
+    return data
+
+
+def hello_extensions(c):
+    """The extension types of the ClientHello c sends (one record)."""
+    head = recv_exact(c, 5)
+    body = recv_exact(c, int.from_bytes(head[3:5], "big"))
+    if head[0] != 22 or body[0] != 1:
+        raise OSError("not a ClientHello")
+    i = 4 + 2 + 32                                  # type, length, version, random
+    i += 1 + body[i]                                # session id
+    i += 2 + int.from_bytes(body[i:i + 2], "big")   # cipher suites
+    i += 1 + body[i]                                # compression methods
+    end = i + 2 + int.from_bytes(body[i:i + 2], "big")
+    i += 2
+    types = []
+    while i + 4 <= end:
+        types.append(int.from_bytes(body[i:i + 2], "big"))
+        i += 4 + int.from_bytes(body[i + 2:i + 4], "big")
+    return types
+
+
 def serve(mode):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -145,6 +178,10 @@ def serve(mode):
                 c.close()
             elif mode == "garbage":
                 c.sendall(bytes(range(200, 255)) + b"\x00" * 9)
+                c.close()
+            elif mode == "hello":
+                print("HELLO " + " ".join(map(str, hello_extensions(c))),
+                      flush=True)
                 c.close()
             else:
                 held.append(c)  # stall: keep it open, say nothing
@@ -267,7 +304,7 @@ def main():
         run_s_server(sys.argv[2:])
     elif sys.argv[1] == "https" and len(sys.argv) == 4:
         run_https(sys.argv[2], sys.argv[3])
-    elif sys.argv[1] in ("plain", "garbage", "stall"):
+    elif sys.argv[1] in ("plain", "garbage", "stall", "hello"):
         serve(sys.argv[1])
     else:
         sys.exit(2)

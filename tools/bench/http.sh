@@ -3,13 +3,18 @@
 # nginx: ferry's loop-side client (one loop thread, 64 connections) against
 # wrk -t1 -c64, alternating rounds in one run; plus the same GETs through
 # the blocking API from 16 threads, and RSS per idle pooled connection.
+# The loop-side client runs on both runtime backends: io_uring (ferry) and
+# epoll (ferry_epoll, FERRY_IO_URING=off), in the same alternation.
 #
 # CPU per request is the client process's own user+sys (wait4 rusage)
 # divided by the requests it completed. Each comparison runs unpinned, and
 # pinned with client and nginx on the same CPU (taskset), as DESIGN.md asks.
 #
 # Last line: RESULT cpu_per_req_vs_wrk=<ferry/wrk> rps_vs_wrk=<ferry/wrk>
-#            blocking_vs_async=<blocking rps / async rps>   (unpinned)
+#            blocking_vs_async=<blocking rps / async rps>
+#            epoll_cpu_vs_uring=<ferry_epoll/ferry CPU per request>
+#            epoll_rps_vs_wrk=<ferry_epoll/wrk>
+#            epoll_cpu_vs_uring_pinned=<the same, pinned>   (others unpinned)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -68,6 +73,7 @@ for r in $(seq "$ROUNDS"); do
 	bench_log "round $r/$ROUNDS"
 	run_wrk wrk
 	run_ferry ferry async $CONNS
+	run_ferry ferry_epoll async $CONNS env FERRY_IO_URING=off
 	run_ferry blocking blocking $THREADS
 	if [ ${#pin[@]} -gt 0 ]; then
 		# nginx's worker and the client share CPU 0.
@@ -76,6 +82,7 @@ for r in $(seq "$ROUNDS"); do
 		done
 		run_wrk wrk_pinned "${pin[@]}"
 		run_ferry ferry_pinned async $CONNS "${pin[@]}"
+		run_ferry ferry_epoll_pinned async $CONNS env FERRY_IO_URING=off "${pin[@]}"
 		for p in $(pgrep -P "$NGINX_MASTER" nginx || true); do
 			taskset -pc 0-$(($(nproc) - 1)) "$p" >/dev/null
 		done
@@ -94,7 +101,7 @@ echo
 echo "keep-alive GET /small.txt (100 B), nginx 1 worker, $CONNS conns (blocking: $THREADS threads)"
 echo "median (min-max) over $ROUNDS alternating rounds of ${SECS}s"
 printf "%-16s %-34s %-30s\n" client "requests/s" "client CPU us/request"
-for k in wrk ferry blocking wrk_pinned ferry_pinned; do
+for k in wrk ferry ferry_epoll blocking wrk_pinned ferry_pinned ferry_epoll_pinned; do
 	[ -n "${RPS[$k]:-}" ] && row "$k"
 done
 echo "idle pool: $idle"
@@ -103,6 +110,13 @@ echo
 # shellcheck disable=SC2086
 awk -v fc="$(med "${CPU[ferry]}")" -v wc="$(med "${CPU[wrk]}")" \
     -v fr="$(med "${RPS[ferry]}")" -v wr="$(med "${RPS[wrk]}")" \
-    -v br="$(med "${RPS[blocking]}")" 'BEGIN {
-	printf "RESULT cpu_per_req_vs_wrk=%.2f rps_vs_wrk=%.2f blocking_vs_async=%.2f\n",
-	       fc / wc, fr / wr, br / fr }'
+    -v br="$(med "${RPS[blocking]}")" \
+    -v ec="$(med "${CPU[ferry_epoll]}")" -v er="$(med "${RPS[ferry_epoll]}")" \
+    -v fcp="$(med "${CPU[ferry_pinned]:-0}")" \
+    -v ecp="$(med "${CPU[ferry_epoll_pinned]:-0}")" 'BEGIN {
+	printf "RESULT cpu_per_req_vs_wrk=%.2f rps_vs_wrk=%.2f blocking_vs_async=%.2f",
+	       fc / wc, fr / wr, br / fr
+	printf " epoll_cpu_vs_uring=%.2f epoll_rps_vs_wrk=%.2f", ec / fc, er / wr
+	if (fcp > 0)
+		printf " epoll_cpu_vs_uring_pinned=%.2f", ecp / fcp
+	printf "\n" }'

@@ -36,6 +36,12 @@
 # Last line: RESULT tls_dl_vs_curl=<ferry/curl bytes per s>
 #            tls_hs_cpu_vs_curl=<ferry/curl CPU per full handshake>
 #            tls_hs_rsa_cpu_vs_curl=<the same, RSA-2048 server>
+#            epoll_tls_dl_vs_uring=<ferry on epoll / on io_uring, bytes per s>
+#            epoll_tls_dl_cpu_vs_uring=<the same, CPU per GiB>
+#            epoll_tls_hs_cpu_vs_uring=<the same, CPU per full handshake>
+#            epoll_tls_dl_vs_curl=<ferry on epoll / curl, bytes per s>
+# (ferry_epoll rows: the same client with FERRY_IO_URING=off, run right
+# after ferry's in each round.)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -97,19 +103,23 @@ record() {
 }
 
 # ferry_run KIND ARGS...: record ferry's rate and CPU for the line it prints.
-ferry_run() {
-	local kind=$1 line req err bytes conns wall user sys
-	shift
+ferry_run() { ferry_run_as ferry "$@"; }
+
+# ferry_run_as NAME KIND ARGS...: the same, recorded as NAME (ferry_epoll:
+# the epoll backend, FERRY_IO_URING=off in the environment).
+ferry_run_as() {
+	local name=$1 kind=$2 line req err bytes conns wall user sys
+	shift 2
 	line=$("$BENCH" "$@")
 	read -r _ req _ err _ bytes _ conns _ wall _ user _ sys _ <<<"$line"
 	[ "$err" = 0 ] || bench_die "ferry: $line"
 	if [ "$kind" = dl ]; then
 		[ "$bytes" = "$BIG" ] || bench_die "ferry got $bytes of $BIG bytes"
-		record dl ferry "$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.0f", b / w }')" \
+		record dl "$name" "$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.0f", b / w }')" \
 			"$(awk -v b="$bytes" -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f", (u + s) * 1073741824 / b }')"
 	else
 		[ "$conns" = "$HS" ] || bench_die "ferry opened $conns connections for $HS requests"
-		record "$kind" ferry "$(awk -v n="$req" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')" \
+		record "$kind" "$name" "$(awk -v n="$req" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')" \
 			"$(awk -v n="$req" -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", (u + s) * 1e6 / n }')"
 	fi
 }
@@ -156,6 +166,11 @@ run_ferry_all() {
 	ferry_run nocache hs "https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS" nocache
 	ferry_run rsa hs "https://127.0.0.1:$RSA_PORT/small.txt" "$RSA_CA" "$HS"
 	ferry_run resumed hs "https://127.0.0.1:$RESUME_PORT/small.txt" "$CA" "$HS"
+	# The same client on the epoll backend (where io_uring is blocked).
+	FERRY_IO_URING=off ferry_run_as ferry_epoll dl dl \
+		"https://127.0.0.1:$RESUME_PORT/big.bin" "$CA"
+	FERRY_IO_URING=off ferry_run_as ferry_epoll full hs \
+		"https://127.0.0.1:$FULL_PORT/small.txt" "$CA" "$HS"
 }
 run_curl_all() {
 	curl_dl
@@ -182,10 +197,12 @@ echo "median (min-max) over $ROUNDS alternating rounds"
 echo
 printf "%-22s %-44s %-44s\n" "download $BIG B" "bytes/s" "client CPU s/GiB"
 row dl ferry
+row dl ferry_epoll
 row dl curl
 echo
 printf "%-22s %-44s %-44s\n" "$HS handshakes" "handshakes/s" "client CPU us/handshake"
 row full ferry
+row full ferry_epoll
 row nocache ferry
 row full curl
 row rsa ferry
@@ -206,6 +223,13 @@ echo
 # shellcheck disable=SC2086
 awk -v fr="$(med "${RATE[dl.ferry]}")" -v cr="$(med "${RATE[dl.curl]}")" \
     -v fc="$(med "${CPU[full.ferry]}")" -v cc="$(med "${CPU[full.curl]}")" \
-    -v rf="$(med "${CPU[rsa.ferry]}")" -v rc="$(med "${CPU[rsa.curl]}")" 'BEGIN {
-	printf "RESULT tls_dl_vs_curl=%.2f tls_hs_cpu_vs_curl=%.2f tls_hs_rsa_cpu_vs_curl=%.2f\n",
-	       fr / cr, fc / cc, rf / rc }'
+    -v rf="$(med "${CPU[rsa.ferry]}")" -v rc="$(med "${CPU[rsa.curl]}")" \
+    -v er="$(med "${RATE[dl.ferry_epoll]}")" \
+    -v edc="$(med "${CPU[dl.ferry_epoll]}")" -v fdc="$(med "${CPU[dl.ferry]}")" \
+    -v ec="$(med "${CPU[full.ferry_epoll]}")" 'BEGIN {
+	printf "RESULT tls_dl_vs_curl=%.2f tls_hs_cpu_vs_curl=%.2f tls_hs_rsa_cpu_vs_curl=%.2f",
+	       fr / cr, fc / cc, rf / rc
+	printf " epoll_tls_dl_vs_uring=%.2f epoll_tls_dl_cpu_vs_uring=%.2f",
+	       er / fr, edc / fdc
+	printf " epoll_tls_hs_cpu_vs_uring=%.2f epoll_tls_dl_vs_curl=%.2f\n",
+	       ec / fc, er / cr }'

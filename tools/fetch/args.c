@@ -3,6 +3,7 @@
  * short clusters (-sSL, -ofile) and long names (--output file), URLs
  * paired with -o/-O in order, @file arguments read here.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ enum opt_id {
 	O_WRITE_OUT, O_MAX_TIME, O_CONNECT_TIMEOUT,
 	O_INSECURE, O_CACERT, O_CAPATH, O_TLS_MAX, O_TLS10, O_TLS11, O_TLS12,
 	O_TLS13, O_PARALLEL, O_PARALLEL_MAX, O_CONTINUE_AT, O_RETRY,
-	O_RETRY_DELAY, O_COMPRESSED, O_HELP, O_VERSION,
+	O_RETRY_DELAY, O_COMPRESSED, O_RESOLVE, O_HELP, O_VERSION, O_CERT, O_KEY,
 	O_PROXY, O_PROXYTUNNEL, O_NOPROXY, O_PROXY_USER, O_UNIX_SOCKET,
 	O_ABSTRACT_UNIX,
 };
@@ -70,6 +71,8 @@ static const struct opt opts[] = {
 	{ "insecure", 'k', false, O_INSECURE },
 	{ "cacert", 0, true, O_CACERT },
 	{ "capath", 0, true, O_CAPATH },
+	{ "cert", 'E', true, O_CERT },
+	{ "key", 0, true, O_KEY },
 	{ "tls-max", 0, true, O_TLS_MAX },
 	{ "tlsv1.0", 0, false, O_TLS10 },
 	{ "tlsv1.1", 0, false, O_TLS11 },
@@ -88,6 +91,7 @@ static const struct opt opts[] = {
 	{ "proxy-user", 'U', true, O_PROXY_USER },
 	{ "unix-socket", 0, true, O_UNIX_SOCKET },
 	{ "abstract-unix-socket", 0, true, O_ABSTRACT_UNIX },
+	{ "resolve", 0, true, O_RESOLVE },
 	{ "help", 'h', false, O_HELP },
 	{ "version", 'V', false, O_VERSION },
 };
@@ -98,6 +102,49 @@ struct pairing {
 	struct fetch_target *outs;
 	size_t nouts;
 };
+
+/* One address of a --resolve entry: IPv4, or IPv6 bare or in []. */
+static bool resolve_addr_ok(const char *s, size_t n)
+{
+	unsigned char bin[16];
+	char buf[64];
+
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (!n || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET, buf, bin) == 1 ||
+	       inet_pton(AF_INET6, buf, bin) == 1;
+}
+
+/* curl's --resolve HOST:PORT:ADDR[,ADDR]... (HOST may be "*"); the
+ * library checks the same again (ferry_http_client_opts.resolve). */
+static bool resolve_ok(const char *e)
+{
+	const char *c1 = strchr(e, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	char *end;
+	long port;
+
+	if (!c1 || !c2 || c1 == e || c1[1] < '0' || c1[1] > '9')
+		return false;
+	port = strtol(c1 + 1, &end, 10);
+	if (end != c2 || port < 1 || port > 65535)
+		return false;
+	for (const char *p = c2 + 1;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (!resolve_addr_ok(p, n))
+			return false;
+		if (!comma)
+			return true;
+		p = comma + 1;
+	}
+}
 
 static void usage_hint(void)
 {
@@ -300,6 +347,17 @@ static int apply(struct fetch_args *a, struct pairing *p, const struct opt *o,
 		break;
 	case O_DATA: case O_DATA_BINARY: case O_DATA_RAW: case O_JSON:
 		return add_data(a, o->id, arg);
+	case O_RESOLVE:
+		if (!resolve_ok(arg)) {
+			/* curl's words and code (49: a bad option value). */
+			fprintf(stderr, "fetch: (%d) Couldn't parse CURLOPT_RESOLVE entry '%s'\n",
+				FETCH_EXIT_SETOPT, arg);
+			return FETCH_EXIT_SETOPT;
+		}
+		a->resolve = grow_array(a->resolve, a->nresolve,
+					sizeof(*a->resolve));
+		a->resolve[a->nresolve++] = arg;
+		break;
 	case O_GET: a->get = true; break;
 	case O_USER: a->user = arg; break;
 	case O_AGENT: a->agent = arg; break;
@@ -346,6 +404,8 @@ static int apply(struct fetch_args *a, struct pairing *p, const struct opt *o,
 		break;
 	case O_INSECURE: a->insecure = true; break;
 	case O_CACERT: a->cacert = arg; break;
+	case O_CERT: a->cert = arg; break;
+	case O_KEY: a->key = arg; break;
 	case O_CAPATH: a->capath = arg; break;
 	case O_TLS_MAX: return parse_tls_max(a, arg);
 	case O_TLS10: case O_TLS11: case O_TLS12: break;	/* minimums <= 1.2 */
@@ -479,10 +539,6 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		usage_hint();
 		r = FETCH_EXIT_USAGE;
 	}
-	if (r < 0 && a->compressed) {
-		fprintf(stderr, "fetch: option --compressed: the feature is not supported: fetch cannot decode content yet\n");
-		r = FETCH_EXIT_USAGE;
-	}
 	return r;
 }
 
@@ -491,4 +547,5 @@ void fetch_args_free(struct fetch_args *a)
 	free(a->targets);
 	free(a->headers);
 	free(a->data);
+	free(a->resolve);
 }

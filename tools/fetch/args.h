@@ -60,6 +60,7 @@ struct fetch_args {
 	long connect_timeout_ms;	/* --connect-timeout; 0: library's */
 	bool insecure;
 	const char *cacert, *capath;
+	const char *cert, *key;		/* client certificate (-E), its key */
 	int tls_max;		/* --tls-max as 10..13; 0: default (1.2) */
 	bool tls13_min;		/* --tlsv1.3: the TLS library cannot */
 	bool parallel;		/* -Z */
@@ -68,6 +69,8 @@ struct fetch_args {
 	long long resume_from;	/* -C N (> 0) */
 	long retry;		/* --retry */
 	long retry_delay_s;	/* --retry-delay; 0: curl's backoff */
+	const char **resolve;	/* --resolve entries, checked */
+	size_t nresolve;
 	bool compressed;
 
 	/* Proxies and Unix sockets, as curl's flags. */

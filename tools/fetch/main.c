@@ -5,6 +5,7 @@
  * turn or, with -Z, on up to --parallel-max threads at once, and exits
  * with curl's code for the last failure.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +70,8 @@ void fetch_usage(FILE *f)
 	      " -k, --insecure           Do not verify the server's certificate\n"
 	      "     --cacert <file>      CA certificates to verify with\n"
 	      "     --capath <dir>       Directory of CA certificates\n"
+	      " -E, --cert <file>        Client certificate (PEM; the key too)\n"
+	      "     --key <file>         Client private key (PEM)\n"
 	      "     --tls-max <version>  Highest TLS version (1.2 is all there is)\n"
 	      "     --tlsv1.2            TLS 1.2 at least (the default)\n"
 	      " -Z, --parallel           Run the transfers at the same time\n"
@@ -76,6 +79,7 @@ void fetch_usage(FILE *f)
 	      " -C, --continue-at -      Resume where the output file ends\n"
 	      "     --retry <num>        Retry transient failures\n"
 	      "     --retry-delay <secs> Wait between retries\n"
+	      "     --resolve <host:port:addr[,addr]...>  Use these addresses\n"
 	      "     --bench ...          Load generator (fetch --bench --help)\n"
 	      " -h, --help               This help\n"
 	      " -V, --version            Versions and features\n", f);
@@ -83,10 +87,22 @@ void fetch_usage(FILE *f)
 
 void fetch_version(FILE *f)
 {
-	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 io_uring\n"
+	struct ferry_loop *loop = NULL;
+	char why[256] = "";
+	/* The backend a transfer would run on here (io_uring, or epoll where
+	 * it is blocked): a loop made and dropped, as cheap as the probe. */
+	int rc = ferry_loop_create(&loop, NULL, why, sizeof(why));
+
+	fprintf(f, "fetch %s (x86_64-linux-gnu) libferry/%s BearSSL/0.6 %s\n"
 		"Protocols: http https\n"
-		"Features: IPv6 Largefile SSL TLS1.2 parallel progress bench\n",
-		FETCH_VERSION, FETCH_VERSION);
+		"Features: IPv6 Largefile SSL TLS1.2 libz parallel progress bench\n",
+		FETCH_VERSION, FETCH_VERSION, rc ? "none" : ferry_loop_backend(loop));
+	if (rc)
+		fprintf(f, "Backend: none (%s)\n", why);
+	else
+		fprintf(f, "Backend: %s (%s)\n", ferry_loop_backend(loop),
+			ferry_loop_describe(loop));
+	ferry_loop_destroy(loop);
 }
 
 /* The session every transfer shares: fast options, curl's timeouts. */
@@ -102,6 +118,8 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.max_head = 1 << 20,
 		.ca_file = a->cacert,
 		.ca_dir = a->capath,
+		.tls_client_cert = a->cert,
+		.tls_client_key = a->key,
 		.tls_insecure_skip_verify = a->insecure,
 		/* curl's: -x over the environment, which the library reads
 		 * as curl does when -x is not given. */
@@ -111,6 +129,11 @@ static int open_session(const struct fetch_args *a, struct ferry_runner **rp,
 		.proxy_userpwd = a->proxy_user,
 		.unix_socket = a->unix_socket,
 		.unix_socket_abstract = a->abstract_unix,
+		.resolve = a->resolve,
+		.nresolve = a->nresolve,
+		/* --compressed decodes whatever curl would: no limits. */
+		.max_decoded = UINT64_MAX,
+		.max_decode_ratio = UINT_MAX,
 		/* Large receive buffers: a 1 GiB body in 128 KiB pieces
 		 * costs a third less CPU than in 16 KiB ones (measured
 		 * against curl -o /dev/null on loopback nginx). */

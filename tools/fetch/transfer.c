@@ -113,6 +113,9 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 	case FERRY_ETLS_CA:
 		return fail(x, FETCH_EXIT_CAFILE,
 			    "error setting certificate file: %s", detail);
+	case FERRY_ETLS_CLIENT_CERT:
+		return fail(x, FETCH_EXIT_CLIENT_CERT,
+			    "unable to use client certificate: %s", detail);
 	case FERRY_EEMPTY_REPLY:
 		return fail(x, FETCH_EXIT_EMPTY, "Empty reply from server");
 	case FERRY_EPARTIAL:
@@ -120,6 +123,10 @@ static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
 			    "transfer closed with outstanding read data remaining");
 	case FERRY_EURL:
 		return fail(x, FETCH_EXIT_URL, "URL rejected: %s", detail);
+	case FERRY_EDECODE:
+		return fail(x, FETCH_EXIT_ENCODING,
+			    "Error while processing content unencoding: %s",
+			    detail);
 	case -ENOMEM:
 		return fail(x, FETCH_EXIT_NOMEM, "Out of memory");
 	case FERRY_EINVAL:	/* a -H or -X the client will not send */
@@ -296,6 +303,10 @@ static void build_head(const struct fetch_xfer *x, struct hop *hp)
 	}
 	if (!has_custom(a, "Accept") && !a->json)
 		addz(hp, "Accept", "*/*");
+	/* curl's order of codings, less the ones ferry cannot decode (br,
+	 * zstd); a -H Accept-Encoding replaces it, and is decoded too. */
+	if (a->compressed && !has_custom(a, "Accept-Encoding"))
+		addz(hp, "Accept-Encoding", "deflate, gzip");
 	if (a->referer && !has_custom(a, "Referer"))
 		addz(hp, "Referer", a->referer);
 	/* -b cookies go to every host, as curl's do, unless a -H Cookie
@@ -558,6 +569,8 @@ static int send_hop(struct fetch_xfer *x, struct hop *hp,
 					   ? FETCH_STREAM_CAPACITY_TLS
 					   : FETCH_STREAM_CAPACITY,
 		.raw_headers = true,
+		.decode_content = x->args->compressed ? FERRY_HTTP_DECODE_YES
+						      : FERRY_HTTP_DECODE_NO,
 	};
 	int rc;
 

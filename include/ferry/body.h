@@ -1,0 +1,1 @@
+../../http/ferry/body.h
