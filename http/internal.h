@@ -12,6 +12,11 @@
  *     route.c   which transports carry an origin's connections
  *               (direct, proxy, Unix socket)
  *     sock.c, tls_transport.c, tunnel.c   the transports (transport.h)
+ *     dns.c     the client's name cache and overrides (dns.h)
+ *     happy.c   Happy Eyeballs: sock.c's connect race (dns.h)
+ *     retry.c   the retry policy's rules (request.c applies them)
+ *     decode.c  gzip/deflate bodies (decode.h; request.c's hooks)
+ *     body.c    request bodies from fds and producers (ferry/body.h)
  *     tls.c     the BearSSL engine (tls.h), I/O-free
  *     input.c   receive buffers, spills and their references; the
  *               client's reaping in the close phase
