@@ -421,8 +421,8 @@ void fx_stop(struct fx_proc *p)
 	p->pid = -1;
 }
 
-static int fx_python_start(struct fx_proc *p, const char *script,
-			   const char *const args[])
+int fx_python_start(struct fx_proc *p, const char *script,
+		    const char *const args[])
 {
 	const char *argv[FX_MAX_ARGS];
 	char path[PATH_MAX], py[PATH_MAX];
@@ -641,6 +641,14 @@ ssize_t fx_pattern_check(const void *buf, size_t len, uint64_t offset)
 		if (b[i] != (unsigned char)((offset + i) % 251))
 			return (ssize_t)i;
 	return -1;
+}
+
+void fx_pattern_fill(void *buf, size_t len, uint64_t offset)
+{
+	unsigned char *b = buf;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (unsigned char)((offset + i) % 251);
 }
 
 /* ---- raw HTTP ---- */

@@ -76,6 +76,14 @@ int fx_nginx_start(struct fx_proc *p);
 int fx_nginx_start_args(struct fx_proc *p, const char *const args[]);
 
 /*
+ * Start python3 tests/servers/<script> with args (NULL-terminated, may be
+ * NULL).  Returns as fx_start; FX_SKIP when python3 is missing; -ENOENT
+ * when the script is not found; -E2BIG for too many arguments.
+ */
+int fx_python_start(struct fx_proc *p, const char *script,
+		    const char *const args[]);
+
+/*
  * Start tests/servers/misbehave.py --mode mode, plus one extra argument
  * (e.g. "--delay=0.5", or NULL).  Modes are documented in that file.
  * Returns as fx_start; FX_SKIP when python3 is missing; -EIO for an
@@ -148,6 +156,9 @@ uint64_t fx_fnv1a64(uint64_t h, const void *buf, size_t len);
  * (byte i is i % 251).  Returns -1 if all match, else the index in buf of
  * the first byte that differs. */
 ssize_t fx_pattern_check(const void *buf, size_t len, uint64_t offset);
+
+/* Fill buf with the pattern bytes that start at offset. */
+void fx_pattern_fill(void *buf, size_t len, uint64_t offset);
 
 /* Blocking TCP socket connected to 127.0.0.1:port, close-on-exec, with
  * send and receive timeouts of timeout_ms.  fd or negative errno. */

@@ -21,6 +21,7 @@
 #include "ferry/body.h"
 #include "ferry/timer.h"
 #include "fixture.h"
+#include "pattern_sha.h"
 #include "test_client_util.h"
 
 static struct fx_proc bad = FX_PROC_INIT;
@@ -54,31 +55,6 @@ static const char *bu(const char *scheme, const char *path)
 
 	snprintf(b, 128, "%s://127.0.0.1:%d%s", scheme, bad.port, path);
 	return b;
-}
-
-static void pattern_fill(unsigned char *p, size_t n, uint64_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)((off + i) % 251);
-}
-
-static void pattern_sha(uint64_t n, char out[65])
-{
-	br_sha256_context c;
-	unsigned char buf[4096], d[32];
-	uint64_t off = 0;
-
-	br_sha256_init(&c);
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
-
-		pattern_fill(buf, k, off);
-		br_sha256_update(&c, buf, k);
-		off += k;
-	}
-	br_sha256_out(&c, d);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -184,7 +160,7 @@ static void expect_echo(const struct tc_req *r, const char *framing,
 {
 	char want[160], sha[65];
 
-	pattern_sha(size, sha);
+	fx_pattern_sha256(size, sha);
 	snprintf(want, sizeof(want), "framing=%s size=%llu sha256=%s\n",
 		 framing, (unsigned long long)size, sha);
 	cr_assert_eq(r->result, 200, "%d %s", r->result, r->detail);
@@ -207,7 +183,7 @@ static int pattern_file(uint64_t n, char *dir, size_t len)
 	while (off < n) {
 		size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
 
-		pattern_fill(buf, k, off);
+		fx_pattern_fill(buf, k, off);
 		cr_assert_eq(write(fd, buf, k), (ssize_t)k);
 		off += k;
 	}
@@ -279,7 +255,7 @@ static ssize_t prod_read(void *ctx, void *buf, size_t cap)
 		return p->fail_err;
 	if (n > p->total - p->off)
 		n = (size_t)(p->total - p->off);
-	pattern_fill(buf, n, p->off);
+	fx_pattern_fill(buf, n, p->off);
 	p->off += n;
 	return (ssize_t)n;
 }

@@ -37,12 +37,8 @@ TestSuite(client_decode, .fini = down, .timeout = 90);
 
 static void start_encoded(void)
 {
-	char script[4096];
-	const char *argv[] = { "python3", script, NULL };
-	int rc;
+	int rc = fx_python_start(&enc, "encoded.py", NULL);
 
-	cr_assert_eq(fx_server_script(script, sizeof(script), "encoded.py"), 0);
-	rc = fx_start(&enc, argv);
 	if (rc == FX_SKIP)
 		cr_skip_test("python3 missing");
 	cr_assert_eq(rc, 0, "encoded.py: %s", enc.err);

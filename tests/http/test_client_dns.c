@@ -263,16 +263,8 @@ Test(client_dns, interleave)
 
 static void flaky(const char *const *args)
 {
-	char path[4096];
-	const char *argv[16] = { "python3", path };
-	size_t n = 2;
-	int rc;
+	int rc = fx_python_start(&srv, "flaky.py", args);
 
-	cr_assert_eq(fx_server_script(path, sizeof(path), "flaky.py"), 0);
-	while (*args && n < 15)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	rc = fx_start(&srv, argv);
 	if (rc == FX_SKIP)
 		cr_skip_test("%s", srv.err);
 	cr_assert_eq(rc, 0, "%s", srv.err);

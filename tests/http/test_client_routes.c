@@ -36,15 +36,12 @@ static void ngx_up(void)
 /* proxy.py with @extra (NULL or one option) and its stats in tmp. */
 static void proxy_up(const char *extra)
 {
-	char script[4096];
-	const char *argv[] = { "python3", script, "--stats", stats, extra,
-			       NULL };
+	const char *args[] = { "--stats", stats, extra, NULL };
 	int r;
 
 	cr_assert_eq(fx_tmpdir(tmp, sizeof(tmp)), 0);
 	snprintf(stats, sizeof(stats), "%s/stats.json", tmp);
-	cr_assert_eq(fx_server_script(script, sizeof(script), "proxy.py"), 0);
-	r = fx_start(&prx, argv);
+	r = fx_python_start(&prx, "proxy.py", args);
 	if (r == FX_SKIP)
 		cr_skip_test("python3 not installed");
 	cr_assert_eq(r, 0, "proxy: %s", prx.err);

@@ -14,12 +14,8 @@ TestSuite(session_decode, .fini = st_down, .timeout = 90);
 
 static void st_encoded(void)
 {
-	char script[4096];
-	const char *argv[] = { "python3", script, NULL };
-	int rc;
+	int rc = fx_python_start(&st.bad, "encoded.py", NULL);
 
-	cr_assert_eq(fx_server_script(script, sizeof(script), "encoded.py"), 0);
-	rc = fx_start(&st.bad, argv);
 	if (rc == FX_SKIP)
 		cr_skip_test("python3 missing");
 	cr_assert_eq(rc, 0, "encoded.py: %s", st.bad.err);

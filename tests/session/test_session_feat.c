@@ -6,6 +6,7 @@
  * reached from a task on its loop, and a base URL and default headers per
  * session.
  */
+#include "pattern_sha.h"
 #include "util.h"
 
 #include <bearssl.h>
@@ -28,13 +29,6 @@ static void feat_session(const struct ferry_session_opts *so)
 		     ferry_strerrorname(rc));
 }
 
-/* misbehave.py's pattern, byte i = i % 251, from @off. */
-static void pattern_fill(unsigned char *p, size_t n, uint64_t off)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)((off + i) % 251);
-}
-
 static void sha_hex(const void *data, size_t n, char out[65])
 {
 	br_sha256_context c;
@@ -42,25 +36,6 @@ static void sha_hex(const void *data, size_t n, char out[65])
 
 	br_sha256_init(&c);
 	br_sha256_update(&c, data, n);
-	br_sha256_out(&c, d);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static void pattern_sha(uint64_t n, char out[65])
-{
-	br_sha256_context c;
-	unsigned char buf[4096], d[32];
-	uint64_t off = 0;
-
-	br_sha256_init(&c);
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
-
-		pattern_fill(buf, k, off);
-		br_sha256_update(&c, buf, k);
-		off += k;
-	}
 	br_sha256_out(&c, d);
 	for (int i = 0; i < 32; i++)
 		sprintf(out + 2 * i, "%02x", d[i]);
@@ -207,7 +182,7 @@ static ssize_t prod_read(void *ctx, void *buf, size_t cap)
 		n = cap;
 	if (n > p->total - p->off)
 		n = (size_t)(p->total - p->off);
-	pattern_fill(buf, n, p->off);
+	fx_pattern_fill(buf, n, p->off);
 	p->off += n;
 	return (ssize_t)n;
 }
@@ -236,7 +211,7 @@ static void upload_producer(uint64_t total, bool with_length)
 	rq.body_size = with_length ? total : 0;
 	rc = ferry_session_request(st.s, &rq, &r);
 	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
-	pattern_sha(total, sha);
+	fx_pattern_sha256(total, sha);
 	expect_echo(r, with_length ? "length" : "chunked", total, sha);
 	cr_assert_neq(p.tid, bt_gettid(), "the producer ran on the caller's thread");
 	cr_assert_neq(p.tid, bt_loop_tid(st.r), "the producer ran on the loop");
@@ -275,7 +250,7 @@ static int pattern_file(char *path, size_t len, uint64_t n)
 	while (off < n) {
 		size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
 
-		pattern_fill(buf, k, off);
+		fx_pattern_fill(buf, k, off);
 		cr_assert_eq(write(fd, buf, k), (ssize_t)k);
 		off += k;
 	}
@@ -304,7 +279,7 @@ Test(session_feat, upload_from_file_with_length)
 	rq.url = st_url(st.badbase, "/file");
 	rc = ferry_session_request(st.s, &rq, &r);
 	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
-	pattern_sha(n, sha);
+	fx_pattern_sha256(n, sha);
 	expect_echo(r, "length", n, sha);
 	ferry_response_free(r);
 	close(rq.body_fd);
@@ -329,7 +304,7 @@ Test(session_feat, upload_from_file_prefix_and_position)
 	rq.url = st_url(st.badbase, "/part");
 	rc = ferry_session_request(st.s, &rq, &r);
 	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
-	pattern_fill(want, sizeof(want), 500);
+	fx_pattern_fill(want, sizeof(want), 500);
 	sha_hex(want, sizeof(want), sha);
 	expect_echo(r, "length", 1000, sha);
 	ferry_response_free(r);
@@ -353,7 +328,7 @@ static void *pipe_write(void *arg)
 						    : sizeof(buf);
 		ssize_t m;
 
-		pattern_fill(buf, k, off);
+		fx_pattern_fill(buf, k, off);
 		m = write(w->fd, buf, k);
 		if (m <= 0)
 			break;
@@ -383,7 +358,7 @@ Test(session_feat, upload_from_pipe_chunked)
 	rc = ferry_session_request(st.s, &rq, &r);
 	st_join(t, 30000);
 	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
-	pattern_sha(n, sha);
+	fx_pattern_sha256(n, sha);
 	expect_echo(r, "chunked", n, sha);
 	ferry_response_free(r);
 	close(p[0]);
@@ -500,7 +475,7 @@ Test(session_feat, blocking_producer_leaves_the_loop_free)
 	pthread_mutex_unlock(&p.mu);
 	rc = ferry_response_wait(r, -1);
 	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
-	pattern_sha(300000, sha);
+	fx_pattern_sha256(300000, sha);
 	expect_echo(r, "chunked", 300000, sha);
 	ferry_response_free(r);
 }

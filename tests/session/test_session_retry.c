@@ -14,16 +14,8 @@ TestSuite(session_retry, .fini = st_down, .timeout = 60);
 /* flaky.py with @args (NULL-terminated) in st.bad, base in st.badbase. */
 static void flaky(const char *const *args)
 {
-	char path[4096];
-	const char *argv[16] = { "python3", path };
-	size_t n = 2;
-	int rc;
+	int rc = fx_python_start(&st.bad, "flaky.py", args);
 
-	cr_assert_eq(fx_server_script(path, sizeof(path), "flaky.py"), 0);
-	while (*args && n < 15)
-		argv[n++] = *args++;
-	argv[n] = NULL;
-	rc = fx_start(&st.bad, argv);
 	if (rc == FX_SKIP)
 		cr_skip_test("%s", st.bad.err);
 	cr_assert_eq(rc, 0, "%s", st.bad.err);

@@ -199,9 +199,9 @@ Test(tls_nginx, over_unix_socket_verifies_the_url_host)
 Test(tls_nginx, through_an_https_proxy)
 {
 	static struct fx_proc prx = FX_PROC_INIT;
-	char script[4096], purl[64];
-	const char *argv[] = { "python3", script, "--tls", tf_cert("leaf.pem"),
-			       tf_cert("leaf.key"), NULL };
+	char purl[64];
+	const char *args[] = { "--tls", tf_cert("leaf.pem"), tf_cert("leaf.key"),
+			       NULL };
 	struct ferry_http_client_opts o = {
 		.connect_timeout_ms = 10000,
 		.read_timeout_ms = 10000,
@@ -210,8 +210,7 @@ Test(tls_nginx, through_an_https_proxy)
 
 	up("ca.pem", 0);
 	tc_teardown(&t);
-	cr_assert_eq(fx_server_script(script, sizeof(script), "proxy.py"), 0);
-	r = fx_start(&prx, argv);
+	r = fx_python_start(&prx, "proxy.py", args);
 	if (r == FX_SKIP)
 		cr_skip_test("python3 not installed");
 	cr_assert_eq(r, 0, "proxy: %s", prx.err);
