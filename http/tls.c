@@ -1212,7 +1212,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_client_init_full(&t->cc, &w->minimal, cfg->tas, cfg->ntas);
 	br_ssl_engine_set_suites(eng, cfg->suites, cfg->nsuites);
 	/* GCM records: BearSSL picks the AES-NI CTR but its GHASH reduces
-	 * after every block; ours folds 8 (tls_ghash.c). */
+	 * after every block; ours folds 8 or 16 (tls_ghash.c). */
 	br_ssl_engine_set_ghash(eng, cfg->ghash);
 	tls_strict(cfg, &t->cc, &w->minimal);
 	w->vtable = &x509_wrap_vtable;

@@ -2,7 +2,8 @@
  * test_tls_ghash.c - the GHASH the TLS engine uses (http/tls_ghash.c)
  * against BearSSL's portable br_ghash_ctmul64, on seeded random inputs:
  * every length 0..64 at every alignment, lengths up to 4096, chained
- * calls, keys and states at the edges; each input copied to a buffer
+ * calls, keys and states at the edges, for the 128-bit and (where the
+ * CPU has VPCLMULQDQ) the 256-bit code; each input copied to a buffer
  * that ends exactly where it does, so ASan sees any read past the end.
  * Then the GCM test vectors (McGrew and Viega, "The Galois/Counter Mode
  * of Operation", appendix B; also in NIST SP 800-38D's validation) through
@@ -40,14 +41,29 @@ static void rng_fill(unsigned char *p, size_t n)
 		p[i] = (unsigned char)(rng_next() >> 56);
 }
 
-static br_ghash clmul_or_skip(void)
+/* Ours: what the engine gets, and the 128-bit one when that is another
+ * (a CPU with VPCLMULQDQ gets the 256-bit one). Skips the test when the
+ * CPU has neither. */
+static size_t impls_or_skip(br_ghash out[2])
 {
-	br_ghash g = ferry__tls_ghash_clmul_get();
+	size_t n = 0;
 
-	if (!g)
+	out[n] = ferry__tls_ghash_clmul_get();
+	if (out[n])
+		n++;
+	out[n] = ferry__tls_ghash_clmul128_get();
+	if (out[n] && (n == 0 || out[n] != out[0]))
+		n++;
+	if (n == 0)
 		cr_skip_test("no PCLMULQDQ/SSSE3/SSE4.1 on this CPU or build");
-	return g;
+	return n;
 }
+
+#define FOR_EACH_IMPL(g)                                                  \
+	br_ghash impls_[2];                                               \
+	size_t nimpls_ = impls_or_skip(impls_);                           \
+	for (size_t i_ = 0; i_ < nimpls_; i_++)                           \
+		for (br_ghash g = impls_[i_]; g; g = NULL)
 
 /*
  * One call of each on the same input: @len bytes at offset @off of a
@@ -74,10 +90,10 @@ static void check_one(br_ghash g, const unsigned char *h,
 
 Test(tls_ghash, every_short_length_every_alignment)
 {
-	br_ghash g = clmul_or_skip();
 	unsigned char h[16], y[16], data[64];
 
 	rng_seed(1);
+	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 8; round++) {
 		rng_fill(h, 16);
 		rng_fill(y, 16);
@@ -90,10 +106,10 @@ Test(tls_ghash, every_short_length_every_alignment)
 
 Test(tls_ghash, random_lengths_to_4096)
 {
-	br_ghash g = clmul_or_skip();
 	static unsigned char data[4096];
 	unsigned char h[16], y[16];
 
+	FOR_EACH_IMPL(g) {
 	rng_seed(2);
 	for (int i = 0; i < 3000; i++) {
 		size_t len = (size_t)(rng_next() % 4097);
@@ -104,7 +120,7 @@ Test(tls_ghash, random_lengths_to_4096)
 		rng_fill(data, len);
 		check_one(g, h, y, data, len, off);
 	}
-	/* Each multiple of the 8-block stride and its neighbours. */
+	/* Around each multiple of 16 blocks: the strides of both paths. */
 	for (size_t len = 112; len <= 1040; len += 16)
 		for (size_t d = 0; d < 3; d++) {
 			rng_fill(h, 16);
@@ -112,6 +128,7 @@ Test(tls_ghash, random_lengths_to_4096)
 			rng_fill(data, len + 1);
 			check_one(g, h, y, data, len - 1 + d, d);
 		}
+	}
 }
 
 /* Keys and states at the edges: zero, all ones, one bit at each end
@@ -119,9 +136,8 @@ Test(tls_ghash, random_lengths_to_4096)
  * out), and a zero block of data. */
 Test(tls_ghash, edge_keys_and_states)
 {
-	br_ghash g = clmul_or_skip();
 	unsigned char vals[6][16] = { { 0 } };
-	unsigned char data[300];
+	unsigned char data[600];
 
 	memset(vals[1], 0xff, 16);
 	vals[2][0] = 0x80;
@@ -129,11 +145,13 @@ Test(tls_ghash, edge_keys_and_states)
 	vals[4][0] = 0x01;
 	vals[5][15] = 0x80;
 	rng_seed(3);
+	FOR_EACH_IMPL(g)
 	for (int hi = 0; hi < 6; hi++)
 		for (int yi = 0; yi < 6; yi++) {
-			size_t lens[] = { 0, 1, 16, 17, 128, 129, 300 };
+			size_t lens[] = { 0, 1, 16, 17, 128, 129, 256, 300,
+					  600 };
 
-			for (size_t li = 0; li < 7; li++) {
+			for (size_t li = 0; li < 9; li++) {
 				if (yi == 0)
 					memset(data, 0, sizeof(data));
 				else
@@ -146,26 +164,27 @@ Test(tls_ghash, edge_keys_and_states)
 
 Test(tls_ghash, null_data_with_zero_length)
 {
-	br_ghash g = clmul_or_skip();
 	unsigned char h[16], y[16], y0[16];
 
 	rng_seed(4);
-	rng_fill(h, 16);
-	rng_fill(y0, 16);
-	memcpy(y, y0, 16);
-	g(y, h, NULL, 0);
-	cr_assert_arr_eq(y, y0, 16, "y changed on an empty input");
+	FOR_EACH_IMPL(g) {
+		rng_fill(h, 16);
+		rng_fill(y0, 16);
+		memcpy(y, y0, 16);
+		g(y, h, NULL, 0);
+		cr_assert_arr_eq(y, y0, 16, "y changed on an empty input");
+	}
 }
 
 /* A message cut into random pieces, each hashed into the same y (as
  * BearSSL does for a record's header, data and length block). */
 Test(tls_ghash, chained_calls)
 {
-	br_ghash g = clmul_or_skip();
 	static unsigned char data[20000];
 	unsigned char h[16], ya[16], yb[16];
 
 	rng_seed(5);
+	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 200; round++) {
 		size_t total = (size_t)(rng_next() % sizeof(data));
 		size_t at = 0;
@@ -316,7 +335,8 @@ static void check_vectors(br_ghash g)
 
 Test(tls_ghash, gcm_vectors_ours)
 {
-	check_vectors(clmul_or_skip());
+	FOR_EACH_IMPL(g)
+		check_vectors(g);
 }
 
 /* What the engine gets, whichever it is. */
@@ -329,11 +349,11 @@ Test(tls_ghash, gcm_vectors_engine_choice)
  * sends them: the same ciphertext and tag as with ctmul64. */
 Test(tls_ghash, gcm_long_record_matches_ctmul64)
 {
-	br_ghash g = clmul_or_skip();
 	static unsigned char a[16384 + 17], b[sizeof(a)];
 	unsigned char key[32], iv[12], aad[13], ta[16], tb[16];
 
 	rng_seed(6);
+	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 20; round++) {
 		size_t len = (size_t)(rng_next() % sizeof(a));
 		size_t klen = round % 2 ? 32 : 16;
