@@ -68,7 +68,7 @@
 #define GHASH_AGG 8		/* blocks per reduction, 128-bit path */
 #define GHASH_VAGG 16		/* blocks per reduction, 256-bit path */
 
-/* The powers H^1..H^GHASH_AGG of the key (each times x^-1, reflected),
+/* The powers H^1..H^GHASH_VAGG of the key (each times x^-1, reflected),
  * and for Karatsuba the XOR of each one's two halves (low quadword). */
 struct ghash_key {
 	__m128i h[GHASH_VAGG];
