@@ -18,6 +18,8 @@
  *     decode.c  gzip/deflate bodies (decode.h; request.c's hooks)
  *     body.c    request bodies from fds and producers (ferry/body.h)
  *     tls.c     the BearSSL engine (tls.h), I/O-free
+ *     tls_ghash.c, tls_aesctr.c  faster GHASH and AES-CTR for its GCM
+ *               records (PCLMULQDQ/VPCLMULQDQ, AES-NI/VAES), per CPU
  *     input.c   receive buffers, spills and their references; the
  *               client's reaping in the close phase
  *

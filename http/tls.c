@@ -9,7 +9,8 @@
  * already verified.
  *
  * Per connection: a br_ssl_client_context (BearSSL's full profile, with
- * the AES-NI/pclmul code when the CPU has it, narrowed by tls_strict():
+ * the AES-NI/pclmul code when the CPU has it, and our GHASH and AES-CTR
+ * from tls_ghash.c and tls_aesctr.c; narrowed by tls_strict():
  * TLS 1.2, ECDHE with AEAD suites, no SHA-1 or MD5 in the chain, RSA keys
  * of 2048 bits or more, no renegotiation, unless the client relaxes one),
  * its two I/O buffers (see struct ferry__tls), and, during the
@@ -38,6 +39,8 @@
 #include "ferry/list.h"
 #include "grow.h"
 #include "tls.h"
+#include "tls_aesctr.h"
+#include "tls_ghash.h"
 #include "tls_cert.h"
 #include "tls_fuzz.h"
 
@@ -110,6 +113,8 @@ struct ferry__tls_config {
 	struct mru verified;		/* struct tls_verified */
 	struct ferry__tls_counters counters;
 	struct ferry__tls_cert *client_cert;	/* mutual TLS, or NULL */
+	br_ghash ghash;			/* for GCM: ferry__tls_ghash_get() */
+	const br_block_ctr_class *aes_ctr;	/* or NULL: BearSSL's */
 };
 
 /* ------------------------------------------------------------------ */
@@ -495,6 +500,8 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 			BR_SSL_BUFSIZE_OUTPUT - 16384;
 	cfg->session_lifetime_s = set->session_lifetime_s;
 	cfg->aead_only = !set->legacy_suites;
+	cfg->ghash = ferry__tls_ghash_get();
+	cfg->aes_ctr = ferry__tls_aes_ctr_get();
 	r = suites_order(cfg, set->ciphers, set->legacy_suites);
 	if (r < 0)
 		goto fail;
@@ -1207,6 +1214,12 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	eng = &t->cc.eng;
 	br_ssl_client_init_full(&t->cc, &w->minimal, cfg->tas, cfg->ntas);
 	br_ssl_engine_set_suites(eng, cfg->suites, cfg->nsuites);
+	/* GCM records: BearSSL's GHASH reduces after every block (ours
+	 * folds 8 or 16, tls_ghash.c) and its AES-NI CTR keeps four blocks
+	 * in flight (ours 8 or 16, tls_aesctr.c). */
+	br_ssl_engine_set_ghash(eng, cfg->ghash);
+	if (cfg->aes_ctr)
+		br_ssl_engine_set_aes_ctr(eng, cfg->aes_ctr);
 	tls_strict(cfg, &t->cc, &w->minimal);
 	w->vtable = &x509_wrap_vtable;
 	w->cfg = cfg;

@@ -29,6 +29,8 @@
 #include <bearssl.h>
 
 #include "ferry/http.h"
+#include "tls_aesctr.h"
+#include "tls_ghash.h"
 
 struct run {
 	struct ferry_loop *loop;
@@ -216,7 +218,8 @@ static int mem(const char *url, const char *ca, unsigned n)
 
 /*
  * What br_ssl_client_init_full() (as http/tls.c calls it) picked on this
- * CPU, read back from the engine. Pointers are compared with the
+ * CPU, with the GHASH and AES-CTR that tls.c installs over it, read back
+ * from the engine. Pointers are compared with the
  * candidates BearSSL 0.6 has, so a name is printed only when it is sure.
  */
 static int impl(void)
@@ -229,13 +232,24 @@ static int impl(void)
 	const char *chacha = "other", *poly = "other";
 
 	br_ssl_client_init_full(&cc, &xc, NULL, 0);
-	if (e->iaes_ctr && e->iaes_ctr == br_aes_x86ni_ctr_get_vtable())
+	br_ssl_engine_set_ghash(e, ferry__tls_ghash_get());
+	if (ferry__tls_aes_ctr_get())
+		br_ssl_engine_set_aes_ctr(e, ferry__tls_aes_ctr_get());
+	if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr128_get())
+		ctr = "ferry_aes_ctr8";
+	else if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr_get())
+		ctr = "ferry_aes_ctr16_vaes";
+	else if (e->iaes_ctr && e->iaes_ctr == br_aes_x86ni_ctr_get_vtable())
 		ctr = "aes_x86ni_ctr";
 	else if (e->iaes_ctr == &br_aes_ct64_ctr_vtable)
 		ctr = "aes_ct64_ctr";
 	else if (e->iaes_ctr == &br_aes_ct_ctr_vtable)
 		ctr = "aes_ct_ctr";
-	if (e->ighash && e->ighash == br_ghash_pclmul_get())
+	if (e->ighash && e->ighash == ferry__tls_ghash_clmul128_get())
+		ghash = "ferry_ghash_clmul8";
+	else if (e->ighash && e->ighash == ferry__tls_ghash_clmul_get())
+		ghash = "ferry_ghash_vclmul16";
+	else if (e->ighash && e->ighash == br_ghash_pclmul_get())
 		ghash = "ghash_pclmul";
 	else if (e->ighash == &br_ghash_ctmul64)
 		ghash = "ghash_ctmul64";
