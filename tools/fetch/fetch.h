@@ -37,6 +37,7 @@ enum fetch_exit {
 	FETCH_EXIT_SETOPT = 49,		/* a bad option value (--resolve) */
 	FETCH_EXIT_EMPTY = 52,
 	FETCH_EXIT_RECV = 56,
+	FETCH_EXIT_REWIND = 65,		/* an upload that cannot be sent again */
 	FETCH_EXIT_CLIENT_CERT = 58,	/* local client certificate problem */
 	FETCH_EXIT_CERT = 60,
 	FETCH_EXIT_ENCODING = 61,	/* bad content encoding */
