@@ -426,9 +426,11 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 		x->body = NULL;
 	}
 	/* Before the stream's end: a reader that has seen the end reads
-	 * body_received (the stream's hand-over orders the two). */
+	 * the body's byte count there (the end orders the two). */
 	if (resp)
 		ferry__note_route(resp, req);
+	ferry_stream_set_total(x->stream,
+			       ferry_http_request_body_received(req));
 	if (x->stream)
 		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
@@ -905,6 +907,8 @@ unsigned ferry_response_attempts(const struct ferry_response *r)
 
 uint64_t ferry_response_body_received(const struct ferry_response *r)
 {
+	if (r && r->stream)
+		return ferry_stream_total(r->stream);
 	return r ? r->body_received : 0;
 }
 
