@@ -1464,6 +1464,9 @@ case("upload-two-urls", ["-T", "up.txt", "<<A>>/a/", "-T", "empty",
 case("upload-redirect-307", ["-L", "-T", "up.txt",
                              "<<A>>/redirect?code=307&to=/dl/again"],
      pre=UP, stdout=b"file again\n")
+case("upload-stdin-redirect-307", ["-L", "-T", "-",
+                                   "<<A>>/redirect?code=307&to=/dl/again"],
+     stdin=b"abc\n", code=65, msg=r"rewind")
 case("upload-through-proxy", ["-x", APROXY, "-T", "up.txt",
                               "http://origin.invalid/up/"], pre=UP,
      stdout=HELLO, wire=one_req("PUT", "http://origin.invalid/up/up.txt",
