@@ -1429,6 +1429,8 @@ case("proxy-connection-own", ["-x", APROXY, "-H", "Proxy-Connection: close",
 case("proxy-connection-removed", ["-x", APROXY, "-H", "Proxy-Connection:",
                                   "http://origin.invalid/p"], stdout=HELLO,
      wire=headers_are("Host", "User-Agent", "Accept"))
+case("proxy-verbose", ["-v", "-x", APROXY, "http://origin.invalid/v"],
+     stdout=HELLO, cmp={"code", "stdout", "files", "wire", "verbose"})
 case("proxy-connection-not-direct", ["<<A>>/p"], stdout=HELLO,
      wire=headers_are("Host", "User-Agent", "Accept"))
 

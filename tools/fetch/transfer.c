@@ -651,8 +651,11 @@ static uint32_t remaining_ms(const struct fetch_xfer *x)
 /* -v: what curl says once connected, then the request as it went out.
  * ferry_session_request returns when the head has come (or it failed),
  * so these lines are written then; with no connection they are not. */
-static void verbose_sent(const struct hop *hp, const struct ferry_response *r)
+static void verbose_sent(const struct fetch_xfer *x, const struct hop *hp,
+			 const struct ferry_response *r)
 {
+	bool forward = ferry_response_proxy(r, NULL) && !x->args->proxytunnel &&
+		       hp->url.scheme == FERRY_URL_HTTP;
 	struct ferry_http_timings t;
 
 	ferry_response_timings(r, &t);
@@ -661,7 +664,19 @@ static void verbose_sent(const struct hop *hp, const struct ferry_response *r)
 	fetch_verbose_info("Connected to %.*s (%.*s) port %u (#0)",
 			   (int)hp->url.host_len, hp->url.host,
 			   (int)hp->url.host_len, hp->url.host, hp->url.port);
-	fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh);
+	/* A forward proxy gets the absolute form: curl shows that. */
+	if (forward) {
+		char abs[4096];
+		int n = snprintf(abs, sizeof(abs), "http://");
+
+		n += (int)ferry_url_authority(&hp->url, abs + n,
+					      sizeof(abs) - (size_t)n);
+		snprintf(abs + n, sizeof(abs) - (size_t)n, "%s", hp->url.target);
+		fetch_verbose_request(hp->method, abs, hp->h, hp->nh, true);
+		return;
+	}
+	fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh,
+			      false);
 }
 
 /* -T's body: read from the file (an empty one is a buffer of 0 bytes,
@@ -718,7 +733,7 @@ static int send_hop(struct fetch_xfer *x, struct hop *hp,
 	if (*r)
 		note_timings(x, *r, *hop_start);
 	if (x->args->verbose && *r)
-		verbose_sent(hp, *r);
+		verbose_sent(x, hp, *r);
 	if (rc < 0)
 		return fail_lib(x, hp, rc, *r, false);
 	return rc;
