@@ -74,6 +74,9 @@ struct ferry_response {
 	struct ferry_http_timings timings;
 	int minor;			/* HTTP/1.<minor>, -1 before the head */
 	unsigned attempts;		/* ferry_http_request_attempts */
+	uint64_t body_received;		/* ferry_http_request_body_received */
+	char proxy_host[260];		/* ferry_http_request_proxy, or "" */
+	unsigned proxy_port;
 };
 
 struct ferry__xfer {
@@ -252,6 +255,23 @@ static void ferry__body_presize(struct ferry__xfer *x,
 		resp->body_faulted = 1;
 }
 
+/* Timings, attempts, body bytes and the proxy, as they stand now. */
+static void ferry__note_route(struct ferry_response *resp,
+			      const struct ferry_http_request *req)
+{
+	const struct ferry_url *p = ferry_http_request_proxy(req);
+
+	ferry_http_request_timings(req, &resp->timings);
+	resp->attempts = ferry_http_request_attempts(req);
+	resp->body_received = ferry_http_request_body_received(req);
+	resp->proxy_host[0] = '\0';
+	if (p && p->host_len < sizeof(resp->proxy_host)) {
+		memcpy(resp->proxy_host, p->host, p->host_len);
+		resp->proxy_host[p->host_len] = '\0';
+		resp->proxy_port = p->port;
+	}
+}
+
 static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 			    int status)
 {
@@ -259,8 +279,7 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	struct ferry_response *resp = x->resp;
 	int ret = ferry__copy_head(resp, req, status);
 
-	ferry_http_request_timings(req, &resp->timings);
-	resp->attempts = ferry_http_request_attempts(req);
+	ferry__note_route(resp, req);
 	if (ret < 0)
 		return ret;
 	if (!resp->rq.stream) {
@@ -406,11 +425,15 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 		ferry_body_close(x->body);
 		x->body = NULL;
 	}
+	/* Before the stream's end: a reader that has seen the end reads
+	 * the body's byte count there (the end orders the two). */
+	if (resp)
+		ferry__note_route(resp, req);
+	ferry_stream_set_total(x->stream,
+			       ferry_http_request_body_received(req));
 	if (x->stream)
 		ferry_stream_end_why(x->stream, result < 0 ? result : 0, detail);
 	if (resp) {
-		ferry_http_request_timings(req, &resp->timings);
-		resp->attempts = ferry_http_request_attempts(req);
 		resp->x = NULL;
 		resp->result = result;
 		snprintf(resp->detail, sizeof(resp->detail), "%s", detail);
@@ -880,6 +903,23 @@ void ferry_response_timings(const struct ferry_response *r,
 unsigned ferry_response_attempts(const struct ferry_response *r)
 {
 	return r ? r->attempts : 0;
+}
+
+uint64_t ferry_response_body_received(const struct ferry_response *r)
+{
+	if (r && r->stream)
+		return ferry_stream_total(r->stream);
+	return r ? r->body_received : 0;
+}
+
+const char *ferry_response_proxy(const struct ferry_response *r,
+				 unsigned *port)
+{
+	if (!r || !r->proxy_host[0])
+		return NULL;
+	if (port)
+		*port = r->proxy_port;
+	return r->proxy_host;
 }
 
 struct ferry_stream *ferry_response_stream(const struct ferry_response *r)

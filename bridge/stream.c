@@ -56,6 +56,9 @@ struct ferry_stream {
 	atomic_int aborted;		/* runner closing: ECLOSED at once */
 	int status;
 	char why[FERRY_STREAM_WHY_MAX];	/* with status, before ended */
+	/* ferry_stream_set_total: relaxed, the producer stores it before
+	 * ended (seq_cst), which orders it for a reader that saw the end. */
+	_Atomic uint64_t total;
 
 	/* Consumer -> loop. */
 	_Atomic uint32_t head;
@@ -428,6 +431,19 @@ void ferry_stream_stats(const struct ferry_stream *s,
 	st->resumes = atomic_load_explicit(&m->st_resumes, memory_order_relaxed);
 	st->max_queued = atomic_load_explicit(&m->st_max_queued,
 					      memory_order_relaxed);
+}
+
+void ferry_stream_set_total(struct ferry_stream *s, uint64_t n)
+{
+	if (s)
+		atomic_store_explicit(&s->total, n, memory_order_relaxed);
+}
+
+uint64_t ferry_stream_total(const struct ferry_stream *s)
+{
+	struct ferry_stream *m = (struct ferry_stream *)s;
+
+	return s ? atomic_load_explicit(&m->total, memory_order_relaxed) : 0;
 }
 
 const char *ferry_stream_why(const struct ferry_stream *s)

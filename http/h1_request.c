@@ -114,6 +114,8 @@ struct req_plan {
 	const struct ferry__h1_header *host;	/* caller's, or NULL */
 	bool user_agent;			/* caller sent one */
 	bool clen_given;			/* raw: caller's Content-Length */
+	bool te_given;				/* raw: caller's chunked TE */
+	bool pconn_given;			/* caller's Proxy-Connection */
 	bool close;
 	size_t size;				/* exact bytes to write */
 	size_t authority_len;
@@ -157,9 +159,19 @@ static int check_header(const struct ferry__h1_req *req,
 		plan->clen_given = true;
 		return 0;
 	}
+	if (req->raw && name_is(h, "transfer-encoding")) {
+		if (plan->te_given || req->body_len != FERRY__H1_BODY_CHUNKED ||
+		    h->value_len != 7 || strncasecmp(h->value, "chunked", 7))
+			return req_fail(why, whylen,
+					"Transfer-Encoding must be given once, as \"chunked\", for a body of unknown length");
+		plan->te_given = true;
+		return 0;
+	}
 	if (name_is(h, "content-length") || name_is(h, "transfer-encoding"))
 		return req_fail(why, whylen,
 				"Content-Length and Transfer-Encoding are set by ferry from the body length");
+	if (name_is(h, "proxy-connection"))
+		plan->pconn_given = true;
 	if (name_is(h, "host")) {
 		if (plan->host)
 			return req_fail(why, whylen, "more than one Host header");
@@ -171,6 +183,40 @@ static int check_header(const struct ferry__h1_req *req,
 	}
 	return 0;
 }
+
+/*
+ * Is @h left out of the head? The Host of a non-raw request (written
+ * first, apart), and in raw mode a Proxy-Connection when the request
+ * does not go to a forward proxy: a hop-by-hop field for the proxy only.
+ */
+static bool field_skipped(const struct ferry__h1_req *req,
+			  const struct req_plan *p,
+			  const struct ferry__h1_header *h)
+{
+	if (h == p->host)
+		return true;
+	return req->raw && !req->absolute_form &&
+	       name_is(h, "proxy-connection");
+}
+
+/* Proxy-Authorization goes right after Host (curl's order); in raw mode
+ * Host is one of the caller's fields, and this is the one it is. */
+static bool auth_after(const struct ferry__h1_req *req,
+		       const struct ferry__h1_header *h)
+{
+	return req->raw && req->proxy_auth && name_is(h, "host");
+}
+
+/* Raw mode with a Host among the fields: Proxy-Authorization follows it. */
+static bool auth_placed(const struct ferry__h1_req *req)
+{
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (auth_after(req, &req->headers[i]))
+			return true;
+	return false;
+}
+
+#define PCONN_FIELD "Proxy-Connection: Keep-Alive\r\n"
 
 /* Methods whose servers expect a body: send "Content-Length: 0" for them. */
 static bool method_wants_length(const char *m)
@@ -219,14 +265,16 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	}
 	if (!p->user_agent)
 		size += sizeof("User-Agent: " FERRY__H1_USER_AGENT "\r\n") - 1;
+	if (!req->raw && req->absolute_form && !p->pconn_given)
+		size += sizeof(PCONN_FIELD) - 1;
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (h != p->host)	/* "Name: value\r\n", "Name:\r\n" */
+		if (!field_skipped(req, p, h))	/* "Name: value\r\n", "Name:\r\n" */
 			size += h->name_len + (h->value_len ? 2 : 1) +
 				h->value_len + 2;
 	}
-	if (req->body_len == FERRY__H1_BODY_CHUNKED)
+	if (req->body_len == FERRY__H1_BODY_CHUNKED && !p->te_given)
 		size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
 	else if (!p->clen_given &&
 		 (req->body_len > 0 ||
@@ -294,19 +342,26 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 			w += ferry_url_authority(u, w, p.authority_len + 1);
 		w = PUT_LIT(w, "\r\n");
 	}
-	if (req->proxy_auth)
+	if (req->proxy_auth && !auth_placed(req))
 		w = put_field(w, "Proxy-Authorization", 19, req->proxy_auth,
 			      strlen(req->proxy_auth));
 	if (!p.user_agent)
 		w = PUT_LIT(w, "User-Agent: " FERRY__H1_USER_AGENT "\r\n");
+	/* libcurl's field for a forward proxy, where libcurl puts it; a raw
+	 * caller lists its own where it wants it. */
+	if (!req->raw && req->absolute_form && !p.pconn_given)
+		w = PUT_LIT(w, PCONN_FIELD);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (h != p.host)
-			w = put_field(w, h->name, h->name_len, h->value,
-				      h->value_len);
+		if (field_skipped(req, &p, h))
+			continue;
+		w = put_field(w, h->name, h->name_len, h->value, h->value_len);
+		if (auth_after(req, h))
+			w = put_field(w, "Proxy-Authorization", 19,
+				      req->proxy_auth, strlen(req->proxy_auth));
 	}
-	if (req->body_len == FERRY__H1_BODY_CHUNKED)
+	if (req->body_len == FERRY__H1_BODY_CHUNKED && !p.te_given)
 		w = PUT_LIT(w, "Transfer-Encoding: chunked\r\n");
 	if (p.clen[0])
 		w = put_field(w, "Content-Length", 14, p.clen, strlen(p.clen));

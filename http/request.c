@@ -920,6 +920,20 @@ unsigned ferry_http_request_attempts(const struct ferry_http_request *req)
 	return req ? req->attempts : 0;
 }
 
+uint64_t ferry_http_request_body_received(const struct ferry_http_request *req)
+{
+	return req ? req->body_received : 0;
+}
+
+const struct ferry_url *
+ferry_http_request_proxy(const struct ferry_http_request *req)
+{
+	if (!req || (req->route.kind != FERRY__ROUTE_FORWARD &&
+		     req->route.kind != FERRY__ROUTE_TUNNEL))
+		return NULL;
+	return &req->route.proxy->url;
+}
+
 bool ferry_http_request_reused(const struct ferry_http_request *req)
 {
 	return req->reused;

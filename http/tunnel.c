@@ -327,10 +327,12 @@ int ferry__tunnel_new(struct ferry_http_client *c,
 	if (!x)
 		goto nomem;
 	x->proxy = strdup(proxy);
-	/* curl's CONNECT: Host, Proxy-Authorization, User-Agent. */
+	/* curl's CONNECT: Host, Proxy-Authorization, User-Agent,
+	 * Proxy-Connection (curl 7.88 sends Keep-Alive, as for a forward
+	 * request: the tunnel's connection is meant to last). */
 	n = asprintf(&x->req,
 		     "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%s"
-		     "User-Agent: %s\r\n\r\n",
+		     "User-Agent: %s\r\nProxy-Connection: Keep-Alive\r\n\r\n",
 		     authority, authority,
 		     proxy_auth ? "Proxy-Authorization: " : "",
 		     proxy_auth ? proxy_auth : "", proxy_auth ? "\r\n" : "", ua);

@@ -324,6 +324,16 @@ void ferry_stream_end(struct ferry_stream *s, int status);
  */
 void ferry_stream_end_why(struct ferry_stream *s, int status, const char *why);
 
+/*
+ * ferry_stream_set_total - a figure about the stream, set by the
+ * producer before it ends it (the session: the body's bytes as received,
+ * before decoding); ferry_stream_total() reads it, 0 until set and for
+ * NULL. Read after ferry_stream_next() returned the end, it is the value
+ * set before the end. Thread: set on the loop; read on any.
+ */
+void ferry_stream_set_total(struct ferry_stream *s, uint64_t n);
+uint64_t ferry_stream_total(const struct ferry_stream *s);
+
 /* ferry_stream_queued - chunks pushed and not yet released. Thread: loop. */
 unsigned ferry_stream_queued(const struct ferry_stream *s);
 

@@ -358,6 +358,24 @@ void ferry_response_timings(const struct ferry_response *r,
  * Taken when the head arrived and again when the request ended.
  */
 unsigned ferry_response_attempts(const struct ferry_response *r);
+/*
+ * ferry_response_body_received - the body's bytes as they came off the
+ * wire: chunked framing removed, before content decoding (with
+ * decode_content, the encoded bytes: curl's size_download, where the
+ * decoded body is longer). Final once the body has ended: when a whole-
+ * body response is done, or once ferry_stream_next() has returned the
+ * stream's end (0 or an error); 0 before. 0 for NULL.
+ */
+uint64_t ferry_response_body_received(const struct ferry_response *r);
+/*
+ * ferry_response_proxy - the proxy the request went through (forward or
+ * CONNECT tunnel): its host, as in the proxy URL (an IPv6 address without
+ * brackets), and its port in *@port (if not NULL); NULL when it went
+ * direct, or for NULL. Known from the head on, or once a request that
+ * failed is done (for "Failed to connect to <proxy> port <n>").
+ */
+const char *ferry_response_proxy(const struct ferry_response *r,
+				 unsigned *port);
 
 /*
  * The body stream (stream mode; NULL otherwise): iterate it with

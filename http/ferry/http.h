@@ -736,6 +736,25 @@ bool ferry_http_request_reused(const struct ferry_http_request *req);
  * the client the times are those of the last attempt, still counted from
  * the start.
  */
+/*
+ * ferry_http_request_body_received - the current response's body bytes
+ * received so far as they came (chunked framing removed, before content
+ * decoding: with decode_content these are the encoded bytes, curl's
+ * size_download). Counts again from 0 for a redirect's or a retry's
+ * response. Valid until on_done returns. Thread: loop.
+ */
+uint64_t ferry_http_request_body_received(const struct ferry_http_request *req);
+
+/*
+ * ferry_http_request_proxy - the proxy the request's current hop goes
+ * through (an absolute-form request or a CONNECT tunnel): its URL, of
+ * which scheme, host and port are set; NULL when it goes direct (or to a
+ * Unix socket). The URL is the client's: valid until on_done returns.
+ * Thread: loop.
+ */
+const struct ferry_url *
+ferry_http_request_proxy(const struct ferry_http_request *req);
+
 struct ferry_http_timings {
 	uint64_t namelookup_ns;		/* the address was known */
 	uint64_t connect_ns;		/* TCP connect completed */

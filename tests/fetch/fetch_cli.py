@@ -1263,6 +1263,12 @@ case("compressed-include", ["--compressed", "-i", "<<A>>/gzip"],
 case("compressed-own-header", ["--compressed", "-H",
                                "Accept-Encoding: gzip", "<<A>>/gzip"],
      stdout=b"hello gzip\n", wire=accept_encoding("gzip"))
+# curl's size_download counts the bytes received, before decoding
+case("compressed-size-download", ["--compressed", "-s", "-o", "/dev/null",
+                                  "-w", "%{size_download}",
+                                  "<<A>>/gzip-n?n=300000"],
+     stdout=str(len(gzip.compress(peers.pattern(300000), mtime=0))).encode(),
+     cmp={"code", "stdout", "files", "stderr"})
 case("compressed-corrupt", ["--compressed", "<<A>>/gzip-bad?n=5000"],
      code=61, msg=r"invalid block type",
      cmp={"code", "stdout", "files", "stderr"})
@@ -1395,6 +1401,95 @@ case("proxy-connect-403", ["-x", "<<PROXY:refuse>>", "--cacert", "<<CA>>",
 case("proxy-unresolvable", ["-x", "nonexistent.invalid:3128", "<<A>>/"],
      code=5, msg=r"(?i)resolve proxy")
 case("proxy-refused", ["-x", "<<REFUSED>>", "<<A>>/"], code=7)
+
+def proxy_failure_named(ctx, f):
+    """The (7) line names the proxy's host and port, not the origin."""
+    port = ctx.subst("<<REFUSED>>").rsplit(":", 1)[1]
+    msg = f.messages()[-1]
+    assert re.search(r"Failed to connect to 127\.0\.0\.1 port %s " % port,
+                     msg), "message %r does not name the proxy" % msg
+    assert "origin.invalid" not in msg, "message %r names the origin" % msg
+
+
+case("proxy-refused-named", ["-x", "<<REFUSED>>", "http://origin.invalid/"],
+     code=7, check=proxy_failure_named)
+# A Recorder as the proxy: the request as a forward proxy receives it
+# (tests/servers/proxy.py drops the Proxy-* fields before the origin).
+APROXY = "127.0.0.1:<<APORT>>"
+case("proxy-connection-wire", ["-x", APROXY, "-U", "u:p", "-H", "X-A: 1",
+                               "http://origin.invalid:8080/p?q"],
+     stdout=HELLO,
+     wire=one_req("GET", "http://origin.invalid:8080/p?q",
+                  Proxy_Connection="Keep-Alive",
+                  Proxy_Authorization="Basic dTpw"))
+case("proxy-connection-own", ["-x", APROXY, "-H", "Proxy-Connection: close",
+                              "http://origin.invalid/p"], stdout=HELLO,
+     wire=one_req("GET", "http://origin.invalid/p",
+                   Proxy_Connection="close"))
+case("proxy-connection-removed", ["-x", APROXY, "-H", "Proxy-Connection:",
+                                  "http://origin.invalid/p"], stdout=HELLO,
+     wire=headers_are("Host", "User-Agent", "Accept"))
+case("proxy-verbose", ["-v", "-x", APROXY, "http://origin.invalid/v"],
+     stdout=HELLO, cmp={"code", "stdout", "files", "wire", "verbose"})
+case("proxy-connection-not-direct", ["<<A>>/p"], stdout=HELLO,
+     wire=headers_are("Host", "User-Agent", "Accept"))
+
+# -- uploads (-T): PUT, the file's name after a URL ending in "/", curl
+# 7.88's Expect: 100-continue (the Recorder answers 100 Continue)
+UP = {"up.txt": b"upload me\n"}
+case("upload-put", ["-T", "up.txt", "<<A>>/dir/"], pre=UP, stdout=HELLO,
+     wire=one_req("PUT", "/dir/up.txt", b"upload me\n", Content_Length="10",
+                  Expect="100-continue"))
+case("upload-no-path", ["-T", "up.txt", "<<A>>"], pre=UP, stdout=HELLO,
+     wire=one_req("PUT", "/up.txt", b"upload me\n"))
+case("upload-named-path", ["-T", "up.txt", "<<A>>/x?q=1"], pre=UP,
+     stdout=HELLO, wire=one_req("PUT", "/x?q=1", b"upload me\n"))
+case("upload-name-escaped", ["-T", "sub/f x+\u00e9.txt", "<<A>>/up/?q=1"],
+     pre={"sub/f x+\u00e9.txt": b"hi\n"}, stdout=HELLO,
+     wire=one_req("PUT", "/up/f%20x%2b%c3%a9.txt?q=1", b"hi\n"))
+case("upload-method", ["-X", "POST", "-T", "up.txt", "<<A>>/y"], pre=UP,
+     stdout=HELLO, wire=one_req("POST", "/y", b"upload me\n"))
+case("upload-stdin-chunked", ["-T", "-", "<<A>>/in/"], stdin=b"abc\n",
+     stdout=HELLO, wire=one_req("PUT", "/in/", b"abc\n",
+                                Transfer_Encoding="chunked",
+                                Expect="100-continue"))
+case("upload-big", ["-T", "big.bin", "<<A>>/big"],
+     pre={"big.bin": peers.pattern(2 << 20)}, stdout=HELLO,
+     wire=one_req("PUT", "/big", peers.pattern(2 << 20),
+                  Content_Length=str(2 << 20), Expect="100-continue"))
+case("upload-empty", ["-T", "empty", "<<A>>/e"], pre={"empty": b""},
+     stdout=HELLO, wire=headers_are("Host", "User-Agent", "Accept",
+                                    "Content-Length"))
+case("upload-two-urls", ["-T", "up.txt", "<<A>>/a/", "-T", "empty",
+                         "<<A>>/b/"], pre={"up.txt": b"one\n", "empty": b""},
+     stdout=HELLO + HELLO)
+case("upload-redirect-307", ["-L", "-T", "up.txt",
+                             "<<A>>/redirect?code=307&to=/dl/again"],
+     pre=UP, stdout=b"file again\n")
+case("upload-stdin-redirect-307", ["-L", "-T", "-",
+                                   "<<A>>/redirect?code=307&to=/dl/again"],
+     stdin=b"abc\n", code=65, msg=r"rewind")
+case("upload-through-proxy", ["-x", APROXY, "-T", "up.txt",
+                              "http://origin.invalid/up/"], pre=UP,
+     stdout=HELLO, wire=one_req("PUT", "http://origin.invalid/up/up.txt",
+                                b"upload me\n",
+                                Proxy_Connection="Keep-Alive"))
+case("upload-missing-file", ["-o", "out.txt", "-T", "nonexistent.txt",
+                             "<<A>>/"], code=26, no_new_files=True,
+     wire=attempts(0), msg=r"nonexistent\.txt")
+case("upload-and-data", ["-T", "up.txt", "-d", "a=1", "<<A>>/"], pre=UP,
+     code=2, wire=attempts(0), err_re=rb"only select one HTTP request")
+case("upload-and-head", ["-T", "up.txt", "-I", "<<A>>/"], pre=UP,
+     code=2, wire=attempts(0))
+# -d over 1 MiB: curl 7.88 asks for 100-continue there too
+case("post-big-expect", ["--data-binary", "@big.bin", "<<A>>/p"],
+     pre={"big.bin": b"x" * ((1 << 20) + 1)}, stdout=HELLO,
+     wire=one_req("POST", "/p", b"x" * ((1 << 20) + 1),
+                  Expect="100-continue"))
+case("post-1m-no-expect", ["--data-binary", "@m.bin", "<<A>>/p"],
+     pre={"m.bin": b"x" * (1 << 20)}, stdout=HELLO,
+     wire=headers_are("Host", "User-Agent", "Accept", "Content-Length",
+                      "Content-Type"))
 
 # -- Unix sockets: nginx listens on <<NSOCK>> too
 case("unix-socket", ["--unix-socket", "<<NSOCK>>", "http://localhost/small.txt"],

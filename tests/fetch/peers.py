@@ -7,6 +7,11 @@ compare what fetch sent with what curl sent.  Its answers are fixed bytes
 (no Date, no Server), so a response head is the same on every run.  Some
 paths misbehave on purpose (empty reply, reset, short body, hang).
 
+A request with "Expect: 100-continue" gets "100 Continue" before its body
+is read.  An absolute-form request-target ("GET http://host/p") is
+recorded as it came and answered as the unknown path it is: with -x
+pointing at a Recorder, the test sees what a forward proxy receives.
+
 Routes (the query string is parsed; unknown paths answer 200 "hello\\n"):
   /status/CODE            CODE with body "status CODE\\n"
   /redirect?code=C&to=L   status C (default 302), Location: L
@@ -160,6 +165,10 @@ class _Conn:
             name, _, value = line.partition(":")
             headers.append((name, value.strip()))
         req = Request(parts[0], parts[1], parts[2], headers, b"")
+        if (req.header("expect") or "").lower() == "100-continue":
+            # As nginx does: the client may go on (curl would otherwise
+            # wait a second for it); the 1xx comes before the final head.
+            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         te = (req.header("transfer-encoding") or "").lower()
         cl = req.header("content-length")
         if "chunked" in te:

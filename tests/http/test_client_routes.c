@@ -133,6 +133,9 @@ Test(client_proxy, forward_absolute_form_pooled)
 	cr_expect_eq(proxy_count("forward"), 2);
 	cr_expect_eq(proxy_count("connect"), 0);
 	cr_expect_eq(proxy_count("conns"), 1, "not pooled");
+	/* libcurl's Proxy-Connection on each absolute-form request */
+	cr_expect(proxy_saw("\"pconn\": [\"Keep-Alive\", \"Keep-Alive\"]"),
+		  "no Proxy-Connection: Keep-Alive on both requests");
 	snprintf(want, sizeof(want), "\"http://127.0.0.1:%d/small.txt\"",
 		 ngx.port);
 	cr_expect(proxy_saw(want), "no absolute-form target %s", want);
@@ -152,6 +155,9 @@ Test(client_proxy, tunnel_for_http)
 	get_ok(ngx_url(url, sizeof(url), "/small.txt"));
 	cr_expect_eq(proxy_count("connect"), 1);
 	cr_expect_eq(proxy_count("forward"), 0);
+	/* curl's CONNECT asks to keep the proxy connection */
+	cr_expect(proxy_saw("\"pconn\": [\"Keep-Alive\"]"),
+		  "the CONNECT had no Proxy-Connection: Keep-Alive");
 }
 
 /* The environment as curl reads it: lowercase http_proxy only; the

@@ -428,3 +428,96 @@ Test(h1_request, tab_and_obs_text_in_values_allowed)
 	ferry__h1_buf_free(&out);
 	ferry_url_free(&u);
 }
+
+/* Write @req for @url and compare the head with @want. */
+static void expect_head(struct ferry__h1_req *req, const char *url,
+			const char *want)
+{
+	struct ferry__h1_buf out = { 0 };
+	struct ferry_url u;
+	char why[FERRY__H1_WHY_MAX] = "";
+
+	url_of(&u, url);
+	req->url = &u;
+	cr_assert_geq(ferry__h1_req_write(&out, req, why, sizeof(why)), 0,
+		      "%s", why);
+	cr_expect_eq(out.len, strlen(want));
+	cr_expect(out.len == strlen(want) && !memcmp(out.data, want, out.len),
+		  "got %.*s", (int)out.len, out.data);
+	ferry__h1_buf_free(&out);
+	ferry_url_free(&u);
+}
+
+/* A forward proxy's request as libcurl sends it: Proxy-Connection:
+ * Keep-Alive after User-Agent, unless the caller gives its own. */
+Test(h1_request, proxy_connection_default)
+{
+	struct ferry__h1_header own = { "Proxy-Connection", 16, "close", 5 };
+	struct ferry__h1_req req = { .method = "GET", .absolute_form = true,
+				     .proxy_auth = "Basic dTpw" };
+
+	expect_head(&req, "http://o/p",
+		    "GET http://o/p HTTP/1.1\r\nHost: o\r\n"
+		    "Proxy-Authorization: Basic dTpw\r\n"
+		    "User-Agent: ferry/0.1\r\nProxy-Connection: Keep-Alive\r\n\r\n");
+	req.headers = &own;
+	req.nheaders = 1;
+	expect_head(&req, "http://o/p",
+		    "GET http://o/p HTTP/1.1\r\nHost: o\r\n"
+		    "Proxy-Authorization: Basic dTpw\r\n"
+		    "User-Agent: ferry/0.1\r\nProxy-Connection: close\r\n\r\n");
+	/* not through a proxy: nothing is added */
+	req = (struct ferry__h1_req){ .method = "GET" };
+	expect_head(&req, "http://o/p",
+		    "GET /p HTTP/1.1\r\nHost: o\r\nUser-Agent: ferry/0.1\r\n\r\n");
+}
+
+/* Raw mode: Proxy-Authorization right after the caller's Host, a listed
+ * Proxy-Connection only to a proxy, a chunked TE where it stands. */
+Test(h1_request, raw_proxy_fields)
+{
+	static const struct ferry__h1_header h[] = {
+		{ "Host", 4, "o", 1 }, { "Accept", 6, "*/*", 3 },
+		{ "Proxy-Connection", 16, "Keep-Alive", 10 },
+		{ "Transfer-Encoding", 17, "chunked", 7 },
+		{ "Expect", 6, "100-continue", 12 },
+	};
+	struct ferry__h1_req req = {
+		.method = "PUT", .headers = h, .nheaders = 5,
+		.body_len = FERRY__H1_BODY_CHUNKED, .raw = true,
+		.absolute_form = true, .proxy_auth = "Basic dTpw",
+	};
+
+	expect_head(&req, "http://o/p",
+		    "PUT http://o/p HTTP/1.1\r\nHost: o\r\n"
+		    "Proxy-Authorization: Basic dTpw\r\nAccept: */*\r\n"
+		    "Proxy-Connection: Keep-Alive\r\n"
+		    "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+	req.absolute_form = false;
+	req.proxy_auth = NULL;
+	expect_head(&req, "http://o/p",
+		    "PUT /p HTTP/1.1\r\nHost: o\r\nAccept: */*\r\n"
+		    "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+}
+
+/* Raw mode: a Transfer-Encoding only for a chunked body, only "chunked". */
+Test(h1_request, raw_te_refused)
+{
+	struct ferry__h1_header te = { "Transfer-Encoding", 17, "gzip", 4 };
+	struct ferry__h1_buf out = { 0 };
+	struct ferry_url u;
+	struct ferry__h1_req req = { .method = "PUT", .url = &u,
+				     .headers = &te, .nheaders = 1,
+				     .body_len = FERRY__H1_BODY_CHUNKED,
+				     .raw = true };
+
+	url_of(&u, "http://o/");
+	cr_expect_eq(ferry__h1_req_write(&out, &req, NULL, 0), FERRY_EINVAL);
+	te.value = "chunked";
+	te.value_len = 7;
+	req.body_len = 5;
+	cr_expect_eq(ferry__h1_req_write(&out, &req, NULL, 0), FERRY_EINVAL);
+	cr_expect_eq(out.len, 0);
+	ferry__h1_buf_free(&out);
+	ferry_url_free(&u);
+}

@@ -31,7 +31,8 @@ Counts, written as JSON to --stats FILE after every event (rename, so a
 reader never sees half a file): conns (connections accepted), forward
 (absolute-form requests), connect (CONNECT requests), targets (each
 request-target or CONNECT authority, in order), auth (Proxy-Authorization
-values seen, in order), denied (407s sent).
+values seen, in order), denied (407s sent), pconn (Proxy-Connection values
+seen, in order).
 """
 
 import argparse
@@ -50,7 +51,7 @@ MAX_HEAD = 1 << 16
 
 LOCK = threading.Lock()
 STATS = {"conns": 0, "forward": 0, "connect": 0, "targets": [],
-         "auth": [], "denied": 0}
+         "auth": [], "denied": 0, "pconn": []}
 ARGS = None
 
 
@@ -263,6 +264,9 @@ def serve(conn):
                 count(connect=1, targets=first[1])
             else:
                 count(forward=1, targets=first[1])
+            pconn = field(fields, "Proxy-Connection")
+            if pconn is not None:
+                count(pconn=pconn)
             if not check_auth(conn, fields):
                 return
             if first[0] == "CONNECT":

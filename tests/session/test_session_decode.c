@@ -45,6 +45,28 @@ Test(session_decode, nginx_gzip_whole_body)
 	ferry_response_free(r);
 }
 
+/* A whole body counts what came off the wire: the encoded bytes, as the
+ * Content-Length says, not the decoded ones. */
+Test(session_decode, whole_body_counts_encoded_bytes)
+{
+	struct ferry_http_client_opts o = { .decode_content = true };
+	struct ferry_response *r;
+	size_t n;
+	int rc;
+
+	st_encoded();
+	st_session(&o);
+	rc = ferry_session_get(st.s, st_url(st.badbase, "/gzip/300000"), &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	ferry_response_body(r, &n);
+	cr_expect_eq(n, 300000);
+	cr_expect_eq(ferry_response_body_received(r),
+		     strtoull(ferry_response_header(r, "Content-Length", NULL),
+			      NULL, 10));
+	cr_expect_lt(ferry_response_body_received(r), 300000);
+	ferry_response_free(r);
+}
+
 Test(session_decode, stream_decoder_follows_backpressure)
 {
 	struct ferry_http_client_opts o = {
@@ -82,6 +104,12 @@ Test(session_decode, stream_decoder_follows_backpressure)
 	}
 	cr_assert_eq(rc, 0, "%d %s", rc, ferry_response_detail(r));
 	cr_expect_eq(bytes, 4000000);
+	/* a streamed response counts what came off the wire too: the
+	 * encoded body, as its Content-Length says */
+	cr_expect_eq(ferry_response_body_received(r),
+		     strtoull(ferry_response_header(r, "Content-Length", NULL),
+			      NULL, 10));
+	cr_expect_null(ferry_response_proxy(r, NULL));
 	st_free(r);
 }
 

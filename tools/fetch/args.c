@@ -24,7 +24,7 @@ enum opt_id {
 	O_TLS13, O_PARALLEL, O_PARALLEL_MAX, O_CONTINUE_AT, O_RETRY,
 	O_RETRY_DELAY, O_COMPRESSED, O_RESOLVE, O_HELP, O_VERSION, O_CERT, O_KEY,
 	O_PROXY, O_PROXYTUNNEL, O_NOPROXY, O_PROXY_USER, O_UNIX_SOCKET,
-	O_ABSTRACT_UNIX,
+	O_ABSTRACT_UNIX, O_UPLOAD,
 };
 
 struct opt {
@@ -92,15 +92,19 @@ static const struct opt opts[] = {
 	{ "unix-socket", 0, true, O_UNIX_SOCKET },
 	{ "abstract-unix-socket", 0, true, O_ABSTRACT_UNIX },
 	{ "resolve", 0, true, O_RESOLVE },
+	{ "upload-file", 'T', true, O_UPLOAD },
 	{ "help", 'h', false, O_HELP },
 	{ "version", 'V', false, O_VERSION },
 };
 
 /* Outputs are kept in order and given to URLs in order, as curl does:
- * the n-th -o or -O belongs to the n-th URL wherever each stands. */
+ * the n-th -o or -O belongs to the n-th URL wherever each stands; so
+ * does the n-th -T. */
 struct pairing {
 	struct fetch_target *outs;
 	size_t nouts;
+	const char **uploads;
+	size_t nuploads;
 };
 
 /* One address of a --resolve entry: IPv4, or IPv6 bare or in []. */
@@ -307,6 +311,22 @@ static void pair_outputs(struct fetch_args *a, const struct pairing *p)
 		a->targets[i].outfile = p->outs[i].outfile;
 		a->targets[i].remote_name = p->outs[i].remote_name;
 	}
+	for (size_t i = 0; i < a->ntargets && i < p->nuploads; i++)
+		a->targets[i].upload = p->uploads[i];
+}
+
+/* -T is PUT: with -d (POST) or -I (HEAD) it is two methods, which curl
+ * refuses with these words and exit 2. */
+static int check_methods(const struct fetch_args *a, const struct pairing *p)
+{
+	const char *other = a->has_data && !a->get ? "POST (-d, --data)"
+			    : a->head ? "HEAD (-I, --head)" : NULL;
+
+	if (!p->nuploads || !other)
+		return -1;
+	fprintf(stderr, "Warning: You can only select one HTTP request method! You asked for both PUT \n"
+		"Warning: (-T, --upload-file) and %s.\n", other);
+	return FETCH_EXIT_USAGE;
 }
 
 static int parse_tls_max(struct fetch_args *a, const char *v)
@@ -347,6 +367,11 @@ static int apply(struct fetch_args *a, struct pairing *p, const struct opt *o,
 		break;
 	case O_DATA: case O_DATA_BINARY: case O_DATA_RAW: case O_JSON:
 		return add_data(a, o->id, arg);
+	case O_UPLOAD:
+		p->uploads = grow_array(p->uploads, p->nuploads,
+					sizeof(*p->uploads));
+		p->uploads[p->nuploads++] = arg;
+		break;
 	case O_RESOLVE:
 		if (!resolve_ok(arg)) {
 			/* curl's words and code (49: a bad option value). */
@@ -526,6 +551,8 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		}
 	}
 	pair_outputs(a, &p);
+	if (r < 0)
+		r = check_methods(a, &p);
 	if (r < 0 && a->unreadable) {
 		if (!a->silent || a->show_error)
 			fprintf(stderr, "fetch: (%d) Failed to open/read local data from file/application: %s: %s\n",
@@ -534,6 +561,7 @@ int fetch_args_parse(int argc, char **argv, struct fetch_args *a)
 		r = FETCH_EXIT_READ;
 	}
 	free(p.outs);
+	free(p.uploads);
 	if (r < 0 && a->ntargets == 0) {
 		fprintf(stderr, "fetch: no URL specified!\n");
 		usage_hint();

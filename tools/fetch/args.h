@@ -13,6 +13,7 @@ struct fetch_target {
 	const char *url;
 	const char *outfile;	/* -o FILE; NULL: stdout */
 	bool remote_name;	/* -O */
+	const char *upload;	/* -T FILE ("-": stdin); NULL: none */
 };
 
 enum fetch_fail {

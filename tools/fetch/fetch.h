@@ -37,6 +37,7 @@ enum fetch_exit {
 	FETCH_EXIT_SETOPT = 49,		/* a bad option value (--resolve) */
 	FETCH_EXIT_EMPTY = 52,
 	FETCH_EXIT_RECV = 56,
+	FETCH_EXIT_REWIND = 65,		/* an upload that cannot be sent again */
 	FETCH_EXIT_CLIENT_CERT = 58,	/* local client certificate problem */
 	FETCH_EXIT_CERT = 60,
 	FETCH_EXIT_ENCODING = 61,	/* bad content encoding */
@@ -90,8 +91,11 @@ size_t fetch_head_size(const struct ferry_response *r);
 int fetch_out_finish(struct fetch_xfer *x, bool ok);
 void fetch_out_discard(struct fetch_xfer *x);
 void fetch_writeout(struct fetch_xfer *x);
+/* @forward: the request went to a forward proxy (else the library left
+ * Proxy-Connection out, and so does this). */
 void fetch_verbose_request(const char *method, const char *target,
-			   const struct ferry_http_header *h, size_t n);
+			   const struct ferry_http_header *h, size_t n,
+			   bool forward);
 void fetch_verbose_response(const struct ferry_response *r);
 void fetch_verbose_info(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));

@@ -45,6 +45,7 @@ void fetch_usage(FILE *f)
 	      "     --data-raw <data>    POST data, '@' not special\n"
 	      "     --json <data>        POST JSON (sets Content-Type and Accept)\n"
 	      " -G, --get                Put the data in the URL's query, GET\n"
+	      " -T, --upload-file <file> PUT <file> ('-': stdin, chunked) to the URL\n"
 	      " -u, --user <user:pass>   Basic authentication\n"
 	      " -x, --proxy <[proto://]host[:port]>  Use this proxy ('' none)\n"
 	      " -p, --proxytunnel        CONNECT through the proxy for http:// too\n"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,12 +223,15 @@ void fetch_verbose_info(const char *fmt, ...)
 }
 
 void fetch_verbose_request(const char *method, const char *target,
-			   const struct ferry_http_header *h, size_t n)
+			   const struct ferry_http_header *h, size_t n,
+			   bool forward)
 {
 	flockfile(stderr);
 	fprintf(stderr, "> %s %s HTTP/1.1\r\n", method, target);
 	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "> %.*s: %.*s\r\n", (int)h[i].name_len,
+		if (forward || h[i].name_len != 16 ||
+		    strncasecmp(h[i].name, "Proxy-Connection", 16))
+			fprintf(stderr, "> %.*s: %.*s\r\n", (int)h[i].name_len,
 			h[i].name, (int)h[i].value_len, h[i].value);
 	fputs("> \r\n", stderr);
 	funlockfile(stderr);

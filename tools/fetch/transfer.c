@@ -5,6 +5,7 @@
  * this thread and written here, curl's retries and exit codes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,10 @@
 #define FETCH_STREAM_CAPACITY 64
 #define FETCH_STREAM_CAPACITY_TLS 1024
 
+/* curl 7.88 asks "Expect: 100-continue" for a POST over this many bytes
+ * (and for every non-empty PUT). */
+#define FETCH_EXPECT_THRESHOLD (1024 * 1024)
+
 /* The request of one hop: method, URL, body and the header fields. */
 struct hop {
 	char method[32];
@@ -35,6 +40,11 @@ struct hop {
 	size_t body_len;
 	bool has_body;
 	bool same_origin;		/* as the first URL: credentials go */
+	/* -T: the file (or stdin) read as the body; size -1: unknown, sent
+	 * chunked. @sent: a hop has read it, a next one must rewind. */
+	int upload_fd;
+	int64_t upload_size;
+	bool upload, sent;
 	/* Header fields and their text. */
 	struct ferry_http_header h[256];
 	size_t nh;
@@ -66,10 +76,16 @@ static long elapsed_ms(const struct fetch_xfer *x)
 
 /* A library error before or during the response, as curl's exit code. */
 static int fail_lib(struct fetch_xfer *x, const struct hop *hp, int err,
-		    const char *detail, bool got_head)
+		    const struct ferry_response *r, bool got_head)
 {
+	const char *detail = r ? ferry_response_detail(r) : "out of memory";
 	const char *host = hp->url.host;
 	unsigned port = hp->url.port;
+	const char *proxy = ferry_response_proxy(r, &port);
+
+	/* A connect that failed names the host it went to: the proxy's. */
+	if (proxy)
+		host = proxy;
 
 	switch (err) {
 	case FERRY_EPROXY_DNS:
@@ -272,6 +288,19 @@ static bool skip_custom(const struct hop *hp, const char *name, size_t n)
 	return false;
 }
 
+/* curl 7.88's "Expect: 100-continue": every PUT of -T with a body (its
+ * length known or not), a POST over 1 MiB. fetch sends the body at once
+ * without waiting for the 100 (RFC 9110 10.1.1 allows it): the same
+ * bytes on the wire, without curl's wait of up to a second. */
+static bool wants_expect(const struct hop *hp)
+{
+	if (!hp->has_body)
+		return false;
+	if (hp->upload)
+		return hp->upload_size != 0;
+	return hp->body_len > FETCH_EXPECT_THRESHOLD;
+}
+
 static void build_head(const struct fetch_xfer *x, struct hop *hp)
 {
 	const struct fetch_args *a = x->args;
@@ -309,6 +338,12 @@ static void build_head(const struct fetch_xfer *x, struct hop *hp)
 		addz(hp, "Accept-Encoding", "deflate, gzip");
 	if (a->referer && !has_custom(a, "Referer"))
 		addz(hp, "Referer", a->referer);
+	/* libcurl's, for a forward proxy; the library sends it only when
+	 * this hop goes to one (absolute form), not to an origin. */
+	if (!has_custom(a, "Proxy-Connection"))
+		addz(hp, "Proxy-Connection", "Keep-Alive");
+	if (hp->has_body && hp->upload && hp->upload_size < 0)
+		addz(hp, "Transfer-Encoding", "chunked");
 	/* -b cookies go to every host, as curl's do, unless a -H Cookie
 	 * replaces them (and that one stays with its origin). */
 	if (a->cookie && strchr(a->cookie, '=') && !has_custom(a, "Cookie"))
@@ -327,13 +362,21 @@ static void build_head(const struct fetch_xfer *x, struct hop *hp)
 			continue;
 		add(hp, a->headers[i], n, v, strlen(v));
 	}
-	if (hp->has_body) {
+	if (hp->has_body && hp->upload) {
+		if (hp->upload_size >= 0) {
+			snprintf(buf, sizeof(buf), "%lld",
+				 (long long)hp->upload_size);
+			addz(hp, "Content-Length", buf);
+		}
+	} else if (hp->has_body) {
 		snprintf(buf, sizeof(buf), "%zu", hp->body_len);
 		addz(hp, "Content-Length", buf);
 		if (a->data_form && !a->json && !has_custom(a, "Content-Type"))
 			addz(hp, "Content-Type",
 			     "application/x-www-form-urlencoded");
 	}
+	if (wants_expect(hp) && !has_custom(a, "Expect"))
+		addz(hp, "Expect", "100-continue");
 }
 
 /* ------------------------------------------------------------------ */
@@ -352,6 +395,67 @@ static char *with_scheme(const char *url)
 	if (s)
 		snprintf(s, n + 8, "http://%s", url);
 	return s;
+}
+
+/* curl's -T FILE to "http://h/dir/" (or "http://h"): the file's last
+ * name, percent-encoded but for unreserved bytes, ends the path. */
+static char *upload_url(char *url, const char *file)
+{
+	const char *name = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	char *auth = strstr(url, "://") + 3;
+	size_t pstart = (size_t)(auth - url) + strcspn(auth, "/?#");
+	size_t pend = pstart + strcspn(url + pstart, "?#");
+	size_t n = strlen(url), w;
+	char *s;
+
+	if (!strcmp(file, "-") || (pend > pstart && url[pend - 1] != '/'))
+		return url;
+	s = malloc(n + 3 * strlen(name) + 2);
+	if (!s) {
+		free(url);
+		return NULL;
+	}
+	memcpy(s, url, pend);
+	w = pend;
+	if (pend == pstart)
+		s[w++] = '/';
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~", *c))
+			s[w++] = (char)*c;
+		else
+			w += (size_t)sprintf(s + w, "%%%02x", *c);
+	memcpy(s + w, url + pend, n - pend + 1);
+	free(url);
+	return s;
+}
+
+/* -T: open the file (stdin for "-", sent chunked) and learn its size. */
+static int open_upload(struct fetch_xfer *x, struct hop *hp)
+{
+	const char *file = x->target->upload;
+	struct stat st;
+
+	hp->upload = true;
+	hp->has_body = true;
+	hp->upload_size = -1;
+	if (!strcmp(file, "-")) {
+		hp->upload_fd = STDIN_FILENO;
+		return 0;
+	}
+	hp->upload_fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (hp->upload_fd < 0 || fstat(hp->upload_fd, &st) < 0) {
+		int err = errno;
+
+		if (!x->args->silent || x->args->show_error)
+			fprintf(stderr, "fetch: Can't open '%s'!\n", file);
+		return fail(x, FETCH_EXIT_READ,
+			    "Failed to open/read local data from file/application: %s: %s",
+			    file, strerror(err));
+	}
+	if (S_ISREG(st.st_mode))
+		hp->upload_size = st.st_size;
+	return 0;
 }
 
 static int first_hop(struct fetch_xfer *x, struct hop *hp)
@@ -376,6 +480,8 @@ static int first_hop(struct fetch_xfer *x, struct hop *hp)
 		free(url);
 		url = q;
 	}
+	if (x->target->upload && !(url = upload_url(url, x->target->upload)))
+		return fail(x, FETCH_EXIT_NOMEM, "Out of memory");
 	hp->urlstr = url;
 	err = ferry_url_parse(&hp->url, url, strlen(url), why, sizeof(why));
 	if (err < 0) {
@@ -388,9 +494,12 @@ static int first_hop(struct fetch_xfer *x, struct hop *hp)
 	hp->has_body = a->has_data && !a->get;
 	hp->body = a->data;
 	hp->body_len = a->data_len;
+	if (x->target->upload && (err = open_upload(x, hp)))
+		return err;
 	snprintf(hp->method, sizeof(hp->method), "%s",
 		 a->method ? a->method
-			   : a->head ? "HEAD" : hp->has_body ? "POST" : "GET");
+			   : hp->upload ? "PUT" : a->head ? "HEAD"
+			   : hp->has_body ? "POST" : "GET");
 	hp->custom_method = a->method != NULL;
 	return 0;
 }
@@ -408,7 +517,7 @@ static bool is_redirect(int status)
 static void redirect_method(struct fetch_xfer *x, struct hop *hp, int status)
 {
 	const struct fetch_args *a = x->args;
-	bool post = hp->has_body;
+	bool post = hp->has_body && !hp->upload;	/* -T is a PUT */
 	bool to_get = false;
 
 	if (status == 301 || status == 302)
@@ -506,8 +615,11 @@ static int read_body(struct fetch_xfer *x, const struct hop *hp,
 					  memory_order_relaxed);
 	}
 	/* The response says why the stream ended (the library's sentence). */
+	/* curl's size_download counts the bytes received, before decoding. */
+	if (keep && x->args->compressed)
+		x->size_download = ferry_response_body_received(r);
 	if (st && n < 0)
-		return fail_lib(x, hp, n, ferry_response_detail(r), true);
+		return fail_lib(x, hp, n, r, true);
 	return 0;
 }
 
@@ -539,8 +651,11 @@ static uint32_t remaining_ms(const struct fetch_xfer *x)
 /* -v: what curl says once connected, then the request as it went out.
  * ferry_session_request returns when the head has come (or it failed),
  * so these lines are written then; with no connection they are not. */
-static void verbose_sent(const struct hop *hp, const struct ferry_response *r)
+static void verbose_sent(const struct fetch_xfer *x, const struct hop *hp,
+			 const struct ferry_response *r)
 {
+	bool forward = ferry_response_proxy(r, NULL) && !x->args->proxytunnel &&
+		       hp->url.scheme == FERRY_URL_HTTP;
 	struct ferry_http_timings t;
 
 	ferry_response_timings(r, &t);
@@ -549,7 +664,39 @@ static void verbose_sent(const struct hop *hp, const struct ferry_response *r)
 	fetch_verbose_info("Connected to %.*s (%.*s) port %u (#0)",
 			   (int)hp->url.host_len, hp->url.host,
 			   (int)hp->url.host_len, hp->url.host, hp->url.port);
-	fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh);
+	/* A forward proxy gets the absolute form: curl shows that. */
+	if (forward) {
+		char abs[4096];
+		int n = snprintf(abs, sizeof(abs), "http://");
+
+		n += (int)ferry_url_authority(&hp->url, abs + n,
+					      sizeof(abs) - (size_t)n);
+		snprintf(abs + n, sizeof(abs) - (size_t)n, "%s", hp->url.target);
+		fetch_verbose_request(hp->method, abs, hp->h, hp->nh, true);
+		return;
+	}
+	fetch_verbose_request(hp->method, hp->url.target, hp->h, hp->nh,
+			      false);
+}
+
+/* -T's body: read from the file (an empty one is a buffer of 0 bytes,
+ * with Content-Length: 0); from the start again on a later hop. */
+static int upload_body(struct fetch_xfer *x, struct hop *hp,
+		       struct ferry_request *rq)
+{
+	if (hp->sent && lseek(hp->upload_fd, 0, SEEK_SET) < 0)
+		return fail(x, FETCH_EXIT_REWIND,
+			    "necessary data rewind wasn't possible");
+	hp->sent = true;
+	if (hp->upload_size == 0) {
+		rq->body = "";
+		return 0;
+	}
+	rq->body = NULL;
+	rq->body_from_fd = true;
+	rq->body_fd = hp->upload_fd;
+	rq->body_size = hp->upload_size > 0 ? (uint64_t)hp->upload_size : 0;
+	return 0;
 }
 
 /* One hop's request and response; *@r is the caller's to free. */
@@ -574,6 +721,8 @@ static int send_hop(struct fetch_xfer *x, struct hop *hp,
 	};
 	int rc;
 
+	if (hp->has_body && hp->upload && (rc = upload_body(x, hp, &rq)))
+		return rc;
 	build_head(x, hp);
 	rq.nheaders = hp->nh;
 	if (x->args->verbose)
@@ -584,10 +733,9 @@ static int send_hop(struct fetch_xfer *x, struct hop *hp,
 	if (*r)
 		note_timings(x, *r, *hop_start);
 	if (x->args->verbose && *r)
-		verbose_sent(hp, *r);
+		verbose_sent(x, hp, *r);
 	if (rc < 0)
-		return fail_lib(x, hp, rc, *r ? ferry_response_detail(*r)
-					      : "out of memory", false);
+		return fail_lib(x, hp, rc, *r, false);
 	return rc;
 }
 
@@ -604,6 +752,7 @@ static int attempt(struct fetch_xfer *x)
 
 	if (!hp)
 		return fail(x, FETCH_EXIT_NOMEM, "Out of memory");
+	hp->upload_fd = -1;
 	rc = first_hop(x, hp);
 	if (!rc && ferry_url_copy(&first, &hp->url) < 0)
 		rc = fail(x, FETCH_EXIT_NOMEM, "Out of memory");
@@ -661,6 +810,8 @@ out:
 		fetch_verbose_info("Connection #0 to host %.*s left intact",
 				   (int)hp->url.host_len, hp->url.host);
 	ferry_response_free(r);
+	if (hp->upload_fd > STDIN_FILENO)
+		close(hp->upload_fd);
 	ferry_url_free(&hp->url);
 	ferry_url_free(&first);
 	free(hp->urlstr);
