@@ -660,25 +660,25 @@ static int ep_accept_multi(struct ferry_loop *loop, struct ferry_op *op)
 	return EP_GO_ON;
 }
 
-static unsigned ep_run_done(struct ferry_loop *loop);
-
 /* Run @fd's readers or writers until one would block. */
 static unsigned ep_run_queue(struct ferry_loop *loop, int fd, bool rd)
 {
+	struct ferry_op *mark = loop->ep->done.tail;
 	unsigned n = 0;
 
 	for (int budget = EP_BUDGET; budget > 0; budget--) {
-		struct ep_fd *e;
-		struct ferry_op *op;
+		struct ep_fd *e = &loop->ep->fds[fd];	/* may move */
+		struct ferry_op *op = rd ? e->rd.head : e->wr.head;
 		int r;
 
-		/* A send that a callback here ran at start completes before
-		 * anything more is read: what the peer answers to it must
-		 * come after it, as its CQE would on io_uring. */
-		if (rd && loop->ep->done.head)
-			n += ep_run_done(loop);
-		e = &loop->ep->fds[fd];	/* may move */
-		op = rd ? e->rd.head : e->wr.head;
+		/* A callback here finished an op (a send it ran at start):
+		 * read no more this turn. What the peer answers to that send
+		 * must reach the owner after its completion (as on io_uring),
+		 * which comes at the end of the reap; level-triggered, the
+		 * fd is reported again. Completing it here instead would let
+		 * its owner close the fd under the dispatch still using it. */
+		if (rd && loop->ep->done.tail != mark)
+			break;
 		if (!op)
 			break;
 		n++;
