@@ -3,17 +3,25 @@
  * sockets, for hosts where io_uring is blocked (seccomp, the sysctl).
  *
  * The life of an op, in the order a turn sees it:
- *   start   the op joins the submit list (nothing runs yet, as an SQE
- *           waits for io_uring_enter);
+ *   start   a send or sendmsg is tried at once when nothing on its fd
+ *           is ahead of it (a send on a connected socket nearly always
+ *           goes through: the peer gets it now, not after the rest of the
+ *           turn, which is what keeps a keep-alive server busy); every
+ *           other op joins the submit list (as an SQE waits for
+ *           io_uring_enter);
  *   flush   the next wait tries each: a socket call with MSG_DONTWAIT
  *           that finishes goes to the done list; one that would block
  *           joins its fd's queue (readers, writers or pollers); file ops
  *           go to the offload pool;
  *   wait    epoll_wait, bounded by the earliest timer (0 when something
  *           is already done);
- *   reap    the done list completes, then each ready fd runs its queues.
+ *   reap    the done list completes, then each ready fd runs its queues,
+ *           then what finished meanwhile (the sends those callbacks
+ *           started) completes too.
  * So a completion always comes from a turn, never from the call that
- * started the op: the io_uring contract (ferry/loop.h).
+ * started the op: the io_uring contract (ferry/loop.h). A receive is not
+ * tried at start: right after the send that asks for it, it would only
+ * find the socket empty.
  *
  * Registration is level-triggered and follows the queues: an fd is in
  * the epoll set for exactly the directions that have ops waiting, and
@@ -62,7 +70,13 @@ struct ep_list {
 struct ep_fd {
 	struct ep_list rd, wr, poll;
 	uint32_t mask;		/* events registered; 0: not in the set */
+	unsigned nsub;		/* its ops on the submit list (EP_OPF_SUB) */
 };
+
+/* A bit of ferry__flags above the shared FERRY__OPF_* ones: the op is
+ * counted in its fd's nsub. Cleared with the others at completion. */
+#define EP_OPF_SUB (1u << 7)
+_Static_assert(EP_OPF_SUB > FERRY__OPF_DEFERRED, "EP_OPF_SUB is taken");
 
 #define EP_EVENTS 128
 /* Ops run per queue per readiness event: an fd that never drains must
@@ -284,6 +298,56 @@ static void ep_enqueue(struct ferry_loop *loop, struct ferry_op *op,
 	}
 }
 
+/* Ops whose ferry__fd is the socket they act on (not a socket's domain,
+ * a dirfd or a file on the offload pool). */
+static bool ep_on_fd(unsigned code)
+{
+	switch (code) {
+	case FERRY__OC_CONNECT:
+	case FERRY__OC_SEND:
+	case FERRY__OC_SENDMSG:
+	case FERRY__OC_RECV:
+	case FERRY__OC_CLOSE:
+	case FERRY__OC_POLL_MULTI:
+	case FERRY__OC_ACCEPT_MULTI:
+	case FERRY__OC_RECV_MULTI:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Put @op on the submit list. Its fd counts it, so that no later send on
+ * that fd runs at start ahead of it (ep_start_now). An fd the table cannot
+ * hold fails the op, as waiting on it would.
+ */
+static void ep_sub_push(struct ferry_loop *loop, struct ferry_op *op)
+{
+	struct ep_fd *e;
+
+	if (ep_on_fd(op->ferry__code) && op->ferry__fd >= 0) {
+		e = ep_fd(loop->ep, op->ferry__fd);
+		if (!e) {
+			ep_finish(loop, op, -ENOMEM);
+			return;
+		}
+		e->nsub++;
+		op->ferry__flags |= EP_OPF_SUB;
+	}
+	op->ferry__where = EP_SUB;
+	ep_push(&loop->ep->sub, op);
+}
+
+/* @op has left the submit list: its fd stops counting it. */
+static void ep_sub_left(struct ferry_loop *loop, struct ferry_op *op)
+{
+	if (op->ferry__flags & EP_OPF_SUB) {
+		op->ferry__flags &= (uint8_t)~EP_OPF_SUB;
+		loop->ep->fds[op->ferry__fd].nsub--;
+	}
+}
+
 /* Take @op off whatever list holds it (not the offload pool). */
 static void ep_unlink(struct ferry_loop *loop, struct ferry_op *op)
 {
@@ -292,6 +356,7 @@ static void ep_unlink(struct ferry_loop *loop, struct ferry_op *op)
 	switch (op->ferry__where) {
 	case EP_SUB:
 		ep_remove(&ep->sub, op);
+		ep_sub_left(loop, op);
 		if (op->ferry__code >= FERRY__OC_READ &&
 		    op->ferry__code <= FERRY__OC_OPENAT)
 			free((void *)(uintptr_t)op->ferry__p);
@@ -511,6 +576,31 @@ static void ep_try(struct ferry_loop *loop, struct ferry_op *op)
 		ep_finish(loop, op, r);
 }
 
+/*
+ * A send or sendmsg with nothing ahead of it on its fd (no op waiting to
+ * write, none on the submit list) runs now: see the top. Its completion
+ * still waits for the turn's reap, through the done list. False: @op
+ * takes the submit list like any other.
+ */
+static bool ep_start_now(struct ferry_loop *loop, struct ferry_op *op)
+{
+	struct ep_fd *e;
+	int r;
+
+	if (op->ferry__code != FERRY__OC_SEND &&
+	    op->ferry__code != FERRY__OC_SENDMSG)
+		return false;
+	e = ep_fd(loop->ep, op->ferry__fd);
+	if (!e || e->wr.head || e->nsub)
+		return false;
+	r = ep_io(op);
+	if (r == -EAGAIN)
+		ep_enqueue(loop, op, EP_WR);
+	else
+		ep_finish(loop, op, r);
+	return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Readiness                                                             */
 
@@ -573,6 +663,7 @@ static int ep_accept_multi(struct ferry_loop *loop, struct ferry_op *op)
 /* Run @fd's readers or writers until one would block. */
 static unsigned ep_run_queue(struct ferry_loop *loop, int fd, bool rd)
 {
+	struct ferry_op *mark = loop->ep->done.tail;
 	unsigned n = 0;
 
 	for (int budget = EP_BUDGET; budget > 0; budget--) {
@@ -580,6 +671,14 @@ static unsigned ep_run_queue(struct ferry_loop *loop, int fd, bool rd)
 		struct ferry_op *op = rd ? e->rd.head : e->wr.head;
 		int r;
 
+		/* A callback here finished an op (a send it ran at start):
+		 * read no more this turn. What the peer answers to that send
+		 * must reach the owner after its completion (as on io_uring),
+		 * which comes at the end of the reap; level-triggered, the
+		 * fd is reported again. Completing it here instead would let
+		 * its owner close the fd under the dispatch still using it. */
+		if (rd && loop->ep->done.tail != mark)
+			break;
 		if (!op)
 			break;
 		n++;
@@ -756,9 +855,8 @@ static int ep_start(struct ferry_loop *loop, struct ferry_op *op,
 			return err;
 		op->ferry__where = EP_TIMER;
 		ep_push(&loop->ep->sleepers, op);
-	} else {
-		op->ferry__where = EP_SUB;
-		ep_push(&loop->ep->sub, op);
+	} else if (!ep_start_now(loop, op)) {
+		ep_sub_push(loop, op);
 	}
 	loop->inflight++;
 	loop->last_op = kind == FERRY__OP_ONESHOT ? op : NULL;
@@ -771,17 +869,39 @@ static int ep_set_timeout(struct ferry_loop *loop, struct ferry_op *op,
 	int err;
 
 	if (loop->last_op != op || op->ferry__nflight != 1 ||
-	    op->ferry__kind != FERRY__OP_ONESHOT ||
-	    (op->ferry__where != EP_SUB && op->ferry__where != EP_TIMER))
+	    op->ferry__kind != FERRY__OP_ONESHOT)
 		return -EINVAL;
-	if (op->ferry__where == EP_TIMER) {
+	switch (op->ferry__where) {
+	case EP_TIMER:
 		/* A timeout op: whichever of the two comes first. */
 		err = ep_timer_start(loop, op, ns);
 		if (err < 0)
 			return err;
-	} else {
+		break;
+	case EP_SUB:
 		/* Kept until ep_try starts it: the timer is idle till then. */
 		op->ferry__dl.ferry__timer.ferry__deadline = ns;
+		break;
+	case EP_DONE:
+		/* Ran at start and finished (ep_start_now): its result
+		 * stands, as when an op beats its linked timeout. */
+		break;
+	case EP_WR:
+		/* Ran at start and waits for room: the deadline runs from
+		 * now. Without one the op does not run on (-EBUSY's rule on
+		 * io_uring): it leaves its queue, idle, with nothing sent. */
+		err = ep_timer_start(loop, op, ns);
+		if (err < 0) {
+			ep_unlink(loop, op);
+			op->ferry__nflight = 0;
+			loop->inflight--;
+			loop->last_op = NULL;
+			return err;
+		}
+		loop->ep->deadlines = true;
+		break;
+	default:
+		return -EINVAL;
 	}
 	op->ferry__nflight++;
 	loop->inflight++;
@@ -823,8 +943,10 @@ static void ep_flush(struct ferry_loop *loop)
 	struct ferry_op *op;
 
 	loop->last_op = NULL;
-	while ((op = ep_pop(&loop->ep->sub)) != NULL)
+	while ((op = ep_pop(&loop->ep->sub)) != NULL) {
+		ep_sub_left(loop, op);
 		ep_try(loop, op);
+	}
 }
 
 static bool ep_ready(struct ferry_loop *loop)
@@ -886,15 +1008,25 @@ static int ep_wait(struct ferry_loop *loop, int64_t wait_ns, bool posted)
 	return 0;
 }
 
-/* Complete the done list; a completion may finish more (a cancel). */
+/*
+ * Complete what is on the done list now. What these completions finish
+ * in turn (a send that ran at start, a cancel) waits for the next run:
+ * a stream of sends that never block must not keep the loop from its
+ * fds and timers (ep_wait looks at them at least every other turn).
+ */
 static unsigned ep_run_done(struct ferry_loop *loop)
 {
-	struct ferry_op *op;
+	struct ferry__epoll *ep = loop->ep;
+	struct ferry_op *last = ep->done.tail, *op;
 	unsigned n = 0;
 
-	while ((op = ep_pop(&loop->ep->done)) != NULL) {
+	/* Nothing takes an op off the done list but this loop (a cancel or
+	 * deadline leaves a finished op alone): the last one is reached. */
+	while (last && (op = ep_pop(&ep->done)) != NULL) {
 		ep_complete(loop, op, op->ferry__res);
 		n++;
+		if (op == last)
+			break;
 	}
 	return n;
 }
@@ -912,7 +1044,8 @@ static unsigned ep_reap(struct ferry_loop *loop)
 	n += ep_run_done(loop);
 	for (int i = 0; i < nev; i++)
 		n += ep_dispatch(loop, ep->ev[i].data.fd, ep->ev[i].events);
-	/* Cancelled by the callbacks above. */
+	/* Finished by the callbacks above: the sends they started (most
+	 * often the next request, ep_start_now), and cancels. */
 	return n + ep_run_done(loop);
 }
 

@@ -163,6 +163,343 @@ Test(ops, send_to_closed_peer_fails, .timeout = 10)
 	ferry_loop_destroy(loop);
 }
 
+/* ------------------------------------------------------------------ */
+/* Sends. On epoll a send with nothing ahead of it on its fd runs in the
+ * starting call (epoll.c, ep_start_now); on both backends its completion
+ * comes from a turn, and a deadline set after the start still holds.    */
+
+static bool on_epoll(struct ferry_loop *loop)
+{
+	return strcmp(ferry_loop_backend(loop), "epoll") == 0;
+}
+
+/* Fill @fd's send buffer (made small first) until a send would block;
+ * returns how many bytes are in it. */
+static size_t fill_sndbuf(int fd)
+{
+	char chunk[1024];
+	size_t total = 0;
+	int sz = 4096;
+
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+	memset(chunk, 'f', sizeof(chunk));
+	for (;;) {
+		ssize_t n = send(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+
+		if (n < 0) {
+			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK,
+				  "send: %s", strerror(errno));
+			return total;
+		}
+		total += (size_t)n;
+	}
+}
+
+/* Read the @n filler bytes fill_sndbuf put in the peer's way. */
+static void drain_filler(int fd, size_t n)
+{
+	char *buf = malloc(n);
+
+	cr_assert_not_null(buf);
+	rt_read_all(fd, buf, n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(buf[i], 'f', "filler byte %zu is %d", i, buf[i]);
+	free(buf);
+}
+
+Test(ops, send_completes_in_a_turn_and_keeps_its_result, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	unsigned base = idle_inflight(loop);
+	struct pollfd pfd;
+	struct rt_op o;
+	char buf[8];
+	int sv[2];
+
+	rt_socketpair(sv);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_send(loop, &o.op, sv[0], "hello", 5,
+				   MSG_NOSIGNAL), 0);
+	/* Set after the send may have run (epoll): not needed, and not
+	 * what the owner sees. */
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 60000 * RT_MS), 0);
+	cr_assert_eq(o.ncalls, 0, "completion ran inside the starting call");
+	cr_assert(ferry_op_busy(&o.op));
+	if (on_epoll(loop)) {
+		/* The bytes left in the starting call, before any turn. */
+		pfd = (struct pollfd){ .fd = sv[1], .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 0), 1, "the send waited for a turn");
+	}
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, 5, "send: %s", ferry_strerrorname(o.res));
+	rt_read_all(sv[1], buf, 5);
+	cr_assert_arr_eq(buf, "hello", 5);
+	rt_run_for(loop, 10);
+	cr_assert_eq(o.ncalls, 1);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, send_into_a_full_socket_waits_for_room, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	unsigned base = idle_inflight(loop);
+	char payload[64], got[64];
+	struct rt_op o;
+	size_t filled;
+	int sv[2];
+
+	rt_socketpair(sv);
+	filled = fill_sndbuf(sv[0]);
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (char)('A' + i % 26);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_send(loop, &o.op, sv[0], payload, sizeof(payload),
+				   MSG_NOSIGNAL), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 60000 * RT_MS), 0);
+	rt_run_for(loop, 30);
+	cr_assert_eq(o.ncalls, 0, "a send completed into a full socket: %s",
+		     ferry_strerrorname(o.res));
+	drain_filler(sv[1], filled);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, (int)sizeof(payload), "send: %s",
+		     ferry_strerrorname(o.res));
+	rt_read_all(sv[1], got, sizeof(got));
+	cr_assert_arr_eq(got, payload, sizeof(payload));
+	rt_run_for(loop, 10);
+	cr_assert_eq(o.ncalls, 1);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+Test(ops, send_into_a_full_socket_meets_its_deadline, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	unsigned base = idle_inflight(loop);
+	struct rt_op o;
+	size_t filled;
+	char c;
+	int sv[2];
+
+	rt_socketpair(sv);
+	filled = fill_sndbuf(sv[0]);
+	rt_op_init(&o);
+	cr_assert_eq(ferry_op_send(loop, &o.op, sv[0], "late", 4,
+				   MSG_NOSIGNAL), 0);
+	cr_assert_eq(ferry_op_set_timeout(loop, &o.op, 30 * RT_MS), 0);
+	RT_RUN_UNTIL(loop, o.nfinal == 1, 3000);
+	cr_assert_eq(o.res, -ETIME, "got %s", ferry_strerrorname(o.res));
+	rt_run_for(loop, 10);
+	cr_assert_eq(o.ncalls, 1);
+	cr_assert_eq(ferry_loop_inflight(loop), base, "CQEs left in flight");
+	/* Nothing of it went out: the peer finds the filler alone. */
+	drain_filler(sv[1], filled);
+	cr_assert_eq(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+	cr_assert_eq(errno, EAGAIN);
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * What runs in the starting call never overtakes an earlier op on the
+ * same fd: a send waiting for room, or one on the submit list (a close).
+ * io_uring promises no order between unlinked SQEs: epoll only.
+ */
+Test(ops, a_send_never_overtakes_an_earlier_op_on_its_fd, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct rt_op a, b;
+	size_t filled;
+	char got[16];
+	int sv[2];
+
+	if (!on_epoll(loop)) {
+		ferry_loop_destroy(loop);
+		cr_skip_test("io_uring: unlinked SQEs have no promised order");
+	}
+	rt_socketpair(sv);
+	filled = fill_sndbuf(sv[0]);
+	rt_op_init(&a);
+	rt_op_init(&b);
+	cr_assert_eq(ferry_op_send(loop, &a.op, sv[0], "first-", 6,
+				   MSG_NOSIGNAL), 0);
+	rt_run_for(loop, 10);
+	cr_assert_eq(a.ncalls, 0);
+	/* Room again, but the first send has not had its turn yet. */
+	drain_filler(sv[1], filled);
+	cr_assert_eq(ferry_op_send(loop, &b.op, sv[0], "second", 6,
+				   MSG_NOSIGNAL), 0);
+	RT_RUN_UNTIL(loop, a.nfinal == 1 && b.nfinal == 1, 3000);
+	cr_assert_eq(a.res, 6);
+	cr_assert_eq(b.res, 6);
+	rt_read_all(sv[1], got, 12);
+	cr_assert_arr_eq(got, "first-second", 12);
+
+	/* A close on the submit list goes first: the send finds no fd. */
+	rt_op_init(&a);
+	rt_op_init(&b);
+	cr_assert_eq(ferry_op_close(loop, &a.op, sv[0]), 0);
+	cr_assert_eq(ferry_op_send(loop, &b.op, sv[0], "x", 1, MSG_NOSIGNAL), 0);
+	RT_RUN_UNTIL(loop, a.nfinal == 1 && b.nfinal == 1, 3000);
+	cr_assert_eq(a.res, 0, "close: %s", ferry_strerrorname(a.res));
+	cr_assert_eq(b.res, -EBADF, "send: %s", ferry_strerrorname(b.res));
+	cr_assert_eq(read(sv[1], got, sizeof(got)), 0, "the send went out");
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/* Sends restarted from their own callbacks that never block: each turn
+ * runs a few and returns, as each io_uring turn submits what the last
+ * one prepared (regression: on epoll one turn ran the whole chain). */
+struct send_chain {
+	struct ferry_op op;
+	struct ferry_loop *loop;
+	int fd;
+	int count;
+	int err;
+};
+
+#define SEND_CHAIN_LEN 32
+
+static void send_chain_fn(struct ferry_op *op, int res, unsigned flags)
+{
+	struct send_chain *c = (struct send_chain *)op;
+	static const char bytes[] = "abcdefghijklmnopqrstuvwxyz012345";
+
+	(void)flags;
+	if (res != 1) {
+		c->err++;
+		return;
+	}
+	if (++c->count < SEND_CHAIN_LEN &&
+	    ferry_op_send(c->loop, &c->op, c->fd, &bytes[c->count], 1,
+			  MSG_NOSIGNAL) != 0)
+		c->err++;
+}
+
+Test(ops, sends_chained_from_callbacks_do_not_hold_a_turn, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct send_chain c = { .op.fn = send_chain_fn, .loop = loop };
+	char got[SEND_CHAIN_LEN];
+	int sv[2];
+
+	rt_socketpair(sv);
+	c.fd = sv[0];
+	cr_assert_eq(ferry_op_send(loop, &c.op, c.fd, "a", 1, MSG_NOSIGNAL), 0);
+	rt_turn(loop, 0);
+	cr_assert_lt(c.count, SEND_CHAIN_LEN, "one turn ran all %d sends",
+		     SEND_CHAIN_LEN);
+	RT_RUN_UNTIL(loop, c.count == SEND_CHAIN_LEN || c.err, 3000);
+	cr_assert_eq(c.err, 0);
+	rt_read_all(sv[1], got, sizeof(got));
+	cr_assert_arr_eq(got, "abcdefghijklmnopqrstuvwxyz012345", sizeof(got));
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * A request sent from a receive callback, and the peer's answer read in
+ * the same turn: the owner sees the send complete before the answer, as
+ * on io_uring, where the answer cannot exist before the send has run. The
+ * peer answers from inside the callback as soon as the request is there
+ * (on epoll: at once, the send ran in the starting call), and the first
+ * read fills its buffer, so the backend reads on in the same turn.
+ */
+struct ask {
+	struct ferry_op recv_op, send_op;
+	struct ferry_loop *loop;
+	struct ferry_bufring *br;
+	int fd, peer;
+	int nrecv;		/* data completions */
+	bool sent, answered;
+	bool answer_before_send;
+	int err;
+};
+
+/* The peer's side: answer the request if it has arrived. */
+static void ask_peer(struct ask *a)
+{
+	char req[3];
+
+	if (!a->answered && recv(a->peer, req, 3, MSG_DONTWAIT) == 3) {
+		rt_write_all(a->peer, "answer", 6);
+		a->answered = true;
+	}
+}
+
+static void ask_send_fn(struct ferry_op *op, int res, unsigned flags)
+{
+	struct ask *a = (struct ask *)((char *)op - offsetof(struct ask, send_op));
+
+	(void)flags;
+	if (res != 3)
+		a->err++;
+	a->sent = true;
+}
+
+static void ask_recv_fn(struct ferry_op *op, int res, unsigned flags)
+{
+	struct ask *a = (struct ask *)((char *)op - offsetof(struct ask, recv_op));
+
+	if (res <= 0 || !(flags & FERRY_CQE_BUFFER)) {
+		if (flags & FERRY_CQE_MORE)
+			a->err++;
+		return;
+	}
+	ferry_bufring_recycle(a->br, ferry_cqe_bid(flags));
+	if (++a->nrecv == 1) {
+		if (ferry_op_send(a->loop, &a->send_op, a->fd, "req", 3,
+				  MSG_NOSIGNAL) != 0)
+			a->err++;
+		ask_peer(a);
+		return;
+	}
+	if (!a->sent)
+		a->answer_before_send = true;
+}
+
+Test(ops, a_send_completes_before_the_answer_to_it, .timeout = 10)
+{
+	struct ferry_loop *loop = rt_loop_new(NULL);
+	struct ask a = { .recv_op.fn = ask_recv_fn, .send_op.fn = ask_send_fn,
+			 .loop = loop };
+	int sv[2];
+
+	if (!(ferry_loop_features(loop) & FERRY_FEAT_RECV_MULTISHOT)) {
+		ferry_loop_destroy(loop);
+		cr_skip_test("no multishot recv");
+	}
+	rt_socketpair(sv);
+	a.fd = sv[0];
+	a.peer = sv[1];
+	cr_assert_eq(ferry_bufring_create(loop, 4, 16, &a.br), 0);
+	/* Exactly one buffer's worth: a full read. */
+	rt_write_all(a.peer, "0123456789abcdef", 16);
+	cr_assert_eq(ferry_op_recv_multishot(loop, &a.recv_op, a.fd, a.br), 0);
+	for (uint64_t end = ferry_time_now() + 3000 * RT_MS;
+	     a.nrecv < 2 && ferry_time_now() < end;) {
+		rt_turn(loop, 10 * (int64_t)RT_MS);
+		ask_peer(&a);
+	}
+	cr_assert_eq(a.nrecv, 2, "the answer never came");
+	cr_assert_eq(a.err, 0);
+	cr_assert(a.sent);
+	cr_assert(!a.answer_before_send,
+		  "the answer reached the owner before its send completed");
+	cr_assert_eq(ferry_op_cancel(loop, &a.recv_op), 0);
+	RT_RUN_UNTIL(loop, !ferry_op_busy(&a.recv_op), 3000);
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
+}
+
 Test(ops, recv_waits_then_gets_data_and_eof, .timeout = 10)
 {
 	struct ferry_loop *loop = rt_loop_new(NULL);
