@@ -216,30 +216,6 @@ static unsigned ferry__stream_default_capacity(struct ferry_http_client *c)
 }
 
 /*
- * A big body's pages are faulted in (zeroed by the kernel) as it fills:
- * with 4 KiB pages that is 65536 faults for 256 MiB, and the faults cost
- * more than the bytes' copy. Ask for transparent huge pages on the part
- * of it that huge pages can cover (2 MiB aligned). The block stays
- * malloc's, freed with free() as before (realloc's mremap carries the
- * advice along). A hint: where THP is off ("never") or the call fails,
- * the body is faulted in 4 KiB pages as before.
- */
-static void ferry__body_hugepages(char *b, size_t len)
-{
-#ifdef MADV_HUGEPAGE
-	const uintptr_t huge = 2u << 20;
-	uintptr_t start = ((uintptr_t)b + huge - 1) & ~(huge - 1);
-	uintptr_t end = ((uintptr_t)b + len) & ~(huge - 1);
-
-	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-	(void)b;
-	(void)len;
-#endif
-}
-
-/*
  * Whole-body mode: a body announced by Content-Length (already checked
  * against the limit by the client) gets its memory at once, so it is
  * copied once, from the receive buffers into its place, never again by
@@ -271,11 +247,12 @@ static void ferry__body_presize(struct ferry__xfer *x,
 		return;
 	resp->body = b;
 	resp->body_cap = (size_t)n + 1;
-	/* Big bodies only: they are the ones malloc maps fresh. */
-	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW) {
+	/* Big bodies only: they are the ones malloc maps fresh. (Not with
+	 * MADV_HUGEPAGE: measured on the bench VM, whose free page reporting
+	 * hands free 2 MiB blocks back to the host, zeroing huge pages cost
+	 * more than the 4 KiB faults it saved; tools/bench/run download.) */
+	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW)
 		resp->body_faulted = 1;
-		ferry__body_hugepages(b, resp->body_cap);
-	}
 }
 
 static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
