@@ -250,7 +250,10 @@ static void ferry__body_presize(struct ferry__xfer *x,
 		return;
 	resp->body = b;
 	resp->body_cap = (size_t)n + 1;
-	/* Big bodies only: they are the ones malloc maps fresh. */
+	/* Big bodies only: they are the ones malloc maps fresh. (Not with
+	 * MADV_HUGEPAGE: measured on the bench VM, whose free page reporting
+	 * hands free 2 MiB blocks back to the host, zeroing huge pages cost
+	 * more than the 4 KiB faults it saved; tools/bench/run download.) */
 	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW)
 		resp->body_faulted = 1;
 }

@@ -92,6 +92,11 @@ Modes for the fault matrix (tests/faults/README.md):
                     as it is reused.
   partial-head      sends "HTTP/1.1 200 OK\r\nContent-Le" and closes (FIN).
   truncated-length  Content-Length: 1000, 100 pattern bytes, then FIN.
+  short-length      Content-Length: --size (default 16777216), half of it
+                    in pattern bytes, 50 ms, then FIN.
+  long-length       Content-Length: --size (default 16777216), then --size
+                    + 1000 pattern bytes (1000 more than announced), 50 ms,
+                    then FIN.
   reset-in-close-delimited
                     a close-delimited 200 (Connection: close, no length),
                     1000 pattern bytes, 50 ms, then RST: over plain HTTP
@@ -585,6 +590,29 @@ def mode_truncated_length(peer, opts):
         peer.close()
 
 
+def send_length_body(peer, opts, sent_of):
+    size = opts.size if opts.size is not None else 16 << 20
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(size))]))
+    total, sent = sent_of(size), 0
+    while sent < total:
+        n = min(65536, total - sent)
+        peer.send(pattern(sent, n))
+        sent += n
+    time.sleep(PAUSE)
+    peer.close()
+
+
+def mode_short_length(peer, opts):
+    send_length_body(peer, opts, lambda size: size // 2)
+
+
+def mode_long_length(peer, opts):
+    send_length_body(peer, opts, lambda size: size + 1000)
+
+
 def mode_reset_in_close_delimited(peer, opts):
     if peer.read_request() is None:
         return
@@ -652,6 +680,8 @@ MODES = {
     "close-on-second-request": mode_close_on_second_request,
     "partial-head": mode_partial_head,
     "truncated-length": mode_truncated_length,
+    "short-length": mode_short_length,
+    "long-length": mode_long_length,
     "reset-in-close-delimited": mode_reset_in_close_delimited,
     "endless-headers": mode_endless_headers,
     "endless-chunked": mode_endless_chunked,

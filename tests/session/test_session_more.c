@@ -96,3 +96,63 @@ Test(session_more, a_request_to_a_unix_socket)
 	cr_expect_eq(n, 100);
 	ferry_response_free(r);
 }
+
+/*
+ * Whole-body mode presizes a body announced by Content-Length and, from
+ * 8 MiB on, asks for huge pages for it and faults it in window by window
+ * (session.c): 16 MiB from nginx arrives whole and intact that way.
+ */
+Test(session_more, a_big_whole_body_arrives_intact)
+{
+	struct ferry_response *r;
+	const char *body;
+	size_t n = 0, size = 0;
+	uint64_t fnv = 0;
+	int rc;
+
+	st_nginx();
+	cr_assert_eq(fx_manifest_get(&st.ngx, "16m.bin", &size, &fnv), 0);
+	st_session(NULL);
+	rc = ferry_session_get(st.s, st_url(st.base, "/16m.bin"), &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	body = ferry_response_body(r, &n);
+	cr_assert_eq(n, size);
+	cr_expect_eq(st_fnv(0xcbf29ce484222325ULL, body, n), fnv);
+	cr_expect_eq(body[n], '\0');
+	ferry_response_free(r);
+}
+
+/* A server that sends 1000 bytes more than it announced: the body is
+ * what Content-Length says, not a byte more, written into its presized
+ * memory and no further. */
+Test(session_more, a_big_body_longer_than_its_length_stops_at_the_length)
+{
+	struct ferry_response *r;
+	const char *body;
+	size_t n = 0;
+	int rc;
+
+	st_misbehave("long-length", "--size=16777216");
+	st_session(NULL);
+	rc = ferry_session_get(st.s, st_url(st.badbase, "/"), &r);
+	cr_assert_eq(rc, 200, "%d %s", rc, ferry_response_detail(r));
+	body = ferry_response_body(r, &n);
+	cr_assert_eq(n, 16777216u);
+	cr_expect_eq(st_pattern_check(body, n, 0), -1);
+	cr_expect_eq(body[n], '\0');
+	ferry_response_free(r);
+}
+
+/* A server that announces 16 MiB and sends half before it closes: the
+ * presized body fails with FERRY_EPARTIAL, nothing leaks. */
+Test(session_more, a_big_body_shorter_than_its_length_ends_partial)
+{
+	struct ferry_response *r;
+	int rc;
+
+	st_misbehave("short-length", "--size=16777216");
+	st_session(NULL);
+	rc = ferry_session_get(st.s, st_url(st.badbase, "/"), &r);
+	cr_expect_eq(rc, FERRY_EPARTIAL, "%d %s", rc, ferry_response_detail(r));
+	ferry_response_free(r);
+}
