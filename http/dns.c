@@ -20,7 +20,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 
 #include "dns.h"
 #include "internal.h"
+#include "util.h"
 
 #define DEF_TTL_MS 60000
 #define DEF_NEG_TTL_MS 3000
@@ -85,20 +85,6 @@ struct dns_job {
 	int gai, sys_errno;
 	char host[];
 };
-
-static void whyf(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void whyf(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------------ */
 /* Address lists                                                        */
@@ -305,7 +291,7 @@ int ferry__dns_new(struct ferry_http_client *c, struct ferry__dns **dp,
 		d->nov++;
 		err = override_parse(&d->ov[i], o->resolve[i]);
 		if (err < 0) {
-			whyf(why, whylen, "resolve override \"%s\": %s",
+			ferry__whyf(why, whylen, "resolve override \"%s\": %s",
 			     o->resolve[i] ? o->resolve[i] : "(null)",
 			     err == -ENOMEM ? "out of memory"
 				: "not host:port:address[,address]...");
@@ -318,7 +304,7 @@ fail:
 	if (!err)
 		err = d ? FERRY_EINVAL : -ENOMEM;
 	if (err == FERRY_EINVAL && d && !d->nov)
-		whyf(why, whylen, "resolve overrides: NULL list");
+		ferry__whyf(why, whylen, "resolve overrides: NULL list");
 	ferry__dns_free(d);
 	return err;
 }
