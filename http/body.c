@@ -64,19 +64,20 @@ struct ferry_body {
 	ssize_t job_res;
 };
 
-static void body_fill(struct ferry_body *b);
+static void ferry__body_fill(struct ferry_body *b);
 
-static void body_free(struct ferry_body *b)
+static void ferry__body_free(struct ferry_body *b)
 {
 	free(b->buf[0].data);
 	free(b->buf[1].data);
 	free(b);
 }
 
-static void body_fail(struct ferry_body *b, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void ferry__body_fail(struct ferry_body *b, int err, const char *fmt,
+			     ...) __attribute__((format(printf, 3, 4)));
 
-static void body_fail(struct ferry_body *b, int err, const char *fmt, ...)
+static void ferry__body_fail(struct ferry_body *b, int err, const char *fmt,
+			     ...)
 {
 	va_list ap;
 	int n;
@@ -94,7 +95,7 @@ static void body_fail(struct ferry_body *b, int err, const char *fmt, ...)
 }
 
 /* How much the next fill asks for. */
-static size_t body_want(const struct ferry_body *b)
+static size_t ferry__body_want(const struct ferry_body *b)
 {
 	uint64_t left;
 
@@ -105,14 +106,14 @@ static size_t body_want(const struct ferry_body *b)
 }
 
 /* A fill ended with @res bytes (0: end, < 0: error already set). */
-static void body_filled(struct ferry_body *b, ssize_t res)
+static void ferry__body_filled(struct ferry_body *b, ssize_t res)
 {
 	struct ferry__body_buf *bb = &b->buf[b->next_fill];
 	struct ferry_http_request *w = b->waiter;
 
 	b->busy = false;
 	if (b->closed) {
-		body_free(b);
+		ferry__body_free(b);
 		return;
 	}
 	if (res > 0) {
@@ -127,7 +128,7 @@ static void body_filled(struct ferry_body *b, ssize_t res)
 		if (res == 0)
 			b->eof = true;
 	}
-	body_fill(b);	/* read ahead into the other buffer */
+	ferry__body_fill(b); /* read ahead into the other buffer */
 	b->waiter = NULL;
 	if (w)
 		ferry_http_request_body_ready(w);
@@ -136,18 +137,18 @@ static void body_filled(struct ferry_body *b, ssize_t res)
 /* ------------------------------------------------------------------ */
 /* File descriptors: ring reads                                          */
 
-static void body_read_done(struct ferry_op *op, int res, unsigned flags);
+static void ferry__body_read_done(struct ferry_op *op, int res, unsigned flags);
 
-static int body_read_start(struct ferry_body *b)
+static int ferry__body_read_start(struct ferry_body *b)
 {
 	struct ferry__body_buf *bb = &b->buf[b->next_fill];
 
 	b->polling = false;
-	b->op.fn = body_read_done;
+	b->op.fn = ferry__body_read_done;
 	/* Offset -1: the fd's current position, advanced by the read (or
 	 * none, for pipes and sockets). */
-	return ferry_op_read(b->loop, &b->op, b->fd, bb->data, body_want(b),
-			     (uint64_t)-1);
+	return ferry_op_read(b->loop, &b->op, b->fd, bb->data,
+			     ferry__body_want(b), (uint64_t)-1);
 }
 
 /*
@@ -156,7 +157,7 @@ static int body_read_start(struct ferry_body *b)
  * runtime has only a multishot poll: its first edge cancels it, and the
  * read starts again once the last completion is in).
  */
-static void body_poll_done(struct ferry_body *b, int res, unsigned flags)
+static void ferry__body_poll_done(struct ferry_body *b, int res, unsigned flags)
 {
 	if (flags & FERRY_CQE_MORE) {
 		if (res >= 0)
@@ -165,31 +166,31 @@ static void body_poll_done(struct ferry_body *b, int res, unsigned flags)
 	}
 	b->polling = false;
 	if (res < 0 && res != -ECANCELED && !b->closed)
-		body_fail(b, res, "poll on fd %d: %s", b->fd,
-			  ferry_strerrorname(res));
+		ferry__body_fail(b, res, "poll on fd %d: %s", b->fd,
+				 ferry_strerrorname(res));
 	if (b->closed || b->err) {
-		body_filled(b, -1);
+		ferry__body_filled(b, -1);
 		return;
 	}
-	res = body_read_start(b);
+	res = ferry__body_read_start(b);
 	if (res < 0) {
-		body_fail(b, res, "read from fd %d: %s", b->fd,
-			  ferry_strerrorname(res));
-		body_filled(b, -1);
+		ferry__body_fail(b, res, "read from fd %d: %s", b->fd,
+				 ferry_strerrorname(res));
+		ferry__body_filled(b, -1);
 	}
 }
 
-static void body_read_done(struct ferry_op *op, int res, unsigned flags)
+static void ferry__body_read_done(struct ferry_op *op, int res, unsigned flags)
 {
 	struct ferry_body *b = (struct ferry_body *)((char *)op -
 					offsetof(struct ferry_body, op));
 
 	if (b->polling) {
-		body_poll_done(b, res, flags);
+		ferry__body_poll_done(b, res, flags);
 		return;
 	}
 	if (!b->closed && res == -EINTR) {
-		res = body_read_start(b);
+		res = ferry__body_read_start(b);
 		if (res == 0)
 			return;
 	} else if (!b->closed && res == -EAGAIN) {
@@ -200,15 +201,15 @@ static void body_read_done(struct ferry_op *op, int res, unsigned flags)
 		b->polling = false;
 	}
 	if (res < 0 && !b->closed)
-		body_fail(b, res, "read from fd %d: %s", b->fd,
-			  ferry_strerrorname(res));
-	body_filled(b, res < 0 ? -1 : res);
+		ferry__body_fail(b, res, "read from fd %d: %s", b->fd,
+				 ferry_strerrorname(res));
+	ferry__body_filled(b, res < 0 ? -1 : res);
 }
 
 /* ------------------------------------------------------------------ */
 /* Producers: the offload pool                                           */
 
-static void body_job_work(struct ferry_offload *job)
+static void ferry__body_job_work(struct ferry_offload *job)
 {
 	struct ferry_body *b = (struct ferry_body *)((char *)job -
 					offsetof(struct ferry_body, job));
@@ -216,7 +217,7 @@ static void body_job_work(struct ferry_offload *job)
 	b->job_res = b->fn(b->ctx, b->job_buf, b->job_cap);
 }
 
-static void body_job_done(struct ferry_offload *job, int status)
+static void ferry__body_job_done(struct ferry_offload *job, int status)
 {
 	struct ferry_body *b = (struct ferry_body *)((char *)job -
 					offsetof(struct ferry_body, job));
@@ -224,27 +225,32 @@ static void body_job_done(struct ferry_offload *job, int status)
 
 	if (!b->closed) {
 		if (status < 0)
-			body_fail(b, status, "the producer was not called: %s",
-				  ferry_strerror(status));
+			ferry__body_fail(b, status,
+					 "the producer was not called: %s",
+					 ferry_strerror(status));
 		else if (res == FERRY_HTTP_BODY_WAIT)	/* -EAGAIN */
-			body_fail(b, (int)res, "the producer returned EAGAIN "
-				  "(it may block instead)");
+			ferry__body_fail(b, (int)res,
+					 "the producer returned EAGAIN "
+					 "(it may block instead)");
 		else if (res < 0)
-			body_fail(b, (int)res, "the producer returned %s",
-				  ferry_strerrorname((int)res));
+			ferry__body_fail(b, (int)res,
+					 "the producer returned %s",
+					 ferry_strerrorname((int)res));
 		else if ((size_t)res > b->job_cap)
-			body_fail(b, FERRY_EINVAL,
-				  "the producer returned %zd, more than the "
-				  "%zu bytes asked for", res, b->job_cap);
+			ferry__body_fail(
+				b, FERRY_EINVAL,
+				"the producer returned %zd, more than the "
+				"%zu bytes asked for",
+				res, b->job_cap);
 	}
-	body_filled(b, b->err || res < 0 ? -1 : res);
+	ferry__body_filled(b, b->err || res < 0 ? -1 : res);
 }
 
 /* ------------------------------------------------------------------ */
 /* Filling and lending                                                   */
 
 /* Start filling the next buffer if it is free and the source is not over. */
-static void body_fill(struct ferry_body *b)
+static void ferry__body_fill(struct ferry_body *b)
 {
 	struct ferry__body_buf *bb = &b->buf[b->next_fill];
 	int err;
@@ -252,25 +258,25 @@ static void body_fill(struct ferry_body *b)
 	if (b->busy || b->eof || b->err || b->closed ||
 	    bb->st != FERRY__BODY_EMPTY)
 		return;
-	if (!body_want(b)) {
+	if (!ferry__body_want(b)) {
 		b->eof = true;
 		return;
 	}
 	bb->st = FERRY__BODY_FILLING;
 	if (b->fd >= 0) {
-		err = body_read_start(b);
+		err = ferry__body_read_start(b);
 		if (err < 0)
-			body_fail(b, err, "read from fd %d: %s", b->fd,
-				  ferry_strerrorname(err));
+			ferry__body_fail(b, err, "read from fd %d: %s", b->fd,
+					 ferry_strerrorname(err));
 	} else {
-		b->job.work = body_job_work;
-		b->job.done = body_job_done;
+		b->job.work = ferry__body_job_work;
+		b->job.done = ferry__body_job_done;
 		b->job_buf = bb->data;
-		b->job_cap = body_want(b);
+		b->job_cap = ferry__body_want(b);
 		err = ferry_offload_submit(b->loop, &b->job);
 		if (err < 0)
-			body_fail(b, err, "the producer cannot run: %s",
-				  ferry_strerror(err));
+			ferry__body_fail(b, err, "the producer cannot run: %s",
+					 ferry_strerror(err));
 	}
 	if (err < 0)
 		bb->st = FERRY__BODY_EMPTY;
@@ -295,10 +301,10 @@ int ferry_body_fn(void *ctx, struct ferry_http_request *req,
 		b->next_lend ^= 1;
 		*data = bb->data;
 		*len = bb->len;
-		body_fill(b);
+		ferry__body_fill(b);
 		return 1;
 	}
-	body_fill(b);
+	ferry__body_fill(b);
 	if (b->err)
 		return b->err;
 	if (!b->busy)	/* nothing full, nothing coming: the end */
@@ -310,8 +316,8 @@ int ferry_body_fn(void *ctx, struct ferry_http_request *req,
 /* ------------------------------------------------------------------ */
 /* Creation and close                                                    */
 
-static int body_new(struct ferry_loop *loop, int64_t len, size_t chunk,
-		    struct ferry_body **bp)
+static int ferry__body_new(struct ferry_loop *loop, int64_t len, size_t chunk,
+			   struct ferry_body **bp)
 {
 	struct ferry_body *b;
 
@@ -330,7 +336,7 @@ static int body_new(struct ferry_loop *loop, int64_t len, size_t chunk,
 	b->buf[0].data = malloc(b->chunk);
 	b->buf[1].data = malloc(b->chunk);
 	if (!b->buf[0].data || !b->buf[1].data) {
-		body_free(b);
+		ferry__body_free(b);
 		return -ENOMEM;
 	}
 	*bp = b;
@@ -346,7 +352,7 @@ int ferry_body_from_fd(struct ferry_loop *loop, int fd, int64_t len,
 		*bp = NULL;
 	if (!loop || !bp || fd < 0)
 		return FERRY_EINVAL;
-	err = body_new(loop, len, chunk, bp);
+	err = ferry__body_new(loop, len, chunk, bp);
 	if (err == 0)
 		(*bp)->fd = fd;
 	return err;
@@ -362,7 +368,7 @@ int ferry_body_from_reader(struct ferry_loop *loop, ferry_body_read_fn fn,
 		*bp = NULL;
 	if (!loop || !fn || !bp)
 		return FERRY_EINVAL;
-	err = body_new(loop, len, chunk, bp);
+	err = ferry__body_new(loop, len, chunk, bp);
 	if (err == 0) {
 		(*bp)->fn = fn;
 		(*bp)->ctx = ctx;
@@ -394,7 +400,7 @@ void ferry_body_close(struct ferry_body *b)
 	b->closed = true;
 	b->waiter = NULL;
 	if (!b->busy) {
-		body_free(b);
+		ferry__body_free(b);
 		return;
 	}
 	/* A read waiting on a pipe or socket, or a poll, may wait for

@@ -5,7 +5,7 @@
  *
  * Closing: every request fails with FERRY_ECLOSED, every connection
  * closes; the client itself is freed in the loop's close phase once
- * nothing refers to it (client_reap), never inside a callback.
+ * nothing refers to it (ferry__client_reap), never inside a callback.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,12 +29,12 @@
 #define DEF_SESSION_LIFETIME_MS (3600u * 1000)
 #define DEF_HAPPY_EYEBALLS_MS 250	/* RFC 8305 5's recommendation */
 
-static void client_reap(struct ferry_closing *cl);
-static void client_free_unused(struct ferry_http_client *c);
-static void client_reap_now(struct ferry_http_client *c);
+static void ferry__client_reap(struct ferry_closing *cl);
+static void ferry__client_free_unused(struct ferry_http_client *c);
+static void ferry__client_reap_now(struct ferry_http_client *c);
 
 /* What the client copied from its options. */
-static void client_free_strings(struct ferry_http_client *c)
+static void ferry__client_free_strings(struct ferry_http_client *c)
 {
 	free(c->user_agent);
 	free(c->ca_file);
@@ -47,8 +47,8 @@ static void client_free_strings(struct ferry_http_client *c)
 	ferry__proxy_free(c->proxy_https);
 }
 
-static int client_opts(struct ferry_http_client_opts *o,
-		       const struct ferry_http_client_opts *in)
+static int ferry__client_opts(struct ferry_http_client_opts *o,
+			      const struct ferry_http_client_opts *in)
 {
 	if (in)
 		*o = *in;
@@ -125,7 +125,7 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	err = client_opts(&c->opts, opts);
+	err = ferry__client_opts(&c->opts, opts);
 	if (err < 0)
 		goto fail;
 	if (!(ferry_loop_features(loop) & FERRY_FEAT_RECV_MULTISHOT)) {
@@ -194,13 +194,13 @@ int ferry_http_client_create(struct ferry_loop *loop,
 	ferry__list_init(&c->reqs);
 	ferry__list_init(&c->spills);
 	c->conn_owner = &ferry__req_conn_owner;
-	c->reap.fn = client_reap;
+	c->reap.fn = ferry__client_reap;
 	*cp = c;
 	return 0;
 fail:
 	ferry__dns_free(c->dns);
 	free(c->buf_refs);
-	client_free_strings(c);
+	ferry__client_free_strings(c);
 	free(c);
 	return err;
 }
@@ -215,8 +215,8 @@ unsigned ferry_http_client_recv_buf_count(const struct ferry_http_client *c)
 	return c->opts.recv_buf_count;
 }
 
-static void client_dns_stats(const struct ferry_http_client *c,
-			     struct ferry_http_client_stats *st)
+static void ferry__client_dns_stats(const struct ferry_http_client *c,
+				    struct ferry_http_client_stats *st)
 {
 	struct ferry__dns_counters dc;
 
@@ -237,7 +237,7 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 	st->requests_started = c->requests_started;
 	st->retries = c->retries;
 	st->policy_retries = c->policy_retries;
-	client_dns_stats(c, st);
+	ferry__client_dns_stats(c, st);
 	st->tls_full = st->tls_resumed = st->tls_verify_cached = 0;
 	if (c->tls_cfg) {
 		struct ferry__tls_counters tc;
@@ -255,8 +255,8 @@ void ferry_http_client_stats(const struct ferry_http_client *c,
 /* The kept spill whose token this is, or NULL for a bad token. Keepers
  * (a stream's queue) release in the order they kept, so the walk from
  * the oldest finds the token first; the walk is what validates it. */
-static struct ferry__spill *client_find_spill(struct ferry_http_client *c,
-					      uintptr_t token)
+static struct ferry__spill *
+ferry__client_find_spill(struct ferry_http_client *c, uintptr_t token)
 {
 	for (struct ferry__link *l = c->spills.next; l != &c->spills; l = l->next)
 		if ((uintptr_t)ferry__container_of(l, struct ferry__spill,
@@ -273,7 +273,7 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 		return FERRY_EINVAL;
 	if (token > c->opts.recv_buf_count) {
 		/* A spill (see internal.h): its address is the token. */
-		struct ferry__spill *sp = client_find_spill(c, token);
+		struct ferry__spill *sp = ferry__client_find_spill(c, token);
 
 		if (!sp)
 			return FERRY_EINVAL;
@@ -281,7 +281,7 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 			ferry__list_del(&sp->link);
 		c->bufs_kept--;
 		ferry__spill_unref(c, sp);
-		client_reap_now(c);
+		ferry__client_reap_now(c);
 		return 0;
 	}
 	bid = (unsigned)(token - 1);
@@ -289,7 +289,7 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 		return FERRY_EINVAL;
 	c->bufs_kept--;
 	ferry__buf_unref(c, bid);
-	client_reap_now(c);
+	ferry__client_reap_now(c);
 	return 0;
 }
 
@@ -297,13 +297,13 @@ int ferry_http_buffer_release(struct ferry_http_client *c, uintptr_t token)
 /* Closing                                                               */
 
 /* The close phase: free the client once nothing refers to it. */
-static void client_reap(struct ferry_closing *cl)
+static void ferry__client_reap(struct ferry_closing *cl)
 {
 	struct ferry_http_client *c = ferry__container_of(cl,
 					struct ferry_http_client, reap);
 
 	c->reap_queued = false;
-	client_free_unused(c);
+	ferry__client_free_unused(c);
 }
 
 /*
@@ -313,15 +313,15 @@ static void client_reap(struct ferry_closing *cl)
  * ferry_http_client_close and ferry_http_buffer_release promise; else the
  * close phase will.
  */
-static void client_reap_now(struct ferry_http_client *c)
+static void ferry__client_reap_now(struct ferry_http_client *c)
 {
 	if (c->reap_queued)
 		return;		/* the close phase holds c: it frees it */
-	client_free_unused(c);
+	ferry__client_free_unused(c);
 }
 
 /* Free c if it is closing and nothing refers to it. */
-static void client_free_unused(struct ferry_http_client *c)
+static void ferry__client_free_unused(struct ferry_http_client *c)
 {
 	ferry_http_closed_fn cb;
 	void *ctx;
@@ -342,7 +342,7 @@ static void client_free_unused(struct ferry_http_client *c)
 	cb = c->closed_cb;
 	ctx = c->closed_ctx;
 	free(c->buf_refs);
-	client_free_strings(c);
+	ferry__client_free_strings(c);
 	ferry__tls_config_free(c->tls_cfg);
 	ferry__dns_free(c->dns);
 	free(c);
@@ -351,7 +351,8 @@ static void client_free_unused(struct ferry_http_client *c)
 }
 
 /* The first live request not already failing, or NULL. */
-static struct ferry_http_request *client_live_req(struct ferry_http_client *c)
+static struct ferry_http_request *
+ferry__client_live_req(struct ferry_http_client *c)
 {
 	for (struct ferry__link *l = c->reqs.next; l != &c->reqs; l = l->next) {
 		struct ferry_http_request *req = ferry__container_of(l,
@@ -377,7 +378,7 @@ void ferry_http_client_close(struct ferry_http_client *c,
 	c->closed_ctx = ctx;
 	/* Each on_done may cancel others or start new (refused) requests:
 	 * look for the next live one afresh each time. */
-	while ((req = client_live_req(c)) != NULL)
+	while ((req = ferry__client_live_req(c)) != NULL)
 		ferry__req_fail(req, FERRY_ECLOSED, "the client was closed");
 	for (l = c->conns.next; l != &c->conns; l = next) {
 		next = l->next;
@@ -385,5 +386,5 @@ void ferry_http_client_close(struct ferry_http_client *c,
 						struct ferry__conn, link));
 	}
 	c->close_busy = false;
-	client_reap_now(c);
+	ferry__client_reap_now(c);
 }

@@ -15,7 +15,7 @@
  *
  * Bytes: the transport hands up received buffers (ring buffers over TCP,
  * spills of plaintext over TLS), each with one reference that the
- * connection's input queue takes; conn_pump() feeds the queue to the
+ * connection's input queue takes; ferry__conn_pump() feeds the queue to the
  * response parser, zero-copy, and drops a buffer's reference when it is
  * parsed. on_body may add references. Sending is one path: the iovecs
  * (head, body pieces) go to the transport, which reports what it took.
@@ -43,17 +43,17 @@
 #include "internal.h"
 #include "transport.h"
 
-static void conn_pump(struct ferry__conn *cn);
-static void conn_send_more(struct ferry__conn *cn);
-static void conn_shut(struct ferry__conn *cn);
-static void conn_arm_recv(struct ferry__conn *cn);
+static void ferry__conn_pump(struct ferry__conn *cn);
+static void ferry__conn_send_more(struct ferry__conn *cn);
+static void ferry__conn_shut(struct ferry__conn *cn);
+static void ferry__conn_arm_recv(struct ferry__conn *cn);
 
-static struct ferry_loop *conn_loop(const struct ferry__conn *cn)
+static struct ferry_loop *ferry__conn_loop(const struct ferry__conn *cn)
 {
 	return cn->client->loop;
 }
 
-static uint64_t req_read_timeout_ns(const struct ferry__conn *cn)
+static uint64_t ferry__req_read_timeout_ns(const struct ferry__conn *cn)
 {
 	uint32_t ms = cn->client->opts.read_timeout_ms;
 
@@ -64,35 +64,37 @@ static uint64_t req_read_timeout_ns(const struct ferry__conn *cn)
 
 /*
  * Make cn's timer fire by @deadline. One already armed to fire no later
- * stays as it is: the handler (conn_timer_fn) checks what is really due
+ * stays as it is: the handler (ferry__conn_timer_fn) checks what is really due
  * and re-arms for the rest, so a keep-alive connection moves no timer in
  * the heap per request, at the cost of a spare turn per timeout period.
  */
-static void conn_timer_by(struct ferry__conn *cn, uint64_t deadline)
+static void ferry__conn_timer_by(struct ferry__conn *cn, uint64_t deadline)
 {
 	if (!ferry_timer_active(&cn->timer) ||
 	    ferry_timer_deadline(&cn->timer) > deadline)
-		ferry_timer_start(conn_loop(cn), &cn->timer, deadline);
+		ferry_timer_start(ferry__conn_loop(cn), &cn->timer, deadline);
 }
 
 /* Report err from the timer, on a later turn: used where failing at once
  * would call back into code that is still setting up. @why (may be NULL:
  * the code's own words) is copied. */
-static void conn_fail_soon(struct ferry__conn *cn, int err, const char *why)
+static void ferry__conn_fail_soon(struct ferry__conn *cn, int err,
+				  const char *why)
 {
 	if (!cn->soon_err) {
 		cn->soon_err = err;
 		free(cn->soon_why);
 		cn->soon_why = why ? strdup(why) : NULL;
 	}
-	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+	ferry_timer_start(ferry__conn_loop(cn), &cn->timer, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* Input queue: received buffers in order                               */
 
 /* Queue @in (its reference too). 0 or -ENOMEM (@in left to the caller). */
-static int input_push(struct ferry__conn *cn, const struct ferry__input *in)
+static int ferry__input_push(struct ferry__conn *cn,
+			     const struct ferry__input *in)
 {
 	if (cn->nin == cn->in_cap) {
 		size_t bytes = cn->in_cap * sizeof(*cn->in);
@@ -108,13 +110,14 @@ static int input_push(struct ferry__conn *cn, const struct ferry__input *in)
 	return 0;
 }
 
-static void input_unref(struct ferry__conn *cn, const struct ferry__input *in)
+static void ferry__conn_input_unref(struct ferry__conn *cn,
+				    const struct ferry__input *in)
 {
 	ferry__input_unref(cn->client, in);
 }
 
-static const char *input_data(const struct ferry__conn *cn,
-			      const struct ferry__input *in)
+static const char *ferry__conn_input_data(const struct ferry__conn *cn,
+					  const struct ferry__input *in)
 {
 	return ferry__input_data(cn->client, in);
 }
@@ -126,7 +129,7 @@ static const char *input_data(const struct ferry__conn *cn,
  * comes, so each byte is copied once (spills already made stay as they
  * are). Returns 0 or -ENOMEM (the buffers not yet copied stay queued).
  */
-static int input_spill(struct ferry__conn *cn)
+static int ferry__input_spill(struct ferry__conn *cn)
 {
 	for (unsigned i = 0; i < cn->nin; i++) {
 		struct ferry__input *in = &cn->in[i];
@@ -134,26 +137,27 @@ static int input_spill(struct ferry__conn *cn)
 
 		if (in->spill)
 			continue;
-		if (ferry__input_copy(cn->client, &copy, input_data(cn, in),
+		if (ferry__input_copy(cn->client, &copy,
+				      ferry__conn_input_data(cn, in),
 				      in->len) < 0)
 			return -ENOMEM;
-		input_unref(cn, in);
+		ferry__conn_input_unref(cn, in);
 		*in = copy;
 	}
 	return 0;
 }
 
-static void input_pop(struct ferry__conn *cn)
+static void ferry__input_pop(struct ferry__conn *cn)
 {
-	input_unref(cn, &cn->in[0]);
+	ferry__conn_input_unref(cn, &cn->in[0]);
 	cn->nin--;
 	memmove(cn->in, cn->in + 1, cn->nin * sizeof(*cn->in));
 }
 
-static void input_drop(struct ferry__conn *cn)
+static void ferry__input_drop(struct ferry__conn *cn)
 {
 	while (cn->nin)
-		input_pop(cn);
+		ferry__input_pop(cn);
 }
 
 /* ------------------------------------------------------------------ */
@@ -165,10 +169,11 @@ static void input_drop(struct ferry__conn *cn)
  * request.c); @no_response says no byte of a response came yet. The
  * connection is closed either way.
  */
-static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void ferry__conn_error(struct ferry__conn *cn, int err, const char *fmt,
+			      ...) __attribute__((format(printf, 3, 4)));
 
-static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
+static void ferry__conn_error(struct ferry__conn *cn, int err, const char *fmt,
+			      ...)
 {
 	struct ferry_http_request *req = cn->req;
 	char why[FERRY_HTTP_DETAIL_MAX];
@@ -189,7 +194,7 @@ static void conn_error(struct ferry__conn *cn, int err, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* What the transport reports                                             */
 
-static void conn_tp_ready(void *ctx)
+static void ferry__conn_tp_ready(void *ctx)
 {
 	struct ferry__conn *cn = ctx;
 
@@ -199,27 +204,28 @@ static void conn_tp_ready(void *ctx)
 		ferry__conn_detach(cn, true);
 }
 
-static void conn_tp_input(void *ctx, struct ferry__input *in)
+static void ferry__conn_tp_input(void *ctx, struct ferry__input *in)
 {
 	struct ferry__conn *cn = ctx;
 
 	if (cn->state == FERRY__CONN_CLOSING) {
-		input_unref(cn, in);
+		ferry__conn_input_unref(cn, in);
 		return;
 	}
 	if (cn->req && !cn->req->t_first && cn->state >= FERRY__CONN_SEND)
 		cn->req->t_first = ferry_time_now();
-	if (input_push(cn, in) < 0) {
-		input_unref(cn, in);
+	if (ferry__input_push(cn, in) < 0) {
+		ferry__conn_input_unref(cn, in);
 		if (!cn->rx_err)
 			cn->rx_err = -ENOMEM;
 	}
-	if (cn->req && cn->req->paused && input_spill(cn) < 0 && !cn->rx_err)
+	if (cn->req && cn->req->paused && ferry__input_spill(cn) < 0 &&
+	    !cn->rx_err)
 		cn->rx_err = -ENOMEM;
-	conn_pump(cn);
+	ferry__conn_pump(cn);
 }
 
-static void conn_tp_input_end(void *ctx, int err)
+static void ferry__conn_tp_input_end(void *ctx, int err)
 {
 	struct ferry__conn *cn = ctx;
 
@@ -232,10 +238,10 @@ static void conn_tp_input_end(void *ctx, int err)
 		cn->rx_err = err;
 	}
 	if (cn->state != FERRY__CONN_CLOSING)
-		conn_pump(cn);
+		ferry__conn_pump(cn);
 }
 
-static void iov_advance(struct ferry__conn *cn, size_t n)
+static void ferry__iov_advance(struct ferry__conn *cn, size_t n)
 {
 	unsigned i = 0;
 
@@ -249,18 +255,18 @@ static void iov_advance(struct ferry__conn *cn, size_t n)
 	cn->niov -= i;
 }
 
-static void conn_tp_sent(void *ctx, size_t n)
+static void ferry__conn_tp_sent(void *ctx, size_t n)
 {
 	struct ferry__conn *cn = ctx;
 
 	cn->sending = false;
 	if (cn->state != FERRY__CONN_SEND)
 		return;
-	iov_advance(cn, n);
-	conn_send_more(cn);
+	ferry__iov_advance(cn, n);
+	ferry__conn_send_more(cn);
 }
 
-static void conn_tp_error(void *ctx, int err, const char *why)
+static void ferry__conn_tp_error(void *ctx, int err, const char *why)
 {
 	struct ferry__conn *cn = ctx;
 
@@ -269,13 +275,13 @@ static void conn_tp_error(void *ctx, int err, const char *why)
 		return;
 	if (cn->starting) {
 		/* Inside ferry__conn_new: fail from a later turn. */
-		conn_fail_soon(cn, err, why);
+		ferry__conn_fail_soon(cn, err, why);
 		return;
 	}
-	conn_error(cn, err, "%s", why);
+	ferry__conn_error(cn, err, "%s", why);
 }
 
-static void conn_free(struct ferry_closing *cl)
+static void ferry__conn_free(struct ferry_closing *cl)
 {
 	struct ferry__conn *cn = ferry__container_of(cl, struct ferry__conn,
 						     closing);
@@ -290,27 +296,27 @@ static void conn_free(struct ferry_closing *cl)
 	ferry__client_reap_later(c);
 }
 
-static void conn_tp_closed(void *ctx)
+static void ferry__conn_tp_closed(void *ctx)
 {
 	struct ferry__conn *cn = ctx;
 
-	cn->closing.fn = conn_free;
-	ferry_loop_close_later(conn_loop(cn), &cn->closing);
+	cn->closing.fn = ferry__conn_free;
+	ferry_loop_close_later(ferry__conn_loop(cn), &cn->closing);
 }
 
 static const struct ferry__transport_up conn_up = {
-	.ready = conn_tp_ready,
-	.input = conn_tp_input,
-	.input_end = conn_tp_input_end,
-	.sent = conn_tp_sent,
-	.error = conn_tp_error,
-	.closed = conn_tp_closed,
+	.ready = ferry__conn_tp_ready,
+	.input = ferry__conn_tp_input,
+	.input_end = ferry__conn_tp_input_end,
+	.sent = ferry__conn_tp_sent,
+	.error = ferry__conn_tp_error,
+	.closed = ferry__conn_tp_closed,
 };
 
 /* ------------------------------------------------------------------ */
 /* SEND                                                                  */
 
-static void iov_add(struct ferry__conn *cn, const void *p, size_t n)
+static void ferry__iov_add(struct ferry__conn *cn, const void *p, size_t n)
 {
 	if (n)
 		cn->iov[cn->niov++] = (struct iovec){ (void *)p, n };
@@ -322,7 +328,7 @@ static void iov_add(struct ferry__conn *cn, const void *p, size_t n)
  * after failing the request (then cn->req is gone); BODY_WAIT leaves
  * nothing queued.
  */
-static int conn_pull_body(struct ferry__conn *cn)
+static int ferry__conn_pull_body(struct ferry__conn *cn)
 {
 	struct ferry_http_request *req = cn->req;
 	const void *data = NULL;
@@ -340,50 +346,54 @@ static int conn_pull_body(struct ferry__conn *cn)
 		return FERRY_HTTP_BODY_WAIT;
 	}
 	if (r < 0) {
-		conn_error(cn, r, "request body producer: %s",
-			   ferry_strerror(r));
+		ferry__conn_error(cn, r, "request body producer: %s",
+				  ferry_strerror(r));
 		return -1;
 	}
 	if (r == 0) {
 		cn->body_end_sent = true;
 		if (chunked) {
-			iov_add(cn, FERRY__H1_CHUNK_LAST,
-				sizeof(FERRY__H1_CHUNK_LAST) - 1);
+			ferry__iov_add(cn, FERRY__H1_CHUNK_LAST,
+				       sizeof(FERRY__H1_CHUNK_LAST) - 1);
 			return 1;
 		}
 		if (req->body_fn_sent != (uint64_t)req->body_fn_len) {
-			conn_error(cn, FERRY_EINVAL,
-				   "request body producer ended after %llu of %lld bytes",
-				   (unsigned long long)req->body_fn_sent,
-				   (long long)req->body_fn_len);
+			ferry__conn_error(
+				cn, FERRY_EINVAL,
+				"request body producer ended after %llu of %lld bytes",
+				(unsigned long long)req->body_fn_sent,
+				(long long)req->body_fn_len);
 			return -1;
 		}
 		return 0;
 	}
 	if (!data || !len) {
-		conn_error(cn, FERRY_EINVAL, "request body producer gave an empty piece");
+		ferry__conn_error(cn, FERRY_EINVAL,
+				  "request body producer gave an empty piece");
 		return -1;
 	}
 	if (!chunked && req->body_fn_sent + len > (uint64_t)req->body_fn_len) {
-		conn_error(cn, FERRY_EINVAL,
-			   "request body producer gave more than %lld bytes",
-			   (long long)req->body_fn_len);
+		ferry__conn_error(
+			cn, FERRY_EINVAL,
+			"request body producer gave more than %lld bytes",
+			(long long)req->body_fn_len);
 		return -1;
 	}
 	req->body_fn_sent += len;
 	if (chunked) {
-		iov_add(cn, cn->chunk_head, ferry__h1_chunk_head(cn->chunk_head, len));
-		iov_add(cn, data, len);
-		iov_add(cn, FERRY__H1_CHUNK_TAIL, 2);
+		ferry__iov_add(cn, cn->chunk_head,
+			       ferry__h1_chunk_head(cn->chunk_head, len));
+		ferry__iov_add(cn, data, len);
+		ferry__iov_add(cn, FERRY__H1_CHUNK_TAIL, 2);
 	} else {
-		iov_add(cn, data, len);
+		ferry__iov_add(cn, data, len);
 	}
 	return 1;
 }
 
 /* Send what the iov holds, or queue the next piece, or finish sending:
  * the one send path, whatever the transport. */
-static void conn_send_more(struct ferry__conn *cn)
+static void ferry__conn_send_more(struct ferry__conn *cn)
 {
 	struct ferry_http_request *req = cn->req;
 	int err;
@@ -391,7 +401,7 @@ static void conn_send_more(struct ferry__conn *cn)
 	if (!req || cn->state != FERRY__CONN_SEND || cn->sending)
 		return;
 	if (!cn->niov && req->body_kind == FERRY__BODY_PRODUCER && !cn->body_wait) {
-		int r = conn_pull_body(cn);
+		int r = ferry__conn_pull_body(cn);
 
 		if (r < 0)
 			return;
@@ -399,7 +409,7 @@ static void conn_send_more(struct ferry__conn *cn)
 	if (cn->niov) {
 		err = ferry__transport_send(cn->tp, cn->iov, cn->niov);
 		if (err < 0)
-			conn_fail_soon(cn, err, NULL);
+			ferry__conn_fail_soon(cn, err, NULL);
 		else
 			cn->sending = true;
 		return;
@@ -408,7 +418,7 @@ static void conn_send_more(struct ferry__conn *cn)
 		return;
 	/* Everything is out: from here on only the response matters. */
 	cn->state = FERRY__CONN_RECV;
-	cn->clock.last_io = ferry_loop_now(conn_loop(cn));
+	cn->clock.last_io = ferry_loop_now(ferry__conn_loop(cn));
 }
 
 /*
@@ -453,18 +463,18 @@ void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 	cn->body_end_sent = false;
 	cn->niov = 0;
 	ferry__h1_resp_start(&cn->parser, req->method);
-	iov_add(cn, req->out.data, req->out.len);
+	ferry__iov_add(cn, req->out.data, req->out.len);
 	if (req->body_kind == FERRY__BODY_BUFFER)
-		iov_add(cn, req->body, req->body_len);
+		ferry__iov_add(cn, req->body, req->body_len);
 	cn->state = FERRY__CONN_SEND;
 	cn->clock.last_io = ferry_loop_now(c->loop);
-	rt = req_read_timeout_ns(cn);
+	rt = ferry__req_read_timeout_ns(cn);
 	if (rt)
-		conn_timer_by(cn, cn->clock.last_io + rt);
+		ferry__conn_timer_by(cn, cn->clock.last_io + rt);
 	else
 		ferry_timer_stop(c->loop, &cn->timer);
 	/* The transport reads from its start or from the pool on. */
-	conn_send_more(cn);
+	ferry__conn_send_more(cn);
 }
 
 void ferry__conn_body_ready(struct ferry__conn *cn)
@@ -473,13 +483,13 @@ void ferry__conn_body_ready(struct ferry__conn *cn)
 		return;
 	cn->body_wait = false;
 	cn->body_kick = true;
-	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+	ferry_timer_start(ferry__conn_loop(cn), &cn->timer, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* RECV                                                                  */
 
-static void conn_arm_recv(struct ferry__conn *cn)
+static void ferry__conn_arm_recv(struct ferry__conn *cn)
 {
 	int err;
 
@@ -495,24 +505,25 @@ static void conn_arm_recv(struct ferry__conn *cn)
  * paused reader must not drain it. What the transport still hands over
  * waits in the input queue, copied out of the ring.
  */
-static void conn_stop_recv(struct ferry__conn *cn)
+static void ferry__conn_stop_recv(struct ferry__conn *cn)
 {
-	if (input_spill(cn) < 0 && !cn->rx_err)
+	if (ferry__input_spill(cn) < 0 && !cn->rx_err)
 		cn->rx_err = -ENOMEM;
 	ferry__transport_read(cn->tp, false);
 }
 
 /* The connection saw EOF or an error with the request still owed. */
-static void conn_input_ended(struct ferry__conn *cn)
+static void ferry__conn_input_ended(struct ferry__conn *cn)
 {
 	struct ferry_http_request *req = cn->req;
 	int r;
 
 	if (cn->rx_err) {
-		conn_error(cn, cn->rx_err, "recv: %s%s",
-			   ferry_strerrorname(cn->rx_err),
-			   ferry__h1_resp_idle(&cn->parser)
-				   ? " before any response byte" : "");
+		ferry__conn_error(cn, cn->rx_err, "recv: %s%s",
+				  ferry_strerrorname(cn->rx_err),
+				  ferry__h1_resp_idle(&cn->parser)
+					  ? " before any response byte"
+					  : "");
 		return;
 	}
 	r = ferry__h1_resp_finish(&cn->parser);
@@ -520,8 +531,9 @@ static void conn_input_ended(struct ferry__conn *cn)
 		/* The body ran to the close, but the transport cannot vouch
 		 * for that close (TLS without close_notify): an attacker
 		 * could have cut it short. */
-		conn_error(cn, FERRY_ETLS_TRUNCATED,
-			   "TLS: connection closed without close_notify before the end of a close-delimited body");
+		ferry__conn_error(
+			cn, FERRY_ETLS_TRUNCATED,
+			"TLS: connection closed without close_notify before the end of a close-delimited body");
 		return;
 	}
 	if (r == FERRY__H1_DONE) {
@@ -529,16 +541,17 @@ static void conn_input_ended(struct ferry__conn *cn)
 		cn->owner->complete(req, cn, false);
 		return;
 	}
-	conn_error(cn, r, "%s", ferry__h1_resp_why(&cn->parser));
+	ferry__conn_error(cn, r, "%s", ferry__h1_resp_why(&cn->parser));
 }
 
 /*
  * The rest of req's response is not worth reading (a redirect's long
  * body): the connection closes, the request goes on without it.
  */
-static void conn_abandon(struct ferry__conn *cn, struct ferry_http_request *req)
+static void ferry__conn_abandon(struct ferry__conn *cn,
+				struct ferry_http_request *req)
 {
-	input_drop(cn);
+	ferry__input_drop(cn);
 	cn->req = NULL;
 	cn->owner->complete(req, cn, false);
 }
@@ -547,7 +560,7 @@ static void conn_abandon(struct ferry__conn *cn, struct ferry_http_request *req)
  * Feed the input queue to the parser while the request wants bytes.
  * cn may be CLOSING afterwards (its memory stays until the close phase).
  */
-static void conn_pump(struct ferry__conn *cn)
+static void ferry__conn_pump(struct ferry__conn *cn)
 {
 	if (cn->pumping)
 		return;
@@ -570,23 +583,24 @@ static void conn_pump(struct ferry__conn *cn)
 			goto out;
 		}
 		if (req->paused) {
-			conn_stop_recv(cn);
+			ferry__conn_stop_recv(cn);
 			goto out;
 		}
-		ev = ferry__h1_resp_feed(&cn->parser, input_data(cn, in),
+		ev = ferry__h1_resp_feed(&cn->parser,
+					 ferry__conn_input_data(cn, in),
 					 in->len, &used, &slice);
 		in->off += (uint32_t)used;
 		in->len -= (uint32_t)used;
 		switch (ev) {
 		case FERRY__H1_NEED_MORE:
-			input_pop(cn);
+			ferry__input_pop(cn);
 			break;
 		case FERRY__H1_HEAD:
 			r = cn->owner->head(req, &discard);
 			if (r < 0)
 				goto out;	/* req failed, conn closing */
 			if (r == FERRY__REQ_ABANDON) {
-				conn_abandon(cn, req);
+				ferry__conn_abandon(cn, req);
 				goto out;
 			}
 			break;
@@ -595,7 +609,7 @@ static void conn_pump(struct ferry__conn *cn)
 			if (r < 0)
 				goto out;
 			if (r == FERRY__REQ_ABANDON) {
-				conn_abandon(cn, req);
+				ferry__conn_abandon(cn, req);
 				goto out;
 			}
 			break;
@@ -607,16 +621,17 @@ static void conn_pump(struct ferry__conn *cn)
 				     cn->state == FERRY__CONN_RECV &&
 				     ferry__h1_resp_keep_alive(&cn->parser);
 
-			input_pop(cn);
+			ferry__input_pop(cn);
 			if (!reuse)
-				input_drop(cn);
+				ferry__input_drop(cn);
 			cn->req = NULL;
 			cn->served++;
 			cn->owner->complete(req, cn, reuse);
 			goto out;
 		}
 		default:
-			conn_error(cn, ev, "%s", ferry__h1_resp_why(&cn->parser));
+			ferry__conn_error(cn, ev, "%s",
+					  ferry__h1_resp_why(&cn->parser));
 			goto out;
 		}
 	}
@@ -626,28 +641,28 @@ static void conn_pump(struct ferry__conn *cn)
 		if (cn->eof || cn->rx_err)
 			ferry__conn_close(cn);
 		else
-			conn_arm_recv(cn);
+			ferry__conn_arm_recv(cn);
 		goto out;
 	}
 	if (cn->req->paused) {
-		conn_stop_recv(cn);
+		ferry__conn_stop_recv(cn);
 		goto out;
 	}
 	if (cn->eof || cn->rx_err) {
-		conn_input_ended(cn);
+		ferry__conn_input_ended(cn);
 		goto out;
 	}
-	conn_arm_recv(cn);
+	ferry__conn_arm_recv(cn);
 	if (cn->rx_err)
-		conn_input_ended(cn);
+		ferry__conn_input_ended(cn);
 out:
 	cn->pumping = false;
 }
 
 void ferry__conn_pause(struct ferry__conn *cn)
 {
-	ferry_timer_stop(conn_loop(cn), &cn->timer);
-	conn_stop_recv(cn);
+	ferry_timer_stop(ferry__conn_loop(cn), &cn->timer);
+	ferry__conn_stop_recv(cn);
 }
 
 void ferry__conn_resume(struct ferry__conn *cn)
@@ -655,13 +670,13 @@ void ferry__conn_resume(struct ferry__conn *cn)
 	/* The queue is fed from the timer, not from inside resume (which
 	 * may be called from a callback of this very connection). */
 	cn->clock.last_io = ferry_time_now();
-	ferry_timer_start(conn_loop(cn), &cn->timer, 0);
+	ferry_timer_start(ferry__conn_loop(cn), &cn->timer, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* Timer: read timeout, idle expiry, deferred work                       */
 
-static void conn_timer_fn(struct ferry_timer *t)
+static void ferry__conn_timer_fn(struct ferry_timer *t)
 {
 	struct ferry__conn *cn = ferry__container_of(t, struct ferry__conn,
 						     timer);
@@ -672,7 +687,7 @@ static void conn_timer_fn(struct ferry_timer *t)
 		break;
 	case FERRY__CONN_IDLE:
 		/* The timer may be one set for the request before (see
-		 * conn_timer_by): wait on until the idle deadline. */
+		 * ferry__conn_timer_by): wait on until the idle deadline. */
 		now = ferry_loop_now(cn->client->loop);
 		if (!cn->soon_err && cn->idle_deadline && now < cn->idle_deadline)
 			ferry_timer_start(cn->client->loop, t, cn->idle_deadline);
@@ -684,19 +699,19 @@ static void conn_timer_fn(struct ferry_timer *t)
 			int err = cn->soon_err;
 
 			cn->soon_err = 0;
-			conn_error(cn, err, "%s",
-				   cn->soon_why ? cn->soon_why
-						: ferry_strerror(err));
+			ferry__conn_error(cn, err, "%s",
+					  cn->soon_why ? cn->soon_why
+						       : ferry_strerror(err));
 			break;
 		}
 		now = ferry_time_now();
 		if (cn->state < FERRY__CONN_SEND || !cn->req || cn->req->paused)
 			break;
-		rt = req_read_timeout_ns(cn);
+		rt = ferry__req_read_timeout_ns(cn);
 		if (rt && now >= cn->clock.last_io + rt && !cn->body_wait) {
-			conn_error(cn, FERRY_EREAD_TIMEOUT,
-				   "no byte received for %llu ms",
-				   (unsigned long long)(rt / FERRY__MS));
+			ferry__conn_error(cn, FERRY_EREAD_TIMEOUT,
+					  "no byte received for %llu ms",
+					  (unsigned long long)(rt / FERRY__MS));
 			break;
 		}
 		if (rt)
@@ -704,11 +719,11 @@ static void conn_timer_fn(struct ferry_timer *t)
 					  (cn->body_wait ? now : cn->clock.last_io) + rt);
 		if (cn->body_kick) {
 			cn->body_kick = false;
-			conn_send_more(cn);
+			ferry__conn_send_more(cn);
 			if (cn->state == FERRY__CONN_CLOSING || !cn->req)
 				break;
 		}
-		conn_pump(cn);
+		ferry__conn_pump(cn);
 		break;
 	}
 }
@@ -721,7 +736,8 @@ static void conn_timer_fn(struct ferry_timer *t)
  * (route.c): a TCP or Unix socket, maybe a proxy's CONNECT tunnel, maybe
  * TLS on top. 0 or a negative code.
  */
-static int conn_open(struct ferry__conn *cn, struct ferry_http_request *req)
+static int ferry__conn_open(struct ferry__conn *cn,
+			    struct ferry_http_request *req)
 {
 	int err = ferry__route_connect(cn->client, cn->origin, &req->url,
 				       &cn->clock, &cn->tp);
@@ -749,7 +765,7 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 	cn->client = c;
 	cn->owner = c->conn_owner;
 	cn->origin = o;
-	cn->timer.fn = conn_timer_fn;
+	cn->timer.fn = ferry__conn_timer_fn;
 	ferry__h1_resp_init(&cn->parser, &lim);
 	ferry__list_add_tail(&c->conns, &cn->link);
 	cn->counted = true;
@@ -764,9 +780,9 @@ struct ferry__conn *ferry__conn_new(struct ferry__origin *o,
 					       ? req->connect_timeout_ms
 					       : c->opts.connect_timeout_ms;
 	cn->state = FERRY__CONN_START;
-	err = conn_open(cn, req);
+	err = ferry__conn_open(cn, req);
 	if (err < 0)
-		conn_fail_soon(cn, err, NULL);
+		ferry__conn_fail_soon(cn, err, NULL);
 	return cn;
 }
 
@@ -781,7 +797,7 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 
 	if (cn->state == FERRY__CONN_CLOSING)
 		return;
-	conn_arm_recv(cn);
+	ferry__conn_arm_recv(cn);
 	/* A send still in the transport's hands belongs to the request
 	 * that is over: such a stream is out of step, never reused. */
 	if (!reuse || c->closing || !o || cn->eof || cn->rx_err || cn->nin ||
@@ -796,7 +812,7 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 	if (c->opts.idle_timeout_ms != FERRY_HTTP_NO_TIMEOUT) {
 		cn->idle_deadline = ferry_loop_now(c->loop) +
 				    c->opts.idle_timeout_ms * FERRY__MS;
-		conn_timer_by(cn, cn->idle_deadline);
+		ferry__conn_timer_by(cn, cn->idle_deadline);
 	} else {
 		cn->idle_deadline = 0;
 		ferry_timer_stop(c->loop, &cn->timer);
@@ -805,7 +821,7 @@ void ferry__conn_detach(struct ferry__conn *cn, bool reuse)
 }
 
 /* Stop counting cn and start closing it, without dispatching. */
-static void conn_shut(struct ferry__conn *cn)
+static void ferry__conn_shut(struct ferry__conn *cn)
 {
 	struct ferry_http_client *c = cn->client;
 
@@ -828,11 +844,11 @@ static void conn_shut(struct ferry__conn *cn)
 	cn->state = FERRY__CONN_CLOSING;
 	cn->origin = NULL;
 	ferry_timer_stop(c->loop, &cn->timer);
-	input_drop(cn);
+	ferry__input_drop(cn);
 	if (cn->tp)
 		ferry__transport_close(cn->tp);	/* closed() frees cn */
 	else
-		conn_tp_closed(cn);
+		ferry__conn_tp_closed(cn);
 }
 
 void ferry__conn_close(struct ferry__conn *cn)
@@ -841,12 +857,12 @@ void ferry__conn_close(struct ferry__conn *cn)
 
 	if (cn->state == FERRY__CONN_CLOSING)
 		return;
-	conn_shut(cn);
+	ferry__conn_shut(cn);
 	/* A slot is free: a waiting request may open a connection. */
 	cn->owner->slot_freed(cn->client, o);
 }
 
 void ferry__conn_close_quiet(struct ferry__conn *cn)
 {
-	conn_shut(cn);
+	ferry__conn_shut(cn);
 }

@@ -45,7 +45,7 @@ struct ferry__decode {
 	size_t pend_off, pend_len, pend_cap;
 };
 
-static const char *kind_name(const struct ferry__decode *d)
+static const char *ferry__kind_name(const struct ferry__decode *d)
 {
 	return d->kind == DECODE_GZIP ? "gzip" : "deflate";
 }
@@ -65,7 +65,7 @@ bool ferry__decode_active(const struct ferry_http_request *req)
 
 /* Which coding the response names: 1 gzip, 2 deflate, 0 anything else
  * (absent, identity, unknown, a list, or repeated fields). */
-static int coding_of(const struct ferry__h1_resp *p)
+static int ferry__coding_of(const struct ferry__h1_resp *p)
 {
 	size_t pos = 0, len;
 	const char *v = ferry__h1_resp_header_find(p, "Content-Encoding", &pos,
@@ -91,7 +91,7 @@ int ferry__decode_begin(struct ferry_http_request *req,
 	ferry__decode_free(req);	/* an earlier attempt's */
 	if (!req->decode_on)
 		return 0;
-	coding = coding_of(p);
+	coding = ferry__coding_of(p);
 	if (!coding)
 		return 0;
 	d = calloc(1, sizeof(*d));
@@ -116,31 +116,34 @@ nomem:
 }
 
 /* Fail @req with what zlib said; @req (and d) are gone afterwards. */
-static int decode_fail(struct ferry_http_request *req,
-		       struct ferry__decode *d, int zr)
+static int ferry__decode_fail(struct ferry_http_request *req,
+			      struct ferry__decode *d, int zr)
 {
 	if (zr == Z_MEM_ERROR) {
 		ferry__req_fail(req, -ENOMEM, "content decoding: out of memory");
 		return -1;
 	}
 	ferry__req_fail(req, FERRY_EDECODE,
-			"%s body is corrupt after %" PRIu64 " encoded bytes: %s",
-			kind_name(d), d->in_total,
+			"%s body is corrupt after %" PRIu64
+			" encoded bytes: %s",
+			ferry__kind_name(d), d->in_total,
 			zr == Z_NEED_DICT ? "it needs a preset dictionary"
-			: d->z.msg ? d->z.msg : "bad data");
+			: d->z.msg	  ? d->z.msg
+					  : "bad data");
 	return -1;
 }
 
 /* Both limits, after @d decoded more. 0, or -1 with @req failed. */
-static int decode_limits(struct ferry_http_request *req,
-			 struct ferry__decode *d)
+static int ferry__decode_limits(struct ferry_http_request *req,
+				struct ferry__decode *d)
 {
 	uint64_t in = d->in_total ? d->in_total : 1;
 
 	if (d->out_total > d->max_out) {
 		ferry__req_fail(req, FERRY_ETOOLARGE,
 				"decoded %s body exceeds the limit of %" PRIu64
-				" bytes (%s)", kind_name(d), d->max_out,
+				" bytes (%s)",
+				ferry__kind_name(d), d->max_out,
 				d->max_out == req->max_body ? "max_body"
 							    : "max_decoded");
 		return -1;
@@ -149,23 +152,25 @@ static int decode_limits(struct ferry_http_request *req,
 	    d->out_total / in > d->max_ratio) {
 		ferry__req_fail(req, FERRY_ETOOLARGE,
 				"%s body expands more than %u:1 (%" PRIu64
-				" bytes from %" PRIu64 "): a decompression bomb? "
-				"(max_decode_ratio)", kind_name(d), d->max_ratio,
-				d->out_total, d->in_total);
+				" bytes from %" PRIu64
+				"): a decompression bomb? "
+				"(max_decode_ratio)",
+				ferry__kind_name(d), d->max_ratio, d->out_total,
+				d->in_total);
 		return -1;
 	}
 	return 0;
 }
 
 /* Hand @n decoded bytes in d->blk to on_body. 0, or -1: @req failed. */
-static int decode_deliver(struct ferry_http_request *req,
-			  struct ferry__decode *d, size_t n)
+static int ferry__decode_deliver(struct ferry_http_request *req,
+				 struct ferry__decode *d, size_t n)
 {
 	struct ferry__spill *sp = d->blk;
 	struct ferry__input in = { sp, 0, 0, (uint32_t)n };
 
 	d->out_total += n;
-	if (decode_limits(req, d) < 0)
+	if (ferry__decode_limits(req, d) < 0)
 		return -1;
 	sp->len = n;
 	/* The block stays ours (refs 1) unless on_body kept it; a kept one
@@ -179,7 +184,7 @@ static int decode_deliver(struct ferry_http_request *req,
 	return 0;
 }
 
-static int decode_block(struct ferry__decode *d)
+static int ferry__decode_block(struct ferry__decode *d)
 {
 	struct ferry__spill *sp;
 
@@ -195,8 +200,8 @@ static int decode_block(struct ferry__decode *d)
 }
 
 /* What follows a finished stream: gzip's next member, or an error. */
-static int decode_next_member(struct ferry_http_request *req,
-			      struct ferry__decode *d)
+static int ferry__decode_next_member(struct ferry_http_request *req,
+				     struct ferry__decode *d)
 {
 	if (d->kind == DECODE_DEFLATE) {
 		ferry__req_fail(req, FERRY_EDECODE,
@@ -205,7 +210,9 @@ static int decode_next_member(struct ferry_http_request *req,
 		return -1;
 	}
 	d->ended = false;
-	return inflateReset(&d->z) == Z_OK ? 0 : decode_fail(req, d, Z_STREAM_ERROR);
+	return inflateReset(&d->z) == Z_OK
+		       ? 0
+		       : ferry__decode_fail(req, d, Z_STREAM_ERROR);
 }
 
 /*
@@ -213,17 +220,19 @@ static int decode_next_member(struct ferry_http_request *req,
  * is used up and zlib has nothing more, or @req pauses. 0, or -1 with
  * @req failed (and @d freed).
  */
-static int decode_run(struct ferry_http_request *req, struct ferry__decode *d)
+static int ferry__decode_run(struct ferry_http_request *req,
+			     struct ferry__decode *d)
 {
 	while ((d->z.avail_in || d->more_out) && !req->paused) {
 		unsigned before = d->z.avail_in;
 		size_t n;
 		int zr;
 
-		if (d->ended && d->z.avail_in && decode_next_member(req, d) < 0)
+		if (d->ended && d->z.avail_in &&
+		    ferry__decode_next_member(req, d) < 0)
 			return -1;
-		if (decode_block(d) < 0)
-			return decode_fail(req, d, Z_MEM_ERROR);
+		if (ferry__decode_block(d) < 0)
+			return ferry__decode_fail(req, d, Z_MEM_ERROR);
 		d->z.next_out = (unsigned char *)d->blk->data;
 		d->z.avail_out = FERRY__DECODE_BLOCK;
 		zr = inflate(&d->z, Z_NO_FLUSH);
@@ -237,17 +246,18 @@ static int decode_run(struct ferry_http_request *req, struct ferry__decode *d)
 		/* What came out before damage is delivered first: then the
 		 * bytes, and which limit or error ends the body, do not
 		 * depend on how the body was sliced. */
-		if (n && decode_deliver(req, d, n) < 0)
+		if (n && ferry__decode_deliver(req, d, n) < 0)
 			return -1;
 		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-			return decode_fail(req, d, zr);
+			return ferry__decode_fail(req, d, zr);
 		if (d->ended && !d->z.avail_in)
 			d->more_out = false;
 	}
 	return 0;
 }
 
-static int pend_append(struct ferry__decode *d, const char *data, size_t len)
+static int ferry__pend_append(struct ferry__decode *d, const char *data,
+			      size_t len)
 {
 	if (d->pend_off) {
 		memmove(d->pend, d->pend + d->pend_off, d->pend_len);
@@ -269,32 +279,32 @@ static int pend_append(struct ferry__decode *d, const char *data, size_t len)
 
 /* deflate: zlib-wrapped if the first two bytes make a zlib header
  * (RFC 1950: CM 8, a window of at most 32 KiB, FCHECK), else raw. */
-static int decode_start_deflate(struct ferry_http_request *req,
-				struct ferry__decode *d)
+static int ferry__decode_start_deflate(struct ferry_http_request *req,
+				       struct ferry__decode *d)
 {
 	const unsigned char *b = (const unsigned char *)d->pend + d->pend_off;
 	bool zlib = (b[0] & 0x0f) == 8 && (b[0] >> 4) <= 7 &&
 		    ((b[0] << 8) | b[1]) % 31 == 0;
 
 	if (inflateInit2(&d->z, zlib ? MAX_WBITS : -MAX_WBITS) != Z_OK)
-		return decode_fail(req, d, Z_MEM_ERROR);
+		return ferry__decode_fail(req, d, Z_MEM_ERROR);
 	d->started = true;
 	return 0;
 }
 
 /* Run on the pending copy; what is left stays there. */
-static int decode_pending(struct ferry_http_request *req,
-			  struct ferry__decode *d)
+static int ferry__decode_pending(struct ferry_http_request *req,
+				 struct ferry__decode *d)
 {
 	if (!d->started) {
 		if (d->pend_len < 2)
 			return 0;
-		if (decode_start_deflate(req, d) < 0)
+		if (ferry__decode_start_deflate(req, d) < 0)
 			return -1;
 	}
 	d->z.next_in = (unsigned char *)d->pend + d->pend_off;
 	d->z.avail_in = (unsigned)d->pend_len;
-	if (decode_run(req, d) < 0)
+	if (ferry__decode_run(req, d) < 0)
 		return -1;
 	d->pend_off += d->pend_len - d->z.avail_in;
 	d->pend_len = d->z.avail_in;
@@ -311,21 +321,21 @@ int ferry__decode_body(struct ferry_http_request *req, const char *data,
 		return 0;
 	if (!d->started || d->pend_len) {
 		/* Behind a pause (or before deflate's second byte): queue. */
-		if (pend_append(d, data, len) < 0)
-			return decode_fail(req, d, Z_MEM_ERROR);
-		return req->paused ? 0 : decode_pending(req, d);
+		if (ferry__pend_append(d, data, len) < 0)
+			return ferry__decode_fail(req, d, Z_MEM_ERROR);
+		return req->paused ? 0 : ferry__decode_pending(req, d);
 	}
 	d->z.next_in = (unsigned char *)data;
 	d->z.avail_in = (unsigned)len;
-	if (decode_run(req, d) < 0)
+	if (ferry__decode_run(req, d) < 0)
 		return -1;
 	if (d->z.avail_in) {
 		/* Paused mid-slice: the rest waits, copied. */
 		size_t rest = d->z.avail_in;
 
 		d->z.avail_in = 0;
-		if (pend_append(d, data + len - rest, rest) < 0)
-			return decode_fail(req, d, Z_MEM_ERROR);
+		if (ferry__pend_append(d, data + len - rest, rest) < 0)
+			return ferry__decode_fail(req, d, Z_MEM_ERROR);
 	}
 	return 0;
 }
@@ -337,8 +347,8 @@ int ferry__decode_drain(struct ferry_http_request *req)
 	if (!d || req->paused || (!d->more_out && (!d->pend_len || !d->started)))
 		return 0;
 	if (d->pend_len)
-		return decode_pending(req, d);
-	return decode_run(req, d);
+		return ferry__decode_pending(req, d);
+	return ferry__decode_run(req, d);
 }
 
 int ferry__decode_end(struct ferry_http_request *req, int result)
@@ -349,8 +359,8 @@ int ferry__decode_end(struct ferry_http_request *req, int result)
 		return result;
 	snprintf(req->detail, sizeof(req->detail),
 		 "%s body ended before its compressed stream did "
-		 "(%" PRIu64 " bytes decoded): truncated", kind_name(d),
-		 d->out_total);
+		 "(%" PRIu64 " bytes decoded): truncated",
+		 ferry__kind_name(d), d->out_total);
 	return FERRY_EDECODE;
 }
 

@@ -109,8 +109,8 @@ void ferry__addrs_free(struct ferry__addrs *as)
 	as->n = 0;
 }
 
-static int addrs_copy(struct ferry__addrs *to, const struct ferry__addrs *from,
-		      uint16_t port)
+static int ferry__addrs_copy(struct ferry__addrs *to,
+			     const struct ferry__addrs *from, uint16_t port)
 {
 	if (ferry__addrs_alloc(to, from->n) < 0)
 		return -ENOMEM;
@@ -164,8 +164,8 @@ void ferry__addrs_interleave(struct ferry__addrs *as)
 }
 
 /* Parse one IP address (IPv6 possibly in brackets) into ss. */
-static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss,
-		     socklen_t *len)
+static bool ferry__parse_ip(const char *s, size_t n,
+			    struct sockaddr_storage *ss, socklen_t *len)
 {
 	char buf[INET6_ADDRSTRLEN + 2];
 
@@ -195,7 +195,7 @@ static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss,
 /* Resolve overrides: "host:port:addr[,addr]..."                        */
 
 /* Parse the addresses after the second ':'. 0 or FERRY_EINVAL. */
-static int override_addrs(struct dns_override *ov, const char *s)
+static int ferry__override_addrs(struct dns_override *ov, const char *s)
 {
 	unsigned n = 1;
 
@@ -207,14 +207,14 @@ static int override_addrs(struct dns_override *ov, const char *s)
 		const char *end = strchr(s, ',');
 		size_t len = end ? (size_t)(end - s) : strlen(s);
 
-		if (!parse_ip(s, len, &ov->as.a[i], &ov->as.len[i]))
+		if (!ferry__parse_ip(s, len, &ov->as.a[i], &ov->as.len[i]))
 			return FERRY_EINVAL;
 		s += len + (end != NULL);
 	}
 	return 0;
 }
 
-static int override_parse(struct dns_override *ov, const char *spec)
+static int ferry__override_parse(struct dns_override *ov, const char *spec)
 {
 	const char *c1 = spec ? strchr(spec, ':') : NULL;
 	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -232,12 +232,12 @@ static int override_parse(struct dns_override *ov, const char *spec)
 	ov->host = strndup(spec, ov->host_len);
 	if (!ov->host)
 		return -ENOMEM;
-	return override_addrs(ov, c2 + 1);
+	return ferry__override_addrs(ov, c2 + 1);
 }
 
-static const struct dns_override *override_find(const struct ferry__dns *d,
-						const char *host, size_t len,
-						uint16_t port)
+static const struct dns_override *
+ferry__override_find(const struct ferry__dns *d, const char *host, size_t len,
+		     uint16_t port)
 {
 	/* As curl: the last entry for this host and port, else the last
 	 * "*" entry for the port. */
@@ -259,7 +259,7 @@ static const struct dns_override *override_find(const struct ferry__dns *d,
 /* ------------------------------------------------------------------ */
 /* The cache                                                            */
 
-static uint64_t opt_ns(uint32_t ms, uint32_t def)
+static uint64_t ferry__opt_ns(uint32_t ms, uint32_t def)
 {
 	if (ms == FERRY_HTTP_NO_CACHE)
 		return 0;
@@ -278,8 +278,8 @@ int ferry__dns_new(struct ferry_http_client *c, struct ferry__dns **dp,
 		goto fail;
 	d->client = c;
 	ferry__list_init(&d->entries);
-	d->ttl_ns = opt_ns(o->dns_cache_ttl_ms, DEF_TTL_MS);
-	d->neg_ttl_ns = opt_ns(o->dns_negative_ttl_ms, DEF_NEG_TTL_MS);
+	d->ttl_ns = ferry__opt_ns(o->dns_cache_ttl_ms, DEF_TTL_MS);
+	d->neg_ttl_ns = ferry__opt_ns(o->dns_negative_ttl_ms, DEF_NEG_TTL_MS);
 	d->max = o->dns_cache_max == FERRY_HTTP_NO_CACHE ? 0
 		 : o->dns_cache_max ? o->dns_cache_max : DEF_CACHE_MAX;
 	if (o->nresolve) {
@@ -289,7 +289,7 @@ int ferry__dns_new(struct ferry_http_client *c, struct ferry__dns **dp,
 	}
 	for (size_t i = 0; i < o->nresolve; i++) {
 		d->nov++;
-		err = override_parse(&d->ov[i], o->resolve[i]);
+		err = ferry__override_parse(&d->ov[i], o->resolve[i]);
 		if (err < 0) {
 			ferry__whyf(why, whylen, "resolve override \"%s\": %s",
 			     o->resolve[i] ? o->resolve[i] : "(null)",
@@ -309,7 +309,7 @@ fail:
 	return err;
 }
 
-static void entry_free(struct ferry__dns_entry *e)
+static void ferry__entry_free(struct ferry__dns_entry *e)
 {
 	struct ferry__dns *d = e->d;
 
@@ -331,7 +331,7 @@ void ferry__dns_free(struct ferry__dns *d)
 			d->entries.next, struct ferry__dns_entry, link);
 
 		/* Waiters belong to connections, which are gone by now. */
-		entry_free(e);
+		ferry__entry_free(e);
 	}
 	for (size_t i = 0; i < d->nov; i++) {
 		free(d->ov[i].host);
@@ -355,7 +355,7 @@ void ferry__dns_counters(const struct ferry__dns *d,
 		memset(out, 0, sizeof(*out));
 }
 
-static bool entry_droppable(const struct ferry__dns_entry *e)
+static bool ferry__entry_droppable(const struct ferry__dns_entry *e)
 {
 	return e->state == ENTRY_READY && !e->delivering &&
 	       ferry__list_empty(&e->waiters) &&
@@ -364,7 +364,7 @@ static bool entry_droppable(const struct ferry__dns_entry *e)
 
 /* Keep at most d->max answers: drop expired and least recently used
  * ones from the tail. */
-static void cache_trim(struct ferry__dns *d)
+static void ferry__cache_trim(struct ferry__dns *d)
 {
 	uint64_t now = ferry_loop_now(d->client->loop);
 	struct ferry__link *l, *prev;
@@ -374,14 +374,14 @@ static void cache_trim(struct ferry__dns *d)
 					struct ferry__dns_entry, link);
 
 		prev = l->prev;
-		if (entry_droppable(e) &&
+		if (ferry__entry_droppable(e) &&
 		    (d->nentries > d->max || now >= e->expires))
-			entry_free(e);
+			ferry__entry_free(e);
 	}
 }
 
 /* Call every waiter of e with its answer. */
-static void entry_deliver(struct ferry__dns_entry *e)
+static void ferry__entry_deliver(struct ferry__dns_entry *e)
 {
 	struct ferry__dns *d = e->d;
 	struct ferry_http_client *c = d->client;
@@ -399,7 +399,7 @@ static void entry_deliver(struct ferry__dns_entry *e)
 		 * list) or the client (it waits for busy to drop). */
 		if (e->err)
 			w->done(w, e->err, NULL, e->why);
-		else if (addrs_copy(&as, &e->as, w->port) < 0)
+		else if (ferry__addrs_copy(&as, &e->as, w->port) < 0)
 			w->done(w, -ENOMEM, NULL, "out of memory");
 		else
 			w->done(w, 0, &as, "");
@@ -407,18 +407,18 @@ static void entry_deliver(struct ferry__dns_entry *e)
 	e->delivering = false;
 	d->busy--;
 	if (!c->closing)
-		cache_trim(d);
+		ferry__cache_trim(d);
 	else if (!d->busy)
 		ferry__client_reap_later(c);
 }
 
-static void entry_kick_fn(struct ferry_timer *t)
+static void ferry__entry_kick_fn(struct ferry_timer *t)
 {
-	entry_deliver(ferry__container_of(t, struct ferry__dns_entry,
-					       kick));
+	ferry__entry_deliver(
+		ferry__container_of(t, struct ferry__dns_entry, kick));
 }
 
-static void job_work(struct ferry_offload *job)
+static void ferry__job_work(struct ferry_offload *job)
 {
 	struct dns_job *j = ferry__container_of(job, struct dns_job, job);
 	struct addrinfo hints = {
@@ -435,8 +435,8 @@ static void job_work(struct ferry_offload *job)
 }
 
 /* The answer into e: addresses, interleaved by family, or why not. */
-static void entry_take(struct ferry__dns_entry *e, const struct dns_job *j,
-		       int status)
+static void ferry__entry_take(struct ferry__dns_entry *e,
+			      const struct dns_job *j, int status)
 {
 	unsigned n = 0;
 
@@ -468,7 +468,7 @@ static void entry_take(struct ferry__dns_entry *e, const struct dns_job *j,
 	ferry__addrs_interleave(&e->as);
 }
 
-static void job_done(struct ferry_offload *job, int status)
+static void ferry__job_done(struct ferry_offload *job, int status)
 {
 	struct dns_job *j = ferry__container_of(job, struct dns_job, job);
 	struct ferry__dns_entry *e = j->entry;
@@ -477,20 +477,20 @@ static void job_done(struct ferry_offload *job, int status)
 		struct ferry__dns *d = e->d;
 
 		e->job = NULL;
-		entry_take(e, j, status);
+		ferry__entry_take(e, j, status);
 		e->state = ENTRY_READY;
 		/* Out of memory is not an answer: never kept. */
 		e->expires = ferry_loop_now(d->client->loop) +
 			     (e->err == -ENOMEM ? 0
 			      : e->err ? d->neg_ttl_ns : d->ttl_ns);
-		entry_deliver(e);
+		ferry__entry_deliver(e);
 	}
 	if (j->res)
 		freeaddrinfo(j->res);
 	free(j);
 }
 
-static int entry_lookup(struct ferry__dns_entry *e)
+static int ferry__entry_lookup(struct ferry__dns_entry *e)
 {
 	struct dns_job *j = calloc(1, sizeof(*j) + e->host_len + 1);
 	int err;
@@ -498,8 +498,8 @@ static int entry_lookup(struct ferry__dns_entry *e)
 	if (!j)
 		return -ENOMEM;
 	memcpy(j->host, e->host, e->host_len);
-	j->job.work = job_work;
-	j->job.done = job_done;
+	j->job.work = ferry__job_work;
+	j->job.done = ferry__job_done;
 	j->entry = e;
 	err = ferry_offload_submit(e->d->client->loop, &j->job);
 	if (err < 0) {
@@ -512,8 +512,8 @@ static int entry_lookup(struct ferry__dns_entry *e)
 	return 0;
 }
 
-static struct ferry__dns_entry *entry_find(struct ferry__dns *d,
-					   const char *host, size_t len)
+static struct ferry__dns_entry *ferry__entry_find(struct ferry__dns *d,
+						  const char *host, size_t len)
 {
 	for (struct ferry__link *l = d->entries.next; l != &d->entries;
 	     l = l->next) {
@@ -529,8 +529,8 @@ static struct ferry__dns_entry *entry_find(struct ferry__dns *d,
 	return NULL;
 }
 
-static struct ferry__dns_entry *entry_new(struct ferry__dns *d,
-					  const char *host, size_t len)
+static struct ferry__dns_entry *ferry__entry_new(struct ferry__dns *d,
+						 const char *host, size_t len)
 {
 	struct ferry__dns_entry *e = calloc(1, sizeof(*e) + len + 1);
 
@@ -540,15 +540,15 @@ static struct ferry__dns_entry *entry_new(struct ferry__dns *d,
 	e->host_len = len;
 	memcpy(e->host, host, len);
 	e->state = ENTRY_READY;	/* expired: a lookup starts at once */
-	e->kick.fn = entry_kick_fn;
+	e->kick.fn = ferry__entry_kick_fn;
 	ferry__list_init(&e->waiters);
 	ferry__list_add_head(&d->entries, &e->link);
 	d->nentries++;
 	return e;
 }
 
-static void wait_on(struct ferry__dns_entry *e, struct ferry__dns_wait *w,
-		    uint16_t port)
+static void ferry__wait_on(struct ferry__dns_entry *e,
+			   struct ferry__dns_wait *w, uint16_t port)
 {
 	w->entry = e;
 	w->port = port;
@@ -560,40 +560,42 @@ int ferry__dns_resolve(struct ferry_http_client *c, const char *host,
 		       struct ferry__addrs *as)
 {
 	struct ferry__dns *d = c->dns;
-	const struct dns_override *ov = override_find(d, host, len, port);
+	const struct dns_override *ov =
+		ferry__override_find(d, host, len, port);
 	struct ferry__dns_entry *e;
 	uint64_t now = ferry_loop_now(c->loop);
 	int err;
 
 	if (ov)
-		return addrs_copy(as, &ov->as, port) < 0 ? -ENOMEM : 1;
-	e = entry_find(d, host, len);
+		return ferry__addrs_copy(as, &ov->as, port) < 0 ? -ENOMEM : 1;
+	e = ferry__entry_find(d, host, len);
 	if (e && e->state == ENTRY_PENDING) {
 		d->count.shared++;
-		wait_on(e, w, port);
+		ferry__wait_on(e, w, port);
 		return 0;
 	}
 	if (e && now < e->expires) {
 		d->count.hits++;
 		if (!e->err)
-			return addrs_copy(as, &e->as, port) < 0 ? -ENOMEM : 1;
+			return ferry__addrs_copy(as, &e->as, port) < 0 ? -ENOMEM
+								       : 1;
 		/* A failure kept: said from a later turn, as a lookup's. */
-		wait_on(e, w, port);
+		ferry__wait_on(e, w, port);
 		if (ferry_timer_start(c->loop, &e->kick, 0) < 0) {
 			ferry__dns_cancel(w);
 			return -ENOMEM;
 		}
 		return 0;
 	}
-	if (!e && !(e = entry_new(d, host, len)))
+	if (!e && !(e = ferry__entry_new(d, host, len)))
 		return -ENOMEM;
-	err = entry_lookup(e);
+	err = ferry__entry_lookup(e);
 	if (err < 0) {
 		if (ferry__list_empty(&e->waiters) && !e->delivering)
-			entry_free(e);
+			ferry__entry_free(e);
 		return err;
 	}
-	wait_on(e, w, port);
+	ferry__wait_on(e, w, port);
 	return 0;
 }
 

@@ -58,7 +58,7 @@ static const bool tchar[256] = {
 };
 
 /* A table: every response header name goes through here. */
-static bool is_tchar(unsigned char c)
+static bool ferry__is_tchar(unsigned char c)
 {
 	return tchar[c];
 }
@@ -68,12 +68,12 @@ bool ferry__h1_is_token(const char *s, size_t len)
 	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!is_tchar((unsigned char)s[i]))
+		if (!ferry__is_tchar((unsigned char)s[i]))
 			return false;
 	return true;
 }
 
-static bool name_is(const struct ferry__h1_header *h, const char *name)
+static bool ferry__name_is(const struct ferry__h1_header *h, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -81,7 +81,7 @@ static bool name_is(const struct ferry__h1_header *h, const char *name)
 }
 
 /* Does a Connection value list the "close" option? (RFC 9110 7.6.1) */
-static bool has_close_token(const char *v, size_t len)
+static bool ferry__has_close_token(const char *v, size_t len)
 {
 	size_t i = 0;
 
@@ -102,7 +102,7 @@ static bool has_close_token(const char *v, size_t len)
 	return false;
 }
 
-static int req_fail(char *why, size_t whylen, const char *msg)
+static int ferry__h1_req_fail(char *why, size_t whylen, const char *msg)
 {
 	if (why && whylen)
 		snprintf(why, whylen, "%s", msg);
@@ -123,7 +123,8 @@ struct req_plan {
 };
 
 /* Raw mode: a Content-Length must state the body's exact length. */
-static bool clen_matches(const struct ferry__h1_header *h, int64_t body_len)
+static bool ferry__clen_matches(const struct ferry__h1_header *h,
+				int64_t body_len)
 {
 	char want[24];
 	int n = snprintf(want, sizeof(want), "%" PRId64, body_len);
@@ -132,54 +133,63 @@ static bool clen_matches(const struct ferry__h1_header *h, int64_t body_len)
 	       memcmp(want, h->value, h->value_len) == 0;
 }
 
-static int check_header(const struct ferry__h1_req *req,
-			const struct ferry__h1_header *h,
-			struct req_plan *plan, char *why, size_t whylen)
+static int ferry__check_header(const struct ferry__h1_req *req,
+			       const struct ferry__h1_header *h,
+			       struct req_plan *plan, char *why, size_t whylen)
 {
 	if (!h->name || (!h->value && h->value_len))
-		return req_fail(why, whylen, "header with NULL name or value");
+		return ferry__h1_req_fail(why, whylen,
+					  "header with NULL name or value");
 	if (!ferry__h1_is_token(h->name, h->name_len))
-		return req_fail(why, whylen, "header name is not a token");
+		return ferry__h1_req_fail(why, whylen,
+					  "header name is not a token");
 	for (size_t i = 0; i < h->value_len; i++) {
 		unsigned char c = (unsigned char)h->value[i];
 
 		if (c == '\r' || c == '\n' || c == 0)
-			return req_fail(why, whylen,
-					"header value contains CR, LF or NUL");
+			return ferry__h1_req_fail(
+				why, whylen,
+				"header value contains CR, LF or NUL");
 		/* RFC 9110 5.5: HTAB is the only control byte a field value
 		 * may hold; strict servers (llhttp) refuse any other. */
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return req_fail(why, whylen,
-					"header value contains a control character");
+			return ferry__h1_req_fail(
+				why, whylen,
+				"header value contains a control character");
 	}
-	if (req->raw && name_is(h, "content-length")) {
-		if (plan->clen_given || !clen_matches(h, req->body_len))
-			return req_fail(why, whylen,
-					"Content-Length must be given once and state the body's length");
+	if (req->raw && ferry__name_is(h, "content-length")) {
+		if (plan->clen_given || !ferry__clen_matches(h, req->body_len))
+			return ferry__h1_req_fail(
+				why, whylen,
+				"Content-Length must be given once and state the body's length");
 		plan->clen_given = true;
 		return 0;
 	}
-	if (req->raw && name_is(h, "transfer-encoding")) {
+	if (req->raw && ferry__name_is(h, "transfer-encoding")) {
 		if (plan->te_given || req->body_len != FERRY__H1_BODY_CHUNKED ||
 		    h->value_len != 7 || strncasecmp(h->value, "chunked", 7))
-			return req_fail(why, whylen,
-					"Transfer-Encoding must be given once, as \"chunked\", for a body of unknown length");
+			return ferry__h1_req_fail(
+				why, whylen,
+				"Transfer-Encoding must be given once, as \"chunked\", for a body of unknown length");
 		plan->te_given = true;
 		return 0;
 	}
-	if (name_is(h, "content-length") || name_is(h, "transfer-encoding"))
-		return req_fail(why, whylen,
-				"Content-Length and Transfer-Encoding are set by ferry from the body length");
-	if (name_is(h, "proxy-connection"))
+	if (ferry__name_is(h, "content-length") ||
+	    ferry__name_is(h, "transfer-encoding"))
+		return ferry__h1_req_fail(
+			why, whylen,
+			"Content-Length and Transfer-Encoding are set by ferry from the body length");
+	if (ferry__name_is(h, "proxy-connection"))
 		plan->pconn_given = true;
-	if (name_is(h, "host")) {
+	if (ferry__name_is(h, "host")) {
 		if (plan->host)
-			return req_fail(why, whylen, "more than one Host header");
+			return ferry__h1_req_fail(why, whylen,
+						  "more than one Host header");
 		plan->host = h;
-	} else if (name_is(h, "user-agent")) {
+	} else if (ferry__name_is(h, "user-agent")) {
 		plan->user_agent = true;
-	} else if (name_is(h, "connection")) {
-		plan->close |= has_close_token(h->value, h->value_len);
+	} else if (ferry__name_is(h, "connection")) {
+		plan->close |= ferry__has_close_token(h->value, h->value_len);
 	}
 	return 0;
 }
@@ -189,29 +199,29 @@ static int check_header(const struct ferry__h1_req *req,
  * first, apart), and in raw mode a Proxy-Connection when the request
  * does not go to a forward proxy: a hop-by-hop field for the proxy only.
  */
-static bool field_skipped(const struct ferry__h1_req *req,
-			  const struct req_plan *p,
-			  const struct ferry__h1_header *h)
+static bool ferry__field_skipped(const struct ferry__h1_req *req,
+				 const struct req_plan *p,
+				 const struct ferry__h1_header *h)
 {
 	if (h == p->host)
 		return true;
 	return req->raw && !req->absolute_form &&
-	       name_is(h, "proxy-connection");
+	       ferry__name_is(h, "proxy-connection");
 }
 
 /* Proxy-Authorization goes right after Host (curl's order); in raw mode
  * Host is one of the caller's fields, and this is the one it is. */
-static bool auth_after(const struct ferry__h1_req *req,
-		       const struct ferry__h1_header *h)
+static bool ferry__auth_after(const struct ferry__h1_req *req,
+			      const struct ferry__h1_header *h)
 {
-	return req->raw && req->proxy_auth && name_is(h, "host");
+	return req->raw && req->proxy_auth && ferry__name_is(h, "host");
 }
 
 /* Raw mode with a Host among the fields: Proxy-Authorization follows it. */
-static bool auth_placed(const struct ferry__h1_req *req)
+static bool ferry__auth_placed(const struct ferry__h1_req *req)
 {
 	for (size_t i = 0; i < req->nheaders; i++)
-		if (auth_after(req, &req->headers[i]))
+		if (ferry__auth_after(req, &req->headers[i]))
 			return true;
 	return false;
 }
@@ -219,13 +229,13 @@ static bool auth_placed(const struct ferry__h1_req *req)
 #define PCONN_FIELD "Proxy-Connection: Keep-Alive\r\n"
 
 /* Methods whose servers expect a body: send "Content-Length: 0" for them. */
-static bool method_wants_length(const char *m)
+static bool ferry__method_wants_length(const char *m)
 {
 	return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
 }
 
-static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
-			char *why, size_t whylen)
+static int ferry__plan_request(const struct ferry__h1_req *req,
+			       struct req_plan *p, char *why, size_t whylen)
 {
 	const struct ferry_url *u = req->url;
 	size_t mlen, size;
@@ -234,16 +244,19 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	memset(p, 0, sizeof(*p));
 	if (!req->method || !u || !u->host || !u->target ||
 	    (req->nheaders && !req->headers))
-		return req_fail(why, whylen, "NULL method, URL or headers");
+		return ferry__h1_req_fail(why, whylen,
+					  "NULL method, URL or headers");
 	mlen = strlen(req->method);
 	if (!ferry__h1_is_token(req->method, mlen))
-		return req_fail(why, whylen, "method is not a token");
+		return ferry__h1_req_fail(why, whylen, "method is not a token");
 	if (!strcmp(req->method, "CONNECT"))
-		return req_fail(why, whylen, "CONNECT is not supported");
+		return ferry__h1_req_fail(why, whylen,
+					  "CONNECT is not supported");
 	if (req->body_len < FERRY__H1_BODY_CHUNKED)
-		return req_fail(why, whylen, "negative body length");
+		return ferry__h1_req_fail(why, whylen, "negative body length");
 	for (size_t i = 0; i < req->nheaders; i++) {
-		err = check_header(req, &req->headers[i], p, why, whylen);
+		err = ferry__check_header(req, &req->headers[i], p, why,
+					  whylen);
 		if (err)
 			return err;
 	}
@@ -270,7 +283,8 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (!field_skipped(req, p, h))	/* "Name: value\r\n", "Name:\r\n" */
+		if (!ferry__field_skipped(
+			    req, p, h)) /* "Name: value\r\n", "Name:\r\n" */
 			size += h->name_len + (h->value_len ? 2 : 1) +
 				h->value_len + 2;
 	}
@@ -278,7 +292,7 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 		size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
 	else if (!p->clen_given &&
 		 (req->body_len > 0 ||
-		  (!req->raw && method_wants_length(req->method))))
+		  (!req->raw && ferry__method_wants_length(req->method))))
 		snprintf(p->clen, sizeof(p->clen), "%" PRId64, req->body_len);
 	if (p->clen[0])
 		size += sizeof("Content-Length: \r\n") - 1 + strlen(p->clen);
@@ -286,21 +300,21 @@ static int plan_request(const struct ferry__h1_req *req, struct req_plan *p,
 	return 0;
 }
 
-static char *put(char *w, const char *s, size_t n)
+static char *ferry__put(char *w, const char *s, size_t n)
 {
 	memcpy(w, s, n);
 	return w + n;
 }
 
-#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+#define PUT_LIT(w, lit) ferry__put((w), (lit), sizeof(lit) - 1)
 
-static char *put_field(char *w, const char *name, size_t nlen,
-		       const char *value, size_t vlen)
+static char *ferry__put_field(char *w, const char *name, size_t nlen,
+			      const char *value, size_t vlen)
 {
-	w = put(w, name, nlen);
+	w = ferry__put(w, name, nlen);
 	/* An empty field has no space after its colon (as curl's). */
 	w = vlen ? PUT_LIT(w, ": ") : PUT_LIT(w, ":");
-	w = put(w, value, vlen);
+	w = ferry__put(w, value, vlen);
 	return PUT_LIT(w, "\r\n");
 }
 
@@ -314,8 +328,9 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 	int err;
 
 	if (!out || !req)
-		return req_fail(why, whylen, "NULL buffer or request");
-	err = plan_request(req, &p, why, whylen);
+		return ferry__h1_req_fail(why, whylen,
+					  "NULL buffer or request");
+	err = ferry__plan_request(req, &p, why, whylen);
 	if (err)
 		return err;
 	err = ferry__h1_buf_reserve(out, p.size + 1);	/* +1: snprintf NUL */
@@ -323,28 +338,28 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 		return err;
 	u = req->url;
 	w = start = out->data + out->len;
-	w = put(w, req->method, strlen(req->method));
+	w = ferry__put(w, req->method, strlen(req->method));
 	w = PUT_LIT(w, " ");
 	if (req->absolute_form) {
 		const char *sn = ferry_url_scheme_name(u->scheme);
 
-		w = put(w, sn, strlen(sn));
+		w = ferry__put(w, sn, strlen(sn));
 		w = PUT_LIT(w, "://");
 		w += ferry_url_authority(u, w, p.authority_len + 1);
 	}
-	w = put(w, u->target, u->target_len);
+	w = ferry__put(w, u->target, u->target_len);
 	w = PUT_LIT(w, " HTTP/1.1\r\n");
 	if (!req->raw) {
 		w = PUT_LIT(w, "Host: ");
 		if (p.host)
-			w = put(w, p.host->value, p.host->value_len);
+			w = ferry__put(w, p.host->value, p.host->value_len);
 		else
 			w += ferry_url_authority(u, w, p.authority_len + 1);
 		w = PUT_LIT(w, "\r\n");
 	}
-	if (req->proxy_auth && !auth_placed(req))
-		w = put_field(w, "Proxy-Authorization", 19, req->proxy_auth,
-			      strlen(req->proxy_auth));
+	if (req->proxy_auth && !ferry__auth_placed(req))
+		w = ferry__put_field(w, "Proxy-Authorization", 19,
+				     req->proxy_auth, strlen(req->proxy_auth));
 	if (!p.user_agent)
 		w = PUT_LIT(w, "User-Agent: " FERRY__H1_USER_AGENT "\r\n");
 	/* libcurl's field for a forward proxy, where libcurl puts it; a raw
@@ -354,17 +369,20 @@ int ferry__h1_req_write(struct ferry__h1_buf *out,
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (field_skipped(req, &p, h))
+		if (ferry__field_skipped(req, &p, h))
 			continue;
-		w = put_field(w, h->name, h->name_len, h->value, h->value_len);
-		if (auth_after(req, h))
-			w = put_field(w, "Proxy-Authorization", 19,
-				      req->proxy_auth, strlen(req->proxy_auth));
+		w = ferry__put_field(w, h->name, h->name_len, h->value,
+				     h->value_len);
+		if (ferry__auth_after(req, h))
+			w = ferry__put_field(w, "Proxy-Authorization", 19,
+					     req->proxy_auth,
+					     strlen(req->proxy_auth));
 	}
 	if (req->body_len == FERRY__H1_BODY_CHUNKED && !p.te_given)
 		w = PUT_LIT(w, "Transfer-Encoding: chunked\r\n");
 	if (p.clen[0])
-		w = put_field(w, "Content-Length", 14, p.clen, strlen(p.clen));
+		w = ferry__put_field(w, "Content-Length", 14, p.clen,
+				     strlen(p.clen));
 	w = PUT_LIT(w, "\r\n");
 	out->len += (size_t)(w - start);
 	return p.close ? FERRY__H1_REQ_CLOSE : 0;

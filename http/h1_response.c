@@ -12,7 +12,7 @@
  *
  * llhttp is used with every lenient flag off; the line-ending checks that
  * it makes only when compiled with LLHTTP_STRICT_MODE are made here (see
- * check_framing), so ferry is as strict whichever way it was compiled.
+ * ferry__check_framing), so ferry is as strict whichever way it was compiled.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,7 +35,7 @@ enum {
 	EV_INTERIM_DONE,	/* a 1xx message ended: start over */
 };
 
-static struct ferry__h1_resp *resp_of(llhttp_t *p)
+static struct ferry__h1_resp *ferry__resp_of(llhttp_t *p)
 {
 	return p->data;
 }
@@ -44,10 +44,12 @@ static struct ferry__h1_resp *resp_of(llhttp_t *p)
  * Record the first error and its reason; the callback then returns -1 so
  * llhttp stops. A later llhttp error does not replace ours.
  */
-static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
+static int ferry__h1_resp_fail(struct ferry__h1_resp *r, int err,
+			       const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
+static int ferry__h1_resp_fail(struct ferry__h1_resp *r, int err,
+			       const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,7 +67,7 @@ static int resp_fail(struct ferry__h1_resp *r, int err, const char *fmt, ...)
  * The arena only grows while a head is read, and the head is bounded by
  * max_head, so its size is bounded too: max_head plus one NUL per string.
  */
-static int arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
+static int ferry__arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
 {
 	size_t need = r->ferry__arena_len + n + 1;
 	char *a;
@@ -82,24 +84,24 @@ static int arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
 }
 
 /* For callbacks: record the failure; -1 makes llhttp stop. */
-static int oom(struct ferry__h1_resp *r)
+static int ferry__oom(struct ferry__h1_resp *r)
 {
-	resp_fail(r, -ENOMEM, "out of memory");
+	ferry__h1_resp_fail(r, -ENOMEM, "out of memory");
 	return -1;
 }
 
 /* End the string being gathered: NUL-terminate it. */
-static int arena_end(struct ferry__h1_resp *r)
+static int ferry__arena_end(struct ferry__h1_resp *r)
 {
-	if (arena_put(r, "", 0))
+	if (ferry__arena_put(r, "", 0))
 		return -ENOMEM;
 	r->ferry__arena[r->ferry__arena_len++] = 0;
 	return 0;
 }
 
-static int cb_status(llhttp_t *p, const char *at, size_t len)
+static int ferry__cb_status(llhttp_t *p, const char *at, size_t len)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	/* RFC 9112 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
 	 * llhttp takes any byte but CR and LF there; a NUL would cut the
@@ -108,66 +110,67 @@ static int cb_status(llhttp_t *p, const char *at, size_t len)
 		unsigned char c = (unsigned char)at[i];
 
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			resp_fail(r, FERRY_EPROTO,
-				  "control byte 0x%02x in the reason phrase", c);
+			ferry__h1_resp_fail(
+				r, FERRY_EPROTO,
+				"control byte 0x%02x in the reason phrase", c);
 			return -1;
 		}
 	}
-	if (arena_put(r, at, len))
-		return oom(r);
+	if (ferry__arena_put(r, at, len))
+		return ferry__oom(r);
 	r->ferry__reason_len += (uint32_t)len;
 	return 0;
 }
 
-static int cb_status_complete(llhttp_t *p)
+static int ferry__cb_status_complete(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
-	if (arena_end(r))
-		return oom(r);
+	if (ferry__arena_end(r))
+		return ferry__oom(r);
 	return 0;
 }
 
 /* Trailers are dropped, but still bounded: count them against max_head. */
-static int count_trailer(struct ferry__h1_resp *r, size_t len)
+static int ferry__count_trailer(struct ferry__h1_resp *r, size_t len)
 {
 	r->ferry__trailer_bytes += len;
 	if (r->ferry__trailer_bytes > r->ferry__lim.max_head) {
-		resp_fail(r, FERRY_ETOOLARGE,
-			  "trailer section exceeds %zu bytes",
-			  r->ferry__lim.max_head);
+		ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
+				    "trailer section exceeds %zu bytes",
+				    r->ferry__lim.max_head);
 		return -1;
 	}
 	return 0;
 }
 
 /* Names and values may come in pieces: each call appends to the arena. */
-static int cb_field(llhttp_t *p, const char *at, size_t len)
+static int ferry__cb_field(llhttp_t *p, const char *at, size_t len)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return count_trailer(r, len);
+		return ferry__count_trailer(r, len);
 	if (!r->ferry__in_field) {
 		if (r->ferry__nfields >= r->ferry__lim.max_fields) {
-			resp_fail(r, FERRY_ETOOLARGE,
-				  "more than %zu header fields",
-				  r->ferry__lim.max_fields);
+			ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
+					    "more than %zu header fields",
+					    r->ferry__lim.max_fields);
 			return -1;
 		}
 		r->ferry__in_field = true;
 		r->ferry__cur.name_off = (uint32_t)r->ferry__arena_len;
 		r->ferry__cur.name_len = 0;
 	}
-	if (arena_put(r, at, len))
-		return oom(r);
+	if (ferry__arena_put(r, at, len))
+		return ferry__oom(r);
 	r->ferry__cur.name_len += (uint32_t)len;
 	return 0;
 }
 
-static int cb_field_complete(llhttp_t *p)
+static int ferry__cb_field_complete(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	if (r->ferry__state != FERRY__H1_RESP_HEAD)
 		return 0;
@@ -176,15 +179,16 @@ static int cb_field_complete(llhttp_t *p)
 	 * a name that is not a token is a smuggling attempt or garbage. */
 	if (!ferry__h1_is_token(r->ferry__arena + r->ferry__cur.name_off,
 				r->ferry__cur.name_len)) {
-		resp_fail(r, FERRY_EPROTO, "invalid header field name");
+		ferry__h1_resp_fail(r, FERRY_EPROTO,
+				    "invalid header field name");
 		return -1;
 	}
-	if (arena_end(r))
-		return oom(r);
+	if (ferry__arena_end(r))
+		return ferry__oom(r);
 	return 0;
 }
 
-static void value_begin(struct ferry__h1_resp *r)
+static void ferry__value_begin(struct ferry__h1_resp *r)
 {
 	if (r->ferry__in_value)
 		return;
@@ -193,20 +197,20 @@ static void value_begin(struct ferry__h1_resp *r)
 	r->ferry__cur.value_len = 0;
 }
 
-static int cb_value(llhttp_t *p, const char *at, size_t len)
+static int ferry__cb_value(llhttp_t *p, const char *at, size_t len)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return count_trailer(r, len);
-	value_begin(r);
-	if (arena_put(r, at, len))
-		return oom(r);
+		return ferry__count_trailer(r, len);
+	ferry__value_begin(r);
+	if (ferry__arena_put(r, at, len))
+		return ferry__oom(r);
 	r->ferry__cur.value_len += (uint32_t)len;
 	return 0;
 }
 
-static int push_field(struct ferry__h1_resp *r)
+static int ferry__push_field(struct ferry__h1_resp *r)
 {
 	if (r->ferry__nfields == r->ferry__fields_cap) {
 		size_t bytes = r->ferry__fields_cap * sizeof(*r->ferry__fields);
@@ -225,15 +229,15 @@ static int push_field(struct ferry__h1_resp *r)
 }
 
 /* An empty value raises no on_header_value, only this. */
-static int cb_value_complete(llhttp_t *p)
+static int ferry__cb_value_complete(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 	struct ferry__h1_field *c = &r->ferry__cur;
 	const char *v;
 
 	if (r->ferry__state != FERRY__H1_RESP_HEAD)
 		return 0;
-	value_begin(r);
+	ferry__value_begin(r);
 	r->ferry__in_value = false;
 	v = r->ferry__arena + c->value_off;
 	/* RFC 9110 5.5: CR, LF and NUL in a value must be refused */
@@ -241,8 +245,9 @@ static int cb_value_complete(llhttp_t *p)
 		/* one compare for the usual byte, above all three */
 		if ((unsigned char)v[i] <= '\r' &&
 		    (v[i] == '\r' || v[i] == '\n' || v[i] == 0)) {
-			resp_fail(r, FERRY_EPROTO,
-				  "CR, LF or NUL in a header field value");
+			ferry__h1_resp_fail(
+				r, FERRY_EPROTO,
+				"CR, LF or NUL in a header field value");
 			return -1;
 		}
 	}
@@ -252,8 +257,8 @@ static int cb_value_complete(llhttp_t *p)
 		c->value_len--;
 		r->ferry__arena_len--;
 	}
-	if (arena_end(r) || push_field(r))
-		return oom(r);
+	if (ferry__arena_end(r) || ferry__push_field(r))
+		return ferry__oom(r);
 	return 0;
 }
 
@@ -263,26 +268,29 @@ static int cb_value_complete(llhttp_t *p)
  * flag that return value sets, F_SKIPBODY, ourselves instead; llhttp reads
  * it as soon as it resumes.
  */
-static int cb_headers_complete(llhttp_t *p)
+static int ferry__cb_headers_complete(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 	unsigned status = p->status_code;
 
 	if (p->http_major != 1) {
-		resp_fail(r, FERRY_EPROTO, "unsupported HTTP version %u.%u",
-			  p->http_major, p->http_minor);
+		ferry__h1_resp_fail(r, FERRY_EPROTO,
+				    "unsupported HTTP version %u.%u",
+				    p->http_major, p->http_minor);
 		return -1;
 	}
 	if (status < 100 || status == 101) {
 		/* ferry never asks to switch protocols */
-		resp_fail(r, FERRY_EPROTO, "unexpected status code %u", status);
+		ferry__h1_resp_fail(r, FERRY_EPROTO,
+				    "unexpected status code %u", status);
 		return -1;
 	}
 	if (status < 200) {
 		if (r->ferry__interims >= r->ferry__lim.max_interim) {
-			resp_fail(r, FERRY_ETOOLARGE,
-				  "more than %zu interim (1xx) responses",
-				  r->ferry__lim.max_interim);
+			ferry__h1_resp_fail(
+				r, FERRY_ETOOLARGE,
+				"more than %zu interim (1xx) responses",
+				r->ferry__lim.max_interim);
 			return -1;
 		}
 		r->ferry__interims++;
@@ -295,10 +303,11 @@ static int cb_headers_complete(llhttp_t *p)
 		p->flags |= F_SKIPBODY;
 	} else if ((p->flags & F_CONTENT_LENGTH) &&
 		   p->content_length > r->ferry__lim.max_body) {
-		resp_fail(r, FERRY_ETOOLARGE,
-			  "Content-Length %llu exceeds the body limit of %llu bytes",
-			  (unsigned long long)p->content_length,
-			  (unsigned long long)r->ferry__lim.max_body);
+		ferry__h1_resp_fail(
+			r, FERRY_ETOOLARGE,
+			"Content-Length %llu exceeds the body limit of %llu bytes",
+			(unsigned long long)p->content_length,
+			(unsigned long long)r->ferry__lim.max_body);
 		return -1;
 	}
 	/* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding was
@@ -313,26 +322,26 @@ static int cb_headers_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
-static int over_limit(struct ferry__h1_resp *r)
+static int ferry__over_limit(struct ferry__h1_resp *r)
 {
-	return resp_fail(r, FERRY_ETOOLARGE,
-			 "body exceeds the limit of %llu bytes",
-			 (unsigned long long)r->ferry__lim.max_body);
+	return ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
+				   "body exceeds the limit of %llu bytes",
+				   (unsigned long long)r->ferry__lim.max_body);
 }
 
-static int cb_body(llhttp_t *p, const char *at, size_t len)
+static int ferry__cb_body(llhttp_t *p, const char *at, size_t len)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	if (len == 0)
 		return 0;
 	/* Over the limit: hand out what fits, and the feed that returns
-	 * it marks the error (see over_limit), so that the bytes a caller
+	 * it marks the error (see ferry__over_limit), so that the bytes a caller
 	 * gets before the error never depend on how the input was split. */
 	if (len > r->ferry__lim.max_body - r->ferry__body_bytes)
 		len = (size_t)(r->ferry__lim.max_body - r->ferry__body_bytes);
 	if (len == 0) {
-		over_limit(r);
+		ferry__over_limit(r);
 		return -1;
 	}
 	r->ferry__body_bytes += len;
@@ -343,18 +352,18 @@ static int cb_body(llhttp_t *p, const char *at, size_t len)
 }
 
 /* llhttp has read a chunk size line: content_length is the chunk's size. */
-static int cb_chunk_header(llhttp_t *p)
+static int ferry__cb_chunk_header(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	r->ferry__chunk_left = p->content_length;
 	r->ferry__in_chunk = p->content_length > 0;
 	return 0;
 }
 
-static int cb_message_complete(llhttp_t *p)
+static int ferry__cb_message_complete(llhttp_t *p)
 {
-	struct ferry__h1_resp *r = resp_of(p);
+	struct ferry__h1_resp *r = ferry__resp_of(p);
 
 	if (r->ferry__state == FERRY__H1_RESP_HEAD) {
 		r->ferry__ev = EV_INTERIM_DONE;
@@ -368,16 +377,16 @@ static int cb_message_complete(llhttp_t *p)
 
 /* Static, as llhttp wants settings to outlive every parser using them. */
 static const llhttp_settings_t resp_settings = {
-	.on_status = cb_status,
-	.on_status_complete = cb_status_complete,
-	.on_header_field = cb_field,
-	.on_header_field_complete = cb_field_complete,
-	.on_header_value = cb_value,
-	.on_header_value_complete = cb_value_complete,
-	.on_headers_complete = cb_headers_complete,
-	.on_body = cb_body,
-	.on_message_complete = cb_message_complete,
-	.on_chunk_header = cb_chunk_header,
+	.on_status = ferry__cb_status,
+	.on_status_complete = ferry__cb_status_complete,
+	.on_header_field = ferry__cb_field,
+	.on_header_field_complete = ferry__cb_field_complete,
+	.on_header_value = ferry__cb_value,
+	.on_header_value_complete = ferry__cb_value_complete,
+	.on_headers_complete = ferry__cb_headers_complete,
+	.on_body = ferry__cb_body,
+	.on_message_complete = ferry__cb_message_complete,
+	.on_chunk_header = ferry__cb_chunk_header,
 };
 
 void ferry__h1_resp_init(struct ferry__h1_resp *r,
@@ -410,7 +419,7 @@ void ferry__h1_resp_free(struct ferry__h1_resp *r)
 }
 
 /* Forget the head read so far (a new message, or after a 1xx). */
-static void head_clear(struct ferry__h1_resp *r)
+static void ferry__head_clear(struct ferry__h1_resp *r)
 {
 	r->ferry__head_bytes = 0;
 	r->ferry__arena_len = 0;
@@ -425,7 +434,7 @@ static void head_clear(struct ferry__h1_resp *r)
 void ferry__h1_resp_start(struct ferry__h1_resp *r, const char *method)
 {
 	llhttp_reset(&r->ferry__parser);
-	head_clear(r);
+	ferry__head_clear(r);
 	r->ferry__head_req = method && !strcmp(method, "HEAD");
 	r->ferry__state = FERRY__H1_RESP_HEAD;
 	r->ferry__err = 0;
@@ -444,13 +453,14 @@ void ferry__h1_resp_start(struct ferry__h1_resp *r, const char *method)
 }
 
 /* An error llhttp found itself: name it with llhttp's own words. */
-static int parse_fail(struct ferry__h1_resp *r, llhttp_errno_t e)
+static int ferry__parse_fail(struct ferry__h1_resp *r, llhttp_errno_t e)
 {
 	if (r->ferry__state == FERRY__H1_RESP_ERROR)
 		return r->ferry__err;	/* one of our callbacks said why */
-	return resp_fail(r, FERRY_EPROTO, "malformed response: %s (%s)",
-			 llhttp_get_error_reason(&r->ferry__parser),
-			 llhttp_errno_name(e));
+	return ferry__h1_resp_fail(r, FERRY_EPROTO,
+				   "malformed response: %s (%s)",
+				   llhttp_get_error_reason(&r->ferry__parser),
+				   llhttp_errno_name(e));
 }
 
 /*
@@ -462,7 +472,8 @@ static int parse_fail(struct ferry__h1_resp *r, llhttp_errno_t e)
  * parser would not. Scanning here keeps ferry strict either way; body data
  * is never scanned.
  */
-static int check_framing(struct ferry__h1_resp *r, const char *s, size_t n)
+static int ferry__check_framing(struct ferry__h1_resp *r, const char *s,
+				size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c;
@@ -480,20 +491,22 @@ static int check_framing(struct ferry__h1_resp *r, const char *s, size_t n)
 
 		if (r->ferry__need_crlf) {
 			if (c != (r->ferry__need_crlf == 2 ? '\r' : '\n'))
-				return resp_fail(r, FERRY_EPROTO,
-						 "expected CRLF after chunk data");
+				return ferry__h1_resp_fail(
+					r, FERRY_EPROTO,
+					"expected CRLF after chunk data");
 			r->ferry__need_crlf--;
 		}
 		if (r->ferry__prev_cr && c != '\n')
-			return resp_fail(r, FERRY_EPROTO,
-					 "CR not followed by LF in response framing");
+			return ferry__h1_resp_fail(
+				r, FERRY_EPROTO,
+				"CR not followed by LF in response framing");
 		r->ferry__prev_cr = c == '\r';
 	}
 	return 0;
 }
 
 /* A body slice was handed out: did it finish a chunk's data? */
-static void chunk_advance(struct ferry__h1_resp *r, size_t len)
+static void ferry__chunk_advance(struct ferry__h1_resp *r, size_t len)
 {
 	if (!r->ferry__in_chunk)
 		return;
@@ -509,8 +522,8 @@ static void chunk_advance(struct ferry__h1_resp *r, size_t len)
  * head is read, n is clipped so that llhttp never sees more than max_head
  * bytes of it: a head that has not ended by then is too large.
  */
-static int run(struct ferry__h1_resp *r, const char *data, size_t n,
-	       size_t *used)
+static int ferry__run(struct ferry__h1_resp *r, const char *data, size_t n,
+		      size_t *used)
 {
 	llhttp_t *p = &r->ferry__parser;
 	bool in_head = r->ferry__state == FERRY__H1_RESP_HEAD;
@@ -531,23 +544,23 @@ static int run(struct ferry__h1_resp *r, const char *data, size_t n,
 	framing = *used;
 	if (e == HPE_PAUSED && r->ferry__ev == EV_BODY)
 		framing = (size_t)(r->ferry__slice.data - data);
-	if (check_framing(r, data, framing))
+	if (ferry__check_framing(r, data, framing))
 		return r->ferry__err;	/* names the cause better than llhttp */
 	if (e == HPE_PAUSED)
 		llhttp_resume(p);
 	else if (e != HPE_OK)
-		return parse_fail(r, e);
+		return ferry__parse_fail(r, e);
 	if (r->ferry__ev == EV_BODY)
-		chunk_advance(r, r->ferry__slice.len);
+		ferry__chunk_advance(r, r->ferry__slice.len);
 	r->ferry__received += *used;
 	if (in_head)
 		r->ferry__head_bytes += *used;
 	if (r->ferry__ev == EV_NONE && r->ferry__state == FERRY__H1_RESP_HEAD &&
 	    r->ferry__head_bytes >= r->ferry__lim.max_head)
-		return resp_fail(r, FERRY_ETOOLARGE,
-				 "response head exceeds %zu bytes%s",
-				 r->ferry__lim.max_head,
-				 r->ferry__interims ? " (1xx heads included)" : "");
+		return ferry__h1_resp_fail(
+			r, FERRY_ETOOLARGE, "response head exceeds %zu bytes%s",
+			r->ferry__lim.max_head,
+			r->ferry__interims ? " (1xx heads included)" : "");
 	return 0;
 }
 
@@ -562,8 +575,9 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 	if (r->ferry__state == FERRY__H1_RESP_ERROR)
 		return r->ferry__err;
 	if (r->ferry__state == FERRY__H1_RESP_DONE)
-		return len ? resp_fail(r, FERRY_EPROTO,
-				       "unexpected data after the response")
+		return len ? ferry__h1_resp_fail(
+				     r, FERRY_EPROTO,
+				     "unexpected data after the response")
 			   : FERRY__H1_DONE;
 	if (!data)
 		data = "";
@@ -572,7 +586,7 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 	do {
 		size_t n = 0;
 
-		err = run(r, data + off, len - off, &n);
+		err = ferry__run(r, data + off, len - off, &n);
 		off += n;
 		*used = off;
 		if (err)
@@ -589,7 +603,7 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 			size_t seen = r->ferry__head_bytes;
 
 			llhttp_reset(&r->ferry__parser);
-			head_clear(r);
+			ferry__head_clear(r);
 			r->ferry__head_bytes = seen;
 			continue;
 		}
@@ -599,7 +613,7 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 			/* cut at the limit: llhttp consumed more than that */
 			if (r->ferry__slice.data + r->ferry__slice.len <
 			    data + off)
-				over_limit(r);
+				ferry__over_limit(r);
 			return FERRY__H1_BODY;
 		default:
 			return r->ferry__ev;
@@ -620,10 +634,12 @@ int ferry__h1_resp_finish(struct ferry__h1_resp *r)
 		return FERRY__H1_DONE;
 	case FERRY__H1_RESP_HEAD:
 		if (r->ferry__received == 0)
-			return resp_fail(r, FERRY_EEMPTY_REPLY,
-					 "connection closed before any response byte");
-		return resp_fail(r, FERRY_EPROTO,
-				 "connection closed in the response head");
+			return ferry__h1_resp_fail(
+				r, FERRY_EEMPTY_REPLY,
+				"connection closed before any response byte");
+		return ferry__h1_resp_fail(
+			r, FERRY_EPROTO,
+			"connection closed in the response head");
 	case FERRY__H1_RESP_BODY:
 		break;
 	}
@@ -637,9 +653,10 @@ int ferry__h1_resp_finish(struct ferry__h1_resp *r)
 	e = llhttp_finish(&r->ferry__parser);
 	if (e == HPE_PAUSED && r->ferry__state == FERRY__H1_RESP_DONE)
 		return FERRY__H1_DONE;
-	return resp_fail(r, FERRY_EPARTIAL,
-			 "connection closed before the end of the body (%llu bytes read)",
-			 (unsigned long long)r->ferry__body_bytes);
+	return ferry__h1_resp_fail(
+		r, FERRY_EPARTIAL,
+		"connection closed before the end of the body (%llu bytes read)",
+		(unsigned long long)r->ferry__body_bytes);
 }
 
 bool ferry__h1_resp_idle(const struct ferry__h1_resp *r)

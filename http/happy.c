@@ -52,9 +52,9 @@ struct ferry__he {
 	bool in_done;			/* done() on the stack */
 };
 
-static void he_op_done(struct ferry_op *op, int res, unsigned flags);
+static void ferry__he_op_done(struct ferry_op *op, int res, unsigned flags);
 
-static void he_maybe_free(struct ferry__he *he)
+static void ferry__he_maybe_free(struct ferry__he *he)
 {
 	if (!(he->reported || he->abandoned) || he->live || he->in_done)
 		return;
@@ -65,7 +65,7 @@ static void he_maybe_free(struct ferry__he *he)
 }
 
 /* The connect op for att, whose socket is open. 0 or the op's error. */
-static int att_connect(struct he_attempt *att)
+static int ferry__att_connect(struct he_attempt *att)
 {
 	struct ferry__he *he = att->he;
 	int err;
@@ -81,7 +81,7 @@ static int att_connect(struct he_attempt *att)
 
 /* Start the attempt for address i: 0 (an op is in flight) or an error
  * (the attempt is OVER). */
-static int att_start(struct ferry__he *he, unsigned i)
+static int ferry__att_start(struct ferry__he *he, unsigned i)
 {
 	struct he_attempt *att = &he->att[i];
 	int family = he->as.a[i].ss_family;
@@ -90,14 +90,14 @@ static int att_start(struct ferry__he *he, unsigned i)
 	att->he = he;
 	att->idx = i;
 	att->fd = -1;
-	att->op.fn = he_op_done;
+	att->op.fn = ferry__he_op_done;
 	att->st = ATT_SOCKET;
 	err = ferry_op_socket(he->loop, &att->op, family,
 			      SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (err == -EOPNOTSUPP) {
 		/* No socket op in this kernel: the syscall does not block. */
 		att->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-		err = att->fd < 0 ? -errno : att_connect(att);
+		err = att->fd < 0 ? -errno : ferry__att_connect(att);
 	}
 	if (err < 0) {
 		if (att->fd >= 0)
@@ -111,7 +111,7 @@ static int att_start(struct ferry__he *he, unsigned i)
 }
 
 /* Tell the owner that every address failed. */
-static void he_report_failure(struct ferry__he *he)
+static void ferry__he_report_failure(struct ferry__he *he)
 {
 	he->reported = true;
 	ferry_timer_stop(he->loop, &he->timer);
@@ -125,11 +125,11 @@ static void he_report_failure(struct ferry__he *he)
  * with none left and none live, report the failure. Called from a
  * completion or the timer, never from ferry__he_start.
  */
-static void he_advance(struct ferry__he *he)
+static void ferry__he_advance(struct ferry__he *he)
 {
 	while (he->next < he->as.n) {
 		unsigned i = he->next++;
-		int err = att_start(he, i);
+		int err = ferry__att_start(he, i);
 
 		if (err == 0) {
 			if (he->delay_ns && he->next < he->as.n)
@@ -141,22 +141,22 @@ static void he_advance(struct ferry__he *he)
 		he->last_idx = i;
 	}
 	if (!he->live)
-		he_report_failure(he);
+		ferry__he_report_failure(he);
 }
 
-static void he_timer_fn(struct ferry_timer *t)
+static void ferry__he_timer_fn(struct ferry_timer *t)
 {
 	struct ferry__he *he = ferry__container_of(t, struct ferry__he,
 							timer);
 
 	if (he->reported || he->abandoned)
 		return;
-	he_advance(he);
-	he_maybe_free(he);
+	ferry__he_advance(he);
+	ferry__he_maybe_free(he);
 }
 
 /* Cancel every attempt still in flight (their completions close them). */
-static void he_cancel_all(struct ferry__he *he)
+static void ferry__he_cancel_all(struct ferry__he *he)
 {
 	for (unsigned i = 0; i < he->next; i++) {
 		struct he_attempt *att = &he->att[i];
@@ -166,7 +166,7 @@ static void he_cancel_all(struct ferry__he *he)
 	}
 }
 
-static void att_over(struct he_attempt *att)
+static void ferry__att_over(struct he_attempt *att)
 {
 	if (att->fd >= 0)
 		close(att->fd);
@@ -175,32 +175,32 @@ static void att_over(struct he_attempt *att)
 	att->he->live--;
 }
 
-static void att_won(struct he_attempt *att)
+static void ferry__att_won(struct he_attempt *att)
 {
 	struct ferry__he *he = att->he;
 	int fd = att->fd;
 
 	att->fd = -1;
-	att_over(att);
+	ferry__att_over(att);
 	he->reported = true;
 	ferry_timer_stop(he->loop, &he->timer);
-	he_cancel_all(he);
+	ferry__he_cancel_all(he);
 	he->in_done = true;
 	he->done(he->ctx, fd, att->idx);
 	he->in_done = false;
 }
 
-static void att_failed(struct he_attempt *att, int err)
+static void ferry__att_failed(struct he_attempt *att, int err)
 {
 	struct ferry__he *he = att->he;
 
-	att_over(att);
+	ferry__att_over(att);
 	he->last_err = err;
 	he->last_idx = att->idx;
-	he_advance(he);	/* RFC 8305 5: the next one at once */
+	ferry__he_advance(he); /* RFC 8305 5: the next one at once */
 }
 
-static void he_op_done(struct ferry_op *op, int res, unsigned flags)
+static void ferry__he_op_done(struct ferry_op *op, int res, unsigned flags)
 {
 	struct he_attempt *att = ferry__container_of(op,
 					struct he_attempt, op);
@@ -212,18 +212,18 @@ static void he_op_done(struct ferry_op *op, int res, unsigned flags)
 		/* Lost the race, or nobody waits: close what came. */
 		if (att->st == ATT_SOCKET && res >= 0)
 			att->fd = res;
-		att_over(att);
+		ferry__att_over(att);
 	} else if (res < 0) {
-		att_failed(att, res);
+		ferry__att_failed(att, res);
 	} else if (att->st == ATT_SOCKET) {
 		att->fd = res;
-		err = att_connect(att);
+		err = ferry__att_connect(att);
 		if (err < 0)
-			att_failed(att, err);
+			ferry__att_failed(att, err);
 	} else {
-		att_won(att);
+		ferry__att_won(att);
 	}
-	he_maybe_free(he);
+	ferry__he_maybe_free(he);
 }
 
 int ferry__he_start(struct ferry_loop *loop, const struct ferry__addrs *as,
@@ -246,9 +246,9 @@ int ferry__he_start(struct ferry_loop *loop, const struct ferry__addrs *as,
 	he->timeout_ns = timeout_ns;
 	he->done = done;
 	he->ctx = ctx;
-	he->timer.fn = he_timer_fn;
+	he->timer.fn = ferry__he_timer_fn;
 	he->next = 1;
-	err = att_start(he, 0);
+	err = ferry__att_start(he, 0);
 	if (err < 0) {
 		/* Go on (or report) from the timer, not from inside start. */
 		he->last_err = err;
@@ -278,6 +278,6 @@ void ferry__he_abandon(struct ferry__he *he)
 		return;
 	he->abandoned = true;
 	ferry_timer_stop(he->loop, &he->timer);
-	he_cancel_all(he);
-	he_maybe_free(he);
+	ferry__he_cancel_all(he);
+	ferry__he_maybe_free(he);
 }

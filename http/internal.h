@@ -272,7 +272,7 @@ struct ferry__conn {
 	bool eof_unverified;	/* ... and the transport cannot vouch for
 				   that end (TLS without close_notify) */
 	bool reusable;		/* may go back to the pool after DONE */
-	bool pumping;		/* conn_pump on the stack */
+	bool pumping;		/* ferry__conn_pump on the stack */
 	bool body_kick;		/* the producer has data again */
 	int rx_err;		/* the input's error, once seen */
 	int soon_err;		/* failure to report from the timer */

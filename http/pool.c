@@ -19,8 +19,8 @@
 
 #include "internal.h"
 
-static bool route_is(const struct ferry__route *a,
-		     const struct ferry__route *b)
+static bool ferry__route_is(const struct ferry__route *a,
+			    const struct ferry__route *b)
 {
 	if (a->kind != b->kind || a->proxy != b->proxy)
 		return false;
@@ -36,10 +36,11 @@ static bool route_is(const struct ferry__route *a,
  * host_off. Plain http:// through a forward proxy or to a Unix socket
  * pools per proxy or socket, whatever the host (the Host header says it).
  */
-static bool origin_is(const struct ferry__origin *o, const struct ferry_url *u,
-		      const struct ferry__route *r)
+static bool ferry__origin_is(const struct ferry__origin *o,
+			     const struct ferry_url *u,
+			     const struct ferry__route *r)
 {
-	if (o->scheme != u->scheme || !route_is(&o->route, r))
+	if (o->scheme != u->scheme || !ferry__route_is(&o->route, r))
 		return false;
 	if (r->kind == FERRY__ROUTE_FORWARD ||
 	    (r->kind == FERRY__ROUTE_UNIX && u->scheme == FERRY_URL_HTTP))
@@ -59,7 +60,7 @@ struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,
 	for (struct ferry__link *l = c->origins.next; l != &c->origins;
 	     l = l->next) {
 		o = ferry__container_of(l, struct ferry__origin, link);
-		if (origin_is(o, u, r)) {
+		if (ferry__origin_is(o, u, r)) {
 			/* Busy origins to the front: lookups stay short. */
 			ferry__list_del(&o->link);
 			ferry__list_add_head(&c->origins, &o->link);
@@ -101,7 +102,8 @@ void ferry__origin_put(struct ferry__origin *o)
 }
 
 /* The idle connection, of any origin, that has been idle longest. */
-static struct ferry__conn *client_oldest_idle(struct ferry_http_client *c)
+static struct ferry__conn *
+ferry__client_oldest_idle(struct ferry_http_client *c)
 {
 	for (struct ferry__link *l = c->origins.prev; l != &c->origins;
 	     l = l->prev) {
@@ -149,7 +151,7 @@ void ferry__client_dispatch(struct ferry_http_client *c,
 			continue;
 		}
 		if (c->nconns >= c->opts.max_conns) {
-			cn = client_oldest_idle(c);
+			cn = ferry__client_oldest_idle(c);
 			if (!cn)
 				break;
 			ferry__conn_close_quiet(cn);

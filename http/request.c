@@ -29,7 +29,7 @@
 static int ferry__req_wait(struct ferry_http_request *req, bool front);
 static void ferry__req_fail_detail(struct ferry_http_request *req, int err);
 
-static bool name_is(const struct ferry__h1_header *h, const char *name)
+static bool ferry__name_is(const struct ferry__h1_header *h, const char *name)
 {
 	return h->name_len == strlen(name) &&
 	       !strncasecmp(h->name, name, h->name_len);
@@ -55,7 +55,7 @@ static bool ferry__req_idempotent(const struct ferry_http_request *req)
  * when it has one: keep-alive load then allocates no request object, and
  * its head buffer, kept with it, is already large enough.
  */
-static struct ferry_http_request *req_alloc(struct ferry_http_client *c)
+static struct ferry_http_request *ferry__req_alloc(struct ferry_http_client *c)
 {
 	struct ferry_http_request *req;
 	struct ferry__h1_buf out;
@@ -71,7 +71,7 @@ static struct ferry_http_request *req_alloc(struct ferry_http_client *c)
 	return req;
 }
 
-static void req_free(struct ferry_http_request *req)
+static void ferry__req_free(struct ferry_http_request *req)
 {
 	struct ferry_http_client *c = req->client;
 
@@ -106,7 +106,7 @@ void ferry__client_pool_free(struct ferry_http_client *c)
 }
 
 /* Run on_done once and free req. req is detached from everything. */
-static void req_finish(struct ferry_http_request *req, int result)
+static void ferry__req_finish(struct ferry_http_request *req, int result)
 {
 	struct ferry_http_client *c = req->client;
 
@@ -123,12 +123,12 @@ static void req_finish(struct ferry_http_request *req, int result)
 	ferry__list_del(&req->link);
 	c->nreqs--;
 	ferry_loop_expect(c->loop, -1);
-	req_free(req);
+	ferry__req_free(req);
 	ferry__client_reap_later(c);
 }
 
 /* Take req off its origin's queue or its connection. */
-static void req_detach(struct ferry_http_request *req)
+static void ferry__req_detach(struct ferry_http_request *req)
 {
 	struct ferry_http_client *c = req->client;
 	struct ferry__conn *cn = req->conn;
@@ -166,8 +166,8 @@ static void req_detach(struct ferry_http_request *req)
  * read, not a Retry-After over its cap, not when the wait would end past
  * the total deadline.
  */
-static bool req_retry_allowed(struct ferry_http_request *req,
-			      int64_t retry_after_ms, uint64_t *delay_ns)
+static bool ferry__req_retry_allowed(struct ferry_http_request *req,
+				     int64_t retry_after_ms, uint64_t *delay_ns)
 {
 	const struct ferry_http_retry *p = &req->retry;
 	struct ferry_http_client *c = req->client;
@@ -187,7 +187,8 @@ static bool req_retry_allowed(struct ferry_http_request *req,
 }
 
 /* req, on no connection, waits delay_ns and then starts over. */
-static void req_retry_later(struct ferry_http_request *req, uint64_t delay_ns)
+static void ferry__req_retry_later(struct ferry_http_request *req,
+				   uint64_t delay_ns)
 {
 	struct ferry_http_client *c = req->client;
 
@@ -206,7 +207,7 @@ static void req_retry_later(struct ferry_http_request *req, uint64_t delay_ns)
 		ferry__req_fail(req, -ENOMEM, "retry: out of memory");
 }
 
-static void req_retry_fn(struct ferry_timer *t)
+static void ferry__req_retry_fn(struct ferry_timer *t)
 {
 	struct ferry_http_request *req = ferry__container_of(t,
 					struct ferry_http_request, retry_timer);
@@ -220,7 +221,7 @@ static void req_retry_fn(struct ferry_timer *t)
  * the policy says so (true: req is in BACKOFF, detached from the
  * connection, which the caller closes).
  */
-static bool req_retry_error(struct ferry_http_request *req, int err)
+static bool ferry__req_retry_error(struct ferry_http_request *req, int err)
 {
 	struct ferry__conn *cn = req->conn;
 	bool connecting;
@@ -236,10 +237,10 @@ static bool req_retry_error(struct ferry_http_request *req, int err)
 			    !ferry__h1_resp_idle(&cn->parser)))
 		return false;
 	if (!ferry__retry_error(&req->retry, err, connecting) ||
-	    !req_retry_allowed(req, -1, &delay))
+	    !ferry__req_retry_allowed(req, -1, &delay))
 		return false;
-	req_detach(req);
-	req_retry_later(req, delay);
+	ferry__req_detach(req);
+	ferry__req_retry_later(req, delay);
 	return true;
 }
 
@@ -248,15 +249,15 @@ static void ferry__req_fail_detail(struct ferry_http_request *req, int err)
 {
 	if (req->state == FERRY__REQ_DONE)
 		return;
-	if (req_retry_error(req, err))
+	if (ferry__req_retry_error(req, err))
 		return;
 	if (req->in_cb) {
 		if (!req->pending_err)
 			req->pending_err = err;
 		return;
 	}
-	req_detach(req);
-	req_finish(req, err);
+	ferry__req_detach(req);
+	ferry__req_finish(req, err);
 }
 
 void ferry__req_fail(struct ferry_http_request *req, int err,
@@ -283,7 +284,7 @@ static bool ferry__req_check_pending(struct ferry_http_request *req)
 	return true;
 }
 
-static void req_deadline_fn(struct ferry_timer *t)
+static void ferry__req_deadline_fn(struct ferry_timer *t)
 {
 	struct ferry_http_request *req = ferry__container_of(t,
 					struct ferry_http_request, deadline);
@@ -318,8 +319,8 @@ static int ferry__req_wait(struct ferry_http_request *req, bool front)
 /* ------------------------------------------------------------------ */
 /* The head of the request                                               */
 
-static int req_write_head(struct ferry_http_request *req, char *why,
-			  size_t whylen)
+static int ferry__req_write_head(struct ferry_http_request *req, char *why,
+				 size_t whylen)
 {
 	struct ferry__h1_req h = {
 		.method = req->method,
@@ -359,8 +360,8 @@ static int req_write_head(struct ferry_http_request *req, char *why,
  * User-Agent unless the caller gave one, and Accept-Encoding when the
  * request decodes and the caller gave none.
  */
-static int req_copy_headers(struct ferry_http_request *req,
-			    const struct ferry_http_request_opts *o)
+static int ferry__req_copy_headers(struct ferry_http_request *req,
+				   const struct ferry_http_request_opts *o)
 {
 	const char *ua = o->raw_headers ? NULL : req->client->user_agent;
 	bool ae = !o->raw_headers && req->decode_on;
@@ -448,14 +449,14 @@ int ferry_http_request_start(struct ferry_http_client *c,
 		ferry__whyf(why, whylen, "body_len without a body");
 		return FERRY_EINVAL;
 	}
-	req = req_alloc(c);
+	req = ferry__req_alloc(c);
 	if (!req)
 		goto nomem;
 	req->client = c;
 	req->cb = o->cb;
 	req->ctx = o->ctx;
-	req->deadline.fn = req_deadline_fn;
-	req->retry_timer.fn = req_retry_fn;
+	req->deadline.fn = ferry__req_deadline_fn;
+	req->retry_timer.fn = ferry__req_retry_fn;
 	req->attempts = 1;
 	if (o->retry)
 		ferry__retry_fill(&req->retry, o->retry);
@@ -475,12 +476,12 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	}
 	ferry__route_pick(c, &req->url, req->unix_path, req->unix_abstract,
 			  &req->route);
-	err = req_copy_headers(req, o);
+	err = ferry__req_copy_headers(req, o);
 	if (err == -ENOMEM)
 		goto nomem_req;
 	if (err < 0) {
 		ferry__whyf(why, whylen, "header with a NULL name or value");
-		req_free(req);
+		ferry__req_free(req);
 		return err;
 	}
 	if (o->body_fn) {
@@ -495,9 +496,9 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	}
 	/* Everything the writer refuses (method, header names and values,
 	 * framing headers) is refused here, before any I/O. */
-	err = req_write_head(req, why, whylen);
+	err = ferry__req_write_head(req, why, whylen);
 	if (err < 0) {
-		req_free(req);
+		ferry__req_free(req);
 		return err;
 	}
 	req->read_timeout_ms = o->read_timeout_ms;
@@ -529,7 +530,7 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	return 0;
 nomem_req:
 	ferry_timer_stop(c->loop, &req->deadline);
-	req_free(req);
+	ferry__req_free(req);
 nomem:
 	ferry__whyf(why, whylen, "out of memory");
 	return -ENOMEM;
@@ -538,22 +539,22 @@ nomem:
 /* ------------------------------------------------------------------ */
 /* The response, as the connection parses it                              */
 
-static bool is_redirect(int status)
+static bool ferry__is_redirect(int status)
 {
 	return status == 301 || status == 302 || status == 303 ||
 	       status == 307 || status == 308;
 }
 
 /* Decide whether this redirect is followed; 1 yes, 0 no, < 0 failed. */
-static int req_redirect_check(struct ferry_http_request *req,
-			      const struct ferry__h1_resp *p, int status)
+static int ferry__req_redirect_check(struct ferry_http_request *req,
+				     const struct ferry__h1_resp *p, int status)
 {
 	char why[FERRY_URL_WHY_MAX];
 	const char *loc;
 	size_t len;
 	int r;
 
-	if (!req->follow || !is_redirect(status))
+	if (!req->follow || !ferry__is_redirect(status))
 		return 0;
 	loc = ferry__h1_resp_header(p, "Location", &len);
 	if (!loc)
@@ -585,7 +586,8 @@ static int req_redirect_check(struct ferry_http_request *req,
  * How much of a followed redirect's body is read to keep its connection:
  * the client's max_redirect_body, and never more than the body limit.
  */
-static uint64_t req_redirect_body_max(const struct ferry_http_request *req)
+static uint64_t
+ferry__req_redirect_body_max(const struct ferry_http_request *req)
 {
 	uint64_t max = req->client->opts.max_redirect_body;
 
@@ -606,14 +608,16 @@ static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 	const char *cl;
 	int r;
 
-	r = req_redirect_check(req, p, status);
+	r = ferry__req_redirect_check(req, p, status);
 	if (r < 0)
 		return -1;
 	if (r == 0 && req->retry.max_retries &&
 	    ferry__retry_status(&req->retry, status) &&
-	    req_retry_allowed(req, ferry__retry_after_ms(ferry__h1_resp_header(
-					   p, "Retry-After", NULL)),
-			      &req->retry_delay_ns)) {
+	    ferry__req_retry_allowed(
+		    req,
+		    ferry__retry_after_ms(
+			    ferry__h1_resp_header(p, "Retry-After", NULL)),
+		    &req->retry_delay_ns)) {
 		/* Dropped like a redirect's body, then tried again. */
 		req->retrying = true;
 		r = 1;
@@ -624,7 +628,7 @@ static int ferry__req_head(struct ferry_http_request *req, bool *discard)
 		*discard = true;
 		/* (A HEAD's Content-Length announces no body.) */
 		if (cl && strcmp(req->method, "HEAD") &&
-		    strtoull(cl, NULL, 10) > req_redirect_body_max(req))
+		    strtoull(cl, NULL, 10) > ferry__req_redirect_body_max(req))
 			return FERRY__REQ_ABANDON;
 		return 0;
 	}
@@ -663,8 +667,9 @@ static int ferry__req_body(struct ferry_http_request *req, const char *data,
 {
 	req->body_received += len;
 	if (req->redirecting || req->retrying)
-		return req->body_received > req_redirect_body_max(req)
-			       ? FERRY__REQ_ABANDON : 0;
+		return req->body_received > ferry__req_redirect_body_max(req)
+			       ? FERRY__REQ_ABANDON
+			       : 0;
 	if (req->max_body && req->body_received > req->max_body) {
 		ferry__req_fail(req, FERRY_ETOOLARGE,
 				"body exceeds the limit of %" PRIu64 " bytes",
@@ -718,22 +723,24 @@ int ferry__req_deliver(struct ferry_http_request *req, const char *data,
 }
 
 /* Drop the headers that must not cross to another origin. */
-static void req_drop_credentials(struct ferry_http_request *req)
+static void ferry__req_drop_credentials(struct ferry_http_request *req)
 {
 	size_t j = 0;
 
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct ferry__h1_header *h = &req->headers[i];
 
-		if (name_is(h, "Authorization") || name_is(h, "Cookie") ||
-		    name_is(h, "Proxy-Authorization") || name_is(h, "Host"))
+		if (ferry__name_is(h, "Authorization") ||
+		    ferry__name_is(h, "Cookie") ||
+		    ferry__name_is(h, "Proxy-Authorization") ||
+		    ferry__name_is(h, "Host"))
 			continue;
 		req->headers[j++] = *h;
 	}
 	req->nheaders = j;
 }
 
-static void req_follow(struct ferry_http_request *req)
+static void ferry__req_follow(struct ferry_http_request *req)
 {
 	int status = req->redirect_status;
 	char why[FERRY__H1_WHY_MAX];
@@ -769,7 +776,7 @@ static void req_follow(struct ferry_http_request *req)
 		req->body_len = 0;
 	}
 	if (cross)
-		req_drop_credentials(req);
+		ferry__req_drop_credentials(req);
 	ferry__route_pick(req->client, &req->url, req->unix_path,
 			  req->unix_abstract, &req->route);
 	req->head_seen = false;
@@ -777,7 +784,7 @@ static void req_follow(struct ferry_http_request *req)
 	req->fresh_conn = false;
 	req->status = 0;
 	req->body_received = 0;
-	if (req_write_head(req, why, sizeof(why)) < 0) {
+	if (ferry__req_write_head(req, why, sizeof(why)) < 0) {
 		ferry__req_fail(req, FERRY_EINVAL, "redirect: %s", why);
 		return;
 	}
@@ -797,14 +804,14 @@ static void ferry__req_complete(struct ferry_http_request *req,
 	/* Active on no connection, for a moment. */
 	ferry__conn_detach(cn, reuse);
 	if (req->retrying) {
-		req_retry_later(req, req->retry_delay_ns);
+		ferry__req_retry_later(req, req->retry_delay_ns);
 		return;
 	}
 	if (req->redirecting) {
-		req_follow(req);
+		ferry__req_follow(req);
 		return;
 	}
-	req_finish(req, ferry__decode_end(req, req->status));
+	ferry__req_finish(req, ferry__decode_end(req, req->status));
 }
 
 /* ------------------------------------------------------------------ */
@@ -844,7 +851,8 @@ void ferry_http_request_body_ready(struct ferry_http_request *req)
 /* ------------------------------------------------------------------ */
 /* Accessors                                                             */
 
-static const struct ferry__h1_resp *req_parser(const struct ferry_http_request *req)
+static const struct ferry__h1_resp *
+ferry__req_parser(const struct ferry_http_request *req)
 {
 	if (!req || !req->head_seen || !req->conn)
 		return NULL;
@@ -858,7 +866,7 @@ int ferry_http_response_status(const struct ferry_http_request *req)
 
 int ferry_http_response_minor(const struct ferry_http_request *req)
 {
-	const struct ferry__h1_resp *p = req_parser(req);
+	const struct ferry__h1_resp *p = ferry__req_parser(req);
 
 	return p ? ferry__h1_resp_minor(p) : -1;
 }
@@ -866,7 +874,7 @@ int ferry_http_response_minor(const struct ferry_http_request *req)
 const char *ferry_http_response_reason(const struct ferry_http_request *req,
 				       size_t *len)
 {
-	const struct ferry__h1_resp *p = req_parser(req);
+	const struct ferry__h1_resp *p = ferry__req_parser(req);
 
 	if (!p) {
 		if (len)
@@ -878,7 +886,7 @@ const char *ferry_http_response_reason(const struct ferry_http_request *req,
 
 size_t ferry_http_response_header_count(const struct ferry_http_request *req)
 {
-	const struct ferry__h1_resp *p = req_parser(req);
+	const struct ferry__h1_resp *p = ferry__req_parser(req);
 
 	return p ? ferry__h1_resp_header_count(p) : 0;
 }
@@ -886,7 +894,7 @@ size_t ferry_http_response_header_count(const struct ferry_http_request *req)
 bool ferry_http_response_header_at(const struct ferry_http_request *req,
 				   size_t i, struct ferry_http_header *out)
 {
-	const struct ferry__h1_resp *p = req_parser(req);
+	const struct ferry__h1_resp *p = ferry__req_parser(req);
 	struct ferry__h1_header h;
 
 	if (!p || !ferry__h1_resp_header_at(p, i, &h))
@@ -899,7 +907,7 @@ bool ferry_http_response_header_at(const struct ferry_http_request *req,
 const char *ferry_http_response_header(const struct ferry_http_request *req,
 				       const char *name, size_t *len)
 {
-	const struct ferry__h1_resp *p = req_parser(req);
+	const struct ferry__h1_resp *p = ferry__req_parser(req);
 
 	return p && name ? ferry__h1_resp_header(p, name, len) : NULL;
 }
@@ -939,7 +947,8 @@ bool ferry_http_request_reused(const struct ferry_http_request *req)
 	return req->reused;
 }
 
-static uint64_t since_start(const struct ferry_http_request *req, uint64_t t)
+static uint64_t ferry__since_start(const struct ferry_http_request *req,
+				   uint64_t t)
 {
 	return t > req->t_start ? t - req->t_start : 0;
 }
@@ -947,10 +956,10 @@ static uint64_t since_start(const struct ferry_http_request *req, uint64_t t)
 void ferry_http_request_timings(const struct ferry_http_request *req,
 				struct ferry_http_timings *t)
 {
-	t->namelookup_ns = since_start(req, req->t_resolved);
-	t->connect_ns = since_start(req, req->t_connected);
-	t->appconnect_ns = since_start(req, req->t_tls_done);
-	t->starttransfer_ns = since_start(req, req->t_first);
+	t->namelookup_ns = ferry__since_start(req, req->t_resolved);
+	t->connect_ns = ferry__since_start(req, req->t_connected);
+	t->appconnect_ns = ferry__since_start(req, req->t_tls_done);
+	t->starttransfer_ns = ferry__since_start(req, req->t_first);
 }
 
 /* ------------------------------------------------------------------ */
@@ -963,9 +972,9 @@ void ferry_http_request_timings(const struct ferry_http_request *req,
  * connection as we sent on it). Then it goes once more, on a new
  * connection. The connection is closed either way.
  */
-static void req_conn_fail(struct ferry_http_request *req,
-			  struct ferry__conn *cn, int err, const char *why,
-			  bool no_response)
+static void ferry__req_conn_fail(struct ferry_http_request *req,
+				 struct ferry__conn *cn, int err,
+				 const char *why, bool no_response)
 {
 	if (no_response && req->reused && !req->retried && !req->head_seen &&
 	    ferry__req_idempotent(req) && !req->body_fn_started) {
@@ -989,8 +998,8 @@ static void req_conn_fail(struct ferry_http_request *req,
 
 /* The producer's next piece of the request body (its result), or
  * FERRY__REQ_FAILED when a cancel from inside it failed the request. */
-static int req_pull(struct ferry_http_request *req, const void **data,
-		    size_t *len)
+static int ferry__req_pull(struct ferry_http_request *req, const void **data,
+			   size_t *len)
 {
 	int r;
 
@@ -1006,9 +1015,9 @@ static int req_pull(struct ferry_http_request *req, const void **data,
 const struct ferry__conn_owner ferry__req_conn_owner = {
 	.head = ferry__req_head,
 	.body = ferry__req_body,
-	.pull = req_pull,
+	.pull = ferry__req_pull,
 	.complete = ferry__req_complete,
-	.fail = req_conn_fail,
+	.fail = ferry__req_conn_fail,
 	.dispatch = ferry__client_dispatch,
 	.slot_freed = ferry__client_slot_freed,
 };

@@ -73,7 +73,7 @@ bool ferry__retry_error(const struct ferry_http_retry *p, int err,
 }
 
 /* xorshift64*: jitter needs spread, not secrecy. */
-static uint64_t rng_next(uint64_t *s)
+static uint64_t ferry__rng_next(uint64_t *s)
 {
 	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
 
@@ -102,7 +102,7 @@ uint64_t ferry__retry_backoff_ns(const struct ferry_http_retry *p, unsigned n,
 		ms = p->backoff_max_ms;
 	ms *= FERRY__MS;
 	half = ms / 2;
-	return ms - half + (half ? rng_next(rng) % (half + 1) : 0);
+	return ms - half + (half ? ferry__rng_next(rng) % (half + 1) : 0);
 }
 
 /*

@@ -19,7 +19,7 @@
 #define DEF_TLS_CACHE 64
 
 /* A cache size option: 0 is the default, FERRY_HTTP_NO_CACHE none. */
-static unsigned cache_size(unsigned opt)
+static unsigned ferry__cache_size(unsigned opt)
 {
 	return opt == FERRY_HTTP_NO_CACHE ? 0 : opt ? opt : DEF_TLS_CACHE;
 }
@@ -37,11 +37,13 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 		.ca_dir = c->opts.ca_dir,
 		.insecure = c->opts.tls_insecure_skip_verify,
 		.ciphers = c->opts.tls_ciphers,
-		.session_cache = cache_size(c->opts.tls_session_cache),
-		.verify_cache = cache_size(c->opts.tls_verify_cache),
+		.session_cache = ferry__cache_size(c->opts.tls_session_cache),
+		.verify_cache = ferry__cache_size(c->opts.tls_verify_cache),
 		.session_lifetime_s =
 			c->opts.tls_session_lifetime_ms == FERRY_HTTP_NO_TIMEOUT
-				? 0 : (c->opts.tls_session_lifetime_ms + 999) / 1000,
+				? 0
+				: (c->opts.tls_session_lifetime_ms + 999) /
+					  1000,
 		.min_version = c->opts.tls_min_version,
 		.legacy_suites = c->opts.tls_allow_legacy_suites,
 		.min_rsa_bits = c->opts.tls_min_rsa_bits,
@@ -58,10 +60,10 @@ int ferry__client_tls(struct ferry_http_client *c, char *why, size_t whylen)
 }
 
 /* A socket to the proxy, and TLS to it for an https:// proxy. */
-static int route_to_proxy(struct ferry_http_client *c,
-			  const struct ferry__proxy *p,
-			  struct ferry__transport_clock *clock,
-			  struct ferry__transport **tp)
+static int ferry__route_to_proxy(struct ferry_http_client *c,
+				 const struct ferry__proxy *p,
+				 struct ferry__transport_clock *clock,
+				 struct ferry__transport **tp)
 {
 	struct ferry__sock_target to = {
 		.host = p->url.host,
@@ -81,7 +83,7 @@ static int route_to_proxy(struct ferry_http_client *c,
 }
 
 /* "host:port" (IPv6 in brackets) for CONNECT. */
-static int url_hostport(const struct ferry_url *u, char **out)
+static int ferry__url_hostport(const struct ferry_url *u, char **out)
 {
 	bool v6 = u->host_type == FERRY_URL_HOST_IPV6;
 
@@ -116,11 +118,11 @@ int ferry__route_connect(struct ferry_http_client *c, struct ferry__origin *o,
 
 	switch (r->kind) {
 	case FERRY__ROUTE_FORWARD:
-		return route_to_proxy(c, r->proxy, clock, tp);
+		return ferry__route_to_proxy(c, r->proxy, clock, tp);
 	case FERRY__ROUTE_TUNNEL:
-		err = route_to_proxy(c, r->proxy, clock, &t);
+		err = ferry__route_to_proxy(c, r->proxy, clock, &t);
 		if (err == 0)
-			err = url_hostport(u, &hp);
+			err = ferry__url_hostport(u, &hp);
 		if (err < 0) {
 			ferry__transport_free(t);
 			return err;
@@ -150,7 +152,7 @@ int ferry__route_connect(struct ferry_http_client *c, struct ferry__origin *o,
 /* Proxies: configuration, as curl and libcurl read it                   */
 
 /* Base64 of @len bytes of @src into a new string, or NULL. */
-static char *base64(const unsigned char *src, size_t len)
+static char *ferry__base64(const unsigned char *src, size_t len)
 {
 	static const char tbl[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -174,7 +176,7 @@ static char *base64(const unsigned char *src, size_t len)
 	return out;
 }
 
-static int hexval(char c)
+static int ferry__hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -183,14 +185,16 @@ static int hexval(char c)
 }
 
 /* Percent-decode @len bytes of @s in place into @out; returns the length. */
-static size_t pct_decode(const char *s, size_t len, char *out)
+static size_t ferry__pct_decode(const char *s, size_t len, char *out)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len + 0 && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			out[n++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		if (s[i] == '%' && i + 2 < len + 0 &&
+		    ferry__hexval(s[i + 1]) >= 0 &&
+		    ferry__hexval(s[i + 2]) >= 0) {
+			out[n++] = (char)(ferry__hexval(s[i + 1]) * 16 +
+					  ferry__hexval(s[i + 2]));
 			i += 2;
 		} else {
 			out[n++] = s[i];
@@ -209,16 +213,16 @@ void ferry__proxy_free(struct ferry__proxy *p)
 	free(p);
 }
 
-/* "Basic base64(user:password)" from the userinfo (percent-encoded). */
-static int proxy_auth(struct ferry__proxy *p, const char *ui, size_t len)
+/* "Basic ferry__base64(user:password)" from the userinfo (percent-encoded). */
+static int ferry__proxy_auth(struct ferry__proxy *p, const char *ui, size_t len)
 {
 	char *plain = malloc(len + 1), *b64;
 	size_t n;
 
 	if (!plain)
 		return -ENOMEM;
-	n = pct_decode(ui, len, plain);
-	b64 = base64((const unsigned char *)plain, n);
+	n = ferry__pct_decode(ui, len, plain);
+	b64 = ferry__base64((const unsigned char *)plain, n);
 	free(plain);
 	if (!b64 || asprintf(&p->auth, "Basic %s", b64) < 0) {
 		p->auth = NULL;
@@ -265,7 +269,7 @@ int ferry__proxy_parse(const char *s, const char *from,
 	}
 	slash = strchr(rest, '/');
 	at = memrchr(rest, '@', slash ? (size_t)(slash - rest) : strlen(rest));
-	if (at && proxy_auth(p, rest, (size_t)(at - rest)) < 0) {
+	if (at && ferry__proxy_auth(p, rest, (size_t)(at - rest)) < 0) {
 		ferry__proxy_free(p);
 		return -ENOMEM;
 	}
@@ -301,10 +305,10 @@ int ferry__proxy_parse(const char *s, const char *from,
 }
 
 /* Credentials given apart from the proxy URL replace its own. */
-static int proxy_set_userpwd(struct ferry_http_client *c, const char *up)
+static int ferry__proxy_set_userpwd(struct ferry_http_client *c, const char *up)
 {
 	struct ferry__proxy *ps[2] = { c->proxy_http, c->proxy_https };
-	char *b64 = base64((const unsigned char *)up, strlen(up));
+	char *b64 = ferry__base64((const unsigned char *)up, strlen(up));
 
 	for (int i = 0; i < 2 && b64; i++) {
 		if (!ps[i] || (i == 1 && ps[1] == ps[0]))
@@ -324,7 +328,8 @@ static int proxy_set_userpwd(struct ferry_http_client *c, const char *up)
 
 /* The first of these environment variables set (empty counts as set:
  * "no proxy"), or NULL. */
-static const char *env_first(const char *a, const char *b, const char **name)
+static const char *ferry__env_first(const char *a, const char *b,
+				    const char **name)
 {
 	const char *v = getenv(a);
 
@@ -354,21 +359,22 @@ int ferry__client_proxies(struct ferry_http_client *c, char *why,
 	if (o->proxy) {
 		hv = sv = o->proxy;
 	} else {
-		hv = env_first("http_proxy", NULL, &hn);
-		sv = env_first("https_proxy", "HTTPS_PROXY", &sn);
+		hv = ferry__env_first("http_proxy", NULL, &hn);
+		sv = ferry__env_first("https_proxy", "HTTPS_PROXY", &sn);
 		if (!hv)
-			hv = env_first("all_proxy", "ALL_PROXY", &hn);
+			hv = ferry__env_first("all_proxy", "ALL_PROXY", &hn);
 		if (!sv)
-			sv = env_first("all_proxy", "ALL_PROXY", &sn);
+			sv = ferry__env_first("all_proxy", "ALL_PROXY", &sn);
 	}
 	err = hv ? ferry__proxy_parse(hv, hn, &c->proxy_http, why, whylen) : 0;
 	if (err == 0 && sv)
 		err = ferry__proxy_parse(sv, sn, &c->proxy_https, why, whylen);
 	if (err == 0 && o->proxy_userpwd)
-		err = proxy_set_userpwd(c, o->proxy_userpwd);
+		err = ferry__proxy_set_userpwd(c, o->proxy_userpwd);
 	if (err < 0)
 		return err;
-	nv = o->no_proxy ? o->no_proxy : env_first("no_proxy", "NO_PROXY", &nn);
+	nv = o->no_proxy ? o->no_proxy
+			 : ferry__env_first("no_proxy", "NO_PROXY", &nn);
 	if (nv && !(c->no_proxy = strdup(nv)))
 		return -ENOMEM;
 	return 0;
@@ -378,7 +384,7 @@ int ferry__client_proxies(struct ferry_http_client *c, char *why,
 /* NO_PROXY                                                              */
 
 /* Does IP literal @host fall in "addr" or "addr/bits" (@e, @elen)? */
-static bool noproxy_ip(const char *host, const char *e, size_t elen)
+static bool ferry__noproxy_ip(const char *host, const char *e, size_t elen)
 {
 	unsigned char h[16], n[16];
 	char addr[64];
@@ -419,8 +425,8 @@ static bool noproxy_ip(const char *host, const char *e, size_t elen)
 
 /* A host name against one entry: the name itself or a domain under it
  * (a leading dot in the entry changes nothing, as curl's). */
-static bool noproxy_name(const char *host, size_t hlen, const char *e,
-			 size_t elen)
+static bool ferry__noproxy_name(const char *host, size_t hlen, const char *e,
+				size_t elen)
 {
 	if (elen && e[0] == '.') {
 		e++;
@@ -461,8 +467,8 @@ bool ferry__noproxy_match(const char *list, const struct ferry_url *u)
 			break;
 		if (n == 1 && *p == '*')
 			return true;
-		if (ip ? noproxy_ip(host, p, n)
-		       : noproxy_name(host, u->host_len, p, n))
+		if (ip ? ferry__noproxy_ip(host, p, n)
+		       : ferry__noproxy_name(host, u->host_len, p, n))
 			return true;
 		p += n;
 	}

@@ -68,19 +68,19 @@ struct sock {
 	char *host;			/* owned, NUL-terminated */
 };
 
-static void sock_next_addr(struct sock *s);
-static void sock_recv_done(struct ferry_op *op, int res, unsigned flags);
-static void sock_finish_close(struct sock *s);
+static void ferry__sock_next_addr(struct sock *s);
+static void ferry__sock_recv_done(struct ferry_op *op, int res, unsigned flags);
+static void ferry__sock_finish_close(struct sock *s);
 
-static struct ferry_loop *sock_loop(const struct sock *s)
+static struct ferry_loop *ferry__sock_loop(const struct sock *s)
 {
 	return s->t.client->loop;
 }
 
-static void sock_error(struct sock *s, int err, const char *fmt, ...)
+static void ferry__sock_error(struct sock *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void sock_error(struct sock *s, int err, const char *fmt, ...)
+static void ferry__sock_error(struct sock *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -89,8 +89,8 @@ static void sock_error(struct sock *s, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
-			    size_t len)
+static const char *ferry__addr_str(const struct sockaddr_storage *ss, char *buf,
+				   size_t len)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
@@ -122,7 +122,7 @@ static const char *addr_str(const struct sockaddr_storage *ss, char *buf,
 /* RESOLVE                                                               */
 
 /* s owns the addresses from now on. */
-static void sock_take_addrs(struct sock *s, struct ferry__addrs *as)
+static void ferry__sock_take_addrs(struct sock *s, struct ferry__addrs *as)
 {
 	s->addrs = as->a;
 	s->addrlens = as->len;
@@ -131,36 +131,36 @@ static void sock_take_addrs(struct sock *s, struct ferry__addrs *as)
 	s->t.clock->t_resolved = ferry_time_now();
 }
 
-/* The name cache answered (dns.c), on a later turn than sock_resolve. A
+/* The name cache answered (dns.c), on a later turn than ferry__sock_resolve. A
  * proxy's name that does not resolve is FERRY_EPROXY_DNS, and the
  * sentence names the hop. */
-static void sock_dns_done(struct ferry__dns_wait *w, int err,
-			  struct ferry__addrs *as, const char *why)
+static void ferry__sock_dns_done(struct ferry__dns_wait *w, int err,
+				 struct ferry__addrs *as, const char *why)
 {
 	struct sock *s = ferry__container_of(w, struct sock, dns_wait);
 	static const char res[] = "resolving ";
 
 	if (err >= 0) {
-		sock_take_addrs(s, as);
-		sock_next_addr(s);
+		ferry__sock_take_addrs(s, as);
+		ferry__sock_next_addr(s);
 		return;
 	}
 	if (!*s->hop) {
-		sock_error(s, err, "%s", why);
+		ferry__sock_error(s, err, "%s", why);
 		return;
 	}
 	if (err == FERRY_EDNS)
 		err = FERRY_EPROXY_DNS;
 	if (strncmp(why, res, sizeof(res) - 1) == 0)
-		sock_error(s, err, "%s%s%s", res, s->hop,
-			   why + sizeof(res) - 1);
+		ferry__sock_error(s, err, "%s%s%s", res, s->hop,
+				  why + sizeof(res) - 1);
 	else
-		sock_error(s, err, "%s%s", s->hop, why);
+		ferry__sock_error(s, err, "%s%s", s->hop, why);
 }
 
 /* RFC 6761 6.3: "localhost" and names under it are loopback, whatever
  * the system's resolver says (curl does the same). */
-static bool host_is_localhost(const char *h, size_t len)
+static bool ferry__host_is_localhost(const char *h, size_t len)
 {
 	static const char lh[] = "localhost";
 	const size_t n = sizeof(lh) - 1;
@@ -173,7 +173,7 @@ static bool host_is_localhost(const char *h, size_t len)
 }
 
 /* Room for @n addresses. 0 or -ENOMEM. */
-static int sock_addrs_alloc(struct sock *s, unsigned n)
+static int ferry__sock_addrs_alloc(struct sock *s, unsigned n)
 {
 	s->addrs = calloc(n, sizeof(*s->addrs));
 	s->addrlens = calloc(n, sizeof(*s->addrlens));
@@ -181,12 +181,12 @@ static int sock_addrs_alloc(struct sock *s, unsigned n)
 }
 
 /* Loopback addresses for a localhost name, IPv4 first. 0 or -ENOMEM. */
-static int sock_localhost(struct sock *s, uint16_t port)
+static int ferry__sock_localhost(struct sock *s, uint16_t port)
 {
 	struct sockaddr_in *a4;
 	struct sockaddr_in6 *a6;
 
-	if (sock_addrs_alloc(s, 2) < 0)
+	if (ferry__sock_addrs_alloc(s, 2) < 0)
 		return -ENOMEM;
 	a4 = (void *)&s->addrs[0];
 	a4->sin_family = AF_INET;
@@ -203,9 +203,9 @@ static int sock_localhost(struct sock *s, uint16_t port)
 }
 
 /* An IP literal needs no lookup. 0 or -ENOMEM. */
-static int sock_literal(struct sock *s)
+static int ferry__sock_literal(struct sock *s)
 {
-	if (sock_addrs_alloc(s, 1) < 0)
+	if (ferry__sock_addrs_alloc(s, 1) < 0)
 		return -ENOMEM;
 	s->naddrs = 1;
 	if (s->host_type == FERRY_URL_HOST_IPV4) {
@@ -229,36 +229,37 @@ static int sock_literal(struct sock *s)
 /*
  * Where the DNS work starts: the addresses are known at once (localhost,
  * IP literals, a Unix socket set up at creation) or come from the
- * client's name cache (dns.c; at once when cached, else sock_dns_done on
+ * client's name cache (dns.c; at once when cached, else ferry__sock_dns_done on
  * a later turn). 0, or a negative code with nothing in flight.
  */
-static int sock_resolve(struct sock *s)
+static int ferry__sock_resolve(struct sock *s)
 {
 	struct ferry__addrs as = { 0 };
 	size_t hlen = strlen(s->host);
 	int err;
 
-	if (s->naddrs || (s->host_type == FERRY_URL_HOST_NAME &&
-			  host_is_localhost(s->host, hlen)) ||
+	if (s->naddrs ||
+	    (s->host_type == FERRY_URL_HOST_NAME &&
+	     ferry__host_is_localhost(s->host, hlen)) ||
 	    s->host_type != FERRY_URL_HOST_NAME) {
 		if (!s->naddrs) {
 			err = s->host_type == FERRY_URL_HOST_NAME
-				      ? sock_localhost(s, s->port)
-				      : sock_literal(s);
+				      ? ferry__sock_localhost(s, s->port)
+				      : ferry__sock_literal(s);
 			if (err < 0)
 				return err;
 		}
 		s->t.clock->t_resolved = ferry_time_now();
-		sock_next_addr(s);
+		ferry__sock_next_addr(s);
 		return 0;
 	}
 	s->state = SOCK_RESOLVE;
-	s->dns_wait.done = sock_dns_done;
+	s->dns_wait.done = ferry__sock_dns_done;
 	err = ferry__dns_resolve(s->t.client, s->host, hlen, s->port,
 				 &s->dns_wait, &as);
 	if (err == 1) {
-		sock_take_addrs(s, &as);
-		sock_next_addr(s);
+		ferry__sock_take_addrs(s, &as);
+		ferry__sock_next_addr(s);
 	}
 	return err < 0 ? err : 0;
 }
@@ -266,9 +267,9 @@ static int sock_resolve(struct sock *s)
 /* ------------------------------------------------------------------ */
 /* SOCKET, CONNECT                                                       */
 
-static void sock_step(struct sock *s, int res);
+static void ferry__sock_step(struct sock *s, int res);
 
-static void sock_op_done(struct ferry_op *op, int res, unsigned flags)
+static void ferry__sock_op_done(struct ferry_op *op, int res, unsigned flags)
 {
 	struct sock *s = ferry__container_of(op, struct sock, op);
 
@@ -280,17 +281,17 @@ static void sock_op_done(struct ferry_op *op, int res, unsigned flags)
 			close(res);	/* a socket op that won the race */
 		}
 		s->socket_pending = false;
-		sock_finish_close(s);
+		ferry__sock_finish_close(s);
 		return;
 	}
-	sock_step(s, res);
+	ferry__sock_step(s, res);
 }
 
-static void sock_connected(struct sock *s);
+static void ferry__sock_connected(struct sock *s);
 
 /* The race is over (happy.c): fd connected to address idx, or every
  * address failed and fd is the last one's error. */
-static void sock_he_done(void *ctx, int fd, unsigned idx)
+static void ferry__sock_he_done(void *ctx, int fd, unsigned idx)
 {
 	struct sock *s = ctx;
 	char where[INET6_ADDRSTRLEN + 16];
@@ -299,22 +300,23 @@ static void sock_he_done(void *ctx, int fd, unsigned idx)
 	s->addr_next = idx;
 	if (fd >= 0) {
 		s->fd = fd;
-		sock_connected(s);
+		ferry__sock_connected(s);
 		return;
 	}
 	s->connect_err = fd;
-	addr_str(&s->addrs[idx], where, sizeof(where));
+	ferry__addr_str(&s->addrs[idx], where, sizeof(where));
 	if (fd == -ETIME)
-		sock_error(s, FERRY_ECONNECT_TIMEOUT,
-			   "connect to %s%s: no answer within %u ms", s->hop,
-			   where, s->t.clock->connect_timeout_ms);
+		ferry__sock_error(s, FERRY_ECONNECT_TIMEOUT,
+				  "connect to %s%s: no answer within %u ms",
+				  s->hop, where,
+				  s->t.clock->connect_timeout_ms);
 	else
-		sock_error(s, fd, "connect to %s%s: %s", s->hop, where,
-			   ferry_strerrorname(fd));
+		ferry__sock_error(s, fd, "connect to %s%s: %s", s->hop, where,
+				  ferry_strerrorname(fd));
 }
 
-/* TCP: race connects to the addresses (happy.c); sock_he_done follows. */
-static void sock_race(struct sock *s)
+/* TCP: race connects to the addresses (happy.c); ferry__sock_he_done follows. */
+static void ferry__sock_race(struct sock *s)
 {
 	struct ferry__addrs as = { s->addrs, s->addrlens, s->naddrs };
 	uint32_t delay = s->t.client->opts.happy_eyeballs_delay_ms;
@@ -322,18 +324,19 @@ static void sock_race(struct sock *s)
 	int err;
 
 	s->state = SOCK_CONNECT;
-	err = ferry__he_start(sock_loop(s), &as,
-			      delay == FERRY_HTTP_NO_TIMEOUT ? 0
-							     : delay * FERRY__MS,
-			      ct == FERRY_HTTP_NO_TIMEOUT ? 0 : ct * FERRY__MS,
-			      sock_he_done, s, &s->he);
+	err = ferry__he_start(
+		ferry__sock_loop(s), &as,
+		delay == FERRY_HTTP_NO_TIMEOUT ? 0 : delay * FERRY__MS,
+		ct == FERRY_HTTP_NO_TIMEOUT ? 0 : ct * FERRY__MS,
+		ferry__sock_he_done, s, &s->he);
 	if (err < 0)
-		sock_error(s, err, "connect: %s", ferry_strerrorname(err));
+		ferry__sock_error(s, err, "connect: %s",
+				  ferry_strerrorname(err));
 }
 
 /* Start the socket op for the next address, or give up (TCP: the race
  * does it all). */
-static void sock_next_addr(struct sock *s)
+static void ferry__sock_next_addr(struct sock *s)
 {
 	const struct sockaddr_storage *ss;
 	char where[INET6_ADDRSTRLEN + 16 + sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -341,50 +344,51 @@ static void sock_next_addr(struct sock *s)
 	int err;
 
 	if (!s->is_unix) {
-		sock_race(s);
+		ferry__sock_race(s);
 		return;
 	}
 	if (s->addr_next >= s->naddrs) {
 		err = s->connect_err;
 		ss = &s->addrs[s->naddrs - 1];
-		addr_str(ss, where, sizeof(where));
+		ferry__addr_str(ss, where, sizeof(where));
 		if (err == -ETIME)
-			sock_error(s, FERRY_ECONNECT_TIMEOUT,
-				   "connect to %s%s: no answer within %u ms",
-				   s->hop, where,
-				   s->t.clock->connect_timeout_ms);
+			ferry__sock_error(
+				s, FERRY_ECONNECT_TIMEOUT,
+				"connect to %s%s: no answer within %u ms",
+				s->hop, where, s->t.clock->connect_timeout_ms);
 		else
-			sock_error(s, err, "connect to %s%s: %s", s->hop, where,
-				   ferry_strerrorname(err));
+			ferry__sock_error(s, err, "connect to %s%s: %s", s->hop,
+					  where, ferry_strerrorname(err));
 		return;
 	}
 	ss = &s->addrs[s->addr_next];
 	s->state = SOCK_SOCKET;
-	s->op.fn = sock_op_done;
-	err = ferry_op_socket(sock_loop(s), &s->op, ss->ss_family,
+	s->op.fn = ferry__sock_op_done;
+	err = ferry_op_socket(ferry__sock_loop(s), &s->op, ss->ss_family,
 			      SOCK_STREAM | SOCK_CLOEXEC, proto);
 	if (err == -EOPNOTSUPP) {
 		/* No socket op in this kernel: the syscall does not block. */
 		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC,
 				proto);
 
-		sock_step(s, fd < 0 ? -errno : fd);
+		ferry__sock_step(s, fd < 0 ? -errno : fd);
 		return;
 	}
 	if (err < 0)
-		sock_error(s, err, "socket: %s", ferry_strerrorname(err));
+		ferry__sock_error(s, err, "socket: %s",
+				  ferry_strerrorname(err));
 	else
 		s->socket_pending = true;
 }
 
-static int sock_arm_recv(struct sock *s)
+static int ferry__sock_arm_recv(struct sock *s)
 {
 	int err;
 
 	if (s->recv_armed || s->recv_stopping || s->ended || s->fd < 0)
 		return 0;
-	s->recv_op.fn = sock_recv_done;
-	err = ferry_op_recv_multishot(sock_loop(s), &s->recv_op, s->fd,
+	s->recv_op.fn = ferry__sock_recv_done;
+	err = ferry_op_recv_multishot(ferry__sock_loop(s), &s->recv_op, s->fd,
 				      s->t.client->br);
 	if (err < 0)
 		return err;
@@ -392,7 +396,7 @@ static int sock_arm_recv(struct sock *s)
 	return 0;
 }
 
-static void sock_connected(struct sock *s)
+static void ferry__sock_connected(struct sock *s)
 {
 	int one = 1;
 	int err;
@@ -404,9 +408,9 @@ static void sock_connected(struct sock *s)
 		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->state = SOCK_OPEN;
 	s->want_read = true;
-	err = sock_arm_recv(s);
+	err = ferry__sock_arm_recv(s);
 	if (err < 0) {
-		sock_error(s, err, "recv: %s", ferry_strerrorname(err));
+		ferry__sock_error(s, err, "recv: %s", ferry_strerrorname(err));
 		return;
 	}
 	s->t.up->ready(s->t.up_ctx);
@@ -416,7 +420,7 @@ static void sock_connected(struct sock *s)
  * The switch the socket's oneshot ops come back to: res is the result of
  * the op the state names.
  */
-static void sock_step(struct sock *s, int res)
+static void ferry__sock_step(struct sock *s, int res)
 {
 	uint32_t ct = s->t.clock->connect_timeout_ms;
 	int err;
@@ -425,19 +429,22 @@ static void sock_step(struct sock *s, int res)
 	case SOCK_SOCKET:
 		s->socket_pending = false;
 		if (res < 0) {
-			sock_error(s, res, "socket: %s", ferry_strerrorname(res));
+			ferry__sock_error(s, res, "socket: %s",
+					  ferry_strerrorname(res));
 			return;
 		}
 		s->fd = res;
 		s->state = SOCK_CONNECT;
-		err = ferry_op_connect(sock_loop(s), &s->op, s->fd,
-				       (struct sockaddr *)&s->addrs[s->addr_next],
-				       s->addrlens[s->addr_next]);
+		err = ferry_op_connect(
+			ferry__sock_loop(s), &s->op, s->fd,
+			(struct sockaddr *)&s->addrs[s->addr_next],
+			s->addrlens[s->addr_next]);
 		if (!err && ct != FERRY_HTTP_NO_TIMEOUT)
-			err = ferry_op_set_timeout(sock_loop(s), &s->op,
+			err = ferry_op_set_timeout(ferry__sock_loop(s), &s->op,
 						   ct * FERRY__MS);
 		if (err < 0)
-			sock_error(s, err, "connect: %s", ferry_strerrorname(err));
+			ferry__sock_error(s, err, "connect: %s",
+					  ferry_strerrorname(err));
 		return;
 	case SOCK_CONNECT:
 		if (res < 0) {
@@ -446,18 +453,19 @@ static void sock_step(struct sock *s, int res)
 			s->fd = -1;
 			s->connect_err = res;
 			s->addr_next++;
-			sock_next_addr(s);
+			ferry__sock_next_addr(s);
 			return;
 		}
-		sock_connected(s);
+		ferry__sock_connected(s);
 		return;
 	case SOCK_OPEN:
 		/* A send completed. */
 		if (res < 0) {
-			sock_error(s, res, "send: %s", ferry_strerrorname(res));
+			ferry__sock_error(s, res, "send: %s",
+					  ferry_strerrorname(res));
 			return;
 		}
-		s->t.clock->last_io = ferry_loop_now(sock_loop(s));
+		s->t.clock->last_io = ferry_loop_now(ferry__sock_loop(s));
 		s->t.up->sent(s->t.up_ctx, (size_t)res);
 		return;
 	default:
@@ -468,31 +476,32 @@ static void sock_step(struct sock *s, int res)
 /* ------------------------------------------------------------------ */
 /* OPEN: send and receive                                                */
 
-static int sock_send(struct ferry__transport *t, const struct iovec *iov,
-		     unsigned n, unsigned flags)
+static int ferry__sock_send(struct ferry__transport *t, const struct iovec *iov,
+			    unsigned n, unsigned flags)
 {
 	struct sock *s = (struct sock *)t;
 
 	if (s->state != SOCK_OPEN)
 		return -ENOTCONN;
-	s->op.fn = sock_op_done;
+	s->op.fn = ferry__sock_op_done;
 	if (n == 1)
 		/* One piece (a head without body, most requests): a plain
 		 * send spares the kernel importing a msghdr and an iovec. */
-		return ferry_op_send(sock_loop(s), &s->op, s->fd,
-				     iov[0].iov_base, iov[0].iov_len,
-				     MSG_NOSIGNAL | (flags & FERRY__SEND_LAST
-						     ? MSG_DONTWAIT : 0));
+		return ferry_op_send(
+			ferry__sock_loop(s), &s->op, s->fd, iov[0].iov_base,
+			iov[0].iov_len,
+			MSG_NOSIGNAL |
+				(flags & FERRY__SEND_LAST ? MSG_DONTWAIT : 0));
 	memcpy(s->iov, iov, n * sizeof(*iov));
 	memset(&s->msg, 0, sizeof(s->msg));
 	s->msg.msg_iov = s->iov;
 	s->msg.msg_iovlen = n;
-	return ferry_op_sendmsg(sock_loop(s), &s->op, s->fd, &s->msg,
-				MSG_NOSIGNAL | (flags & FERRY__SEND_LAST
-						? MSG_DONTWAIT : 0));
+	return ferry_op_sendmsg(
+		ferry__sock_loop(s), &s->op, s->fd, &s->msg,
+		MSG_NOSIGNAL | (flags & FERRY__SEND_LAST ? MSG_DONTWAIT : 0));
 }
 
-static void sock_recv_done(struct ferry_op *op, int res, unsigned flags)
+static void ferry__sock_recv_done(struct ferry_op *op, int res, unsigned flags)
 {
 	struct sock *s = ferry__container_of(op, struct sock, recv_op);
 	struct ferry_http_client *c = s->t.client;
@@ -506,7 +515,8 @@ static void sock_recv_done(struct ferry_op *op, int res, unsigned flags)
 		if (s->state != SOCK_OPEN) {
 			ferry__buf_unref(c, bid);
 		} else {
-			s->t.clock->last_io = ferry_loop_now(sock_loop(s));
+			s->t.clock->last_io =
+				ferry_loop_now(ferry__sock_loop(s));
 			s->t.up->input(s->t.up_ctx, &in);
 		}
 	}
@@ -515,7 +525,7 @@ static void sock_recv_done(struct ferry_op *op, int res, unsigned flags)
 	s->recv_armed = false;
 	s->recv_stopping = false;
 	if (s->state == SOCK_CLOSING) {
-		sock_finish_close(s);
+		ferry__sock_finish_close(s);
 		return;
 	}
 	if (s->state != SOCK_OPEN || s->ended)
@@ -526,13 +536,13 @@ static void sock_recv_done(struct ferry_op *op, int res, unsigned flags)
 		return;
 	}
 	/* Stopped for a pause, or ended by the kernel: go on if wanted. */
-	if (s->want_read && (res = sock_arm_recv(s)) < 0) {
+	if (s->want_read && (res = ferry__sock_arm_recv(s)) < 0) {
 		s->ended = true;
 		s->t.up->input_end(s->t.up_ctx, res);
 	}
 }
 
-static int sock_read(struct ferry__transport *t, bool on)
+static int ferry__sock_read(struct ferry__transport *t, bool on)
 {
 	struct sock *s = (struct sock *)t;
 
@@ -540,12 +550,12 @@ static int sock_read(struct ferry__transport *t, bool on)
 	if (s->state != SOCK_OPEN)
 		return 0;
 	if (on)
-		return sock_arm_recv(s);
+		return ferry__sock_arm_recv(s);
 	/* Stop taking buffers for a paused reader: the ring is shared, and
 	 * a paused reader must not drain it. What the kernel still hands
 	 * over comes up as input; TCP's window pushes back on the server. */
 	if (s->recv_armed && !s->recv_stopping &&
-	    ferry_op_cancel(sock_loop(s), &s->recv_op) == 0)
+	    ferry_op_cancel(ferry__sock_loop(s), &s->recv_op) == 0)
 		s->recv_stopping = true;
 	return 0;
 }
@@ -558,9 +568,9 @@ static int sock_read(struct ferry__transport *t, bool on)
  * flight, then close the fd, then report closed. Each step's completion
  * comes back here.
  */
-static void sock_finish_close(struct sock *s)
+static void ferry__sock_finish_close(struct sock *s)
 {
-	struct ferry_loop *loop = sock_loop(s);
+	struct ferry_loop *loop = ferry__sock_loop(s);
 
 	if (s->state != SOCK_CLOSING)
 		return;
@@ -570,7 +580,7 @@ static void sock_finish_close(struct sock *s)
 		int fd = s->fd;
 
 		s->fd = -1;
-		s->op.fn = sock_op_done;
+		s->op.fn = ferry__sock_op_done;
 		if (ferry_op_close(loop, &s->op, fd) == 0) {
 			s->closing_fd = true;
 			return;
@@ -581,10 +591,10 @@ static void sock_finish_close(struct sock *s)
 	s->t.up->closed(s->t.up_ctx);
 }
 
-static void sock_close(struct ferry__transport *t)
+static void ferry__sock_close(struct ferry__transport *t)
 {
 	struct sock *s = (struct sock *)t;
-	struct ferry_loop *loop = sock_loop(s);
+	struct ferry_loop *loop = ferry__sock_loop(s);
 
 	if (s->state == SOCK_CLOSING || s->state == SOCK_CLOSED)
 		return;
@@ -598,10 +608,10 @@ static void sock_close(struct ferry__transport *t)
 		ferry_op_cancel(loop, &s->recv_op);
 	if (ferry_op_busy(&s->op))
 		ferry_op_cancel(loop, &s->op);
-	sock_finish_close(s);
+	ferry__sock_finish_close(s);
 }
 
-static void sock_free(struct ferry__transport *t)
+static void ferry__sock_free(struct ferry__transport *t)
 {
 	struct sock *s = (struct sock *)t;
 
@@ -611,30 +621,37 @@ static void sock_free(struct ferry__transport *t)
 	free(s);
 }
 
-static int sock_start(struct ferry__transport *t)
+static int ferry__sock_start(struct ferry__transport *t)
 {
 	struct sock *s = (struct sock *)t;
 
-	return sock_resolve(s);
+	return ferry__sock_resolve(s);
 }
 
 static const struct ferry__transport_class sock_tcp_class = {
-	"tcp", sock_start, sock_send, sock_read, sock_close, sock_free,
+	"tcp",
+	ferry__sock_start,
+	ferry__sock_send,
+	ferry__sock_read,
+	ferry__sock_close,
+	ferry__sock_free,
 };
 
 static const struct ferry__transport_class sock_unix_class = {
-	"unix", sock_start, sock_send, sock_read, sock_close, sock_free,
+	"unix",		  ferry__sock_start, ferry__sock_send,
+	ferry__sock_read, ferry__sock_close, ferry__sock_free,
 };
 
 /* A Unix socket's one address. 0 or FERRY_EINVAL (name too long). */
-static int sock_unix_addr(struct sock *s, const char *path, bool abstract)
+static int ferry__sock_unix_addr(struct sock *s, const char *path,
+				 bool abstract)
 {
 	struct sockaddr_un *a;
 	size_t n = strlen(path), off = abstract ? 1 : 0;
 
 	if (n + off >= sizeof(a->sun_path) || (!n && !abstract))
 		return FERRY_EINVAL;
-	if (sock_addrs_alloc(s, 1) < 0)
+	if (ferry__sock_addrs_alloc(s, 1) < 0)
 		return -ENOMEM;
 	a = (void *)s->addrs;
 	a->sun_family = AF_UNIX;
@@ -661,15 +678,15 @@ int ferry__sock_new(struct ferry_http_client *c,
 	s->t.clock = clock;
 	s->fd = -1;
 	s->hop = to->hop ? to->hop : "";
-	s->op.fn = sock_op_done;
-	s->recv_op.fn = sock_recv_done;
+	s->op.fn = ferry__sock_op_done;
+	s->recv_op.fn = ferry__sock_recv_done;
 	if (to->unix_path) {
 		s->is_unix = true;
 		s->t.cls = &sock_unix_class;
 		s->host = strdup(to->unix_path);
 		if (s->host)
-			err = sock_unix_addr(s, to->unix_path,
-					     to->unix_abstract);
+			err = ferry__sock_unix_addr(s, to->unix_path,
+						    to->unix_abstract);
 	} else {
 		s->t.cls = &sock_tcp_class;
 		s->port = to->port;
@@ -678,7 +695,7 @@ int ferry__sock_new(struct ferry_http_client *c,
 		err = s->host ? 0 : -ENOMEM;
 	}
 	if (err < 0) {
-		sock_free(&s->t);
+		ferry__sock_free(&s->t);
 		return err;
 	}
 	*tp = &s->t;

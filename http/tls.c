@@ -10,7 +10,7 @@
  *
  * Per connection: a br_ssl_client_context (BearSSL's full profile, with
  * the AES-NI/pclmul code when the CPU has it, and our GHASH and AES-CTR
- * from tls_ghash.c and tls_aesctr.c; narrowed by tls_strict():
+ * from tls_ghash.c and tls_aesctr.c; narrowed by ferry__tls_strict():
  * TLS 1.2, ECDHE with AEAD suites, no SHA-1 or MD5 in the chain, RSA keys
  * of 2048 bits or more, no renegotiation, unless the client relaxes one),
  * its two I/O buffers (see struct ferry__tls), and, during the
@@ -22,7 +22,7 @@
  * is taken as is), and the verify cache (a leaf verified before for the
  * same name is not checked up to the anchors again, and its key is not
  * decoded again either). The ClientHello is edited once, to offer X25519
- * first (hello_prefer_x25519).
+ * first (ferry__hello_prefer_x25519).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -120,7 +120,7 @@ struct ferry__tls_config {
 /* ------------------------------------------------------------------ */
 /* Caches                                                                */
 
-static void mru_touch(struct mru *m, struct mru_node **pp)
+static void ferry__mru_touch(struct mru *m, struct mru_node **pp)
 {
 	struct mru_node *x = *pp;
 
@@ -130,7 +130,7 @@ static void mru_touch(struct mru *m, struct mru_node **pp)
 }
 
 /* Put @x first; drop the least recently used past the limit. */
-static void mru_push(struct mru *m, struct mru_node *x)
+static void ferry__mru_push(struct mru *m, struct mru_node *x)
 {
 	struct mru_node **pp;
 
@@ -146,7 +146,7 @@ static void mru_push(struct mru *m, struct mru_node *x)
 }
 
 /* Unlink and free the entry at *pp. */
-static void mru_drop(struct mru *m, struct mru_node **pp)
+static void ferry__mru_drop(struct mru *m, struct mru_node **pp)
 {
 	struct mru_node *x = *pp;
 
@@ -155,7 +155,7 @@ static void mru_drop(struct mru *m, struct mru_node **pp)
 	m->n--;
 }
 
-static void mru_clear(struct mru *m)
+static void ferry__mru_clear(struct mru *m)
 {
 	while (m->head) {
 		struct mru_node *x = m->head;
@@ -175,7 +175,7 @@ struct bytes {
 	bool oom;
 };
 
-static void bytes_add(void *ctx, const void *src, size_t len)
+static void ferry__bytes_add(void *ctx, const void *src, size_t len)
 {
 	struct bytes *b = ctx;
 	unsigned char *p;
@@ -192,7 +192,7 @@ static void bytes_add(void *ctx, const void *src, size_t len)
 	b->len += len;
 }
 
-static void *memdup(const void *src, size_t len)
+static void *ferry__memdup(const void *src, size_t len)
 {
 	void *p = malloc(len ? len : 1);
 
@@ -201,7 +201,7 @@ static void *memdup(const void *src, size_t len)
 	return p;
 }
 
-static void ta_free(br_x509_trust_anchor *ta)
+static void ferry__ta_free(br_x509_trust_anchor *ta)
 {
 	free(ta->dn.data);
 	if (ta->pkey.key_type == BR_KEYTYPE_RSA) {
@@ -214,34 +214,37 @@ static void ta_free(br_x509_trust_anchor *ta)
 
 /* One DER certificate to an anchor. Returns 0, 1 (not usable: skipped)
  * or -ENOMEM. */
-static int ta_add(struct ferry__tls_config *cfg, const void *der, size_t len)
+static int ferry__ta_add(struct ferry__tls_config *cfg, const void *der,
+			 size_t len)
 {
 	br_x509_decoder_context dc;
 	struct bytes dn = { 0 };
 	const br_x509_pkey *pk;
 	br_x509_trust_anchor ta = { 0 };
 
-	br_x509_decoder_init(&dc, bytes_add, &dn);
+	br_x509_decoder_init(&dc, ferry__bytes_add, &dn);
 	br_x509_decoder_push(&dc, der, len);
 	pk = br_x509_decoder_get_pkey(&dc);
 	if (!pk || dn.oom) {
 		free(dn.p);
 		return dn.oom ? -ENOMEM : 1;
 	}
-	ta.dn.data = dn.p ? dn.p : memdup("", 0);
+	ta.dn.data = dn.p ? dn.p : ferry__memdup("", 0);
 	ta.dn.len = dn.len;
 	ta.flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
 	ta.pkey.key_type = pk->key_type;
 	if (pk->key_type == BR_KEYTYPE_RSA) {
-		ta.pkey.key.rsa.n = memdup(pk->key.rsa.n, pk->key.rsa.nlen);
+		ta.pkey.key.rsa.n =
+			ferry__memdup(pk->key.rsa.n, pk->key.rsa.nlen);
 		ta.pkey.key.rsa.nlen = pk->key.rsa.nlen;
-		ta.pkey.key.rsa.e = memdup(pk->key.rsa.e, pk->key.rsa.elen);
+		ta.pkey.key.rsa.e =
+			ferry__memdup(pk->key.rsa.e, pk->key.rsa.elen);
 		ta.pkey.key.rsa.elen = pk->key.rsa.elen;
 		if (!ta.pkey.key.rsa.n || !ta.pkey.key.rsa.e)
 			goto oom;
 	} else {
 		ta.pkey.key.ec.curve = pk->key.ec.curve;
-		ta.pkey.key.ec.q = memdup(pk->key.ec.q, pk->key.ec.qlen);
+		ta.pkey.key.ec.q = ferry__memdup(pk->key.ec.q, pk->key.ec.qlen);
 		ta.pkey.key.ec.qlen = pk->key.ec.qlen;
 		if (!ta.pkey.key.ec.q)
 			goto oom;
@@ -261,11 +264,11 @@ static int ta_add(struct ferry__tls_config *cfg, const void *der, size_t len)
 	cfg->tas[cfg->ntas++] = ta;
 	return 0;
 oom:
-	ta_free(&ta);
+	ferry__ta_free(&ta);
 	return -ENOMEM;
 }
 
-static bool pem_space(char c)
+static bool ferry__pem_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -282,7 +285,7 @@ static bool pem_space(char c)
  * other characters, without white space, wrapped at 64 columns; LF line
  * endings and a final newline.
  */
-static void pem_normalize(const char *s, size_t len, struct bytes *out)
+static void ferry__pem_normalize(const char *s, size_t len, struct bytes *out)
 {
 	size_t col = 0;
 
@@ -292,23 +295,23 @@ static void pem_normalize(const char *s, size_t len, struct bytes *out)
 		size_t next = nl ? n + 1 : n;
 		size_t i = 0;
 
-		while (i < n && pem_space(s[i]))
+		while (i < n && ferry__pem_space(s[i]))
 			i++;
 		if (n - i >= 5 && !memcmp(s + i, "-----", 5)) {
-			while (n > i && pem_space(s[n - 1]))
+			while (n > i && ferry__pem_space(s[n - 1]))
 				n--;
 			if (col)
-				bytes_add(out, "\n", 1);
+				ferry__bytes_add(out, "\n", 1);
 			col = 0;
-			bytes_add(out, s + i, n - i);
-			bytes_add(out, "\n", 1);
+			ferry__bytes_add(out, s + i, n - i);
+			ferry__bytes_add(out, "\n", 1);
 		} else {
 			for (; i < n; i++) {
-				if (pem_space(s[i]))
+				if (ferry__pem_space(s[i]))
 					continue;
-				bytes_add(out, s + i, 1);
+				ferry__bytes_add(out, s + i, 1);
 				if (++col == 64) {
-					bytes_add(out, "\n", 1);
+					ferry__bytes_add(out, "\n", 1);
 					col = 0;
 				}
 			}
@@ -317,13 +320,13 @@ static void pem_normalize(const char *s, size_t len, struct bytes *out)
 		len -= next;
 	}
 	if (col)
-		bytes_add(out, "\n", 1);
+		ferry__bytes_add(out, "\n", 1);
 }
 
 /* Every CERTIFICATE object of one PEM text. Returns the number of
  * anchors added, or -ENOMEM. */
-static int pem_load(struct ferry__tls_config *cfg, const char *text,
-		    size_t text_len)
+static int ferry__pem_load(struct ferry__tls_config *cfg, const char *text,
+			   size_t text_len)
 {
 	br_pem_decoder_context pc;
 	struct bytes obj = { 0 }, norm = { 0 };
@@ -332,7 +335,7 @@ static int pem_load(struct ferry__tls_config *cfg, const char *text,
 	const char *s;
 	size_t len;
 
-	pem_normalize(text, text_len, &norm);
+	ferry__pem_normalize(text, text_len, &norm);
 	if (norm.oom) {
 		free(norm.p);
 		return -ENOMEM;
@@ -352,12 +355,12 @@ static int pem_load(struct ferry__tls_config *cfg, const char *text,
 					  "X509 CERTIFICATE");
 			obj.len = 0;
 			in_obj = true;
-			br_pem_decoder_setdest(&pc, is_cert ? bytes_add : NULL,
-					       &obj);
+			br_pem_decoder_setdest(
+				&pc, is_cert ? ferry__bytes_add : NULL, &obj);
 			break;
 		case BR_PEM_END_OBJ:
 			if (in_obj && is_cert && !obj.oom) {
-				err = ta_add(cfg, obj.p, obj.len);
+				err = ferry__ta_add(cfg, obj.p, obj.len);
 				if (err < 0)
 					goto out;
 				if (err == 0)
@@ -380,7 +383,7 @@ out:
 	return err < 0 ? err : added;
 }
 
-static int file_load(struct ferry__tls_config *cfg, const char *path)
+static int ferry__file_load(struct ferry__tls_config *cfg, const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	struct bytes b = { 0 };
@@ -391,18 +394,18 @@ static int file_load(struct ferry__tls_config *cfg, const char *path)
 	if (!f)
 		return -errno;
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		bytes_add(&b, buf, n);
+		ferry__bytes_add(&b, buf, n);
 	fclose(f);
 	if (b.oom) {
 		free(b.p);
 		return -ENOMEM;
 	}
-	r = b.p ? pem_load(cfg, (const char *)b.p, b.len) : 0;
+	r = b.p ? ferry__pem_load(cfg, (const char *)b.p, b.len) : 0;
 	free(b.p);
 	return r;
 }
 
-static int dir_load(struct ferry__tls_config *cfg, const char *dir)
+static int ferry__dir_load(struct ferry__tls_config *cfg, const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -419,7 +422,7 @@ static int dir_load(struct ferry__tls_config *cfg, const char *dir)
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
 				     e->d_name) >= sizeof(path))
 			continue;
-		r = file_load(cfg, path);
+		r = ferry__file_load(cfg, path);
 		if (r == -ENOMEM) {
 			closedir(d);
 			return r;
@@ -438,8 +441,8 @@ static int dir_load(struct ferry__tls_config *cfg, const char *dir)
  * in its order (static RSA, CBC, CCM, 3DES). The full profile's list is
  * read from a context it initialised.
  */
-static int suites_order(struct ferry__tls_config *cfg, int ciphers,
-			bool legacy)
+static int ferry__suites_order(struct ferry__tls_config *cfg, int ciphers,
+			       bool legacy)
 {
 	struct {
 		br_ssl_client_context cc;
@@ -502,13 +505,13 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 	cfg->aead_only = !set->legacy_suites;
 	cfg->ghash = ferry__tls_ghash_get();
 	cfg->aes_ctr = ferry__tls_aes_ctr_get();
-	r = suites_order(cfg, set->ciphers, set->legacy_suites);
+	r = ferry__suites_order(cfg, set->ciphers, set->legacy_suites);
 	if (r < 0)
 		goto fail;
 	if (!file && !set->ca_dir && !set->insecure)
 		file = SYSTEM_BUNDLE;
 	if (file) {
-		r = file_load(cfg, file);
+		r = ferry__file_load(cfg, file);
 		if (r == -ENOMEM)
 			goto fail;
 		if (r <= 0) {
@@ -519,7 +522,7 @@ int ferry__tls_config_new(const struct ferry__tls_settings *set,
 		}
 	}
 	if (set->ca_dir) {
-		r = dir_load(cfg, set->ca_dir);
+		r = ferry__dir_load(cfg, set->ca_dir);
 		if (r == -ENOMEM)
 			goto fail;
 		if (r <= 0) {
@@ -547,10 +550,10 @@ void ferry__tls_config_free(struct ferry__tls_config *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < cfg->ntas; i++)
-		ta_free(&cfg->tas[i]);
+		ferry__ta_free(&cfg->tas[i]);
 	free(cfg->tas);
-	mru_clear(&cfg->sessions);
-	mru_clear(&cfg->verified);
+	ferry__mru_clear(&cfg->sessions);
+	ferry__mru_clear(&cfg->verified);
 	ferry__tls_cert_free(cfg->client_cert);
 	free(cfg);
 }
@@ -564,8 +567,8 @@ void ferry__tls_config_counters(const struct ferry__tls_config *cfg,
 /* ------------------------------------------------------------------ */
 /* Session cache, per origin                                            */
 
-static struct mru_node **session_find(struct ferry__tls_config *cfg,
-				      const char *origin)
+static struct mru_node **ferry__session_find(struct ferry__tls_config *cfg,
+					     const char *origin)
 {
 	struct mru_node **pp;
 
@@ -575,14 +578,16 @@ static struct mru_node **session_find(struct ferry__tls_config *cfg,
 	return NULL;
 }
 
-static void session_put(struct ferry__tls_config *cfg, const char *origin,
-			const br_ssl_session_parameters *sp, time_t expires)
+static void ferry__session_put(struct ferry__tls_config *cfg,
+			       const char *origin,
+			       const br_ssl_session_parameters *sp,
+			       time_t expires)
 {
-	struct mru_node **pp = session_find(cfg, origin);
+	struct mru_node **pp = ferry__session_find(cfg, origin);
 	struct tls_session *s;
 
 	if (pp) {
-		mru_touch(&cfg->sessions, pp);
+		ferry__mru_touch(&cfg->sessions, pp);
 		SESSION(cfg->sessions.head)->params = *sp;
 		SESSION(cfg->sessions.head)->expires = expires;
 		return;
@@ -595,27 +600,27 @@ static void session_put(struct ferry__tls_config *cfg, const char *origin,
 	strcpy(s->origin, origin);
 	s->params = *sp;
 	s->expires = expires;
-	mru_push(&cfg->sessions, &s->node);
+	ferry__mru_push(&cfg->sessions, &s->node);
 }
 
 /* The session to offer for @origin: NULL if none, or if it has expired
  * (then it is dropped). */
-static const struct tls_session *session_offer(struct ferry__tls_config *cfg,
-					       const char *origin)
+static const struct tls_session *
+ferry__session_offer(struct ferry__tls_config *cfg, const char *origin)
 {
-	struct mru_node **pp = session_find(cfg, origin);
+	struct mru_node **pp = ferry__session_find(cfg, origin);
 
 	if (!pp)
 		return NULL;
 	if (SESSION(*pp)->expires && time(NULL) >= SESSION(*pp)->expires) {
-		mru_drop(&cfg->sessions, pp);
+		ferry__mru_drop(&cfg->sessions, pp);
 		return NULL;
 	}
 	return SESSION(*pp);
 }
 
 /* Is a <= b? */
-static bool time_le(struct x509_time a, struct x509_time b)
+static bool ferry__time_le(struct x509_time a, struct x509_time b)
 {
 	return a.days < b.days || (a.days == b.days && a.secs <= b.secs);
 }
@@ -624,7 +629,7 @@ static bool time_le(struct x509_time a, struct x509_time b)
 #define UNIX_EPOCH_DAYS 719528
 
 /* Now, counted as br_x509_minimal counts it when given no time. */
-static struct x509_time time_now(void)
+static struct x509_time ferry__time_now(void)
 {
 	time_t t = time(NULL);
 
@@ -633,16 +638,16 @@ static struct x509_time time_now(void)
 }
 
 /* The same instant as a time_t (the first second past it). */
-static time_t time_unix(struct x509_time x)
+static time_t ferry__time_unix(struct x509_time x)
 {
 	return ((time_t)x.days - UNIX_EPOCH_DAYS) * 86400 + x.secs + 1;
 }
 
 /* The entry for @id if its window holds now (moved first), else NULL. */
-static const struct tls_verified *verified_find(struct ferry__tls_config *cfg,
-						const unsigned char *id)
+static const struct tls_verified *
+ferry__verified_find(struct ferry__tls_config *cfg, const unsigned char *id)
 {
-	struct x509_time now = time_now();
+	struct x509_time now = ferry__time_now();
 	struct mru_node **pp;
 
 	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
@@ -650,16 +655,17 @@ static const struct tls_verified *verified_find(struct ferry__tls_config *cfg,
 
 		if (memcmp(v->id, id, sizeof(v->id)))
 			continue;
-		if (!time_le(v->from, now) || !time_le(now, v->until))
+		if (!ferry__time_le(v->from, now) ||
+		    !ferry__time_le(now, v->until))
 			return NULL;
-		mru_touch(&cfg->verified, pp);
+		ferry__mru_touch(&cfg->verified, pp);
 		return v;
 	}
 	return NULL;
 }
 
 /* Copy the key @v keeps into @k; false if it keeps none. */
-static bool verified_key(const struct tls_verified *v, struct tls_key *k)
+static bool ferry__verified_key(const struct tls_verified *v, struct tls_key *k)
 {
 	if (!v->key_type)
 		return false;
@@ -679,8 +685,8 @@ static bool verified_key(const struct tls_verified *v, struct tls_key *k)
 }
 
 /* A new entry for @id keeping the key @pk if it fits. */
-static struct tls_verified *verified_new(const unsigned char *id,
-					 const br_x509_pkey *pk)
+static struct tls_verified *ferry__verified_new(const unsigned char *id,
+						const br_x509_pkey *pk)
 {
 	size_t l1 = 0, l2 = 0;
 	const void *p1 = NULL, *p2 = NULL;
@@ -711,10 +717,10 @@ static struct tls_verified *verified_new(const unsigned char *id,
 
 /* The same leaf bytes carry the same key: an entry found for @id keeps
  * its key. */
-static void verified_put(struct ferry__tls_config *cfg,
-			 const unsigned char *id, const br_x509_pkey *pk,
-			 unsigned usages, struct x509_time from,
-			 struct x509_time until)
+static void ferry__verified_put(struct ferry__tls_config *cfg,
+				const unsigned char *id, const br_x509_pkey *pk,
+				unsigned usages, struct x509_time from,
+				struct x509_time until)
 {
 	struct mru_node **pp;
 	struct tls_verified *v;
@@ -722,14 +728,14 @@ static void verified_put(struct ferry__tls_config *cfg,
 	for (pp = &cfg->verified.head; *pp; pp = &(*pp)->next) {
 		v = VERIFIED(*pp);
 		if (!memcmp(v->id, id, sizeof(v->id))) {
-			mru_touch(&cfg->verified, pp);
+			ferry__mru_touch(&cfg->verified, pp);
 			goto set;
 		}
 	}
-	v = verified_new(id, pk);
+	v = ferry__verified_new(id, pk);
 	if (!v)
 		return;
-	mru_push(&cfg->verified, &v->node);
+	ferry__mru_push(&cfg->verified, &v->node);
 set:
 	v->usages = usages;
 	v->from = from;
@@ -782,7 +788,7 @@ struct x509_wrap {
 #define WRAP(ctx) ((struct x509_wrap *)(void *)(ctx))
 #define MINIMAL(w) (&(w)->minimal.vtable)
 
-static void xw_start_chain(const br_x509_class **ctx, const char *name)
+static void ferry__xw_start_chain(const br_x509_class **ctx, const char *name)
 {
 	struct x509_wrap *w = WRAP(ctx);
 
@@ -805,7 +811,7 @@ static void xw_start_chain(const br_x509_class **ctx, const char *name)
 }
 
 /* Fold the dates just decoded into the chain's window. */
-static void xw_dates(struct x509_wrap *w)
+static void ferry__xw_dates(struct x509_wrap *w)
 {
 	struct x509_time nb = { w->dc.notbefore_days, w->dc.notbefore_seconds };
 	struct x509_time na = { w->dc.notafter_days, w->dc.notafter_seconds };
@@ -814,13 +820,13 @@ static void xw_dates(struct x509_wrap *w)
 		w->dates_ok = false;
 		return;
 	}
-	if (time_le(w->from, nb))
+	if (ferry__time_le(w->from, nb))
 		w->from = nb;
-	if (time_le(na, w->until))
+	if (ferry__time_le(na, w->until))
 		w->until = na;
 }
 
-static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
+static void ferry__xw_start_cert(const br_x509_class **ctx, uint32_t length)
 {
 	struct x509_wrap *w = WRAP(ctx);
 
@@ -848,8 +854,8 @@ static void xw_start_cert(const br_x509_class **ctx, uint32_t length)
 	w->minimal.vtable->start_cert(MINIMAL(w), length);
 }
 
-static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
-		      size_t len)
+static void ferry__xw_append(const br_x509_class **ctx,
+			     const unsigned char *buf, size_t len)
 {
 	struct x509_wrap *w = WRAP(ctx);
 
@@ -879,15 +885,16 @@ static void xw_append(const br_x509_class **ctx, const unsigned char *buf,
 }
 
 /* The leaf is whole (HOLD): look it up, then go on as KNOWN or CHECK. */
-static void xw_leaf_done(struct x509_wrap *w)
+static void ferry__xw_leaf_done(struct x509_wrap *w)
 {
 	const struct tls_verified *v;
 
 	br_sha256_out(&w->id_hash, w->id);
-	v = w->leaf_len == w->leaf_cap ? verified_find(w->cfg, w->id) : NULL;
+	v = w->leaf_len == w->leaf_cap ? ferry__verified_find(w->cfg, w->id)
+				       : NULL;
 	if (v) {
 		/* The key as kept, or else as read from the leaf again. */
-		w->known_has_key = verified_key(v, &w->known_key);
+		w->known_has_key = ferry__verified_key(v, &w->known_key);
 		if (!w->known_has_key) {
 			br_x509_decoder_init(&w->dc, NULL, NULL);
 			br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
@@ -909,28 +916,28 @@ static void xw_leaf_done(struct x509_wrap *w)
 	w->minimal.vtable->append(MINIMAL(w), w->leaf, w->leaf_len);
 	br_x509_decoder_init(&w->dc, NULL, NULL);
 	br_x509_decoder_push(&w->dc, w->leaf, w->leaf_len);
-	xw_dates(w);
+	ferry__xw_dates(w);
 }
 
-static void xw_end_cert(const br_x509_class **ctx)
+static void ferry__xw_end_cert(const br_x509_class **ctx)
 {
 	struct x509_wrap *w = WRAP(ctx);
 
 	w->ncert++;
 	switch (w->mode) {
 	case XW_HOLD:
-		xw_leaf_done(w);
+		ferry__xw_leaf_done(w);
 		if (w->mode == XW_KNOWN)
 			return;
 		break;
 	case XW_KNOWN:
 		return;
 	case XW_CHECK:
-		xw_dates(w);
+		ferry__xw_dates(w);
 		break;
 	case XW_PLAIN:
 		if (!w->insecure)
-			xw_dates(w);
+			ferry__xw_dates(w);
 		break;
 	}
 	w->minimal.vtable->end_cert(MINIMAL(w));
@@ -942,8 +949,8 @@ static void xw_end_cert(const br_x509_class **ctx)
  * one-byte tags and definite lengths of up to 4 bytes, which is all a
  * certificate uses.
  */
-static int der_next(const unsigned char **p, const unsigned char *end,
-		    const unsigned char **val, size_t *vlen)
+static int ferry__der_next(const unsigned char **p, const unsigned char *end,
+			   const unsigned char **val, size_t *vlen)
 {
 	const unsigned char *q = *p;
 	size_t len;
@@ -971,19 +978,19 @@ static int der_next(const unsigned char **p, const unsigned char *end,
 
 /* Does the certificate's subjectAltName list iPAddress ip (4 or 16
  * bytes)? Returns 1, 0, or -1 if the certificate cannot be read. */
-static int san_has_ip(const unsigned char *der, size_t len,
-		      const unsigned char *ip, size_t iplen)
+static int ferry__san_has_ip(const unsigned char *der, size_t len,
+			     const unsigned char *ip, size_t iplen)
 {
 	static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
 	const unsigned char *p = der, *end = der + len, *v, *tbs_end;
 	size_t vl;
 
 	/* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, ... } */
-	if (der_next(&p, end, &v, &vl) != 0x30)
+	if (ferry__der_next(&p, end, &v, &vl) != 0x30)
 		return -1;
 	p = v;
 	end = v + vl;
-	if (der_next(&p, end, &v, &vl) != 0x30)
+	if (ferry__der_next(&p, end, &v, &vl) != 0x30)
 		return -1;
 	p = v;
 	tbs_end = v + vl;
@@ -994,7 +1001,7 @@ static int san_has_ip(const unsigned char *der, size_t len,
 
 		if (p >= tbs_end)
 			return 0;	/* no extensions at all */
-		tag = der_next(&p, tbs_end, &v, &vl);
+		tag = ferry__der_next(&p, tbs_end, &v, &vl);
 		if (tag < 0)
 			return -1;
 		if (tag == 0xa3)
@@ -1003,7 +1010,7 @@ static int san_has_ip(const unsigned char *der, size_t len,
 	/* [3] { SEQUENCE OF Extension } */
 	p = v;
 	end = v + vl;
-	if (der_next(&p, end, &v, &vl) != 0x30)
+	if (ferry__der_next(&p, end, &v, &vl) != 0x30)
 		return -1;
 	p = v;
 	end = v + vl;
@@ -1012,27 +1019,27 @@ static int san_has_ip(const unsigned char *der, size_t len,
 		size_t el, oidl, evl;
 		int tag;
 
-		if (der_next(&p, end, &e, &el) != 0x30)
+		if (ferry__der_next(&p, end, &e, &el) != 0x30)
 			return -1;
 		eend = e + el;
-		if (der_next(&e, eend, &oid, &oidl) != 0x06)
+		if (ferry__der_next(&e, eend, &oid, &oidl) != 0x06)
 			return -1;
 		if (oidl != sizeof(san_oid) || memcmp(oid, san_oid, oidl))
 			continue;
-		tag = der_next(&e, eend, &ev, &evl);
+		tag = ferry__der_next(&e, eend, &ev, &evl);
 		if (tag == 0x01)	/* critical flag */
-			tag = der_next(&e, eend, &ev, &evl);
+			tag = ferry__der_next(&e, eend, &ev, &evl);
 		if (tag != 0x04)
 			return -1;
 		/* OCTET STRING { SEQUENCE OF GeneralName } */
 		e = ev;
 		eend = ev + evl;
-		if (der_next(&e, eend, &ev, &evl) != 0x30)
+		if (ferry__der_next(&e, eend, &ev, &evl) != 0x30)
 			return -1;
 		e = ev;
 		eend = ev + evl;
 		while (e < eend) {
-			tag = der_next(&e, eend, &ev, &evl);
+			tag = ferry__der_next(&e, eend, &ev, &evl);
 			if (tag < 0)
 				return -1;
 			/* iPAddress [7] IMPLICIT OCTET STRING */
@@ -1044,7 +1051,7 @@ static int san_has_ip(const unsigned char *der, size_t len,
 	return 0;
 }
 
-static unsigned xw_end_chain(const br_x509_class **ctx)
+static unsigned ferry__xw_end_chain(const br_x509_class **ctx)
 {
 	struct x509_wrap *w = WRAP(ctx);
 	unsigned err, usages = 0;
@@ -1065,17 +1072,19 @@ static unsigned xw_end_chain(const br_x509_class **ctx)
 	if (w->ip) {
 		if (!w->leaf || w->leaf_len != w->leaf_cap)
 			return BR_ERR_X509_TRUNCATED;
-		if (san_has_ip(w->leaf, w->leaf_len, w->ip_bin, w->ip_len) != 1)
+		if (ferry__san_has_ip(w->leaf, w->leaf_len, w->ip_bin,
+				      w->ip_len) != 1)
 			return BR_ERR_X509_BAD_SERVER_NAME;
 	}
 	if (w->mode == XW_CHECK && w->dates_ok &&
 	    (pk = w->minimal.vtable->get_pkey(MINIMAL(w), &usages)))
-		verified_put(w->cfg, w->id, pk, usages, w->from, w->until);
+		ferry__verified_put(w->cfg, w->id, pk, usages, w->from,
+				    w->until);
 	return 0;
 }
 
-static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx,
-				       unsigned *usages)
+static const br_x509_pkey *ferry__xw_get_pkey(const br_x509_class *const *ctx,
+					      unsigned *usages)
 {
 	struct x509_wrap *w = WRAP(ctx);
 
@@ -1093,13 +1102,9 @@ static const br_x509_pkey *xw_get_pkey(const br_x509_class *const *ctx,
 }
 
 static const br_x509_class x509_wrap_vtable = {
-	sizeof(struct x509_wrap),
-	xw_start_chain,
-	xw_start_cert,
-	xw_append,
-	xw_end_cert,
-	xw_end_chain,
-	xw_get_pkey,
+	sizeof(struct x509_wrap), ferry__xw_start_chain, ferry__xw_start_cert,
+	ferry__xw_append,	  ferry__xw_end_cert,	 ferry__xw_end_chain,
+	ferry__xw_get_pkey,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1145,8 +1150,9 @@ static const char *alpn_names[] = { "http/1.1" };
  * switch for them, but verifies only with the hashes it is given), RSA
  * keys under 2048 bits, renegotiation. The suites are set apart.
  */
-static void tls_strict(const struct ferry__tls_config *cfg,
-		       br_ssl_client_context *cc, br_x509_minimal_context *xc)
+static void ferry__tls_strict(const struct ferry__tls_config *cfg,
+			      br_ssl_client_context *cc,
+			      br_x509_minimal_context *xc)
 {
 	br_ssl_engine_set_versions(&cc->eng, cfg->min_version, BR_TLS12);
 	br_x509_minimal_set_hash(xc, br_md5_ID, NULL);
@@ -1181,7 +1187,7 @@ static void tls_strict(const struct ferry__tls_config *cfg,
  * log_max_frag_len is read only by the ClientHello and the check of the
  * server's answer to the extension, which a server must not send unasked.
  */
-static void tls_no_fragment_limit(br_ssl_engine_context *eng)
+static void ferry__tls_no_fragment_limit(br_ssl_engine_context *eng)
 {
 	eng->log_max_frag_len = 14;
 }
@@ -1220,7 +1226,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_ghash(eng, cfg->ghash);
 	if (cfg->aes_ctr)
 		br_ssl_engine_set_aes_ctr(eng, cfg->aes_ctr);
-	tls_strict(cfg, &t->cc, &w->minimal);
+	ferry__tls_strict(cfg, &t->cc, &w->minimal);
 	w->vtable = &x509_wrap_vtable;
 	w->cfg = cfg;
 	w->insecure = cfg->insecure;
@@ -1235,10 +1241,10 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_x509(eng, &w->vtable);
 	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf,
 				       cfg->obuf_len);
-	tls_no_fragment_limit(eng);
+	ferry__tls_no_fragment_limit(eng);
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
 	ferry__tls_auth_setup(&t->auth, cfg->client_cert, &t->cc);
-	sp = session_offer(cfg, origin);
+	sp = ferry__session_offer(cfg, origin);
 	if (sp) {
 		br_ssl_engine_set_session_parameters(eng, &sp->params);
 		t->resumed_offer = true;
@@ -1254,7 +1260,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	return 0;
 }
 
-static void x509_free(struct x509_wrap *w)
+static void ferry__x509_free(struct x509_wrap *w)
 {
 	if (w)
 		free(w->leaf);
@@ -1265,7 +1271,7 @@ void ferry__tls_free(struct ferry__tls *t)
 {
 	if (!t)
 		return;
-	x509_free(t->x509);
+	ferry__x509_free(t->x509);
 	free(t->host);
 	free(t->origin);
 	free(t);
@@ -1298,7 +1304,7 @@ size_t ferry__tls_feed(struct ferry__tls *t, const void *data, size_t len)
 }
 
 /* Big-endian 16 bits at p. */
-static unsigned be16(const unsigned char *p)
+static unsigned ferry__be16(const unsigned char *p)
 {
 	return (unsigned)p[0] << 8 | p[1];
 }
@@ -1307,14 +1313,14 @@ static unsigned be16(const unsigned char *p)
  * Skip a vector with a @hdr-byte length at *p (below end): false if it
  * does not fit.
  */
-static bool skip_vec(const unsigned char **p, const unsigned char *end,
-		     unsigned hdr)
+static bool ferry__skip_vec(const unsigned char **p, const unsigned char *end,
+			    unsigned hdr)
 {
 	size_t n;
 
 	if ((size_t)(end - *p) < hdr)
 		return false;
-	n = hdr == 1 ? **p : be16(*p);
+	n = hdr == 1 ? **p : ferry__be16(*p);
 	if ((size_t)(end - *p) - hdr < n)
 		return false;
 	*p += hdr + n;
@@ -1323,12 +1329,12 @@ static bool skip_vec(const unsigned char **p, const unsigned char *end,
 
 /* In the groups list @ids (@n bytes), move X25519 to the front. Returns
  * whether the list changed. */
-static bool groups_x25519_first(unsigned char *ids, size_t n)
+static bool ferry__groups_x25519_first(unsigned char *ids, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i + 1 < n; i += 2)
-		if (be16(ids + i) == BR_EC_curve25519)
+		if (ferry__be16(ids + i) == BR_EC_curve25519)
 			break;
 	if (i == 0 || i + 1 >= n)
 		return false;
@@ -1354,8 +1360,8 @@ static bool groups_x25519_first(unsigned char *ids, size_t n)
  * sides' Finished messages agree. @rec holds the whole first record; a
  * ClientHello that does not read as expected is left as it is.
  */
-static void hello_prefer_x25519(struct ferry__tls *t, unsigned char *rec,
-				size_t len)
+static void ferry__hello_prefer_x25519(struct ferry__tls *t, unsigned char *rec,
+				       size_t len)
 {
 	const unsigned char *p, *end;
 	unsigned char *msg;
@@ -1363,21 +1369,21 @@ static void hello_prefer_x25519(struct ferry__tls *t, unsigned char *rec,
 
 	if (len < 5 + 4 || rec[0] != 22 /* handshake */)
 		return;
-	rlen = be16(rec + 3);
+	rlen = ferry__be16(rec + 3);
 	msg = rec + 5;
 	if (rlen + 5 > len || rlen < 4 || msg[0] != 1 /* ClientHello */ ||
-	    ((size_t)msg[1] << 16 | be16(msg + 2)) != rlen - 4)
+	    ((size_t)msg[1] << 16 | ferry__be16(msg + 2)) != rlen - 4)
 		return;
 	end = msg + rlen;
 	p = msg + 4 + 2 + 32;		/* version, random */
-	if (p > end || !skip_vec(&p, end, 1) ||		/* session ID */
-	    !skip_vec(&p, end, 2) ||			/* suites */
-	    !skip_vec(&p, end, 1) ||			/* compression */
-	    end - p < 2 || (size_t)(end - p) - 2 != be16(p))
+	if (p > end || !ferry__skip_vec(&p, end, 1) || /* session ID */
+	    !ferry__skip_vec(&p, end, 2) || /* suites */
+	    !ferry__skip_vec(&p, end, 1) || /* compression */
+	    end - p < 2 || (size_t)(end - p) - 2 != ferry__be16(p))
 		return;
 	for (p += 2; end - p >= 4;) {
-		unsigned type = be16(p);
-		size_t elen = be16(p + 2);
+		unsigned type = ferry__be16(p);
+		size_t elen = ferry__be16(p + 2);
 		unsigned char *ext = (unsigned char *)p + 4;
 
 		if ((size_t)(end - p) - 4 < elen)
@@ -1385,8 +1391,8 @@ static void hello_prefer_x25519(struct ferry__tls *t, unsigned char *rec,
 		p += 4 + elen;
 		if (type != 10 /* supported_groups */)
 			continue;
-		if (elen < 2 || be16(ext) != elen - 2 ||
-		    !groups_x25519_first(ext + 2, elen - 2))
+		if (elen < 2 || ferry__be16(ext) != elen - 2 ||
+		    !ferry__groups_x25519_first(ext + 2, elen - 2))
 			return;
 		br_multihash_init(&t->cc.eng.mhash);
 		br_multihash_update(&t->cc.eng.mhash, msg, rlen);
@@ -1404,7 +1410,7 @@ const void *ferry__tls_out(struct ferry__tls *t, size_t *len)
 	rec = br_ssl_engine_sendrec_buf(eng, len);
 	if (!t->hello_seen) {
 		t->hello_seen = true;
-		hello_prefer_x25519(t, rec, *len);
+		ferry__hello_prefer_x25519(t, rec, *len);
 	}
 	return rec;
 }
@@ -1466,7 +1472,7 @@ bool ferry__tls_ready(const struct ferry__tls *t)
  * handshake shows no certificate, so resuming later would accept a
  * chain that has expired). Resuming does not extend it. 0: never.
  */
-static time_t session_expiry(const struct ferry__tls *t)
+static time_t ferry__session_expiry(const struct ferry__tls *t)
 {
 	const struct x509_wrap *w = t->x509;
 	time_t exp = 0;
@@ -1474,7 +1480,7 @@ static time_t session_expiry(const struct ferry__tls *t)
 	if (t->cfg->session_lifetime_s)
 		exp = time(NULL) + (time_t)t->cfg->session_lifetime_s;
 	if (w && !w->insecure && w->dates_ok && w->until.days != UINT32_MAX) {
-		time_t end = time_unix(w->until);
+		time_t end = ferry__time_unix(w->until);
 
 		if (!exp || end < exp)
 			exp = end;
@@ -1487,39 +1493,39 @@ static time_t session_expiry(const struct ferry__tls *t)
  * it refuses any chain. Only a renegotiation would start one, and it is
  * freed only when renegotiation is refused, so this is a guard.
  */
-static void xn_start_chain(const br_x509_class **ctx, const char *name)
+static void ferry__xn_start_chain(const br_x509_class **ctx, const char *name)
 {
 	(void)ctx;
 	(void)name;
 }
 
-static void xn_start_cert(const br_x509_class **ctx, uint32_t length)
+static void ferry__xn_start_cert(const br_x509_class **ctx, uint32_t length)
 {
 	(void)ctx;
 	(void)length;
 }
 
-static void xn_append(const br_x509_class **ctx, const unsigned char *buf,
-		      size_t len)
+static void ferry__xn_append(const br_x509_class **ctx,
+			     const unsigned char *buf, size_t len)
 {
 	(void)ctx;
 	(void)buf;
 	(void)len;
 }
 
-static void xn_end_cert(const br_x509_class **ctx)
+static void ferry__xn_end_cert(const br_x509_class **ctx)
 {
 	(void)ctx;
 }
 
-static unsigned xn_end_chain(const br_x509_class **ctx)
+static unsigned ferry__xn_end_chain(const br_x509_class **ctx)
 {
 	(void)ctx;
 	return BR_ERR_X509_NOT_TRUSTED;
 }
 
-static const br_x509_pkey *xn_get_pkey(const br_x509_class *const *ctx,
-				       unsigned *usages)
+static const br_x509_pkey *ferry__xn_get_pkey(const br_x509_class *const *ctx,
+					      unsigned *usages)
 {
 	(void)ctx;
 	(void)usages;
@@ -1528,12 +1534,12 @@ static const br_x509_pkey *xn_get_pkey(const br_x509_class *const *ctx,
 
 static const br_x509_class x509_none_vtable = {
 	sizeof(const br_x509_class *),
-	xn_start_chain,
-	xn_start_cert,
-	xn_append,
-	xn_end_cert,
-	xn_end_chain,
-	xn_get_pkey,
+	ferry__xn_start_chain,
+	ferry__xn_start_cert,
+	ferry__xn_append,
+	ferry__xn_end_cert,
+	ferry__xn_end_chain,
+	ferry__xn_get_pkey,
 };
 
 /* Not const only because BearSSL takes a non-const pointer; never
@@ -1542,7 +1548,7 @@ static const br_x509_class *x509_none = &x509_none_vtable;
 
 /* The handshake is over: free the X.509 engine and the leaf, unless a
  * renegotiation may need them again. */
-static void x509_release(struct ferry__tls *t)
+static void ferry__x509_release(struct ferry__tls *t)
 {
 	if (!t->x509)
 		return;
@@ -1553,7 +1559,7 @@ static void x509_release(struct ferry__tls *t)
 		return;
 	}
 	br_ssl_engine_set_x509(&t->cc.eng, &x509_none);
-	x509_free(t->x509);
+	ferry__x509_free(t->x509);
 	t->x509 = NULL;
 }
 
@@ -1561,7 +1567,7 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 {
 	br_ssl_session_parameters sp;
 	bool resumed = false;
-	struct mru_node **old = session_find(t->cfg, t->origin);
+	struct mru_node **old = ferry__session_find(t->cfg, t->origin);
 
 	t->hs_done = true;
 	br_ssl_engine_get_session_parameters(&t->cc.eng, &sp);
@@ -1578,9 +1584,10 @@ bool ferry__tls_session_save(struct ferry__tls *t)
 	else
 		t->cfg->counters.full++;
 	if (sp.session_id_len)
-		session_put(t->cfg, t->origin, &sp,
-			    resumed ? t->offer_expires : session_expiry(t));
-	x509_release(t);
+		ferry__session_put(t->cfg, t->origin, &sp,
+				   resumed ? t->offer_expires
+					   : ferry__session_expiry(t));
+	ferry__x509_release(t);
 	return resumed;
 }
 
@@ -1661,7 +1668,7 @@ static const char *const ssl_errs[] = {
 };
 
 /* TLS alert names (RFC 8446 section 6, the ones a TLS 1.2 peer sends). */
-static const char *alert_name(int a)
+static const char *ferry__alert_name(int a)
 {
 	switch (a) {
 	case 0: return "close_notify";
@@ -1694,7 +1701,7 @@ static const char *alert_name(int a)
 	}
 }
 
-static const char *err_name(int e)
+static const char *ferry__err_name(int e)
 {
 	if (e > 0 && (size_t)e < sizeof(ssl_errs) / sizeof(ssl_errs[0]) &&
 	    ssl_errs[e])
@@ -1702,7 +1709,7 @@ static const char *err_name(int e)
 	return "UNKNOWN";
 }
 
-static const char *err_hint(int e)
+static const char *ferry__err_hint(int e)
 {
 	switch (e) {
 	case BR_ERR_X509_EXPIRED:
@@ -1736,7 +1743,7 @@ static const char *err_hint(int e)
  * whose major byte is 3; anything else (most often "HTTP/1.1 400") means
  * the port does not speak TLS, which says more than BearSSL's error.
  */
-static bool not_tls(const struct ferry__tls *t, char *why, size_t whylen)
+static bool ferry__not_tls(const struct ferry__tls *t, char *why, size_t whylen)
 {
 	char shown[sizeof(t->first) + 1];
 	size_t n = 0;
@@ -1765,31 +1772,34 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 		return 0;
 	if (e == BR_ERR_OK)
 		return 1;
-	if (not_tls(t, why, whylen))
+	if (ferry__not_tls(t, why, whylen))
 		return FERRY_ETLS_HANDSHAKE;
 	if (e >= BR_ERR_RECV_FATAL_ALERT && e < BR_ERR_SEND_FATAL_ALERT) {
 		int a = e - BR_ERR_RECV_FATAL_ALERT;
 
 		if (!t->hs_done &&
-		    ferry__tls_auth_why(&t->auth, a, alert_name(a), why, whylen))
+		    ferry__tls_auth_why(&t->auth, a, ferry__alert_name(a), why,
+					whylen))
 			return FERRY_ETLS_HANDSHAKE;
 		/* After the handshake, a handshake_failure is what OpenSSL
 		 * sends when its request to renegotiate is refused. */
-		snprintf(why, whylen,
-			 "TLS: fatal alert %d (%s) received from the server", a,
-			 a == 40 && t->hs_done
-				 ? "handshake_failure after the handshake: a renegotiation the client refused? see tls_allow_renegotiation"
-				 : alert_name(a));
+		snprintf(
+			why, whylen,
+			"TLS: fatal alert %d (%s) received from the server", a,
+			a == 40 && t->hs_done
+				? "handshake_failure after the handshake: a renegotiation the client refused? see tls_allow_renegotiation"
+				: ferry__alert_name(a));
 		return FERRY_ETLS_HANDSHAKE;
 	}
 	if (e >= BR_ERR_SEND_FATAL_ALERT) {
 		snprintf(why, whylen, "TLS: sent fatal alert %d (%s)",
 			 e - BR_ERR_SEND_FATAL_ALERT,
-			 alert_name(e - BR_ERR_SEND_FATAL_ALERT));
+			 ferry__alert_name(e - BR_ERR_SEND_FATAL_ALERT));
 		return FERRY_ETLS_HANDSHAKE;
 	}
 	snprintf(why, whylen, "TLS: %s%s%s (BearSSL error %d) for %s",
-		 err_name(e), *err_hint(e) ? ": " : "", err_hint(e), e, t->host);
+		 ferry__err_name(e), *ferry__err_hint(e) ? ": " : "",
+		 ferry__err_hint(e), e, t->host);
 	if (e >= BR_ERR_X509_OK && e < BR_ERR_RECV_FATAL_ALERT)
 		return FERRY_ETLS_CERT;
 	return FERRY_ETLS_HANDSHAKE;
@@ -1801,7 +1811,7 @@ int ferry__tls_status(const struct ferry__tls *t, char *why, size_t whylen)
 int ferry__tls_config_add_pem(struct ferry__tls_config *cfg, const char *pem,
 			      size_t len)
 {
-	return pem_load(cfg, pem, len);
+	return ferry__pem_load(cfg, pem, len);
 }
 
 size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
@@ -1812,5 +1822,5 @@ size_t ferry__tls_config_anchors(const struct ferry__tls_config *cfg)
 int ferry__tls_san_has_ip(const unsigned char *der, size_t len,
 			  const unsigned char *ip, size_t iplen)
 {
-	return san_has_ip(der, len, ip, iplen);
+	return ferry__san_has_ip(der, len, ip, iplen);
 }

@@ -37,8 +37,8 @@
 static const br_block_ctr_class ctr_vtable, ctr_vtable_v;
 
 /* BearSSL's key schedule, then our class in the context. */
-static void ctr_init(const br_block_ctr_class **ctx, const void *key,
-		     size_t len)
+static void ferry__ctr_init(const br_block_ctr_class **ctx, const void *key,
+			    size_t len)
 {
 	br_aes_x86ni_ctr_keys *k = (br_aes_x86ni_ctr_keys *)(void *)ctx;
 
@@ -46,8 +46,8 @@ static void ctr_init(const br_block_ctr_class **ctx, const void *key,
 	k->vtable = &ctr_vtable;
 }
 
-static void ctr_init_v(const br_block_ctr_class **ctx, const void *key,
-		       size_t len)
+static void ferry__ctr_init_v(const br_block_ctr_class **ctx, const void *key,
+			      size_t len)
 {
 	br_aes_x86ni_ctr_keys *k = (br_aes_x86ni_ctr_keys *)(void *)ctx;
 
@@ -57,13 +57,13 @@ static void ctr_init_v(const br_block_ctr_class **ctx, const void *key,
 
 /* The counter block for @cc: @base (the IV, last word zero) with the
  * counter in its last four bytes, big-endian. */
-TARGET static inline __m128i ctr_block(__m128i base, uint32_t cc)
+TARGET static inline __m128i ferry__ctr_block(__m128i base, uint32_t cc)
 {
 	return _mm_insert_epi32(base, (int)__builtin_bswap32(cc), 3);
 }
 
-TARGET static inline __m128i ctr_one(const __m128i *rk, unsigned nr,
-				     __m128i x)
+TARGET static inline __m128i ferry__ctr_one(const __m128i *rk, unsigned nr,
+					    __m128i x)
 {
 	x = _mm_xor_si128(x, rk[0]);
 	for (unsigned r = 1; r < nr; r++)
@@ -72,15 +72,15 @@ TARGET static inline __m128i ctr_one(const __m128i *rk, unsigned nr,
 }
 
 /* CTR_WIDE blocks at @p (whole), counters cc .. cc + 7. */
-TARGET static inline void ctr_wide(const __m128i *rk, unsigned nr,
-				   __m128i base, uint32_t cc,
-				   unsigned char *p)
+TARGET static inline void ferry__ctr_wide(const __m128i *rk, unsigned nr,
+					  __m128i base, uint32_t cc,
+					  unsigned char *p)
 {
 	__m128i x[CTR_WIDE];
 
 #pragma GCC unroll 8
 	for (unsigned i = 0; i < CTR_WIDE; i++)
-		x[i] = _mm_xor_si128(ctr_block(base, cc + i), rk[0]);
+		x[i] = _mm_xor_si128(ferry__ctr_block(base, cc + i), rk[0]);
 	for (unsigned r = 1; r < nr; r++) {
 		__m128i k = rk[r];
 
@@ -97,9 +97,9 @@ TARGET static inline void ctr_wide(const __m128i *rk, unsigned nr,
 	}
 }
 
-TARGET static uint32_t ctr_run(const br_block_ctr_class *const *ctx,
-			       const void *iv, uint32_t cc, void *data,
-			       size_t len)
+TARGET static uint32_t ferry__ctr_run(const br_block_ctr_class *const *ctx,
+				      const void *iv, uint32_t cc, void *data,
+				      size_t len)
 {
 	const br_aes_x86ni_ctr_keys *k = (const void *)ctx;
 	unsigned nr = k->num_rounds;
@@ -114,20 +114,21 @@ TARGET static uint32_t ctr_run(const br_block_ctr_class *const *ctx,
 	memcpy(ivb, iv, 12);
 	base = _mm_loadu_si128((const __m128i *)(const void *)ivb);
 	for (; len >= 16 * CTR_WIDE; p += 16 * CTR_WIDE, len -= 16 * CTR_WIDE) {
-		ctr_wide(rk, nr, base, cc, p);
+		ferry__ctr_wide(rk, nr, base, cc, p);
 		cc += CTR_WIDE;
 	}
 	for (; len >= 16; p += 16, len -= 16, cc++) {
 		__m128i *q = (__m128i *)(void *)p;
-		__m128i ks = ctr_one(rk, nr, ctr_block(base, cc));
+		__m128i ks = ferry__ctr_one(rk, nr, ferry__ctr_block(base, cc));
 
 		_mm_storeu_si128(q, _mm_xor_si128(ks, _mm_loadu_si128(q)));
 	}
 	if (len > 0) {
 		unsigned char tmp[16];
 
-		_mm_storeu_si128((__m128i *)(void *)tmp,
-				 ctr_one(rk, nr, ctr_block(base, cc)));
+		_mm_storeu_si128(
+			(__m128i *)(void *)tmp,
+			ferry__ctr_one(rk, nr, ferry__ctr_block(base, cc)));
 		for (size_t i = 0; i < len; i++)
 			p[i] ^= tmp[i];
 	}
@@ -140,20 +141,22 @@ TARGET static uint32_t ctr_run(const br_block_ctr_class *const *ctx,
  */
 #define TARGET_V __attribute__((target("vaes,avx2,aes,sse2,ssse3,sse4.1")))
 
-TARGET_V static inline __m256i ctr_pair(__m128i base, uint32_t cc)
+TARGET_V static inline __m256i ferry__ctr_pair(__m128i base, uint32_t cc)
 {
-	return _mm256_set_m128i(ctr_block(base, cc + 1), ctr_block(base, cc));
+	return _mm256_set_m128i(ferry__ctr_block(base, cc + 1),
+				ferry__ctr_block(base, cc));
 }
 
-TARGET_V static inline void ctr_wide_v(const __m256i *rk, unsigned nr,
-				       __m128i base, uint32_t cc,
-				       unsigned char *p)
+TARGET_V static inline void ferry__ctr_wide_v(const __m256i *rk, unsigned nr,
+					      __m128i base, uint32_t cc,
+					      unsigned char *p)
 {
 	__m256i x[8];
 
 #pragma GCC unroll 8
 	for (unsigned i = 0; i < 8; i++)
-		x[i] = _mm256_xor_si256(ctr_pair(base, cc + 2 * i), rk[0]);
+		x[i] = _mm256_xor_si256(ferry__ctr_pair(base, cc + 2 * i),
+					rk[0]);
 	for (unsigned r = 1; r < nr; r++) {
 		__m256i k = rk[r];
 
@@ -171,9 +174,9 @@ TARGET_V static inline void ctr_wide_v(const __m256i *rk, unsigned nr,
 	}
 }
 
-TARGET_V static uint32_t ctr_run_v(const br_block_ctr_class *const *ctx,
-				   const void *iv, uint32_t cc, void *data,
-				   size_t len)
+TARGET_V static uint32_t ferry__ctr_run_v(const br_block_ctr_class *const *ctx,
+					  const void *iv, uint32_t cc,
+					  void *data, size_t len)
 {
 	const br_aes_x86ni_ctr_keys *k = (const void *)ctx;
 	unsigned nr = k->num_rounds;
@@ -183,31 +186,35 @@ TARGET_V static uint32_t ctr_run_v(const br_block_ctr_class *const *ctx,
 	__m128i base;
 
 	if (len < 256)
-		return ctr_run(ctx, iv, cc, data, len);
+		return ferry__ctr_run(ctx, iv, cc, data, len);
 	for (unsigned r = 0; r <= nr; r++)
 		rk[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
 			(const __m128i *)(const void *)(k->skey.skni + 16 * r)));
 	memcpy(ivb, iv, 12);
 	base = _mm_loadu_si128((const __m128i *)(const void *)ivb);
 	for (; len >= 256; p += 256, len -= 256) {
-		ctr_wide_v(rk, nr, base, cc, p);
+		ferry__ctr_wide_v(rk, nr, base, cc, p);
 		cc += 16;
 	}
-	return len ? ctr_run(ctx, iv, cc, p, len) : cc;
+	return len ? ferry__ctr_run(ctx, iv, cc, p, len) : cc;
 }
 
 static const br_block_ctr_class ctr_vtable = {
-	sizeof(br_aes_x86ni_ctr_keys), 16, 4, ctr_init, ctr_run,
+	sizeof(br_aes_x86ni_ctr_keys), 16, 4, ferry__ctr_init, ferry__ctr_run,
 };
 
 static const br_block_ctr_class ctr_vtable_v = {
-	sizeof(br_aes_x86ni_ctr_keys), 16, 4, ctr_init_v, ctr_run_v,
+	sizeof(br_aes_x86ni_ctr_keys),
+	16,
+	4,
+	ferry__ctr_init_v,
+	ferry__ctr_run_v,
 };
 
 /* CPUID leaf 7, ECX bit 9. Asked directly: clang 14's
  * __builtin_cpu_supports does not know "vaes". The OS's saving of the
  * 256-bit registers is what __builtin_cpu_supports("avx2") checks. */
-static bool has_vaes(void)
+static bool ferry__has_vaes(void)
 {
 	unsigned a, b, c, d;
 
@@ -226,7 +233,7 @@ const br_block_ctr_class *ferry__tls_aes_ctr_get(void)
 {
 	const br_block_ctr_class *c = ferry__tls_aes_ctr128_get();
 
-	if (c && has_vaes() && __builtin_cpu_supports("avx2"))
+	if (c && ferry__has_vaes() && __builtin_cpu_supports("avx2"))
 		return &ctr_vtable_v;
 	return c;
 }

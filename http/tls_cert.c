@@ -36,7 +36,7 @@ struct buf {
 	bool oom;
 };
 
-static void buf_add(void *ctx, const void *src, size_t len)
+static void ferry__buf_add(void *ctx, const void *src, size_t len)
 {
 	struct buf *b = ctx;
 
@@ -61,7 +61,7 @@ static void buf_add(void *ctx, const void *src, size_t len)
 }
 
 /* The file's bytes without CRs (BearSSL's PEM decoder wants LF lines). */
-static int file_read(const char *path, struct buf *out)
+static int ferry__file_read(const char *path, struct buf *out)
 {
 	FILE *f = fopen(path, "rb");
 	char tmp[8192];
@@ -72,7 +72,7 @@ static int file_read(const char *path, struct buf *out)
 	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
 		for (size_t i = 0; i < n; i++)
 			if (tmp[i] != '\r')
-				buf_add(out, tmp + i, 1);
+				ferry__buf_add(out, tmp + i, 1);
 	fclose(f);
 	return out->oom ? -ENOMEM : 0;
 }
@@ -87,7 +87,7 @@ struct pem_found {
 	bool oom;
 };
 
-static int chain_add(struct ferry__tls_cert *c, const struct buf *der)
+static int ferry__chain_add(struct ferry__tls_cert *c, const struct buf *der)
 {
 	br_x509_certificate *n = realloc(c->chain,
 					 (c->nchain + 1) * sizeof(*n));
@@ -104,9 +104,9 @@ static int chain_add(struct ferry__tls_cert *c, const struct buf *der)
 	return 0;
 }
 
-enum pem_kind { PEM_OTHER, PEM_CERT, PEM_KEY, PEM_ENCRYPTED };
+enum ferry__pem_kind { PEM_OTHER, PEM_CERT, PEM_KEY, PEM_ENCRYPTED };
 
-static enum pem_kind pem_kind(const char *name)
+static enum ferry__pem_kind ferry__pem_kind(const char *name)
 {
 	if (!strcmp(name, "CERTIFICATE") || !strcmp(name, "X509 CERTIFICATE"))
 		return PEM_CERT;
@@ -119,11 +119,12 @@ static enum pem_kind pem_kind(const char *name)
 }
 
 /* Sort @text's PEM objects into @f (certificates only if @certs). */
-static void pem_scan(const struct buf *text, struct pem_found *f, bool certs)
+static void ferry__pem_scan(const struct buf *text, struct pem_found *f,
+			    bool certs)
 {
 	br_pem_decoder_context pc;
 	struct buf obj = { 0 };
-	enum pem_kind kind = PEM_OTHER;
+	enum ferry__pem_kind kind = PEM_OTHER;
 	const char *s = (const char *)text->p;
 	size_t len = text->len;
 
@@ -135,17 +136,18 @@ static void pem_scan(const struct buf *text, struct pem_found *f, bool certs)
 		len -= n;
 		switch (br_pem_decoder_event(&pc)) {
 		case BR_PEM_BEGIN_OBJ:
-			kind = pem_kind(br_pem_decoder_name(&pc));
+			kind = ferry__pem_kind(br_pem_decoder_name(&pc));
 			obj.len = 0;
-			br_pem_decoder_setdest(&pc, kind == PEM_OTHER ? NULL
-								    : buf_add, &obj);
+			br_pem_decoder_setdest(
+				&pc, kind == PEM_OTHER ? NULL : ferry__buf_add,
+				&obj);
 			break;
 		case BR_PEM_END_OBJ:
 			f->oom |= obj.oom;
 			if (kind == PEM_CERT && certs && !obj.oom)
-				f->oom |= chain_add(f->c, &obj) < 0;
+				f->oom |= ferry__chain_add(f->c, &obj) < 0;
 			else if (kind == PEM_KEY && !f->have_key && !obj.oom) {
-				buf_add(&f->key, obj.p, obj.len);
+				ferry__buf_add(&f->key, obj.p, obj.len);
 				f->have_key = true;
 			} else if (kind == PEM_ENCRYPTED)
 				f->encrypted = true;
@@ -168,7 +170,8 @@ static void pem_scan(const struct buf *text, struct pem_found *f, bool certs)
 }
 
 /* Copy the decoded key's numbers into memory of our own. */
-static int key_keep(struct ferry__tls_cert *c, const br_skey_decoder_context *dc)
+static int ferry__key_keep(struct ferry__tls_cert *c,
+			   const br_skey_decoder_context *dc)
 {
 	if (c->key_type == BR_KEYTYPE_RSA) {
 		const br_rsa_private_key *k = br_skey_decoder_get_rsa(dc);
@@ -200,8 +203,8 @@ static int key_keep(struct ferry__tls_cert *c, const br_skey_decoder_context *dc
 }
 
 /* Big-endian numbers equal, leading zeros aside. */
-static bool num_eq(const unsigned char *a, size_t alen,
-		   const unsigned char *b, size_t blen)
+static bool ferry__num_eq(const unsigned char *a, size_t alen,
+			  const unsigned char *b, size_t blen)
 {
 	while (alen && !*a)
 		a++, alen--;
@@ -211,7 +214,8 @@ static bool num_eq(const unsigned char *a, size_t alen,
 }
 
 /* Is the private key the leaf's? 0, or FERRY_ETLS_CLIENT_CERT. */
-static int key_matches(struct ferry__tls_cert *c, char *why, size_t whylen)
+static int ferry__key_matches(struct ferry__tls_cert *c, char *why,
+			      size_t whylen)
 {
 	br_x509_decoder_context xd;
 	const br_x509_pkey *pk;
@@ -242,7 +246,7 @@ static int key_matches(struct ferry__tls_cert *c, char *why, size_t whylen)
 		if (!nb)
 			return n ? -ENOMEM : FERRY_ETLS_CLIENT_CERT;
 		mod(nb, &c->sk.rsa);
-		same = num_eq(nb, n, pk->key.rsa.n, pk->key.rsa.nlen);
+		same = ferry__num_eq(nb, n, pk->key.rsa.n, pk->key.rsa.nlen);
 		free(nb);
 		if (same)
 			return 0;
@@ -264,8 +268,8 @@ static int key_matches(struct ferry__tls_cert *c, char *why, size_t whylen)
 	return FERRY_ETLS_CLIENT_CERT;
 }
 
-static int key_decode(struct ferry__tls_cert *c, const struct buf *der,
-		      char *why, size_t whylen)
+static int ferry__key_decode(struct ferry__tls_cert *c, const struct buf *der,
+			     char *why, size_t whylen)
 {
 	br_skey_decoder_context *dc = malloc(sizeof(*dc));
 	int r;
@@ -282,19 +286,19 @@ static int key_decode(struct ferry__tls_cert *c, const struct buf *der,
 		free(dc);
 		return FERRY_ETLS_CLIENT_CERT;
 	}
-	r = key_keep(c, dc);
+	r = ferry__key_keep(c, dc);
 	free(dc);
 	return r;
 }
 
 /* Load one file into @f; 0, -errno. */
-static int file_scan(const char *path, struct pem_found *f, bool certs)
+static int ferry__file_scan(const char *path, struct pem_found *f, bool certs)
 {
 	struct buf text = { 0 };
-	int r = file_read(path, &text);
+	int r = ferry__file_read(path, &text);
 
 	if (r == 0)
-		pem_scan(&text, f, certs);
+		ferry__pem_scan(&text, f, certs);
 	free(text.p);
 	return r;
 }
@@ -311,7 +315,7 @@ int ferry__tls_cert_load(const char *cert_file, const char *key_file,
 	*certp = NULL;
 	if (!c)
 		return -ENOMEM;
-	r = file_scan(cert_file, &f, true);
+	r = ferry__file_scan(cert_file, &f, true);
 	if (r < 0 && r != -ENOMEM) {
 		snprintf(why, whylen, "client certificate %s: %s", cert_file,
 			 strerror(-r));
@@ -321,7 +325,7 @@ int ferry__tls_cert_load(const char *cert_file, const char *key_file,
 	if (r == 0 && key_file) {
 		f.have_key = f.encrypted = false;
 		f.key.len = 0;
-		r = file_scan(key_file, &f, false);
+		r = ferry__file_scan(key_file, &f, false);
 		if (r < 0 && r != -ENOMEM) {
 			snprintf(why, whylen, "client key %s: %s", key_file,
 				 strerror(-r));
@@ -347,9 +351,9 @@ int ferry__tls_cert_load(const char *cert_file, const char *key_file,
 				    : "no private key in it: give the key file too");
 		goto out;
 	}
-	r = key_decode(c, &f.key, why, whylen);
+	r = ferry__key_decode(c, &f.key, why, whylen);
 	if (r == 0)
-		r = key_matches(c, why, whylen);
+		r = ferry__key_matches(c, why, whylen);
 out:
 	free(f.key.p);
 	if (r < 0) {
@@ -383,7 +387,8 @@ void ferry__tls_cert_free(struct ferry__tls_cert *c)
 
 #define AUTH(pctx) ((struct ferry__tls_auth *)(void *)(pctx))
 
-static void auth_start_name_list(const br_ssl_client_certificate_class **pctx)
+static void
+ferry__auth_start_name_list(const br_ssl_client_certificate_class **pctx)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -392,8 +397,8 @@ static void auth_start_name_list(const br_ssl_client_certificate_class **pctx)
 		(*a->inner)->start_name_list(a->inner);
 }
 
-static void auth_start_name(const br_ssl_client_certificate_class **pctx,
-			    size_t len)
+static void ferry__auth_start_name(const br_ssl_client_certificate_class **pctx,
+				   size_t len)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -401,8 +406,9 @@ static void auth_start_name(const br_ssl_client_certificate_class **pctx,
 		(*a->inner)->start_name(a->inner, len);
 }
 
-static void auth_append_name(const br_ssl_client_certificate_class **pctx,
-			     const unsigned char *data, size_t len)
+static void
+ferry__auth_append_name(const br_ssl_client_certificate_class **pctx,
+			const unsigned char *data, size_t len)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -410,7 +416,7 @@ static void auth_append_name(const br_ssl_client_certificate_class **pctx,
 		(*a->inner)->append_name(a->inner, data, len);
 }
 
-static void auth_end_name(const br_ssl_client_certificate_class **pctx)
+static void ferry__auth_end_name(const br_ssl_client_certificate_class **pctx)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -418,7 +424,8 @@ static void auth_end_name(const br_ssl_client_certificate_class **pctx)
 		(*a->inner)->end_name(a->inner);
 }
 
-static void auth_end_name_list(const br_ssl_client_certificate_class **pctx)
+static void
+ferry__auth_end_name_list(const br_ssl_client_certificate_class **pctx)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -426,9 +433,10 @@ static void auth_end_name_list(const br_ssl_client_certificate_class **pctx)
 		(*a->inner)->end_name_list(a->inner);
 }
 
-static void auth_choose(const br_ssl_client_certificate_class **pctx,
-			const br_ssl_client_context *cc, uint32_t auth_types,
-			br_ssl_client_certificate *choices)
+static void ferry__auth_choose(const br_ssl_client_certificate_class **pctx,
+			       const br_ssl_client_context *cc,
+			       uint32_t auth_types,
+			       br_ssl_client_certificate *choices)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -438,17 +446,18 @@ static void auth_choose(const br_ssl_client_certificate_class **pctx,
 		memset(choices, 0, sizeof(*choices));	/* no certificate */
 }
 
-static uint32_t auth_do_keyx(const br_ssl_client_certificate_class **pctx,
-			     unsigned char *data, size_t *len)
+static uint32_t
+ferry__auth_do_keyx(const br_ssl_client_certificate_class **pctx,
+		    unsigned char *data, size_t *len)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
 	return a->inner ? (*a->inner)->do_keyx(a->inner, data, len) : 0;
 }
 
-static size_t auth_do_sign(const br_ssl_client_certificate_class **pctx,
-			   int hash_id, size_t hv_len, unsigned char *data,
-			   size_t len)
+static size_t ferry__auth_do_sign(const br_ssl_client_certificate_class **pctx,
+				  int hash_id, size_t hv_len,
+				  unsigned char *data, size_t len)
 {
 	struct ferry__tls_auth *a = AUTH(pctx);
 
@@ -459,14 +468,14 @@ static size_t auth_do_sign(const br_ssl_client_certificate_class **pctx,
 
 static const br_ssl_client_certificate_class auth_vtable = {
 	sizeof(struct ferry__tls_auth),
-	auth_start_name_list,
-	auth_start_name,
-	auth_append_name,
-	auth_end_name,
-	auth_end_name_list,
-	auth_choose,
-	auth_do_keyx,
-	auth_do_sign,
+	ferry__auth_start_name_list,
+	ferry__auth_start_name,
+	ferry__auth_append_name,
+	ferry__auth_end_name,
+	ferry__auth_end_name_list,
+	ferry__auth_choose,
+	ferry__auth_do_keyx,
+	ferry__auth_do_sign,
 };
 
 void ferry__tls_auth_setup(struct ferry__tls_auth *a,

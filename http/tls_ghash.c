@@ -18,7 +18,7 @@
  * as the call has blocks (a TLS record is up to 1024 blocks; the calls
  * for its 13-byte header and its length block need one power, H itself).
  * Where the CPU has VPCLMULQDQ the same runs on 256-bit vectors, two
- * blocks per instruction and 16 blocks per reduction (ghash_vclmul).
+ * blocks per instruction and 16 blocks per reduction (ferry__ghash_vclmul).
  *
  * Bit order. GCM reads a block as a polynomial whose x^0 coefficient is
  * the most significant bit of byte 0 and x^127 the least significant bit
@@ -41,7 +41,7 @@
  * quadword a0, add a0 * (1 + z^121 + z^126 + z^127 + z^128) (z^j: bit j),
  * whose middle part is clmul(a0, 0xC200000000000000) shifted up 64 bits;
  * then the same for the (new) second quadword. What is left in bits
- * 128..255 is D mod P, reflected. See reduce().
+ * 128..255 is D mod P, reflected. See ferry__reduce().
  *
  * All of it is constant-time: PCLMULQDQ, shuffles and XORs, no
  * data-dependent branch or table index (the reflection's carry of the
@@ -80,7 +80,7 @@ struct ghash_acc {
 	__m128i lo, hi, mid;
 };
 
-TARGET static inline __m128i bswap128(__m128i x)
+TARGET static inline __m128i ferry__bswap128(__m128i x)
 {
 	const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
 					 11, 12, 13, 14, 15);
@@ -88,21 +88,22 @@ TARGET static inline __m128i bswap128(__m128i x)
 	return _mm_shuffle_epi8(x, rev);
 }
 
-TARGET static inline __m128i swap64(__m128i x)
+TARGET static inline __m128i ferry__swap64(__m128i x)
 {
 	return _mm_shuffle_epi32(x, 0x4e);
 }
 
-TARGET static inline __m128i load_block(const unsigned char *p)
+TARGET static inline __m128i ferry__load_block(const unsigned char *p)
 {
-	return bswap128(_mm_loadu_si128((const __m128i *)(const void *)p));
+	return ferry__bswap128(
+		_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
 /* acc (+)= x * h, h with its Karatsuba word hk (h0 ^ h1 in the low half). */
-TARGET static inline void acc_add(struct ghash_acc *a, __m128i x, __m128i h,
-				  __m128i hk)
+TARGET static inline void ferry__acc_add(struct ghash_acc *a, __m128i x,
+					 __m128i h, __m128i hk)
 {
-	__m128i xk = _mm_xor_si128(x, swap64(x));
+	__m128i xk = _mm_xor_si128(x, ferry__swap64(x));
 
 	a->lo = _mm_xor_si128(a->lo, _mm_clmulepi64_si128(x, h, 0x00));
 	a->hi = _mm_xor_si128(a->hi, _mm_clmulepi64_si128(x, h, 0x11));
@@ -110,7 +111,7 @@ TARGET static inline void acc_add(struct ghash_acc *a, __m128i x, __m128i h,
 }
 
 /* D mod P for the 256-bit reflected sum in @a (see the top comment). */
-TARGET static inline __m128i reduce(const struct ghash_acc *a)
+TARGET static inline __m128i ferry__reduce(const struct ghash_acc *a)
 {
 	const __m128i c = _mm_set_epi64x(0, (long long)0xc200000000000000ULL);
 	__m128i mid = _mm_xor_si128(a->mid, _mm_xor_si128(a->lo, a->hi));
@@ -118,23 +119,24 @@ TARGET static inline __m128i reduce(const struct ghash_acc *a)
 	__m128i d1 = _mm_xor_si128(a->hi, _mm_srli_si128(mid, 8));
 	/* Fold quadword 0: it cancels; v.lo is the new quadword 1, v.hi
 	 * goes to quadword 2. */
-	__m128i v = _mm_xor_si128(swap64(d0), _mm_clmulepi64_si128(d0, c, 0x00));
+	__m128i v = _mm_xor_si128(ferry__swap64(d0),
+				  _mm_clmulepi64_si128(d0, c, 0x00));
 
 	/* Fold quadword 1 into quadwords 2 and 3. */
-	return _mm_xor_si128(_mm_xor_si128(d1, swap64(v)),
+	return _mm_xor_si128(_mm_xor_si128(d1, ferry__swap64(v)),
 			     _mm_clmulepi64_si128(v, c, 0x00));
 }
 
-TARGET static inline __m128i karatsuba_word(__m128i h)
+TARGET static inline __m128i ferry__karatsuba_word(__m128i h)
 {
-	return _mm_xor_si128(h, swap64(h));
+	return _mm_xor_si128(h, ferry__swap64(h));
 }
 
 /* H x^-1, reflected, from the 16 bytes BearSSL keeps (GCM's order). */
-TARGET static __m128i key_first(const void *h)
+TARGET static __m128i ferry__key_first(const void *h)
 {
 	const __m128i xinv = _mm_set_epi64x((long long)0xc200000000000000ULL, 1);
-	__m128i x = load_block(h);
+	__m128i x = ferry__load_block(h);
 	/* Left shift by one across the two quadwords. */
 	__m128i sh = _mm_or_si128(_mm_slli_epi64(x, 1),
 				  _mm_slli_si128(_mm_srli_epi64(x, 63), 8));
@@ -147,53 +149,55 @@ TARGET static __m128i key_first(const void *h)
 /* The first @n powers (1 <= n <= GHASH_VAGG), by doubling: H^(i+1) =
  * H^(i+1-m) H^m with m the largest power of two <= i, so the products of
  * each round are independent and the chain is four deep, not fifteen. */
-TARGET static void key_init(struct ghash_key *key, const void *h, size_t n)
+TARGET static void ferry__key_init(struct ghash_key *key, const void *h,
+				   size_t n)
 {
-	key->h[0] = key_first(h);
-	key->k[0] = karatsuba_word(key->h[0]);
+	key->h[0] = ferry__key_first(h);
+	key->k[0] = ferry__karatsuba_word(key->h[0]);
 	for (size_t m = 1; m < n; m *= 2)
 		for (size_t i = m; i < n && i < 2 * m; i++) {
 			struct ghash_acc a = { _mm_setzero_si128(),
 					       _mm_setzero_si128(),
 					       _mm_setzero_si128() };
 
-			acc_add(&a, key->h[i - m], key->h[m - 1],
-				key->k[m - 1]);
-			key->h[i] = reduce(&a);
-			key->k[i] = karatsuba_word(key->h[i]);
+			ferry__acc_add(&a, key->h[i - m], key->h[m - 1],
+				       key->k[m - 1]);
+			key->h[i] = ferry__reduce(&a);
+			key->k[i] = ferry__karatsuba_word(key->h[i]);
 		}
 }
 
 /* y for @n whole blocks at @p (n <= GHASH_AGG): block i times H^(n-i). */
 TARGET static inline __attribute__((always_inline)) __m128i
-ghash_blocks(__m128i y, const struct ghash_key *key, const unsigned char *p,
-	     size_t n)
+ferry__ghash_blocks(__m128i y, const struct ghash_key *key,
+		    const unsigned char *p, size_t n)
 {
 	struct ghash_acc a = { _mm_setzero_si128(), _mm_setzero_si128(),
 			       _mm_setzero_si128() };
 
-	acc_add(&a, _mm_xor_si128(y, load_block(p)), key->h[n - 1],
-		key->k[n - 1]);
+	ferry__acc_add(&a, _mm_xor_si128(y, ferry__load_block(p)),
+		       key->h[n - 1], key->k[n - 1]);
 #pragma GCC unroll 8
 	for (size_t i = 1; i < n; i++)
-		acc_add(&a, load_block(p + 16 * i), key->h[n - 1 - i],
-			key->k[n - 1 - i]);
-	return reduce(&a);
+		ferry__acc_add(&a, ferry__load_block(p + 16 * i),
+			       key->h[n - 1 - i], key->k[n - 1 - i]);
+	return ferry__reduce(&a);
 }
 
 /* The last @len bytes (0 < len < 16 * GHASH_AGG), zero-padded to whole
  * blocks: one more sum. */
-TARGET static __m128i ghash_tail(__m128i acc, const struct ghash_key *key,
-				 const unsigned char *p, size_t len)
+TARGET static __m128i ferry__ghash_tail(__m128i acc,
+					const struct ghash_key *key,
+					const unsigned char *p, size_t len)
 {
 	unsigned char tail[16 * GHASH_AGG] = { 0 };
 
 	memcpy(tail, p, len);
-	return ghash_blocks(acc, key, tail, (len + 15) / 16);
+	return ferry__ghash_blocks(acc, key, tail, (len + 15) / 16);
 }
 
-TARGET static void ghash_clmul(void *y, const void *h, const void *data,
-			       size_t len)
+TARGET static void ferry__ghash_clmul(void *y, const void *h, const void *data,
+				      size_t len)
 {
 	const unsigned char *p = data;
 	size_t nblocks = (len + 15) / 16;
@@ -202,13 +206,13 @@ TARGET static void ghash_clmul(void *y, const void *h, const void *data,
 
 	if (len == 0)
 		return;
-	key_init(&key, h, nblocks < GHASH_AGG ? nblocks : GHASH_AGG);
-	acc = load_block(y);
+	ferry__key_init(&key, h, nblocks < GHASH_AGG ? nblocks : GHASH_AGG);
+	acc = ferry__load_block(y);
 	for (; len >= 16 * GHASH_AGG; p += 16 * GHASH_AGG, len -= 16 * GHASH_AGG)
-		acc = ghash_blocks(acc, &key, p, GHASH_AGG);
+		acc = ferry__ghash_blocks(acc, &key, p, GHASH_AGG);
 	if (len > 0)
-		acc = ghash_tail(acc, &key, p, len);
-	_mm_storeu_si128((__m128i *)y, bswap128(acc));
+		acc = ferry__ghash_tail(acc, &key, p, len);
+	_mm_storeu_si128((__m128i *)y, ferry__bswap128(acc));
 }
 
 /*
@@ -231,7 +235,7 @@ struct ghash_vacc {
 	__m256i lo, hi, mid;
 };
 
-TARGET_V static inline __m256i load_2blocks(const unsigned char *p)
+TARGET_V static inline __m256i ferry__load_2blocks(const unsigned char *p)
 {
 	const __m256i rev = _mm256_set_epi8(
 		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
@@ -241,8 +245,8 @@ TARGET_V static inline __m256i load_2blocks(const unsigned char *p)
 		_mm256_loadu_si256((const __m256i *)(const void *)p), rev);
 }
 
-TARGET_V static inline void vacc_add(struct ghash_vacc *a, __m256i x,
-				     __m256i h, __m256i hk)
+TARGET_V static inline void ferry__vacc_add(struct ghash_vacc *a, __m256i x,
+					    __m256i h, __m256i hk)
 {
 	__m256i xk = _mm256_xor_si256(x, _mm256_shuffle_epi32(x, 0x4e));
 
@@ -252,15 +256,15 @@ TARGET_V static inline void vacc_add(struct ghash_vacc *a, __m256i x,
 				  _mm256_clmulepi64_epi128(xk, hk, 0x00));
 }
 
-TARGET_V static inline __m128i fold_lanes(__m256i v)
+TARGET_V static inline __m128i ferry__fold_lanes(__m256i v)
 {
 	return _mm_xor_si128(_mm256_castsi256_si128(v),
 			     _mm256_extracti128_si256(v, 1));
 }
 
 /* Pair the powers: vector j holds H^(n-2j) low, H^(n-1-2j) high. */
-TARGET_V static void vkey_init(struct ghash_vkey *vk,
-			       const struct ghash_key *key)
+TARGET_V static void ferry__vkey_init(struct ghash_vkey *vk,
+				      const struct ghash_key *key)
 {
 	for (size_t j = 0; j < GHASH_VAGG / 2; j++) {
 		vk->h[j] = _mm256_set_m128i(key->h[GHASH_VAGG - 2 - 2 * j],
@@ -270,27 +274,29 @@ TARGET_V static void vkey_init(struct ghash_vkey *vk,
 	}
 }
 
-TARGET_V static inline __m128i vghash_step(__m128i y,
-					   const struct ghash_vkey *vk,
-					   const unsigned char *p)
+TARGET_V static inline __m128i ferry__vghash_step(__m128i y,
+						  const struct ghash_vkey *vk,
+						  const unsigned char *p)
 {
 	struct ghash_vacc a = { _mm256_setzero_si256(), _mm256_setzero_si256(),
 				_mm256_setzero_si256() };
 	struct ghash_acc r;
 	__m256i y2 = _mm256_inserti128_si256(_mm256_setzero_si256(), y, 0);
 
-	vacc_add(&a, _mm256_xor_si256(y2, load_2blocks(p)), vk->h[0], vk->k[0]);
+	ferry__vacc_add(&a, _mm256_xor_si256(y2, ferry__load_2blocks(p)),
+			vk->h[0], vk->k[0]);
 #pragma GCC unroll 8
 	for (size_t j = 1; j < GHASH_VAGG / 2; j++)
-		vacc_add(&a, load_2blocks(p + 32 * j), vk->h[j], vk->k[j]);
-	r.lo = fold_lanes(a.lo);
-	r.hi = fold_lanes(a.hi);
-	r.mid = fold_lanes(a.mid);
-	return reduce(&r);
+		ferry__vacc_add(&a, ferry__load_2blocks(p + 32 * j), vk->h[j],
+				vk->k[j]);
+	r.lo = ferry__fold_lanes(a.lo);
+	r.hi = ferry__fold_lanes(a.hi);
+	r.mid = ferry__fold_lanes(a.mid);
+	return ferry__reduce(&r);
 }
 
-TARGET_V static void ghash_vclmul(void *y, const void *h, const void *data,
-				  size_t len)
+TARGET_V static void ferry__ghash_vclmul(void *y, const void *h,
+					 const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	struct ghash_vkey vk;
@@ -298,32 +304,32 @@ TARGET_V static void ghash_vclmul(void *y, const void *h, const void *data,
 	__m128i acc;
 
 	if (len < 16 * GHASH_VAGG) {
-		ghash_clmul(y, h, data, len);
+		ferry__ghash_clmul(y, h, data, len);
 		return;
 	}
-	key_init(&key, h, GHASH_VAGG);
-	vkey_init(&vk, &key);
-	acc = load_block(y);
+	ferry__key_init(&key, h, GHASH_VAGG);
+	ferry__vkey_init(&vk, &key);
+	acc = ferry__load_block(y);
 	for (; len >= 16 * GHASH_VAGG; p += 16 * GHASH_VAGG, len -= 16 * GHASH_VAGG)
-		acc = vghash_step(acc, &vk, p);
+		acc = ferry__vghash_step(acc, &vk, p);
 	/* Under 16 blocks left: the 128-bit path, 8 and then the rest. */
 	if (len >= 16 * GHASH_AGG) {
-		acc = ghash_blocks(acc, &key, p, GHASH_AGG);
+		acc = ferry__ghash_blocks(acc, &key, p, GHASH_AGG);
 		p += 16 * GHASH_AGG;
 		len -= 16 * GHASH_AGG;
 	}
 	if (len > 0)
-		acc = ghash_tail(acc, &key, p, len);
-	_mm_storeu_si128((__m128i *)y, bswap128(acc));
+		acc = ferry__ghash_tail(acc, &key, p, len);
+	_mm_storeu_si128((__m128i *)y, ferry__bswap128(acc));
 }
 
-static int vclmul_supported(void)
+static int ferry__vclmul_supported(void)
 {
 	return __builtin_cpu_supports("vpclmulqdq") &&
 	       __builtin_cpu_supports("avx2");
 }
 
-static int clmul_supported(void)
+static int ferry__clmul_supported(void)
 {
 	return __builtin_cpu_supports("pclmul") &&
 	       __builtin_cpu_supports("sse2") &&
@@ -335,8 +341,9 @@ static int clmul_supported(void)
 br_ghash ferry__tls_ghash_clmul_get(void)
 {
 #ifdef GHASH_CLMUL
-	if (clmul_supported())
-		return vclmul_supported() ? ghash_vclmul : ghash_clmul;
+	if (ferry__clmul_supported())
+		return ferry__vclmul_supported() ? ferry__ghash_vclmul
+						 : ferry__ghash_clmul;
 #endif
 	return NULL;
 }
@@ -344,8 +351,8 @@ br_ghash ferry__tls_ghash_clmul_get(void)
 br_ghash ferry__tls_ghash_clmul128_get(void)
 {
 #ifdef GHASH_CLMUL
-	if (clmul_supported())
-		return ghash_clmul;
+	if (ferry__clmul_supported())
+		return ferry__ghash_clmul;
 #endif
 	return NULL;
 }

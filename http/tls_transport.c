@@ -10,7 +10,7 @@
  * and reported sent once its records are out.
  *
  * Moved here from conn.c (its "TLS transport" section): the record pump
- * (tls_kick, tls_drain, tls_feed, tls_input, tls_progress) is the same
+ * (ferry__tls_kick, ferry__tls_drain, ferry__tlst_feed, tls_input, ferry__tls_progress) is the same
  * code, reporting upward instead of touching the connection.
  */
 #include <errno.h>
@@ -48,15 +48,15 @@ struct tlst {
 	uint64_t hs_deadline;		/* ns; handshake must end by then */
 };
 
-static void tls_progress(struct tlst *x);
+static void ferry__tls_progress(struct tlst *x);
 
-static struct ferry_loop *tls_loop(const struct tlst *x)
+static struct ferry_loop *ferry__tls_loop(const struct tlst *x)
 {
 	return x->t.client->loop;
 }
 
 /* Report a failure up, naming the hop when it is not the origin. */
-static void tls_error(struct tlst *x, int err, const char *why)
+static void ferry__tls_error(struct tlst *x, int err, const char *why)
 {
 	char buf[FERRY_HTTP_DETAIL_MAX];
 
@@ -82,16 +82,16 @@ static void tls_error(struct tlst *x, int err, const char *why)
 /* An engine failure: certificate problems keep their code; anything else
  * is a handshake failure before the handshake ended, a protocol error
  * after. */
-static void tls_fail(struct tlst *x, int st, const char *why)
+static void ferry__tls_fail(struct tlst *x, int st, const char *why)
 {
 	if (st == FERRY_ETLS_HANDSHAKE && x->ready)
 		st = FERRY_EPROTO;
-	tls_error(x, st, why);
+	ferry__tls_error(x, st, why);
 }
 
 /* Send the engine's records, if it has some and the layer below is
  * free. */
-static void tls_kick(struct tlst *x)
+static void ferry__tls_kick(struct tlst *x)
 {
 	size_t len;
 	int err;
@@ -107,14 +107,14 @@ static void tls_kick(struct tlst *x)
 		char why[64];
 
 		snprintf(why, sizeof(why), "send: %s", ferry_strerrorname(err));
-		tls_error(x, err, why);
+		ferry__tls_error(x, err, why);
 		return;
 	}
 	x->tls_sending = true;
 }
 
 /* Plaintext out of the engine, up in spills. */
-static void tls_drain(struct tlst *x)
+static void ferry__tls_drain(struct tlst *x)
 {
 	const void *p;
 	size_t len;
@@ -135,7 +135,8 @@ static void tls_drain(struct tlst *x)
 }
 
 /* Feed as much of data as the engine takes; returns what it took. */
-static size_t tls_feed(struct tlst *x, const unsigned char *data, size_t len)
+static size_t ferry__tlst_feed(struct tlst *x, const unsigned char *data,
+			       size_t len)
 {
 	size_t done = 0;
 
@@ -144,35 +145,35 @@ static size_t tls_feed(struct tlst *x, const unsigned char *data, size_t len)
 
 		if (!n) {
 			/* It may take more once its plaintext is out. */
-			tls_drain(x);
+			ferry__tls_drain(x);
 			n = ferry__tls_feed(x->tls, data + done, len - done);
 			if (!n)
 				break;
 		}
 		done += n;
 	}
-	tls_drain(x);
+	ferry__tls_drain(x);
 	return done;
 }
 
-static void tls_feed_pend(struct tlst *x)
+static void ferry__tls_feed_pend(struct tlst *x)
 {
 	size_t n;
 
 	if (!x->tls_pend_len)
 		return;
-	n = tls_feed(x, x->tls_pend, x->tls_pend_len);
+	n = ferry__tlst_feed(x, x->tls_pend, x->tls_pend_len);
 	x->tls_pend_len -= n;
 	memmove(x->tls_pend, x->tls_pend + n, x->tls_pend_len);
 }
 
 /* Ciphertext received; what the engine cannot take yet waits. */
-static void tls_input_bytes(struct tlst *x, const void *data, size_t len)
+static void ferry__tls_input_bytes(struct tlst *x, const void *data, size_t len)
 {
 	size_t n = 0;
 
 	if (!x->tls_pend_len)
-		n = tls_feed(x, data, len);
+		n = ferry__tlst_feed(x, data, len);
 	if (n == len || x->closing)
 		return;
 	if (x->tls_pend_len + len - n > x->tls_pend_cap) {
@@ -189,11 +190,11 @@ static void tls_input_bytes(struct tlst *x, const void *data, size_t len)
 	}
 	memcpy(x->tls_pend + x->tls_pend_len, (const char *)data + n, len - n);
 	x->tls_pend_len += len - n;
-	tls_feed_pend(x);
+	ferry__tls_feed_pend(x);
 }
 
 /* The input ended: say whether the stream's end was authenticated. */
-static void tls_end(struct tlst *x)
+static void ferry__tls_end(struct tlst *x)
 {
 	int err;
 
@@ -212,12 +213,12 @@ static void tls_end(struct tlst *x)
 }
 
 /* The handshake is over: ready for application data. */
-static void tls_handshake_done(struct tlst *x)
+static void ferry__tls_handshake_done(struct tlst *x)
 {
 	x->ready = true;
 	x->t.clock->t_tls_done = ferry_time_now();
 	ferry__tls_session_save(x->tls);
-	ferry_timer_stop(tls_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tls_loop(x), &x->timer);
 	x->t.up->ready(x->t.up_ctx);
 }
 
@@ -226,48 +227,49 @@ static void tls_handshake_done(struct tlst *x)
  * its plaintext up, send its records, notice failure, a clean close or
  * the end of the handshake.
  */
-static void tls_progress(struct tlst *x)
+static void ferry__tls_progress(struct tlst *x)
 {
 	char why[FERRY_HTTP_DETAIL_MAX];
 	int st;
 
-	tls_feed_pend(x);
-	tls_drain(x);
+	ferry__tls_feed_pend(x);
+	ferry__tls_drain(x);
 	if (x->closing)
 		return;
 	st = ferry__tls_status(x->tls, why, sizeof(why));
 	if (st < 0) {
-		tls_fail(x, st, why);
+		ferry__tls_fail(x, st, why);
 		return;
 	}
 	if (st == 1)
 		x->tls_closed = true;	/* nothing more can come */
-	tls_kick(x);
+	ferry__tls_kick(x);
 	if (x->closing)
 		return;
 	if (x->ready) {
 		if (x->tls_closed || x->lower_eof || x->lower_err)
-			tls_end(x);
+			ferry__tls_end(x);
 		return;
 	}
 	if (!ferry__tls_ready(x->tls)) {
 		if (x->lower_err) {
 			snprintf(why, sizeof(why), "TLS handshake: recv: %s",
 				 ferry_strerrorname(x->lower_err));
-			tls_error(x, FERRY_ETLS_HANDSHAKE, why);
+			ferry__tls_error(x, FERRY_ETLS_HANDSHAKE, why);
 		} else if (x->lower_eof || x->tls_closed) {
-			tls_error(x, FERRY_ETLS_HANDSHAKE,
-				  "TLS handshake: the server closed the connection");
+			ferry__tls_error(
+				x, FERRY_ETLS_HANDSHAKE,
+				"TLS handshake: the server closed the connection");
 		}
 		return;
 	}
-	tls_handshake_done(x);
+	ferry__tls_handshake_done(x);
 }
 
 /* ------------------------------------------------------------------ */
 /* What the layer below reports                                          */
 
-static void tls_lower_ready(void *ctx)
+static void ferry__tls_lower_ready(void *ctx)
 {
 	struct tlst *x = ctx;
 	const struct ferry_http_client *c = x->t.client;
@@ -279,22 +281,23 @@ static void tls_lower_ready(void *ctx)
 				 x->t.clock->connect_timeout_ms * FERRY__MS;
 		ferry_timer_start(c->loop, &x->timer, x->hs_deadline);
 	}
-	tls_progress(x);
+	ferry__tls_progress(x);
 }
 
-static void tls_lower_input(void *ctx, struct ferry__input *in)
+static void ferry__tls_lower_input(void *ctx, struct ferry__input *in)
 {
 	struct tlst *x = ctx;
 
 	/* Ciphertext: into the engine, and the buffer goes straight back. */
 	if (!x->closing && !x->ended)
-		tls_input_bytes(x, ferry__input_data(x->t.client, in), in->len);
+		ferry__tls_input_bytes(x, ferry__input_data(x->t.client, in),
+				       in->len);
 	ferry__input_unref(x->t.client, in);
 	if (!x->closing)
-		tls_progress(x);
+		ferry__tls_progress(x);
 }
 
-static void tls_lower_end(void *ctx, int err)
+static void ferry__tls_lower_end(void *ctx, int err)
 {
 	struct tlst *x = ctx;
 
@@ -303,11 +306,11 @@ static void tls_lower_end(void *ctx, int err)
 	else if (!x->lower_err)
 		x->lower_err = err;
 	if (!x->closing)
-		tls_progress(x);
+		ferry__tls_progress(x);
 }
 
 /* A record send completed. */
-static void tls_lower_sent(void *ctx, size_t n)
+static void ferry__tls_lower_sent(void *ctx, size_t n)
 {
 	struct tlst *x = ctx;
 	size_t len;
@@ -319,14 +322,14 @@ static void tls_lower_sent(void *ctx, size_t n)
 		x->lower->cls->close(x->lower);
 		return;
 	}
-	tls_progress(x);
+	ferry__tls_progress(x);
 	if (x->closing || !x->up_sending || ferry__tls_out(x->tls, &len))
 		return;
 	x->up_sending = false;
 	x->t.up->sent(x->t.up_ctx, x->up_taken);
 }
 
-static void tls_lower_error(void *ctx, int err, const char *why)
+static void ferry__tls_lower_error(void *ctx, int err, const char *why)
 {
 	struct tlst *x = ctx;
 
@@ -338,7 +341,7 @@ static void tls_lower_error(void *ctx, int err, const char *why)
 	x->t.up->error(x->t.up_ctx, err, why);
 }
 
-static void tls_lower_closed(void *ctx)
+static void ferry__tls_lower_closed(void *ctx)
 {
 	struct tlst *x = ctx;
 
@@ -346,15 +349,15 @@ static void tls_lower_closed(void *ctx)
 }
 
 static const struct ferry__transport_up tls_lower_up = {
-	.ready = tls_lower_ready,
-	.input = tls_lower_input,
-	.input_end = tls_lower_end,
-	.sent = tls_lower_sent,
-	.error = tls_lower_error,
-	.closed = tls_lower_closed,
+	.ready = ferry__tls_lower_ready,
+	.input = ferry__tls_lower_input,
+	.input_end = ferry__tls_lower_end,
+	.sent = ferry__tls_lower_sent,
+	.error = ferry__tls_lower_error,
+	.closed = ferry__tls_lower_closed,
 };
 
-static void tls_timer_fn(struct ferry_timer *tm)
+static void ferry__tls_timer_fn(struct ferry_timer *tm)
 {
 	struct tlst *x = ferry__container_of(tm, struct tlst, timer);
 	char why[80];
@@ -362,18 +365,18 @@ static void tls_timer_fn(struct ferry_timer *tm)
 	if (x->ready || x->closing)
 		return;
 	if (ferry_time_now() < x->hs_deadline) {
-		ferry_timer_start(tls_loop(x), tm, x->hs_deadline);
+		ferry_timer_start(ferry__tls_loop(x), tm, x->hs_deadline);
 		return;
 	}
 	snprintf(why, sizeof(why), "TLS handshake not done within %u ms",
 		 x->t.clock->connect_timeout_ms);
-	tls_error(x, FERRY_ECONNECT_TIMEOUT, why);
+	ferry__tls_error(x, FERRY_ECONNECT_TIMEOUT, why);
 }
 
 /* ------------------------------------------------------------------ */
 /* The class                                                             */
 
-static int tls_start(struct ferry__transport *t)
+static int ferry__tls_start(struct ferry__transport *t)
 {
 	struct tlst *x = (struct tlst *)t;
 
@@ -384,8 +387,8 @@ static int tls_start(struct ferry__transport *t)
  * Plaintext from above into the engine (as much as its buffer takes),
  * the record closed and sent; sent() once it is out.
  */
-static int tls_send(struct ferry__transport *t, const struct iovec *iov,
-		    unsigned n, unsigned flags)
+static int ferry__tls_send(struct ferry__transport *t, const struct iovec *iov,
+			   unsigned n, unsigned flags)
 {
 	struct tlst *x = (struct tlst *)t;
 	size_t taken = 0, len;
@@ -406,17 +409,17 @@ static int tls_send(struct ferry__transport *t, const struct iovec *iov,
 		int st = ferry__tls_status(x->tls, why, sizeof(why));
 
 		/* Reported from here on as an error, as conn.c did. */
-		tls_error(x, st < 0 ? st : FERRY_EPROTO,
-			  st < 0 ? why : "TLS: engine refuses data");
+		ferry__tls_error(x, st < 0 ? st : FERRY_EPROTO,
+				 st < 0 ? why : "TLS: engine refuses data");
 		return 0;
 	}
 	x->up_sending = true;
 	x->up_taken = taken;
-	tls_kick(x);
+	ferry__tls_kick(x);
 	return 0;
 }
 
-static int tls_read(struct ferry__transport *t, bool on)
+static int ferry__tlst_read(struct ferry__transport *t, bool on)
 {
 	struct tlst *x = (struct tlst *)t;
 
@@ -431,7 +434,7 @@ static int tls_read(struct ferry__transport *t, bool on)
  * (FERRY__SEND_LAST), so a socket that cannot take the 31 bytes at once
  * closes without them. Returns true if the send is on its way.
  */
-static bool tls_say_goodbye(struct tlst *x)
+static bool ferry__tls_say_goodbye(struct tlst *x)
 {
 	size_t len;
 
@@ -449,14 +452,14 @@ static bool tls_say_goodbye(struct tlst *x)
 	return true;
 }
 
-static void tls_close(struct ferry__transport *t)
+static void ferry__tlst_close(struct ferry__transport *t)
 {
 	struct tlst *x = (struct tlst *)t;
 
 	if (x->closing)
 		return;
-	ferry_timer_stop(tls_loop(x), &x->timer);
-	if (!x->tls_bye && tls_say_goodbye(x)) {
+	ferry_timer_stop(ferry__tls_loop(x), &x->timer);
+	if (!x->tls_bye && ferry__tls_say_goodbye(x)) {
 		x->closing = true;
 		return;	/* the lower closes when the record is out */
 	}
@@ -464,11 +467,11 @@ static void tls_close(struct ferry__transport *t)
 	x->lower->cls->close(x->lower);
 }
 
-static void tls_free(struct ferry__transport *t)
+static void ferry__tlst_free(struct ferry__transport *t)
 {
 	struct tlst *x = (struct tlst *)t;
 
-	ferry_timer_stop(tls_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tls_loop(x), &x->timer);
 	ferry__transport_free(x->lower);
 	ferry__tls_free(x->tls);
 	free(x->tls_pend);
@@ -476,7 +479,12 @@ static void tls_free(struct ferry__transport *t)
 }
 
 static const struct ferry__transport_class tls_class = {
-	"tls", tls_start, tls_send, tls_read, tls_close, tls_free,
+	"tls",
+	ferry__tls_start,
+	ferry__tls_send,
+	ferry__tlst_read,
+	ferry__tlst_close,
+	ferry__tlst_free,
 };
 
 int ferry__tls_transport_new(struct ferry_http_client *c,
@@ -506,7 +514,7 @@ int ferry__tls_transport_new(struct ferry_http_client *c,
 	x->t.clock = clock;
 	x->lower = lower;
 	x->hop = hop;
-	x->timer.fn = tls_timer_fn;
+	x->timer.fn = ferry__tls_timer_fn;
 	ferry__transport_attach(lower, &tls_lower_up, x);
 	*tp = &x->t;
 	return 0;

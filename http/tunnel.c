@@ -42,40 +42,40 @@ struct tunnel {
 	struct ferry_timer timer;	/* the answer's deadline */
 };
 
-static struct ferry_loop *tunnel_loop(const struct tunnel *x)
+static struct ferry_loop *ferry__tunnel_loop(const struct tunnel *x)
 {
 	return x->t.client->loop;
 }
 
-static void tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
+static void ferry__tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
+static void ferry__tunnel_fail(struct tunnel *x, int err, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (x->state == TUNNEL_CLOSING)
 		return;
-	ferry_timer_stop(tunnel_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tunnel_loop(x), &x->timer);
 	va_start(ap, fmt);
 	ferry__transport_verror(&x->t, err, fmt, ap);
 	va_end(ap);
 }
 
 /* Send the rest of the CONNECT request. */
-static void tunnel_send(struct tunnel *x)
+static void ferry__tunnel_send(struct tunnel *x)
 {
 	int err;
 
 	x->iov = (struct iovec){ x->req + x->req_off, x->req_len - x->req_off };
 	err = x->lower->cls->send(x->lower, &x->iov, 1, 0);
 	if (err < 0)
-		tunnel_fail(x, err, "proxy %s: send: %s", x->proxy,
-			    ferry_strerrorname(err));
+		ferry__tunnel_fail(x, err, "proxy %s: send: %s", x->proxy,
+				   ferry_strerrorname(err));
 }
 
 /* The answer's status line: "HTTP/1.x NNN reason". */
-static int tunnel_status(const char *a, size_t len)
+static int ferry__tunnel_status(const char *a, size_t len)
 {
 	if (len < 12 || memcmp(a, "HTTP/1.", 7) != 0 || a[8] != ' ' ||
 	    a[9] < '1' || a[9] > '5' || a[10] < '0' || a[10] > '9' ||
@@ -85,26 +85,30 @@ static int tunnel_status(const char *a, size_t len)
 }
 
 /* The head is whole (@head bytes of ans): open the tunnel or fail. */
-static void tunnel_answered(struct tunnel *x, size_t head)
+static void ferry__tunnel_answered(struct tunnel *x, size_t head)
 {
-	int status = tunnel_status(x->ans, head);
+	int status = ferry__tunnel_status(x->ans, head);
 	size_t rest = x->ans_len - head;
 	const char *eol;
 
-	ferry_timer_stop(tunnel_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tunnel_loop(x), &x->timer);
 	if (status < 0) {
-		tunnel_fail(x, FERRY_EPROXY,
-			    "proxy %s: the answer to CONNECT is not HTTP",
-			    x->proxy);
+		ferry__tunnel_fail(
+			x, FERRY_EPROXY,
+			"proxy %s: the answer to CONNECT is not HTTP",
+			x->proxy);
 		return;
 	}
 	if (status < 200 || status > 299) {
 		eol = memchr(x->ans, '\r', head);
-		tunnel_fail(x, FERRY_EPROXY, "proxy %s: CONNECT answered %.*s%s",
-			    x->proxy, (int)((eol ? eol : x->ans + head) -
-					   (x->ans + 9)), x->ans + 9,
-			    status == 407 ? " (the proxy wants credentials, "
-					    "or refused the ones given)" : "");
+		ferry__tunnel_fail(
+			x, FERRY_EPROXY, "proxy %s: CONNECT answered %.*s%s",
+			x->proxy,
+			(int)((eol ? eol : x->ans + head) - (x->ans + 9)),
+			x->ans + 9,
+			status == 407 ? " (the proxy wants credentials, "
+					"or refused the ones given)"
+				      : "");
 		return;
 	}
 	x->state = TUNNEL_OPEN;
@@ -125,21 +129,23 @@ static void tunnel_answered(struct tunnel *x, size_t head)
 }
 
 /* Bytes of the answer: keep them until the head ends. */
-static void tunnel_answer(struct tunnel *x, const char *data, size_t len)
+static void ferry__tunnel_answer(struct tunnel *x, const char *data, size_t len)
 {
 	size_t max = x->t.client->opts.max_head;
 	size_t from = x->ans_len > 3 ? x->ans_len - 3 : 0;
 	char *end;
 
 	if (x->ans_len + len > max) {
-		tunnel_fail(x, FERRY_EPROXY,
-			    "proxy %s: the answer to CONNECT has no end within %zu bytes",
-			    x->proxy, max);
+		ferry__tunnel_fail(
+			x, FERRY_EPROXY,
+			"proxy %s: the answer to CONNECT has no end within %zu bytes",
+			x->proxy, max);
 		return;
 	}
 	end = ferry__grow(x->ans, &x->ans_cap, x->ans_len + len + 1, 512);
 	if (!end) {
-		tunnel_fail(x, -ENOMEM, "proxy %s: out of memory", x->proxy);
+		ferry__tunnel_fail(x, -ENOMEM, "proxy %s: out of memory",
+				   x->proxy);
 		return;
 	}
 	x->ans = end;
@@ -148,13 +154,13 @@ static void tunnel_answer(struct tunnel *x, const char *data, size_t len)
 	x->ans[x->ans_len] = '\0';
 	end = memmem(x->ans + from, x->ans_len - from, "\r\n\r\n", 4);
 	if (end)
-		tunnel_answered(x, (size_t)(end + 4 - x->ans));
+		ferry__tunnel_answered(x, (size_t)(end + 4 - x->ans));
 }
 
 /* ------------------------------------------------------------------ */
 /* What the layer below reports                                          */
 
-static void tunnel_lower_ready(void *ctx)
+static void ferry__tunnel_lower_ready(void *ctx)
 {
 	struct tunnel *x = ctx;
 	const struct ferry_http_client *c = x->t.client;
@@ -163,10 +169,10 @@ static void tunnel_lower_ready(void *ctx)
 	if (x->t.clock->connect_timeout_ms != FERRY_HTTP_NO_TIMEOUT)
 		ferry_timer_start(c->loop, &x->timer, ferry_time_now() +
 				  x->t.clock->connect_timeout_ms * FERRY__MS);
-	tunnel_send(x);
+	ferry__tunnel_send(x);
 }
 
-static void tunnel_lower_input(void *ctx, struct ferry__input *in)
+static void ferry__tunnel_lower_input(void *ctx, struct ferry__input *in)
 {
 	struct tunnel *x = ctx;
 
@@ -175,7 +181,8 @@ static void tunnel_lower_input(void *ctx, struct ferry__input *in)
 		x->t.up->input(x->t.up_ctx, in);
 		return;
 	case TUNNEL_ASKING:
-		tunnel_answer(x, ferry__input_data(x->t.client, in), in->len);
+		ferry__tunnel_answer(x, ferry__input_data(x->t.client, in),
+				     in->len);
 		break;
 	default:
 		break;
@@ -183,7 +190,7 @@ static void tunnel_lower_input(void *ctx, struct ferry__input *in)
 	ferry__input_unref(x->t.client, in);
 }
 
-static void tunnel_lower_end(void *ctx, int err)
+static void ferry__tunnel_lower_end(void *ctx, int err)
 {
 	struct tunnel *x = ctx;
 
@@ -194,15 +201,18 @@ static void tunnel_lower_end(void *ctx, int err)
 	if (x->state != TUNNEL_ASKING)
 		return;
 	if (err && err != FERRY_ETLS_TRUNCATED)
-		tunnel_fail(x, FERRY_EPROXY, "proxy %s: recv: %s before the answer to CONNECT",
-			    x->proxy, ferry_strerrorname(err));
+		ferry__tunnel_fail(
+			x, FERRY_EPROXY,
+			"proxy %s: recv: %s before the answer to CONNECT",
+			x->proxy, ferry_strerrorname(err));
 	else
-		tunnel_fail(x, FERRY_EPROXY,
-			    "proxy %s: closed the connection before answering CONNECT",
-			    x->proxy);
+		ferry__tunnel_fail(
+			x, FERRY_EPROXY,
+			"proxy %s: closed the connection before answering CONNECT",
+			x->proxy);
 }
 
-static void tunnel_lower_sent(void *ctx, size_t n)
+static void ferry__tunnel_lower_sent(void *ctx, size_t n)
 {
 	struct tunnel *x = ctx;
 
@@ -211,24 +221,24 @@ static void tunnel_lower_sent(void *ctx, size_t n)
 		 * first): never the layer above's. */
 		x->req_off += n;
 		if (x->req_off < x->req_len && x->state == TUNNEL_ASKING)
-			tunnel_send(x);
+			ferry__tunnel_send(x);
 		return;
 	}
 	if (x->state == TUNNEL_OPEN)
 		x->t.up->sent(x->t.up_ctx, n);
 }
 
-static void tunnel_lower_error(void *ctx, int err, const char *why)
+static void ferry__tunnel_lower_error(void *ctx, int err, const char *why)
 {
 	struct tunnel *x = ctx;
 
 	if (x->state == TUNNEL_CLOSING)
 		return;
-	ferry_timer_stop(tunnel_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tunnel_loop(x), &x->timer);
 	x->t.up->error(x->t.up_ctx, err, why);
 }
 
-static void tunnel_lower_closed(void *ctx)
+static void ferry__tunnel_lower_closed(void *ctx)
 {
 	struct tunnel *x = ctx;
 
@@ -236,36 +246,38 @@ static void tunnel_lower_closed(void *ctx)
 }
 
 static const struct ferry__transport_up tunnel_lower_up = {
-	.ready = tunnel_lower_ready,
-	.input = tunnel_lower_input,
-	.input_end = tunnel_lower_end,
-	.sent = tunnel_lower_sent,
-	.error = tunnel_lower_error,
-	.closed = tunnel_lower_closed,
+	.ready = ferry__tunnel_lower_ready,
+	.input = ferry__tunnel_lower_input,
+	.input_end = ferry__tunnel_lower_end,
+	.sent = ferry__tunnel_lower_sent,
+	.error = ferry__tunnel_lower_error,
+	.closed = ferry__tunnel_lower_closed,
 };
 
-static void tunnel_timer_fn(struct ferry_timer *tm)
+static void ferry__tunnel_timer_fn(struct ferry_timer *tm)
 {
 	struct tunnel *x = ferry__container_of(tm, struct tunnel, timer);
 
 	if (x->state == TUNNEL_ASKING)
-		tunnel_fail(x, FERRY_ECONNECT_TIMEOUT,
-			    "proxy %s: no answer to CONNECT within %u ms",
-			    x->proxy, x->t.clock->connect_timeout_ms);
+		ferry__tunnel_fail(
+			x, FERRY_ECONNECT_TIMEOUT,
+			"proxy %s: no answer to CONNECT within %u ms", x->proxy,
+			x->t.clock->connect_timeout_ms);
 }
 
 /* ------------------------------------------------------------------ */
 /* The class                                                             */
 
-static int tunnel_start(struct ferry__transport *t)
+static int ferry__tunnel_start(struct ferry__transport *t)
 {
 	struct tunnel *x = (struct tunnel *)t;
 
 	return x->lower->cls->start(x->lower);
 }
 
-static int tunnel_send_up(struct ferry__transport *t, const struct iovec *iov,
-			  unsigned n, unsigned flags)
+static int ferry__tunnel_send_up(struct ferry__transport *t,
+				 const struct iovec *iov, unsigned n,
+				 unsigned flags)
 {
 	struct tunnel *x = (struct tunnel *)t;
 
@@ -274,7 +286,7 @@ static int tunnel_send_up(struct ferry__transport *t, const struct iovec *iov,
 	return x->lower->cls->send(x->lower, iov, n, flags);
 }
 
-static int tunnel_read(struct ferry__transport *t, bool on)
+static int ferry__tunnel_read(struct ferry__transport *t, bool on)
 {
 	struct tunnel *x = (struct tunnel *)t;
 
@@ -285,22 +297,22 @@ static int tunnel_read(struct ferry__transport *t, bool on)
 	return x->lower->cls->read(x->lower, on);
 }
 
-static void tunnel_close(struct ferry__transport *t)
+static void ferry__tunnel_close(struct ferry__transport *t)
 {
 	struct tunnel *x = (struct tunnel *)t;
 
 	if (x->state == TUNNEL_CLOSING)
 		return;
 	x->state = TUNNEL_CLOSING;
-	ferry_timer_stop(tunnel_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tunnel_loop(x), &x->timer);
 	x->lower->cls->close(x->lower);
 }
 
-static void tunnel_free(struct ferry__transport *t)
+static void ferry__tunnel_free(struct ferry__transport *t)
 {
 	struct tunnel *x = (struct tunnel *)t;
 
-	ferry_timer_stop(tunnel_loop(x), &x->timer);
+	ferry_timer_stop(ferry__tunnel_loop(x), &x->timer);
 	ferry__transport_free(x->lower);
 	free(x->req);
 	free(x->ans);
@@ -309,8 +321,8 @@ static void tunnel_free(struct ferry__transport *t)
 }
 
 static const struct ferry__transport_class tunnel_class = {
-	"tunnel", tunnel_start, tunnel_send_up, tunnel_read, tunnel_close,
-	tunnel_free,
+	"tunnel",	    ferry__tunnel_start, ferry__tunnel_send_up,
+	ferry__tunnel_read, ferry__tunnel_close, ferry__tunnel_free,
 };
 
 int ferry__tunnel_new(struct ferry_http_client *c,
@@ -347,7 +359,7 @@ int ferry__tunnel_new(struct ferry_http_client *c,
 	x->t.client = c;
 	x->t.clock = clock;
 	x->lower = lower;
-	x->timer.fn = tunnel_timer_fn;
+	x->timer.fn = ferry__tunnel_timer_fn;
 	ferry__transport_attach(lower, &tunnel_lower_up, x);
 	*tp = &x->t;
 	return 0;

@@ -20,10 +20,10 @@
 #define HOST_LABEL_MAX 63
 #define HOST_MAX 253
 
-static int url_fail(char *why, size_t whylen, const char *fmt, ...)
+static int ferry__url_fail(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int url_fail(char *why, size_t whylen, const char *fmt, ...)
+static int ferry__url_fail(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -33,22 +33,23 @@ static int url_fail(char *why, size_t whylen, const char *fmt, ...)
 	return FERRY_EURL;
 }
 
-static bool is_alpha(char c)
+static bool ferry__is_alpha(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static bool is_digit(char c)
+static bool ferry__is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
 
-static bool is_hex(char c)
+static bool ferry__is_hex(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	return ferry__is_digit(c) || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
 }
 
-static char to_lower(char c)
+static char ferry__to_lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
@@ -58,23 +59,25 @@ static char to_lower(char c)
  * request line we build from it, a NUL would cut it, a space would end
  * it. Name the first offender so the user knows what to fix.
  */
-static int check_bytes(const char *s, size_t len, char *why, size_t whylen)
+static int ferry__check_bytes(const char *s, size_t len, char *why,
+			      size_t whylen)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '\r' || c == '\n')
-			return url_fail(why, whylen, "CR/LF in URL");
+			return ferry__url_fail(why, whylen, "CR/LF in URL");
 		if (c == 0)
-			return url_fail(why, whylen, "NUL in URL");
+			return ferry__url_fail(why, whylen, "NUL in URL");
 		if (c == ' ')
-			return url_fail(why, whylen, "space in URL");
+			return ferry__url_fail(why, whylen, "space in URL");
 		if (c < 0x20 || c == 0x7f)
-			return url_fail(why, whylen,
-					"control character in URL");
+			return ferry__url_fail(why, whylen,
+					       "control character in URL");
 		if (c >= 0x80)
-			return url_fail(why, whylen,
-					"non-ASCII byte in URL (percent-encode it)");
+			return ferry__url_fail(
+				why, whylen,
+				"non-ASCII byte in URL (percent-encode it)");
 	}
 	return 0;
 }
@@ -84,26 +87,26 @@ static int check_bytes(const char *s, size_t len, char *why, size_t whylen)
  * Returns the scheme's length (the ':' is at that offset), or 0 when s
  * does not start with one (a relative reference).
  */
-static size_t scheme_len(const char *s, size_t len)
+static size_t ferry__scheme_len(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || !is_alpha(s[0]))
+	if (len == 0 || !ferry__is_alpha(s[0]))
 		return 0;
 	for (i = 1; i < len; i++) {
 		char c = s[i];
 
 		if (c == ':')
 			return i;
-		if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' &&
-		    c != '.')
+		if (!ferry__is_alpha(c) && !ferry__is_digit(c) && c != '+' &&
+		    c != '-' && c != '.')
 			return 0;
 	}
 	return 0;
 }
 
 /* Offset of the first of the bytes in set, or len. */
-static size_t span_until(const char *s, size_t len, const char *set)
+static size_t ferry__span_until(const char *s, size_t len, const char *set)
 {
 	size_t i;
 
@@ -113,26 +116,26 @@ static size_t span_until(const char *s, size_t len, const char *set)
 	return i;
 }
 
-static int parse_port(const char *s, size_t len, uint16_t *port,
-		      char *why, size_t whylen)
+static int ferry__parse_port(const char *s, size_t len, uint16_t *port,
+			     char *why, size_t whylen)
 {
 	unsigned long v = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		if (!is_digit(s[i]))
-			return url_fail(why, whylen, "bad port");
+		if (!ferry__is_digit(s[i]))
+			return ferry__url_fail(why, whylen, "bad port");
 		v = v * 10 + (unsigned long)(s[i] - '0');
 		if (v > 65535)
-			return url_fail(why, whylen, "bad port");
+			return ferry__url_fail(why, whylen, "bad port");
 	}
 	if (v == 0)
-		return url_fail(why, whylen, "bad port");
+		return ferry__url_fail(why, whylen, "bad port");
 	*port = (uint16_t)v;
 	return 0;
 }
 
 /* A strict dotted quad: four decimal parts 0..255, no leading zeros. */
-static bool is_strict_ipv4(const char *s, size_t len)
+static bool ferry__is_strict_ipv4(const char *s, size_t len)
 {
 	size_t i = 0;
 
@@ -145,7 +148,7 @@ static bool is_strict_ipv4(const char *s, size_t len)
 				return false;
 			start = ++i;
 		}
-		while (i < len && is_digit(s[i]) && i - start < 4)
+		while (i < len && ferry__is_digit(s[i]) && i - start < 4)
 			v = v * 10 + (unsigned)(s[i++] - '0');
 		if (i == start || i - start > 3 || v > 255)
 			return false;
@@ -159,7 +162,7 @@ static bool is_strict_ipv4(const char *s, size_t len)
  * The WHATWG URL rule, for the same reason: a host whose last label is a
  * number (decimal, or 0x hex) is an IPv4 address or nothing.
  */
-static bool ends_in_number(const char *s, size_t len)
+static bool ferry__ends_in_number(const char *s, size_t len)
 {
 	size_t start;
 	bool digits = true;
@@ -172,21 +175,22 @@ static bool ends_in_number(const char *s, size_t len)
 	if (start == len)
 		return false;
 	for (size_t i = start; i < len; i++)
-		if (!is_digit(s[i]))
+		if (!ferry__is_digit(s[i]))
 			digits = false;
 	if (digits)
 		return true;
-	if (len - start >= 2 && s[start] == '0' && to_lower(s[start + 1]) == 'x') {
+	if (len - start >= 2 && s[start] == '0' &&
+	    ferry__to_lower(s[start + 1]) == 'x') {
 		for (size_t i = start + 2; i < len; i++)
-			if (!is_hex(s[i]))
+			if (!ferry__is_hex(s[i]))
 				return false;
 		return true;
 	}
 	return false;
 }
 
-static int check_host_name(const char *s, size_t len, char *why,
-			   size_t whylen)
+static int ferry__check_host_name(const char *s, size_t len, char *why,
+				  size_t whylen)
 {
 	size_t label = 0;
 	size_t name_len = len;
@@ -194,41 +198,44 @@ static int check_host_name(const char *s, size_t len, char *why,
 	if (len && s[len - 1] == '.')
 		name_len--;	/* one root dot allowed: "example.com." */
 	if (name_len == 0)
-		return url_fail(why, whylen, "missing host");
+		return ferry__url_fail(why, whylen, "missing host");
 	if (name_len > HOST_MAX)
-		return url_fail(why, whylen, "host name too long");
+		return ferry__url_fail(why, whylen, "host name too long");
 	for (size_t i = 0; i < name_len; i++) {
 		char c = s[i];
 
 		if (c == '.') {
 			if (label == 0)
-				return url_fail(why, whylen,
-						"empty label in host");
+				return ferry__url_fail(why, whylen,
+						       "empty label in host");
 			label = 0;
 			continue;
 		}
-		if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_')
-			return url_fail(why, whylen,
-					"invalid character in host");
+		if (!ferry__is_alpha(c) && !ferry__is_digit(c) && c != '-' &&
+		    c != '_')
+			return ferry__url_fail(why, whylen,
+					       "invalid character in host");
 		if (++label > HOST_LABEL_MAX)
-			return url_fail(why, whylen,
-					"host label longer than 63 bytes");
+			return ferry__url_fail(
+				why, whylen, "host label longer than 63 bytes");
 	}
 	if (label == 0)
-		return url_fail(why, whylen, "empty label in host");
+		return ferry__url_fail(why, whylen, "empty label in host");
 	return 0;
 }
 
 /* Path and query keep their escapes, but each must be '%' HEX HEX. */
-static int check_escapes(const char *s, size_t len, const char *part,
-			 char *why, size_t whylen)
+static int ferry__check_escapes(const char *s, size_t len, const char *part,
+				char *why, size_t whylen)
 {
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] != '%')
 			continue;
-		if (i + 2 >= len || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
-			return url_fail(why, whylen,
-					"bad percent-encoding in %s", part);
+		if (i + 2 >= len || !ferry__is_hex(s[i + 1]) ||
+		    !ferry__is_hex(s[i + 2]))
+			return ferry__url_fail(why, whylen,
+					       "bad percent-encoding in %s",
+					       part);
 	}
 	return 0;
 }
@@ -246,41 +253,44 @@ struct url_parts {
 	size_t target_len;
 };
 
-static int parse_scheme(struct url_parts *p, const char *s, size_t len,
-			size_t *pos, char *why, size_t whylen)
+static int ferry__parse_scheme(struct url_parts *p, const char *s, size_t len,
+			       size_t *pos, char *why, size_t whylen)
 {
-	size_t n = scheme_len(s, len);
+	size_t n = ferry__scheme_len(s, len);
 
 	if (n == 0)
-		return url_fail(why, whylen,
-				"missing scheme (expected http:// or https://)");
+		return ferry__url_fail(
+			why, whylen,
+			"missing scheme (expected http:// or https://)");
 	if (n == 4 && strncasecmp(s, "http", 4) == 0)
 		p->scheme = FERRY_URL_HTTP;
 	else if (n == 5 && strncasecmp(s, "https", 5) == 0)
 		p->scheme = FERRY_URL_HTTPS;
 	else
-		return url_fail(why, whylen, "unsupported scheme '%.*s'",
-				(int)(n > 16 ? 16 : n), s);
+		return ferry__url_fail(why, whylen, "unsupported scheme '%.*s'",
+				       (int)(n > 16 ? 16 : n), s);
 	if (len - n < 3 || s[n + 1] != '/' || s[n + 2] != '/')
-		return url_fail(why, whylen, "missing '//' after scheme");
+		return ferry__url_fail(why, whylen,
+				       "missing '//' after scheme");
 	*pos = n + 3;
 	return 0;
 }
 
-static int parse_ipv6(struct url_parts *p, const char *s, size_t len,
-		      char *why, size_t whylen)
+static int ferry__parse_ipv6(struct url_parts *p, const char *s, size_t len,
+			     char *why, size_t whylen)
 {
 	char tmp[INET6_ADDRSTRLEN];
 	struct in6_addr a;
 
 	if (memchr(s, '%', len))
-		return url_fail(why, whylen, "IPv6 zone id not supported");
+		return ferry__url_fail(why, whylen,
+				       "IPv6 zone id not supported");
 	if (len == 0 || len >= sizeof(tmp))
-		return url_fail(why, whylen, "invalid IPv6 address");
+		return ferry__url_fail(why, whylen, "invalid IPv6 address");
 	memcpy(tmp, s, len);
 	tmp[len] = 0;
 	if (inet_pton(AF_INET6, tmp, &a) != 1)
-		return url_fail(why, whylen, "invalid IPv6 address");
+		return ferry__url_fail(why, whylen, "invalid IPv6 address");
 	inet_ntop(AF_INET6, &a, p->v6, sizeof(p->v6));
 	p->host = p->v6;
 	p->host_len = strlen(p->v6);
@@ -289,30 +299,32 @@ static int parse_ipv6(struct url_parts *p, const char *s, size_t len,
 }
 
 /* authority = host [ ":" port ], userinfo refused (see url.h). */
-static int parse_authority(struct url_parts *p, const char *s, size_t len,
-			   char *why, size_t whylen)
+static int ferry__parse_authority(struct url_parts *p, const char *s,
+				  size_t len, char *why, size_t whylen)
 {
 	const char *port = NULL;
 	size_t port_len = 0;
 	int err;
 
 	if (memchr(s, '@', len))
-		return url_fail(why, whylen,
-				"userinfo (user@) in URL not supported");
+		return ferry__url_fail(why, whylen,
+				       "userinfo (user@) in URL not supported");
 	if (len && s[0] == '[') {
 		const char *end = memchr(s, ']', len);
 		size_t after;
 
 		if (!end)
-			return url_fail(why, whylen,
-					"unterminated IPv6 literal");
-		err = parse_ipv6(p, s + 1, (size_t)(end - s - 1), why, whylen);
+			return ferry__url_fail(why, whylen,
+					       "unterminated IPv6 literal");
+		err = ferry__parse_ipv6(p, s + 1, (size_t)(end - s - 1), why,
+					whylen);
 		if (err)
 			return err;
 		after = (size_t)(end - s) + 1;
 		if (after < len && s[after] != ':')
-			return url_fail(why, whylen,
-					"invalid character after IPv6 literal");
+			return ferry__url_fail(
+				why, whylen,
+				"invalid character after IPv6 literal");
 		if (after < len) {
 			port = s + after + 1;
 			port_len = len - after - 1;
@@ -326,14 +338,14 @@ static int parse_authority(struct url_parts *p, const char *s, size_t len,
 			port_len = len - host_len - 1;
 		}
 		if (host_len == 0)
-			return url_fail(why, whylen, "missing host");
-		if (ends_in_number(s, host_len)) {
-			if (!is_strict_ipv4(s, host_len))
-				return url_fail(why, whylen,
-						"invalid IPv4 address");
+			return ferry__url_fail(why, whylen, "missing host");
+		if (ferry__ends_in_number(s, host_len)) {
+			if (!ferry__is_strict_ipv4(s, host_len))
+				return ferry__url_fail(why, whylen,
+						       "invalid IPv4 address");
 			p->host_type = FERRY_URL_HOST_IPV4;
 		} else {
-			err = check_host_name(s, host_len, why, whylen);
+			err = ferry__check_host_name(s, host_len, why, whylen);
 			if (err)
 				return err;
 			p->host_type = FERRY_URL_HOST_NAME;
@@ -343,7 +355,7 @@ static int parse_authority(struct url_parts *p, const char *s, size_t len,
 	}
 	p->port = ferry_url_default_port(p->scheme);
 	if (port && port_len) {
-		err = parse_port(port, port_len, &p->port, why, whylen);
+		err = ferry__parse_port(port, port_len, &p->port, why, whylen);
 		if (err)
 			return err;
 		p->port_explicit = true;
@@ -351,34 +363,35 @@ static int parse_authority(struct url_parts *p, const char *s, size_t len,
 	return 0;
 }
 
-static int parse_parts(struct url_parts *p, const char *url, size_t len,
-		       char *why, size_t whylen)
+static int ferry__parse_parts(struct url_parts *p, const char *url, size_t len,
+			      char *why, size_t whylen)
 {
 	size_t pos = 0, auth_len, path_len, query_len;
 	const char *rest;
 	int err;
 
 	if (len > FERRY_URL_MAX)
-		return url_fail(why, whylen, "URL too long");
-	err = check_bytes(url, len, why, whylen);
+		return ferry__url_fail(why, whylen, "URL too long");
+	err = ferry__check_bytes(url, len, why, whylen);
 	if (err)
 		return err;
-	err = parse_scheme(p, url, len, &pos, why, whylen);
+	err = ferry__parse_scheme(p, url, len, &pos, why, whylen);
 	if (err)
 		return err;
-	auth_len = span_until(url + pos, len - pos, "/?#");
-	err = parse_authority(p, url + pos, auth_len, why, whylen);
+	auth_len = ferry__span_until(url + pos, len - pos, "/?#");
+	err = ferry__parse_authority(p, url + pos, auth_len, why, whylen);
 	if (err)
 		return err;
 	rest = url + pos + auth_len;
 	len -= pos + auth_len;
-	len = span_until(rest, len, "#");	/* the fragment is never sent */
-	path_len = span_until(rest, len, "?");
+	len = ferry__span_until(rest, len,
+				"#"); /* the fragment is never sent */
+	path_len = ferry__span_until(rest, len, "?");
 	query_len = len - path_len;
-	err = check_escapes(rest, path_len, "path", why, whylen);
+	err = ferry__check_escapes(rest, path_len, "path", why, whylen);
 	if (!err)
-		err = check_escapes(rest + path_len, query_len, "query", why,
-				    whylen);
+		err = ferry__check_escapes(rest + path_len, query_len, "query",
+					   why, whylen);
 	if (err)
 		return err;
 	p->target = rest;
@@ -386,7 +399,7 @@ static int parse_parts(struct url_parts *p, const char *url, size_t len,
 	return 0;
 }
 
-static int url_build(struct ferry_url *u, const struct url_parts *p)
+static int ferry__url_build(struct ferry_url *u, const struct url_parts *p)
 {
 	bool slash = p->target_len == 0 || p->target[0] != '/';
 	size_t tlen = p->target_len + slash;
@@ -395,7 +408,7 @@ static int url_build(struct ferry_url *u, const struct url_parts *p)
 	if (!mem)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->host_len; i++)
-		mem[i] = to_lower(p->host[i]);
+		mem[i] = ferry__to_lower(p->host[i]);
 	mem[p->host_len] = 0;
 	u->host = mem;
 	u->host_len = p->host_len;
@@ -426,10 +439,10 @@ int ferry_url_parse(struct ferry_url *u, const char *url, size_t len,
 	if (!url)
 		return FERRY_EINVAL;
 	memset(&p, 0, sizeof(p));
-	err = parse_parts(&p, url, len, why, whylen);
+	err = ferry__parse_parts(&p, url, len, why, whylen);
 	if (err)
 		return err;
-	return url_build(u, &p);
+	return ferry__url_build(u, &p);
 }
 
 void ferry_url_free(struct ferry_url *u)
@@ -458,7 +471,7 @@ int ferry_url_copy(struct ferry_url *dst, const struct ferry_url *src)
 	p.host_len = src->host_len;
 	p.target = src->target;
 	p.target_len = src->target_len;
-	return url_build(dst, &p);
+	return ferry__url_build(dst, &p);
 }
 
 const char *ferry_url_scheme_name(enum ferry_url_scheme scheme)
@@ -471,7 +484,7 @@ uint16_t ferry_url_default_port(enum ferry_url_scheme scheme)
 	return scheme == FERRY_URL_HTTPS ? 443 : 80;
 }
 
-static size_t fmt_len(int n)
+static size_t ferry__fmt_len(int n)
 {
 	return n < 0 ? 0 : (size_t)n;
 }
@@ -480,10 +493,9 @@ size_t ferry_url_origin(const struct ferry_url *u, char *buf, size_t len)
 {
 	bool v6 = u->host_type == FERRY_URL_HOST_IPV6;
 
-	return fmt_len(snprintf(buf, len, "%s://%s%s%s:%u",
-				ferry_url_scheme_name(u->scheme),
-				v6 ? "[" : "", u->host, v6 ? "]" : "",
-				(unsigned)u->port));
+	return ferry__fmt_len(snprintf(
+		buf, len, "%s://%s%s%s:%u", ferry_url_scheme_name(u->scheme),
+		v6 ? "[" : "", u->host, v6 ? "]" : "", (unsigned)u->port));
 }
 
 /* Authorities up to this long are built on the stack even when the
@@ -491,7 +503,7 @@ size_t ferry_url_origin(const struct ferry_url *u, char *buf, size_t len)
 #define FERRY__URL_AUTH_SMALL 320
 
 /* The port in decimal, into p (at least 5 bytes); returns its length. */
-static size_t port_digits(char *p, unsigned port)
+static size_t ferry__port_digits(char *p, unsigned port)
 {
 	char tmp[5];
 	size_t n = 0, i = 0;
@@ -506,13 +518,13 @@ static size_t port_digits(char *p, unsigned port)
 }
 
 /* The authority's length, without writing it. */
-static size_t authority_len(const struct ferry_url *u)
+static size_t ferry__authority_len(const struct ferry_url *u)
 {
 	char port[5];
 	size_t n = u->host_len + (u->host_type == FERRY_URL_HOST_IPV6 ? 2 : 0);
 
 	if (u->port != ferry_url_default_port(u->scheme))
-		n += 1 + port_digits(port, u->port);
+		n += 1 + ferry__port_digits(port, u->port);
 	return n;
 }
 
@@ -525,7 +537,7 @@ static size_t authority_len(const struct ferry_url *u)
 size_t ferry_url_authority(const struct ferry_url *u, char *buf, size_t len)
 {
 	bool v6 = u->host_type == FERRY_URL_HOST_IPV6;
-	size_t n = authority_len(u), w = 0;
+	size_t n = ferry__authority_len(u), w = 0;
 	char tmp[FERRY__URL_AUTH_SMALL];
 
 	if (!buf || len == 0)
@@ -533,10 +545,12 @@ size_t ferry_url_authority(const struct ferry_url *u, char *buf, size_t len)
 	if (n >= len && n >= sizeof(tmp)) {
 		/* Truncated and long: rare enough for snprintf. */
 		if (u->port == ferry_url_default_port(u->scheme))
-			return fmt_len(snprintf(buf, len, "%s%s%s", v6 ? "[" : "",
-						u->host, v6 ? "]" : ""));
-		return fmt_len(snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "",
-					u->host, v6 ? "]" : "", (unsigned)u->port));
+			return ferry__fmt_len(snprintf(buf, len, "%s%s%s",
+						       v6 ? "[" : "", u->host,
+						       v6 ? "]" : ""));
+		return ferry__fmt_len(
+			snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", u->host,
+				 v6 ? "]" : "", (unsigned)u->port));
 	}
 	{
 		char *out = n < len ? buf : tmp;
@@ -549,7 +563,7 @@ size_t ferry_url_authority(const struct ferry_url *u, char *buf, size_t len)
 			out[w++] = ']';
 		if (u->port != ferry_url_default_port(u->scheme)) {
 			out[w++] = ':';
-			w += port_digits(out + w, u->port);
+			w += ferry__port_digits(out + w, u->port);
 		}
 		if (out == tmp) {
 			memcpy(buf, tmp, len - 1);
@@ -563,13 +577,13 @@ size_t ferry_url_authority(const struct ferry_url *u, char *buf, size_t len)
 
 size_t ferry_url_format(const struct ferry_url *u, char *buf, size_t len)
 {
-	size_t n = fmt_len(snprintf(buf, len, "%s://",
-				    ferry_url_scheme_name(u->scheme)));
+	size_t n = ferry__fmt_len(
+		snprintf(buf, len, "%s://", ferry_url_scheme_name(u->scheme)));
 
 	n += ferry_url_authority(u, n < len ? buf + n : NULL,
 				 n < len ? len - n : 0);
-	n += fmt_len(snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0,
-			      "%s", u->target));
+	n += ferry__fmt_len(snprintf(n < len ? buf + n : NULL,
+				     n < len ? len - n : 0, "%s", u->target));
 	return n;
 }
 
@@ -582,11 +596,11 @@ bool ferry_url_same_origin(const struct ferry_url *a,
 }
 
 /*
- * RFC 3986 5.2.4 remove_dot_segments, in place: the output never grows,
+ * RFC 3986 5.2.4 ferry__remove_dot_segments, in place: the output never grows,
  * so it is written over the input it has already consumed. Returns the
  * new length.
  */
-static size_t remove_dot_segments(char *s, size_t len)
+static size_t ferry__remove_dot_segments(char *s, size_t len)
 {
 	size_t in = 0, out = 0;
 
@@ -629,7 +643,7 @@ static size_t remove_dot_segments(char *s, size_t len)
 }
 
 /* Append n bytes to the scratch text being built by resolve. */
-static void put(char *buf, size_t *len, const char *s, size_t n)
+static void ferry__put(char *buf, size_t *len, const char *s, size_t n)
 {
 	memcpy(buf + *len, s, n);
 	*len += n;
@@ -639,13 +653,14 @@ static void put(char *buf, size_t *len, const char *s, size_t n)
  * Lay out "scheme://authority" then the reference's path, then its query;
  * the path's dot segments are removed before the query is appended.
  */
-static void resolve_into(char *buf, size_t cap, size_t *blen,
-			 const struct ferry_url *base, const char *ref,
-			 size_t len)
+static void ferry__resolve_into(char *buf, size_t cap, size_t *blen,
+				const struct ferry_url *base, const char *ref,
+				size_t len)
 {
 	const char *scheme = ferry_url_scheme_name(base->scheme);
-	size_t sl = scheme_len(ref, len);
-	size_t base_path = span_until(base->target, base->target_len, "?");
+	size_t sl = ferry__scheme_len(ref, len);
+	size_t base_path =
+		ferry__span_until(base->target, base->target_len, "?");
 	size_t start, path_len;
 	bool dots = true;
 
@@ -654,23 +669,24 @@ static void resolve_into(char *buf, size_t cap, size_t *blen,
 		size_t a = sl ? sl + 1 : 0;
 
 		if (sl == 0) {
-			put(buf, blen, scheme, strlen(scheme));
-			put(buf, blen, ":", 1);
+			ferry__put(buf, blen, scheme, strlen(scheme));
+			ferry__put(buf, blen, ":", 1);
 		}
 		if (len - a >= 2 && ref[a] == '/' && ref[a + 1] == '/')
-			a += 2 + span_until(ref + a + 2, len - a - 2, "/?");
-		put(buf, blen, ref, a);
+			a += 2 +
+			     ferry__span_until(ref + a + 2, len - a - 2, "/?");
+		ferry__put(buf, blen, ref, a);
 		ref += a;
 		len -= a;
 		start = *blen;
 	} else {
-		*blen = fmt_len(snprintf(buf, cap, "%s://", scheme));
+		*blen = ferry__fmt_len(snprintf(buf, cap, "%s://", scheme));
 		*blen += ferry_url_authority(base, buf + *blen, cap - *blen);
 		start = *blen;
 		if (len == 0 || ref[0] == '?') {
 			/* the base path as it is, with ref's query, or with
 			 * the base's own when ref is empty (RFC 3986 5.2.2) */
-			put(buf, blen, base->target, base_path);
+			ferry__put(buf, blen, base->target, base_path);
 			if (len == 0) {
 				ref = base->target + base_path;
 				len = base->target_len - base_path;
@@ -682,14 +698,15 @@ static void resolve_into(char *buf, size_t cap, size_t *blen,
 
 			while (dir > 0 && base->target[dir - 1] != '/')
 				dir--;
-			put(buf, blen, base->target, dir);
+			ferry__put(buf, blen, base->target, dir);
 		}
 	}
-	path_len = span_until(ref, len, "?");
-	put(buf, blen, ref, path_len);
+	path_len = ferry__span_until(ref, len, "?");
+	ferry__put(buf, blen, ref, path_len);
 	if (dots)
-		*blen = start + remove_dot_segments(buf + start, *blen - start);
-	put(buf, blen, ref + path_len, len - path_len);
+		*blen = start +
+			ferry__remove_dot_segments(buf + start, *blen - start);
+	ferry__put(buf, blen, ref + path_len, len - path_len);
 }
 
 int ferry_url_resolve(struct ferry_url *out, const struct ferry_url *base,
@@ -705,17 +722,17 @@ int ferry_url_resolve(struct ferry_url *out, const struct ferry_url *base,
 	if (!base || !base->host || !base->target || !ref)
 		return FERRY_EINVAL;
 	if (len > FERRY_URL_MAX)
-		return url_fail(why, whylen, "URL too long");
-	err = check_bytes(ref, len, why, whylen);
+		return ferry__url_fail(why, whylen, "URL too long");
+	err = ferry__check_bytes(ref, len, why, whylen);
 	if (err)
 		return err;
-	len = span_until(ref, len, "#");
+	len = ferry__span_until(ref, len, "#");
 	/* scheme, "://", bracketed host, ":port", base path, ref */
 	cap = 16 + base->host_len + 8 + base->target_len + len + 1;
 	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
-	resolve_into(buf, cap, &blen, base, ref, len);
+	ferry__resolve_into(buf, cap, &blen, base, ref, len);
 	err = ferry_url_parse(out, buf, blen, why, whylen);
 	free(buf);
 	return err;
