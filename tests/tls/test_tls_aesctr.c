@@ -13,23 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "tls_aesctr.h"
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static void rng_fill(unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(rng_next() >> 56);
-}
+/* Seeded per test: tests/common/rng.h. */
+static uint64_t rng;
 
 /* Ours (what the engine gets, and the 128-bit one when that is another)
  * and BearSSL's reference; skips when either is missing. */
@@ -61,9 +49,9 @@ static void check_one(const br_block_ctr_class *ours,
 	uint32_t ra, rb;
 
 	cr_assert(a && b);
-	rng_fill(key, sizeof(key));
-	rng_fill(iv, sizeof(iv));
-	rng_fill(a + off, len);
+	fx_rng_fill(&rng, key, sizeof(key));
+	fx_rng_fill(&rng, iv, sizeof(iv));
+	fx_rng_fill(&rng, a + off, len);
 	memcpy(b + off, a + off, len);
 	ref->init(&ka.vtable, key, klen);
 	ours->init(&kb.vtable, key, klen);
@@ -83,12 +71,12 @@ Test(tls_aesctr, every_short_length)
 	const br_block_ctr_class *impls[2], *ref;
 	size_t n = impls_or_skip(impls, &ref);
 
-	rng_state = 11;
+	fx_rng_seed(&rng, 11);
 	for (size_t i = 0; i < n; i++)
 		for (size_t klen = 16; klen <= 32; klen += 8)
 			for (size_t len = 0; len <= 300; len++)
 				check_one(impls[i], ref, klen, len, len % 16,
-					  (uint32_t)rng_next());
+					  (uint32_t)fx_rng_next(&rng));
 }
 
 Test(tls_aesctr, random_lengths_and_wrapping_counters)
@@ -96,16 +84,16 @@ Test(tls_aesctr, random_lengths_and_wrapping_counters)
 	const br_block_ctr_class *impls[2], *ref;
 	size_t n = impls_or_skip(impls, &ref);
 
-	rng_state = 12;
+	fx_rng_seed(&rng, 12);
 	for (size_t i = 0; i < n; i++)
 		for (int round = 0; round < 600; round++) {
-			size_t len = (size_t)(rng_next() % 17001);
-			uint32_t cc = (uint32_t)rng_next();
+			size_t len = (size_t)(fx_rng_next(&rng) % 17001);
+			uint32_t cc = (uint32_t)fx_rng_next(&rng);
 
 			/* A third of the runs cross 2^32. */
 			if (round % 3 == 0)
-				cc = 0xffffffffu - (uint32_t)(rng_next() % 40);
+				cc = 0xffffffffu - (uint32_t)(fx_rng_next(&rng) % 40);
 			check_one(impls[i], ref, 16 + 8 * (size_t)(round % 3),
-				  len, (size_t)(rng_next() % 16), cc);
+				  len, (size_t)(fx_rng_next(&rng) % 16), cc);
 		}
 }

@@ -17,29 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "tls_ghash.h"
 
-/* xorshift64*: deterministic, seeded per test. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 1;
-}
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static void rng_fill(unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(rng_next() >> 56);
-}
+/* Seeded per test: tests/common/rng.h. */
+static uint64_t rng;
 
 /* Ours: what the engine gets, and the 128-bit one when that is another
  * (a CPU with VPCLMULQDQ gets the 256-bit one). Skips the test when the
@@ -92,12 +74,12 @@ Test(tls_ghash, every_short_length_every_alignment)
 {
 	unsigned char h[16], y[16], data[64];
 
-	rng_seed(1);
+	fx_rng_seed(&rng, 1);
 	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 8; round++) {
-		rng_fill(h, 16);
-		rng_fill(y, 16);
-		rng_fill(data, sizeof(data));
+		fx_rng_fill(&rng, h, 16);
+		fx_rng_fill(&rng, y, 16);
+		fx_rng_fill(&rng, data, sizeof(data));
 		for (size_t len = 0; len <= 64; len++)
 			for (size_t off = 0; off < 16; off++)
 				check_one(g, h, y, data, len, off);
@@ -110,22 +92,22 @@ Test(tls_ghash, random_lengths_to_4096)
 	unsigned char h[16], y[16];
 
 	FOR_EACH_IMPL(g) {
-	rng_seed(2);
+	fx_rng_seed(&rng, 2);
 	for (int i = 0; i < 3000; i++) {
-		size_t len = (size_t)(rng_next() % 4097);
-		size_t off = (size_t)(rng_next() % 16);
+		size_t len = (size_t)(fx_rng_next(&rng) % 4097);
+		size_t off = (size_t)(fx_rng_next(&rng) % 16);
 
-		rng_fill(h, 16);
-		rng_fill(y, 16);
-		rng_fill(data, len);
+		fx_rng_fill(&rng, h, 16);
+		fx_rng_fill(&rng, y, 16);
+		fx_rng_fill(&rng, data, len);
 		check_one(g, h, y, data, len, off);
 	}
 	/* Around each multiple of 16 blocks: the strides of both paths. */
 	for (size_t len = 112; len <= 1040; len += 16)
 		for (size_t d = 0; d < 3; d++) {
-			rng_fill(h, 16);
-			rng_fill(y, 16);
-			rng_fill(data, len + 1);
+			fx_rng_fill(&rng, h, 16);
+			fx_rng_fill(&rng, y, 16);
+			fx_rng_fill(&rng, data, len + 1);
 			check_one(g, h, y, data, len - 1 + d, d);
 		}
 	}
@@ -144,7 +126,7 @@ Test(tls_ghash, edge_keys_and_states)
 	vals[3][15] = 0x01;
 	vals[4][0] = 0x01;
 	vals[5][15] = 0x80;
-	rng_seed(3);
+	fx_rng_seed(&rng, 3);
 	FOR_EACH_IMPL(g)
 	for (int hi = 0; hi < 6; hi++)
 		for (int yi = 0; yi < 6; yi++) {
@@ -155,7 +137,7 @@ Test(tls_ghash, edge_keys_and_states)
 				if (yi == 0)
 					memset(data, 0, sizeof(data));
 				else
-					rng_fill(data, sizeof(data));
+					fx_rng_fill(&rng, data, sizeof(data));
 				check_one(g, vals[hi], vals[yi], data,
 					  lens[li], li);
 			}
@@ -166,10 +148,10 @@ Test(tls_ghash, null_data_with_zero_length)
 {
 	unsigned char h[16], y[16], y0[16];
 
-	rng_seed(4);
+	fx_rng_seed(&rng, 4);
 	FOR_EACH_IMPL(g) {
-		rng_fill(h, 16);
-		rng_fill(y0, 16);
+		fx_rng_fill(&rng, h, 16);
+		fx_rng_fill(&rng, y0, 16);
 		memcpy(y, y0, 16);
 		g(y, h, NULL, 0);
 		cr_assert_arr_eq(y, y0, 16, "y changed on an empty input");
@@ -183,20 +165,20 @@ Test(tls_ghash, chained_calls)
 	static unsigned char data[20000];
 	unsigned char h[16], ya[16], yb[16];
 
-	rng_seed(5);
+	fx_rng_seed(&rng, 5);
 	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 200; round++) {
-		size_t total = (size_t)(rng_next() % sizeof(data));
+		size_t total = (size_t)(fx_rng_next(&rng) % sizeof(data));
 		size_t at = 0;
 
-		rng_fill(h, 16);
-		rng_fill(ya, 16);
+		fx_rng_fill(&rng, h, 16);
+		fx_rng_fill(&rng, ya, 16);
 		memcpy(yb, ya, 16);
-		rng_fill(data, total);
+		fx_rng_fill(&rng, data, total);
 		while (at < total) {
-			size_t n = (size_t)(rng_next() % 2100);
+			size_t n = (size_t)(fx_rng_next(&rng) % 2100);
 
-			if (rng_next() % 2)
+			if (fx_rng_next(&rng) % 2)
 				n &= ~(size_t)15;
 			if (n > total - at)
 				n = total - at;
@@ -352,16 +334,16 @@ Test(tls_ghash, gcm_long_record_matches_ctmul64)
 	static unsigned char a[16384 + 17], b[sizeof(a)];
 	unsigned char key[32], iv[12], aad[13], ta[16], tb[16];
 
-	rng_seed(6);
+	fx_rng_seed(&rng, 6);
 	FOR_EACH_IMPL(g)
 	for (int round = 0; round < 20; round++) {
-		size_t len = (size_t)(rng_next() % sizeof(a));
+		size_t len = (size_t)(fx_rng_next(&rng) % sizeof(a));
 		size_t klen = round % 2 ? 32 : 16;
 
-		rng_fill(key, sizeof(key));
-		rng_fill(iv, sizeof(iv));
-		rng_fill(aad, sizeof(aad));
-		rng_fill(a, len);
+		fx_rng_fill(&rng, key, sizeof(key));
+		fx_rng_fill(&rng, iv, sizeof(iv));
+		fx_rng_fill(&rng, aad, sizeof(aad));
+		fx_rng_fill(&rng, a, len);
 		memcpy(b, a, len);
 		gcm_run(br_ghash_ctmul64, key, klen, iv, 12, aad, 13, a, len,
 			1, ta);
