@@ -372,7 +372,8 @@ uint64_t ferry_response_body_received(const struct ferry_response *r);
  * CONNECT tunnel): its host, as in the proxy URL (an IPv6 address without
  * brackets), and its port in *@port (if not NULL); NULL when it went
  * direct, or for NULL. Known from the head on, or once a request that
- * failed is done (for "Failed to connect to <proxy> port <n>").
+ * failed is done (for "Failed to connect to <proxy> port <n>"). The
+ * string is the response's: valid until ferry_response_free().
  */
 const char *ferry_response_proxy(const struct ferry_response *r,
 				 unsigned *port);
