@@ -30,6 +30,7 @@
 
 #include "ferry/http.h"
 #include "tls_aesctr.h"
+#include "tls_ec.h"
 #include "tls_ghash.h"
 
 struct run {
@@ -218,9 +219,9 @@ static int mem(const char *url, const char *ca, unsigned n)
 
 /*
  * What br_ssl_client_init_full() (as http/tls.c calls it) picked on this
- * CPU, with the GHASH and AES-CTR that tls.c installs over it, read back
- * from the engine. Pointers are compared with the
- * candidates BearSSL 0.6 has, so a name is printed only when it is sure.
+ * CPU, with the GHASH, AES-CTR and EC code that tls.c installs over it,
+ * read back from the engine. Pointers are compared with the candidates
+ * BearSSL 0.6 has, so a name is printed only when it is sure.
  */
 static int impl(void)
 {
@@ -235,6 +236,7 @@ static int impl(void)
 	br_ssl_engine_set_ghash(e, ferry__tls_ghash_get());
 	if (ferry__tls_aes_ctr_get())
 		br_ssl_engine_set_aes_ctr(e, ferry__tls_aes_ctr_get());
+	br_ssl_engine_set_ec(e, ferry__tls_ec_get());
 	if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr128_get())
 		ctr = "ferry_aes_ctr8";
 	else if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr_get())
@@ -257,7 +259,9 @@ static int impl(void)
 		ghash = "ghash_ctmul";
 	if (e->igcm_in == &br_sslrec_in_gcm_vtable)
 		gcm = "sslrec_gcm";
-	if (e->iec == &br_ec_all_m31)
+	if (e->iec == ferry__tls_ec_get() && e->iec != &br_ec_all_m31)
+		ec = "ferry_ec64";
+	else if (e->iec == &br_ec_all_m31)
 		ec = "ec_all_m31";
 	else if (e->iec == &br_ec_all_m15)
 		ec = "ec_all_m15";
