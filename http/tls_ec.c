@@ -9,12 +9,14 @@
  * nothing goes negative), which keeps every sum of products under 2^128.
  * The Montgomery ladder is RFC 7748's, with a masked swap; the result
  * is x2 / z2, the inverse by Fermat (z^(p-2), a fixed chain of squarings).
- * BearSSL's conventions are kept byte for byte (ec_c25519_m31.c): the
- * point is 32 bytes little-endian with its top bit ignored (and cleared
- * in the caller's buffer), the scalar is big-endian, at most 32 bytes,
- * left-padded with zeros, then clamped (low 3 bits cleared, bit 255
- * cleared, bit 254 set); mul() returns 1 for any 32-byte point, 0 for
- * another length or a longer scalar; muladd() is not defined (0).
+ * BearSSL 0.6's conventions are kept byte for byte (br_ec_c25519_m31;
+ * older BearSSL sources read the scalar big-endian, 0.6 does not, and
+ * the tests pin it): the point is 32 bytes little-endian with its top
+ * bit ignored (and cleared in the caller's buffer), the scalar is
+ * little-endian as in RFC 7748, at most 32 bytes, zero-extended at the
+ * top, then clamped (bits 0-2 and 255 cleared, bit 254 set); mul()
+ * returns 1 for any 32-byte point, 0 for another length or a longer
+ * scalar; muladd() is not defined (0).
  *
  * P-256 (SEC 1, FIPS 186-4 D.1.2.3). GF(p), p = 2^256 - 2^224 + 2^192 +
  * 2^96 - 1, in four 64-bit limbs in Montgomery form (a R mod p, R =
