@@ -157,17 +157,19 @@ Test(tls_ec, other_curves_passed_on)
 static void x25519_same(const unsigned char *pt, size_t plen,
 			const unsigned char *k, size_t klen)
 {
-	unsigned char a[40], b[40];
+	unsigned char a[48], b[48];
 	uint32_t ra, rb;
 
+	memset(a, 0xa5, sizeof(a));
 	memcpy(a, pt, plen);
-	memcpy(b, pt, plen);
+	memcpy(b, a, sizeof(a));
 	ra = ours()->mul(a, plen, k, klen, BR_EC_curve25519);
 	rb = br_ec_c25519_m31.mul(b, plen, k, klen, BR_EC_curve25519);
 	cr_assert_eq(ra, rb, "return value: point length %zu, scalar "
 		     "length %zu", plen, klen);
-	cr_assert_arr_eq(a, b, plen, "X25519 differs: point length %zu, "
-			 "scalar length %zu", plen, klen);
+	/* The bytes after the point too: nothing written past it. */
+	cr_assert_arr_eq(a, b, sizeof(a), "X25519 differs: point length "
+			 "%zu, scalar length %zu", plen, klen);
 }
 
 Test(tls_ec, x25519_random_points_every_scalar_length)
@@ -208,7 +210,7 @@ Test(tls_ec, x25519_edge_points)
 
 Test(tls_ec, x25519_bad_lengths)
 {
-	unsigned char pt[40], k[40];
+	unsigned char pt[48], k[40];
 
 	fx_rng_seed(&rng, 5);
 	fx_rng_fill(&rng, pt, sizeof(pt));
@@ -316,15 +318,17 @@ Test(tls_ec, x25519_rfc7748_diffie_hellman)
 /* P-256: mul and mulgen                                              */
 
 /* mul() of both on a copy of @pt with @k: same return, same bytes (the
- * bytes only when the point is valid: else they are indeterminate). */
-static void p256_mul_same(const unsigned char *pt, size_t plen,
+ * bytes only when the point is valid: else they are indeterminate).
+ * Returns ours. */
+static uint32_t p256_mul_same(const unsigned char *pt, size_t plen,
 			  const unsigned char *k, size_t klen)
 {
-	unsigned char a[70], b[70];
+	unsigned char a[80], b[80];
 	uint32_t ra, rb;
 
+	memset(a, 0xa5, sizeof(a));
 	memcpy(a, pt, plen);
-	memcpy(b, pt, plen);
+	memcpy(b, a, sizeof(a));
 	ra = ours()->mul(a, plen, k, klen, BR_EC_secp256r1);
 	rb = br_ec_p256_m31.mul(b, plen, k, klen, BR_EC_secp256r1);
 	cr_assert_eq(ra, rb, "mul() returns %u, m31 %u (point length %zu, "
@@ -332,6 +336,13 @@ static void p256_mul_same(const unsigned char *pt, size_t plen,
 	if (ra)
 		cr_assert_arr_eq(a, b, plen, "P-256 mul differs (scalar "
 				 "length %zu)", klen);
+	/* Nothing written past the point, nothing at all for a bad
+	 * length (as m31). */
+	cr_assert_arr_eq(a + plen, b + plen, sizeof(a) - plen,
+			 "written past the point (length %zu)", plen);
+	if (plen != 65)
+		cr_assert_arr_eq(a, pt, plen, "bad length, point changed");
+	return ra;
 }
 
 static void p256_mulgen_same(const unsigned char *k, size_t klen)
@@ -456,45 +467,43 @@ Test(tls_ec, p256_invalid_points)
 	/* Off the curve: Y + 1, X + 1. */
 	memcpy(bad, good, 65);
 	bad[64] ^= 1;
-	p256_mul_same(bad, 65, k, 32);
-	cr_assert_eq(ours()->mul(bad, 65, k, 32, BR_EC_secp256r1), 0);
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
 	memcpy(bad, good, 65);
 	bad[32] ^= 1;
-	p256_mul_same(bad, 65, k, 32);
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
 	/* The encoding of the point at infinity is not accepted either. */
 	memset(bad, 0, 65);
 	bad[0] = 0x04;
-	p256_mul_same(bad, 65, k, 32);
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
 	/* First byte other than 0x04 (compressed, hybrid: refused). */
 	for (size_t i = 0; i < sizeof(first); i++) {
 		memcpy(bad, good, 65);
 		bad[0] = first[i];
-		p256_mul_same(bad, 65, k, 32);
-		cr_assert_eq(ours()->mul(bad, 65, k, 32, BR_EC_secp256r1), 0);
+		cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
 	}
 	/* (0, sqrt(b)) is valid; with X written as p, refused. */
 	bad[0] = 0x04;
 	memset(bad + 1, 0, 32);
 	unhex(bad + 33, P256_X0_Y, 32);
-	p256_mul_same(bad, 65, k, 32);
-	cr_assert_eq(ours()->mul(bad, 65, k, 32, BR_EC_secp256r1), 1);
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 1);
 	memcpy(bad + 1, P256_P, 32);
-	p256_mul_same(bad, 65, k, 32);
-	cr_assert_eq(ours()->mul(bad, 65, k, 32, BR_EC_secp256r1), 0);
-	/* Y not under p. */
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
+	/* Y not under p (off the curve too: a point whose Y is under
+	 * 2^256 - p, so that Y + p fits, is not at hand). */
 	memset(bad + 1, 0, 32);
 	memset(bad + 33, 0xff, 32);
-	p256_mul_same(bad, 65, k, 32);
+	cr_assert_eq(p256_mul_same(bad, 65, k, 32), 0);
 	/* Lengths other than 65. */
 	for (size_t len = 63; len <= 66; len++) {
 		if (len == 65)
 			continue;
 		memcpy(bad, good, len < 65 ? len : 65);
 		bad[65] = 0;
-		p256_mul_same(bad, len, k, 32);
+		cr_assert_eq(p256_mul_same(bad, len, k, 32), 0);
 	}
-	p256_mul_same(good, 0, k, 32);
-	p256_mul_same(good, 1, k, 32);
+	cr_assert_eq(p256_mul_same(good, 0, k, 32), 0);
+	cr_assert_eq(p256_mul_same(good, 1, k, 32), 0);
+	cr_assert_eq(p256_mul_same(good, 65, k, 32), 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,7 +646,7 @@ Test(tls_ec, p256_muladd_infinity_and_zero)
 
 Test(tls_ec, p256_muladd_invalid_points)
 {
-	unsigned char A[65], B[65], bad[65], x[32], y[32], r[65];
+	unsigned char A[65], B[66], bad[65], x[32], y[32], r[65];
 
 	fx_rng_seed(&rng, 14);
 	rand_point(A);
@@ -652,11 +661,20 @@ Test(tls_ec, p256_muladd_invalid_points)
 	bad[64] ^= 1;
 	bad[0] = 0x02;
 	cr_assert_eq(p256_muladd_same(A, bad, x, 32, y, 32, r), 0);
-	memcpy(r, A, 65);
-	cr_assert_eq(ours()->muladd(r, B, 64, x, 32, y, 32,
-				    BR_EC_secp256r1), 0);
-	cr_assert_eq(ours()->muladd(r, NULL, 0, x, 32, y, 32,
-				    BR_EC_secp256r1), 0);
+	/* A bad length: 0, and nothing written (as m31). */
+	for (size_t len = 0; len <= 66; len += 32) {
+		unsigned char big[80], copy[80];
+
+		memset(big, 0xa5, sizeof(big));
+		memcpy(big, A, len < 65 ? len : 65);
+		memcpy(copy, big, sizeof(big));
+		cr_assert_eq(ours()->muladd(big, NULL, len, x, 32, y, 32,
+					    BR_EC_secp256r1), 0);
+		cr_assert_arr_eq(big, copy, sizeof(big), "length %zu", len);
+		cr_assert_eq(ours()->muladd(big, B, len, x, 32, y, 32,
+					    BR_EC_secp256r1), 0);
+		cr_assert_arr_eq(big, copy, sizeof(big), "length %zu", len);
+	}
 }
 
 /* ------------------------------------------------------------------ */
