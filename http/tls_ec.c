@@ -22,20 +22,24 @@
  * 2^96 - 1, in four 64-bit limbs in Montgomery form (a R mod p, R =
  * 2^256), always fully reduced. Since p = -1 mod 2^64, the Montgomery
  * factor -1/p mod 2^64 is 1: each reduction step adds (low limb) * p.
- * Points are Jacobian (X/Z^2, Y/Z^3; Z = 0 is the point at infinity),
- * a = -3 doubling (3M + 5S) and the general addition (12M + 4S), whose
- * exceptional cases (an operand at infinity, equal operands) are handled
- * by masks where they can occur.
+ * (A squaring is a product: a dedicated one, ten limb products instead
+ * of sixteen, came out slower with GCC 12.) Points are Jacobian (X/Z^2,
+ * Y/Z^3; Z = 0 is the point at infinity): a = -3 doubling (3M + 5S),
+ * the general addition (12M + 4S) and the mixed one with an affine
+ * point (8M + 3S), whose exceptional cases (an operand at infinity,
+ * equal operands) are handled by masks where they can occur.
  *
  * Constant time. mul() and mulgen() take secret scalars (the ECDHE key,
- * the ECDSA nonce and key): a 4-bit fixed window, the 16-entry table
- * read whole through masks, the same sequence of operations whatever
- * the scalar's value (only its length in bytes shows, as bearssl_ec.h
- * allows), no branch or index that depends on it or on the point.
- * muladd() is the same code twice (x A, and y B or y G), then a masked
+ * the ECDSA nonce and key). mul(): 4-bit fixed windows over a 16-entry
+ * table of the point's multiples; mulgen(): a fixed comb over a
+ * 15-entry table of the generator's (tls_ec_table.h). Every table is
+ * read whole through masks, the sequence of operations is the same
+ * whatever the scalar's value (only its length in bytes shows, as
+ * bearssl_ec.h allows), and no branch or memory index depends on it or
+ * on the point. muladd() is mul() and mul() or mulgen(), then a masked
  * final addition: bearssl_ec.h asks every multiplication to be constant
  * time, so it is, though BearSSL uses muladd() only to verify ECDSA
- * signatures, on public data.
+ * signatures, on public data (a variable-time one would be faster).
  *
  * As in ec_p256_m31.c: a point must be 65 bytes, 0x04 then X and Y each
  * under p, on the curve (else mul() and muladd() return 0, and still do
