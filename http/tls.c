@@ -9,8 +9,9 @@
  * already verified.
  *
  * Per connection: a br_ssl_client_context (BearSSL's full profile, with
- * the AES-NI/pclmul code when the CPU has it, and our GHASH and AES-CTR
- * from tls_ghash.c and tls_aesctr.c; narrowed by ferry__tls_strict():
+ * the AES-NI/pclmul code when the CPU has it, our GHASH and AES-CTR
+ * from tls_ghash.c and tls_aesctr.c, and our X25519 and P-256 from
+ * tls_ec.c; narrowed by ferry__tls_strict():
  * TLS 1.2, ECDHE with AEAD suites, no SHA-1 or MD5 in the chain, RSA keys
  * of 2048 bits or more, no renegotiation, unless the client relaxes one),
  * its two I/O buffers (see struct ferry__tls), and, during the
@@ -40,6 +41,7 @@
 #include "grow.h"
 #include "tls.h"
 #include "tls_aesctr.h"
+#include "tls_ec.h"
 #include "tls_ghash.h"
 #include "tls_cert.h"
 #include "tls_fuzz.h"
@@ -1192,6 +1194,23 @@ static void ferry__tls_no_fragment_limit(br_ssl_engine_context *eng)
 	eng->log_max_frag_len = 14;
 }
 
+/*
+ * Elliptic curves: BearSSL 0.6 as Debian builds it has only its 32-bit
+ * code (br_ec_all_m31), about 0.5 ms of X25519 and 1 ms of P-256 ECDSA
+ * verification per full handshake; ours is 64-bit (tls_ec.c). The full
+ * profile gave the engine (key exchange, ServerKeyExchange signature)
+ * and the X.509 engine (the chain's ECDSA signatures) the same
+ * implementation; both get ours, each with the ECDSA verifier it had.
+ */
+static void ferry__tls_set_ec(br_ssl_engine_context *eng,
+			      br_x509_minimal_context *xc)
+{
+	const br_ec_impl *ec = ferry__tls_ec_get();
+
+	br_ssl_engine_set_ec(eng, ec);
+	br_x509_minimal_set_ecdsa(xc, ec, br_ssl_engine_get_ecdsa(eng));
+}
+
 int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 		   size_t host_len, bool ip_literal, const char *origin, struct ferry__tls **tp)
 {
@@ -1226,6 +1245,7 @@ int ferry__tls_new(struct ferry__tls_config *cfg, const char *host,
 	br_ssl_engine_set_ghash(eng, cfg->ghash);
 	if (cfg->aes_ctr)
 		br_ssl_engine_set_aes_ctr(eng, cfg->aes_ctr);
+	ferry__tls_set_ec(eng, &w->minimal);
 	ferry__tls_strict(cfg, &t->cc, &w->minimal);
 	w->vtable = &x509_wrap_vtable;
 	w->cfg = cfg;

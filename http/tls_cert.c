@@ -16,6 +16,7 @@
 
 #include "ferry/error.h"
 #include "tls_cert.h"
+#include "tls_ec.h"
 
 struct ferry__tls_cert {
 	br_x509_certificate *chain;	/* leaf first; DER owned */
@@ -251,7 +252,7 @@ static int ferry__key_matches(struct ferry__tls_cert *c, char *why,
 		if (same)
 			return 0;
 	} else {
-		size_t n = br_ec_compute_pub(br_ec_get_default(), NULL, q,
+		size_t n = br_ec_compute_pub(ferry__tls_ec_get(), NULL, q,
 					     &c->sk.ec);
 
 		if (!n) {
@@ -493,7 +494,7 @@ void ferry__tls_auth_setup(struct ferry__tls_auth *a,
 		br_ssl_client_set_single_ec(cc, cert->chain, cert->nchain,
 					    &cert->sk.ec, BR_KEYTYPE_SIGN,
 					    cert->issuer_key_type,
-					    br_ec_get_default(),
+					    ferry__tls_ec_get(),
 					    br_ecdsa_sign_asn1_get_default());
 	if (cert)
 		a->inner = cc->client_auth_vtable;

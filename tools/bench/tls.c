@@ -13,7 +13,11 @@
  *       one GET, then N at once on N keep-alive connections: prints the
  *       heap bytes (mallinfo2) the N-1 new idle connections hold, each;
  *   ferry-bench-tls impl
- *       names the BearSSL implementations a client context gets here.
+ *       names the BearSSL implementations a client context gets here;
+ *   ferry-bench-tls ec N
+ *       CPU microseconds per EC operation of a handshake, ours
+ *       (http/tls_ec.c) and BearSSL's m31: X25519 mul, P-256 mul, mulgen
+ *       and muladd (ECDSA verification), N of each, best of 3 rounds.
  *
  * dl and hs print one line, "requests N errors E bytes B conns C wall W
  * user U sys S full F resumed R cached V" (seconds; this process's own
@@ -25,11 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <bearssl.h>
 
 #include "ferry/http.h"
 #include "tls_aesctr.h"
+#include "tls_ec.h"
 #include "tls_ghash.h"
 
 struct run {
@@ -48,7 +54,8 @@ static void usage(void)
 	fprintf(stderr, "usage: ferry-bench-tls dl URL CAFILE\n"
 			"       ferry-bench-tls hs URL CAFILE N [nocache]\n"
 			"       ferry-bench-tls mem URL CAFILE N\n"
-			"       ferry-bench-tls impl\n");
+			"       ferry-bench-tls impl\n"
+			"       ferry-bench-tls ec N\n");
 	exit(2);
 }
 
@@ -218,9 +225,9 @@ static int mem(const char *url, const char *ca, unsigned n)
 
 /*
  * What br_ssl_client_init_full() (as http/tls.c calls it) picked on this
- * CPU, with the GHASH and AES-CTR that tls.c installs over it, read back
- * from the engine. Pointers are compared with the
- * candidates BearSSL 0.6 has, so a name is printed only when it is sure.
+ * CPU, with the GHASH, AES-CTR and EC code that tls.c installs over it,
+ * read back from the engine. Pointers are compared with the candidates
+ * BearSSL 0.6 has, so a name is printed only when it is sure.
  */
 static int impl(void)
 {
@@ -235,6 +242,7 @@ static int impl(void)
 	br_ssl_engine_set_ghash(e, ferry__tls_ghash_get());
 	if (ferry__tls_aes_ctr_get())
 		br_ssl_engine_set_aes_ctr(e, ferry__tls_aes_ctr_get());
+	br_ssl_engine_set_ec(e, ferry__tls_ec_get());
 	if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr128_get())
 		ctr = "ferry_aes_ctr8";
 	else if (e->iaes_ctr && e->iaes_ctr == ferry__tls_aes_ctr_get())
@@ -257,7 +265,9 @@ static int impl(void)
 		ghash = "ghash_ctmul";
 	if (e->igcm_in == &br_sslrec_in_gcm_vtable)
 		gcm = "sslrec_gcm";
-	if (e->iec == &br_ec_all_m31)
+	if (e->iec == ferry__tls_ec_get() && e->iec != &br_ec_all_m31)
+		ec = "ferry_ec64";
+	else if (e->iec == &br_ec_all_m31)
 		ec = "ec_all_m31";
 	else if (e->iec == &br_ec_all_m15)
 		ec = "ec_all_m15";
@@ -283,10 +293,81 @@ static int impl(void)
 	return 0;
 }
 
+/* CPU seconds of this process. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Microseconds per call of EC operation @op (0 X25519 mul, 1 P-256 mul,
+ * 2 mulgen, 3 muladd with the generator) of @ec, @n calls; the inputs
+ * are fixed (the operations are constant-time). */
+static double ec_op_us(const br_ec_impl *ec, int op, unsigned n)
+{
+	static const unsigned char k[32] = {
+		0x3a, 0x9c, 0x51, 0x07, 0xe2, 0x48, 0xbb, 0x16, 0x90, 0x2d, 0x7f,
+		0x64, 0xc3, 0x0e, 0x85, 0x5b, 0x71, 0xaa, 0x29, 0xd4, 0x0f, 0x93,
+		0x6e, 0x38, 0xc7, 0x12, 0x5d, 0xe9, 0x84, 0x21, 0xb6, 0x4f,
+	};
+	unsigned char pt[65], q[65];
+	size_t len;
+	double t0;
+
+	ec->mulgen(q, k, 32, BR_EC_secp256r1);
+	t0 = cpu_now();
+	for (unsigned i = 0; i < n; i++) {
+		switch (op) {
+		case 0:
+			memcpy(pt, ec->generator(BR_EC_curve25519, &len), 32);
+			ec->mul(pt, 32, k, 32, BR_EC_curve25519);
+			break;
+		case 1:
+			memcpy(pt, q, 65);
+			ec->mul(pt, 65, k, 32, BR_EC_secp256r1);
+			break;
+		case 2:
+			ec->mulgen(pt, k, 32, BR_EC_secp256r1);
+			break;
+		default:
+			memcpy(pt, q, 65);
+			ec->muladd(pt, NULL, 65, k, 32, k + 1, 31,
+				   BR_EC_secp256r1);
+		}
+	}
+	return (cpu_now() - t0) * 1e6 / n;
+}
+
+static int ec_ops(unsigned n)
+{
+	static const char *names[] = { "x25519_mul", "p256_mul", "p256_mulgen",
+				       "p256_muladd" };
+	const br_ec_impl *impls[2] = { ferry__tls_ec_get(), &br_ec_all_m31 };
+
+	for (int op = 0; op < 4; op++) {
+		double best[2] = { 1e30, 1e30 };
+
+		for (int round = 0; round < 3; round++)
+			for (int i = 0; i < 2; i++) {
+				double us = ec_op_us(impls[i], op, n);
+
+				best[i] = us < best[i] ? us : best[i];
+			}
+		printf("%s%s ferry=%.1f m31=%.1f", op ? " " : "", names[op],
+		       best[0], best[1]);
+	}
+	printf(" (us/op)\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "impl") == 0)
 		return impl();
+	if (argc == 3 && strcmp(argv[1], "ec") == 0 && atoi(argv[2]) > 0)
+		return ec_ops((unsigned)atoi(argv[2]));
 	if (argc == 4 && strcmp(argv[1], "dl") == 0)
 		return run(argv[2], argv[3], 1, false, true);
 	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "nocache") == 0)) &&

@@ -20,7 +20,9 @@
 #   (c) the same against the first nginx (shared session cache): resumed
 #       handshakes (BearSSL 0.6 resumes by session ID, not tickets);
 #   (d) memory: heap bytes per idle TLS connection, measured by ferry
-#       over 100 keep-alive connections (mallinfo2).
+#       over 100 keep-alive connections (mallinfo2);
+#   (e) CPU per EC operation of a handshake (X25519, P-256 mul, mulgen,
+#       muladd), ferry's http/tls_ec.c and BearSSL's m31 (not in RESULT).
 #
 # ferry's client has a verify cache (a leaf certificate verified before
 # for the same name skips the chain check: see tls_verify_cache in
@@ -93,6 +95,7 @@ bench_log "nginx: resumption on port $RESUME_PORT, off on $FULL_PORT" \
 	"and on $RSA_PORT (RSA);" \
 	"$ROUNDS rounds, big file $BIG bytes, $HS handshakes"
 bench_log "BearSSL: $("$BENCH" impl)"
+EC_OPS=$("$BENCH" ec "$(bench_reps 200 50)")
 
 declare -A RATE CPU
 
@@ -193,6 +196,7 @@ echo
 echo "HTTPS to nginx (1 worker), TLS 1.2 $CIPHER, P-256 cert;" \
 	"rsa: $RSA_CIPHER, RSA-2048 cert"
 echo "BearSSL in ferry: $("$BENCH" impl)"
+echo "EC CPU per operation, ferry's and BearSSL's m31: $EC_OPS"
 echo "median (min-max) over $ROUNDS alternating rounds"
 echo
 printf "%-22s %-44s %-44s\n" "download $BIG B" "bytes/s" "client CPU s/GiB"
