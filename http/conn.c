@@ -128,9 +128,20 @@ static const char *ferry__conn_input_data(const struct ferry__conn *cn,
  * that arrived before its recv stopped; it runs on each of them as it
  * comes, so each byte is copied once (spills already made stay as they
  * are). Returns 0 or -ENOMEM (the buffers not yet copied stay queued).
+ *
+ * Not while more than a quarter of the ring is still free: a reader that
+ * pauses for a moment (a stream at its high-water mark, which a receive
+ * bundle of many buffers reaches in one go) would copy what it is about
+ * to read anyway. Once the ring runs short every buffer queued is
+ * copied, so a reader that does not read never keeps the other
+ * connections from receiving.
  */
 static int ferry__input_spill(struct ferry__conn *cn)
 {
+	struct ferry_http_client *c = cn->client;
+
+	if (ferry_bufring_available(c->br) > c->opts.recv_buf_count / 4)
+		return 0;
 	for (unsigned i = 0; i < cn->nin; i++) {
 		struct ferry__input *in = &cn->in[i];
 		struct ferry__input copy;
