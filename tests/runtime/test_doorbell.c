@@ -420,7 +420,8 @@ static bool has_word(const char *line, const char *word)
 
 	for (const char *p = line; (p = strstr(p, word)); p += n) {
 		bool start = p == line || p[-1] == ' ' || p[-1] == ',';
-		bool end = p[n] == 0 || p[n] == ' ' || p[n] == ',';
+		bool end = p[n] == 0 || p[n] == ' ' || p[n] == ',' ||
+			   p[n] == ';';	/* epoll: the reason follows */
 
 		if (start && end)
 			return true;
