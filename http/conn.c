@@ -123,22 +123,33 @@ static const char *ferry__conn_input_data(const struct ferry__conn *cn,
 }
 
 /*
- * Copy every ring buffer queued into a spill of its own: the ring buffers
- * go back at once. Only a paused connection does this, for the buffers
- * that arrived before its recv stopped; it runs on each of them as it
- * comes, so each byte is copied once (spills already made stay as they
- * are). Returns 0 or -ENOMEM (the buffers not yet copied stay queued).
+ * Copy ring buffers queued into spills of their own, so that they go back
+ * to the ring at once. Only a paused connection does this, for the
+ * buffers that arrived before its recv stopped; it runs on each of them
+ * as it comes, so each byte is copied at most once (spills already made
+ * stay as they are). Returns 0 or -ENOMEM (the buffers not yet copied
+ * stay queued).
+ *
+ * Only as many as it takes to keep a quarter of the ring free, oldest
+ * first: a reader that pauses for a moment (a stream at its high-water
+ * mark, which a receive bundle of many buffers reaches in one go) would
+ * otherwise copy what it is about to read anyway, while a reader that
+ * does not read still cannot keep the other connections from receiving.
  */
 static int ferry__input_spill(struct ferry__conn *cn)
 {
+	struct ferry_http_client *c = cn->client;
+	unsigned keep_free = c->opts.recv_buf_count / 4;
+
 	for (unsigned i = 0; i < cn->nin; i++) {
 		struct ferry__input *in = &cn->in[i];
 		struct ferry__input copy;
 
+		if (ferry_bufring_available(c->br) > keep_free)
+			break;
 		if (in->spill)
 			continue;
-		if (ferry__input_copy(cn->client, &copy,
-				      ferry__conn_input_data(cn, in),
+		if (ferry__input_copy(c, &copy, ferry__conn_input_data(cn, in),
 				      in->len) < 0)
 			return -ENOMEM;
 		ferry__conn_input_unref(cn, in);

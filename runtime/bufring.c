@@ -94,6 +94,11 @@ unsigned ferry_bufring_available(const struct ferry_bufring *br)
 	return br->count - br->outstanding;
 }
 
+unsigned ferry__bufring_bundles(const struct ferry_bufring *br)
+{
+	return br->bundles;
+}
+
 void ferry__bufring_taken(struct ferry_bufring *br)
 {
 	br->outstanding++;

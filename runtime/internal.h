@@ -38,6 +38,10 @@ enum ferry__ud_tag {
 #define FERRY__IORING_OP_FUTEX_WAKE 52
 /* io_uring_enter's min_wait (Linux 6.12), newer than liburing 2.3. */
 #define FERRY__IORING_FEAT_MIN_TIMEOUT (1u << 15)
+/* Receive bundles (Linux 6.10), newer than liburing 2.3: the feature bit
+ * io_uring_setup reports, and the recv SQE's ioprio flag. */
+#define FERRY__IORING_FEAT_RECVSEND_BUNDLE (1u << 14)
+#define FERRY__IORING_RECVSEND_BUNDLE (1u << 4)
 
 enum ferry__op_kind {
 	FERRY__OP_ONESHOT = 0,
@@ -136,6 +140,10 @@ struct ferry_bufring {
 	struct ferry_loop *loop;
 	struct io_uring_buf_ring *ring;	/* page-aligned, shared with kernel */
 	uint16_t *free_bids;		/* epoll: buffers not handed out */
+	uint16_t *slot_of;		/* io_uring: the ring entry each
+					   buffer was last put in (bundles) */
+	unsigned bundles;		/* completions that filled more than
+					   one buffer (test_hooks.h) */
 	unsigned nfree;
 	unsigned char *bufs;		/* count * size bytes */
 	unsigned count;

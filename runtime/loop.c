@@ -106,6 +106,7 @@ static const struct {
 	{ FERRY_FEAT_CQE_SKIP, "cqe_skip" },
 	{ FERRY_FEAT_REG_RING, "reg_ring" },
 	{ FERRY_FEAT_MIN_WAIT, "min_wait" },
+	{ FERRY_FEAT_RECV_BUNDLE, "recv_bundle" },
 };
 
 #define FERRY__NFEATURES \

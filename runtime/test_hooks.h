@@ -13,6 +13,7 @@
 
 struct ferry_loop;
 struct ferry_op;
+struct ferry_bufring;
 
 /* Set the next timer start number (timer.c). Timers started before and
  * after the jump compare as if @seq - old starts had happened between. */
@@ -21,5 +22,9 @@ void ferry__timer_seq_set(struct ferry_loop *loop, uint64_t seq);
 /* The doorbell's multishot poll op, e.g. for ferry_op_cancel() to end it
  * the way an error from the kernel would (loop.c). */
 struct ferry_op *ferry__loop_bell_op(struct ferry_loop *loop);
+
+/* How many receives into @br filled more than one buffer (a bundle,
+ * FERRY_FEAT_RECV_BUNDLE) since it was created (bufring.c). */
+unsigned ferry__bufring_bundles(const struct ferry_bufring *br);
 
 #endif /* FERRY_RUNTIME_TEST_HOOKS_H */

@@ -203,6 +203,16 @@ static void ferry__prep(struct ferry_op *op, struct io_uring_sqe *sqe,
 	}
 }
 
+/* A bundle, where the loop has them: see ferry__recv_bundle. */
+static void ferry__prep_bundle(const struct ferry_loop *loop,
+			       struct io_uring_sqe *sqe,
+			       const struct ferry__args *a)
+{
+	if (a->code == FERRY__OC_RECV_MULTI &&
+	    (loop->features & FERRY_FEAT_RECV_BUNDLE))
+		sqe->ioprio |= FERRY__IORING_RECVSEND_BUNDLE;
+}
+
 static int uring_start(struct ferry_loop *loop, struct ferry_op *op,
 		       const struct ferry__args *a)
 {
@@ -211,6 +221,7 @@ static int uring_start(struct ferry_loop *loop, struct ferry_op *op,
 	if (!sqe)
 		return -EBUSY;
 	ferry__prep(op, sqe, a);
+	ferry__prep_bundle(loop, sqe, a);
 	ferry__op_commit(loop, op, sqe, ferry__op_kind_of(a->code));
 	/* Multishot ops keep their arguments for re-arming. */
 	op->ferry__fd = a->fd;
@@ -338,7 +349,16 @@ static bool ferry__multishot_rearm(struct ferry_loop *loop,
 		return false;
 	switch (op->ferry__kind) {
 	case FERRY__OP_RECV_MULTI:
-		return res > 0 && ferry__recv_multishot_arm(loop, op) == 0;
+		if (res <= 0)
+			return false;
+		/* A bundle that took the ring's last buffers ends the
+		 * multishot: re-armed now it would only meet -ENOBUFS. It
+		 * waits for the owner's next recycle instead, as after one. */
+		if (ferry_bufring_available(op->ferry__br) == 0) {
+			ferry__bufring_park(op->ferry__br, op);
+			return true;
+		}
+		return ferry__recv_multishot_arm(loop, op) == 0;
 	case FERRY__OP_ACCEPT_MULTI:
 		return res >= 0 &&
 		       ferry_op_accept_multishot(loop, op, op->ferry__fd) == 0;
@@ -380,6 +400,50 @@ static void ferry__multishot_end(struct ferry_loop *loop, struct ferry_op *op,
 	op->fn(op, res, flags & ~FERRY_CQE_MORE);
 }
 
+/*
+ * A receive bundle (FERRY_FEAT_RECV_BUNDLE): the kernel filled @res bytes
+ * into consecutive entries of the ring, the first holding the buffer the
+ * CQE names, each filled up to the length its entry gives (a full buffer,
+ * unless the kernel shortened the entry: it may, so the entry's length is
+ * read back), the last one partly. Every buffer but the last reaches the
+ * owner as a completion of its own, with FERRY_CQE_MORE; the last one's
+ * result and flags are left in @res and @flags for the ordinary path.
+ *
+ * The entries are still intact: an entry is rewritten only when the tail
+ * comes round to it again, and between its buffer's put and that, every
+ * other buffer would have to be put once more; the buffers of this bundle
+ * cannot (their owner has not had them yet), nor can any taken after them
+ * (the kernel posts completions in the order it takes buffers).
+ */
+static void ferry__recv_bundle(struct ferry_op *op, int *res, unsigned *flags)
+{
+	struct ferry_bufring *br = op->ferry__br;
+	unsigned slot = br->slot_of[ferry_cqe_bid(*flags) & br->mask];
+	unsigned left = (unsigned)*res;
+	unsigned low = *flags & 0xffffu;
+	unsigned n = 0;
+
+	for (;; slot++, n++) {
+		const struct io_uring_buf *e = &br->ring->bufs[slot & br->mask];
+		unsigned len = IO_URING_READ_ONCE(e->len);
+		unsigned bid = e->bid;
+
+		if (len == 0 || len > br->size)	/* never from the kernel */
+			len = br->size;
+		if (len > left)
+			len = left;
+		ferry__bufring_taken(br);
+		left -= len;
+		if (!left) {
+			br->bundles += n > 0;
+			*res = (int)len;
+			*flags = low | bid << 16;
+			return;
+		}
+		op->fn(op, (int)len, low | FERRY_CQE_MORE | bid << 16);
+	}
+}
+
 static void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud,
 				int res, unsigned flags)
 {
@@ -405,8 +469,12 @@ static void ferry__cqe_dispatch(struct ferry_loop *loop, uint64_t ud,
 	default:
 		break;
 	}
-	if (op->ferry__kind == FERRY__OP_RECV_MULTI && (flags & IORING_CQE_F_BUFFER))
-		ferry__bufring_taken(op->ferry__br);
+	if (op->ferry__kind == FERRY__OP_RECV_MULTI && (flags & IORING_CQE_F_BUFFER)) {
+		if (res > 0 && (loop->features & FERRY_FEAT_RECV_BUNDLE))
+			ferry__recv_bundle(op, &res, &flags);
+		else
+			ferry__bufring_taken(op->ferry__br);
+	}
 	if (flags & IORING_CQE_F_MORE) {
 		op->fn(op, res, flags);
 		return;
@@ -561,9 +629,15 @@ static void ferry__probe(struct ferry_loop *loop, unsigned disabled)
 			f |= FERRY_FEAT_FUTEX;
 		io_uring_free_probe(probe);
 	}
+	/* One multishot recv may fill several buffers (6.10). */
+	if (loop->ring.features & FERRY__IORING_FEAT_RECVSEND_BUNDLE)
+		f |= FERRY_FEAT_RECV_BUNDLE;
 	/* Setup flags were already filtered; these are use-time switches. */
 	f &= ~(disabled & (FERRY_FEAT_FUTEX | FERRY_FEAT_RECV_MULTISHOT |
-			   FERRY_FEAT_CQE_SKIP | FERRY_FEAT_MIN_WAIT));
+			   FERRY_FEAT_CQE_SKIP | FERRY_FEAT_MIN_WAIT |
+			   FERRY_FEAT_RECV_BUNDLE));
+	if (!(f & FERRY_FEAT_RECV_MULTISHOT))
+		f &= ~FERRY_FEAT_RECV_BUNDLE;
 	loop->features = f;
 }
 
@@ -772,10 +846,16 @@ static int uring_buf_register(struct ferry_bufring *br)
 	int ret;
 
 	/* The ring itself must be page-aligned memory the kernel maps. */
+	br->slot_of = calloc(br->count, sizeof(*br->slot_of));
+	if (!br->slot_of)
+		return -ENOMEM;
 	mem = mmap(NULL, ferry__bufring_ring_bytes(br->count),
 		   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
+	if (mem == MAP_FAILED) {
+		free(br->slot_of);
+		br->slot_of = NULL;
 		return -ENOMEM;
+	}
 	br->ring = mem;
 	io_uring_buf_ring_init(br->ring);
 	reg.ring_addr = (uint64_t)(uintptr_t)br->ring;
@@ -785,6 +865,8 @@ static int uring_buf_register(struct ferry_bufring *br)
 	if (ret < 0) {
 		munmap(br->ring, ferry__bufring_ring_bytes(br->count));
 		br->ring = NULL;
+		free(br->slot_of);
+		br->slot_of = NULL;
 	}
 	return ret;
 }
@@ -796,10 +878,16 @@ static void uring_buf_unregister(struct ferry_bufring *br)
 	io_uring_unregister_buf_ring(&br->loop->ring, br->bgid);
 	munmap(br->ring, ferry__bufring_ring_bytes(br->count));
 	br->ring = NULL;
+	free(br->slot_of);
+	br->slot_of = NULL;
 }
 
 static void uring_buf_put(struct ferry_bufring *br, unsigned bid)
 {
+	/* Where the entry goes: a bundle's completion names only its first
+	 * buffer, the rest follow it in the ring (ferry__recv_bundle). The
+	 * tail is ours alone to write. */
+	br->slot_of[bid & br->mask] = (uint16_t)(br->ring->tail & br->mask);
 	io_uring_buf_ring_add(br->ring, ferry_bufring_buf(br, bid), br->size,
 			      (unsigned short)bid, (int)br->mask, 0);
 	/* Publishes the entry to the kernel (a release store of tail). */

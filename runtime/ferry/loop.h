@@ -116,7 +116,8 @@ struct ferry_op {
  * used only when present and not switched off through the FERRY_DISABLE
  * environment variable (comma-separated names: "single_issuer",
  * "defer_taskrun", "coop_taskrun", "submit_all", "futex", "recv_multishot",
- * "cqe_skip", "reg_ring", "min_wait").
+ * "cqe_skip", "reg_ring", "min_wait", "recv_bundle"; switching off
+ * "recv_multishot" switches off "recv_bundle" too).
  */
 enum ferry_feature {
 	FERRY_FEAT_SINGLE_ISSUER = 1u << 0,
@@ -132,6 +133,9 @@ enum ferry_feature {
 	FERRY_FEAT_CQE_SKIP = 1u << 10,
 	FERRY_FEAT_REG_RING = 1u << 11,	/* registered ring fd (5.18) */
 	FERRY_FEAT_MIN_WAIT = 1u << 12,	/* io_uring_enter min_wait (6.12) */
+	FERRY_FEAT_RECV_BUNDLE = 1u << 13, /* one multishot recv fills several
+					      ring buffers (io_uring: 6.10;
+					      epoll: one recvmsg) */
 };
 
 /* Which backend a loop runs on (struct ferry_loop_opts, ferry_loop_backend). */
@@ -361,6 +365,9 @@ int ferry_op_timeout(struct ferry_loop *loop, struct ferry_op *op,
  * Each completion with res > 0 carries FERRY_CQE_BUFFER and a buffer id
  * (ferry_cqe_bid); the owner hands the buffer back with
  * ferry_bufring_recycle() when done with it. res == 0 is end of stream.
+ * With FERRY_FEAT_RECV_BUNDLE one receive may fill several buffers; it
+ * still comes up as one completion per buffer, in stream order, each
+ * buffer full but the last.
  * When the buffer ring runs dry the kernel's -ENOBUFS is not passed on: the
  * op is parked and re-armed as soon as a buffer is recycled (backpressure),
  * and the owner sees nothing but a pause. If the kernel ends the multishot

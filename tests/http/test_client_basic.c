@@ -374,6 +374,32 @@ Test(client_basic, paused_from_the_start)
 		     "released twice");
 }
 
+/* Paused with the ring mostly free: what arrived before the recv stopped
+ * stays in its ring buffers, uncopied (a 1 MiB body can never take more
+ * than a quarter of 1024 buffers of 4 KiB, so the ring is never short). */
+Test(client_basic, paused_with_a_free_ring_copies_nothing)
+{
+	struct ferry_http_client_opts o = { .recv_buf_count = 1024,
+					    .recv_buf_size = 4096 };
+	struct tc_req r;
+
+	ngx_up(&o);
+	tc_req_init(&r, &t, 0);
+	tc_get(&r, NULL, url("/1m.bin"));
+	ferry_http_request_pause(r.req);
+	tc_spin(&t, 300);
+	cr_expect_eq(r.nbody, 0);
+	r.keep_bufs = true;
+	r.keep_limit = 1;
+	ferry_http_request_resume(r.req);
+	cr_assert(tc_run(&t, 20000));
+	expect_file(&r, "1m.bin");
+	cr_assert_eq(r.nkept, 1);
+	cr_expect_leq(r.kept[0], 1024, "a copy (token %lu), not a ring buffer",
+		      (unsigned long)r.kept[0]);
+	tc_release_kept(&r);
+}
+
 Test(client_basic, cancel_mid_body)
 {
 	struct tc_req r, ok;

@@ -1,11 +1,14 @@
 /*
  * test_bufring.c - provided-buffer rings and multishot recv: many messages,
  * exhaustion (pause, then resume in order once buffers come back), several
- * recvs on one ring, several rings, and cancellation while armed or parked.
+ * recvs on one ring, several rings, and cancellation while armed or parked;
+ * receive bundles (one receive filling several buffers), with and without.
  */
 #include "util.h"
 
 #include <pthread.h>
+
+#include "test_hooks.h"	/* ferry__bufring_bundles: did a bundle happen */
 
 /*
  * A sink collects the byte stream a multishot recv delivers. With ->hold
@@ -19,6 +22,8 @@ struct sink {
 	size_t len, cap;
 	unsigned held[64];
 	int nheld;
+	unsigned seen_bid[64];	/* each completion's buffer and length */
+	int seen_len[64];
 	bool hold;
 	int nmsg;		/* completions carrying data */
 	struct ferry_loop *cancel_loop;	/* set: cancel at message cancel_at */
@@ -81,6 +86,10 @@ static void sink_fn(struct ferry_op *op, int res, unsigned flags)
 	}
 	memcpy(s->data + s->len, ferry_bufring_buf(s->br, bid), (size_t)res);
 	s->len += (size_t)res;
+	if (s->nmsg < 64) {
+		s->seen_bid[s->nmsg] = bid;
+		s->seen_len[s->nmsg] = res;
+	}
 	s->nmsg++;
 	if (s->hold && s->nheld < 64)
 		s->held[s->nheld++] = bid;
@@ -710,4 +719,265 @@ Test(bufring, destroy_while_the_ring_runs_dry, .timeout = 10)
 	free(s.data);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Receive bundles (FERRY_FEAT_RECV_BUNDLE).                             */
+
+/* A loop with receive bundles on (skip where the kernel has none) or
+ * switched off with FERRY_DISABLE. */
+static struct ferry_loop *bundle_loop(bool on)
+{
+	struct ferry_loop *loop;
+
+	if (!on)
+		setenv("FERRY_DISABLE", "recv_bundle", 1);
+	loop = rt_loop_new(NULL);
+	unsetenv("FERRY_DISABLE");
+	if (!on) {
+		cr_assert_eq(ferry_loop_features(loop) & FERRY_FEAT_RECV_BUNDLE, 0);
+	} else if (!(ferry_loop_features(loop) & FERRY_FEAT_RECV_BUNDLE)) {
+		ferry_loop_destroy(loop);
+		cr_skip_test("no receive bundles here (io_uring before 6.10)");
+	}
+	return loop;
+}
+
+static void write_pattern(int fd, size_t base, size_t len)
+{
+	unsigned char *buf = malloc(len);
+
+	cr_assert_not_null(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = rt_pattern(base + i);
+	rt_write_all(fd, buf, len);
+	free(buf);
+}
+
+/* Run until @s has @len bytes, then check them and the ring. */
+#define SINK_UNTIL(loop, s, want)					\
+	RT_RUN_UNTIL_MSG((loop), (s).len >= (want) || (s).errors ||	\
+			 (s).nfinal, 5000, SINK_FMT, SINK_ARGS(s))
+
+/*
+ * 5000 bytes wait in the socket before the recv is armed: one receive
+ * takes them all. With bundles that is one completion from the kernel
+ * over five buffers; the owner sees five, in order, each buffer full but
+ * the last, exactly as without bundles (five receives).
+ */
+static void queued_bytes(int rfd, int wfd, bool on)
+{
+	enum { COUNT = 16, SIZE = 1024, LEN = 5000 };
+	static const int lens[] = { 1024, 1024, 1024, 1024, 904 };
+	struct ferry_loop *loop = bundle_loop(on);
+	struct ferry_bufring *br;
+	struct sink s;
+
+	cr_assert_eq(ferry_bufring_create(loop, COUNT, SIZE, &br), 0);
+	sink_init(&s, br, COUNT, LEN);
+	s.hold = true;		/* five different buffers, not one reused */
+	write_pattern(wfd, 0, LEN);
+	cr_assert_eq(ferry_op_recv_multishot(loop, &s.op, rfd, br), 0);
+	SINK_UNTIL(loop, s, LEN);
+	cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+	cr_assert_eq(s.nfinal, 0);
+	cr_assert_eq(s.len, LEN);
+	assert_pattern(s.data, s.len, 0);
+	cr_assert_eq(s.nmsg, 5, "%d completions for 5 buffers", s.nmsg);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(s.seen_len[i], lens[i], "buffer %d holds %d bytes",
+			     i, s.seen_len[i]);
+		for (int j = 0; j < i; j++)
+			cr_assert_neq(s.seen_bid[i], s.seen_bid[j]);
+	}
+	if (on)
+		cr_assert_eq(ferry__bufring_bundles(br), 1,
+			     "%u bundles for one receive",
+			     ferry__bufring_bundles(br));
+	else
+		cr_assert_eq(ferry__bufring_bundles(br), 0);
+	sink_release(&s);
+
+	close(wfd);
+	RT_RUN_UNTIL_MSG(loop, s.nfinal, 2000, SINK_FMT, SINK_ARGS(s));
+	cr_assert_eq(s.last_res, 0, "ended with %s",
+		     ferry_strerrorname(s.last_res));
+	cr_assert_eq(ferry_bufring_available(br), COUNT);
+	free(s.data);
+	close(rfd);
+	ferry_loop_destroy(loop);
+}
+
+Test(bufring, bundle_fills_several_buffers_unix, .timeout = 10)
+{
+	int sv[2];
+
+	rt_socketpair(sv);
+	queued_bytes(sv[0], sv[1], true);
+}
+
+Test(bufring, bundle_fills_several_buffers_tcp, .timeout = 10)
+{
+	int a, b;
+
+	rt_tcp_pair(&a, &b);
+	queued_bytes(a, b, true);
+}
+
+Test(bufring, no_bundle_one_buffer_per_receive, .timeout = 10)
+{
+	int sv[2];
+
+	rt_socketpair(sv);
+	queued_bytes(sv[0], sv[1], false);
+}
+
+/*
+ * A bundle that runs over the ring's end, after buffers came back in
+ * another order than they went out: the completion names the first
+ * buffer only, the others are whatever the next ring entries hold.
+ */
+Test(bufring, bundle_wraps_the_ring_end, .timeout = 10)
+{
+	enum { COUNT = 8, SIZE = 256, LEN = 5 * SIZE + 10 };
+	static const int back[6] = { 3, 5, 0, 2, 4, 1 };
+	struct ferry_loop *loop = bundle_loop(true);
+	bool uring = strcmp(ferry_loop_backend(loop), "io_uring") == 0;
+	struct ferry_bufring *br;
+	struct sink s;
+	int sv[2];
+
+	rt_socketpair(sv);
+	cr_assert_eq(ferry_bufring_create(loop, COUNT, SIZE, &br), 0);
+	sink_init(&s, br, COUNT, 6 * 10 + LEN);
+	s.hold = true;
+	cr_assert_eq(ferry_op_recv_multishot(loop, &s.op, sv[0], br), 0);
+	/* Six receives of one buffer each: the ring's head moves to entry 6. */
+	for (int i = 0; i < 6; i++) {
+		write_pattern(sv[1], s.len, 10);
+		SINK_UNTIL(loop, s, (size_t)(i + 1) * 10);
+		cr_assert_eq(s.nmsg, i + 1);
+	}
+	cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+	/* Back in a scrambled order: they fill entries 8..13, i.e. 0..5. */
+	for (int i = 0; i < 6; i++)
+		ferry_bufring_recycle(br, s.held[back[i]]);
+	s.nheld = 0;
+	s.hold = false;
+
+	write_pattern(sv[1], s.len, LEN);
+	SINK_UNTIL(loop, s, 6 * 10 + LEN);
+	cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+	cr_assert_eq(s.len, 6 * 10 + LEN);
+	assert_pattern(s.data, s.len, 0);
+	cr_assert_eq(s.nmsg, 12, "%d completions", s.nmsg);
+	for (int i = 6; i < 12; i++)
+		cr_assert_eq(s.seen_len[i], i < 11 ? SIZE : 10,
+			     "completion %d: %d bytes", i, s.seen_len[i]);
+	cr_assert_eq(ferry__bufring_bundles(br), 1);
+	if (uring) {
+		/* Entries 6, 7, then round to 0..3: the first four back. */
+		unsigned want[6] = { 6, 7, 0, 0, 0, 0 };
+
+		for (int i = 0; i < 4; i++)
+			want[2 + i] = s.held[back[i]];
+		for (int i = 0; i < 6; i++)
+			cr_assert_eq(s.seen_bid[6 + i], want[i],
+				     "piece %d came from buffer %u, not %u", i,
+				     s.seen_bid[6 + i], want[i]);
+	}
+	close(sv[1]);
+	RT_RUN_UNTIL_MSG(loop, s.nfinal, 2000, SINK_FMT, SINK_ARGS(s));
+	cr_assert_eq(s.last_res, 0);
+	cr_assert_eq(ferry_bufring_available(br), COUNT);
+	free(s.data);
+	close(sv[0]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * Bundles that take every buffer left: the recv pauses (no -ENOBUFS, no
+ * end of the multishot for the owner) until buffers come back, then takes
+ * them all again in one receive.
+ */
+Test(bufring, bundle_runs_the_ring_dry_then_resumes, .timeout = 20)
+{
+	enum { COUNT = 4, SIZE = 512, ROUNDS = 10,
+	       LEN = ROUNDS * COUNT * SIZE + 100 };
+	struct ferry_loop *loop = bundle_loop(true);
+	struct ferry_bufring *br;
+	struct sink s;
+	int sv[2];
+	int rounds = 0;
+
+	rt_socketpair(sv);
+	cr_assert_eq(ferry_bufring_create(loop, COUNT, SIZE, &br), 0);
+	sink_init(&s, br, COUNT, LEN);
+	s.hold = true;
+	write_pattern(sv[1], 0, LEN);
+	cr_assert_eq(ferry_op_recv_multishot(loop, &s.op, sv[0], br), 0);
+	for (;;) {
+		RT_RUN_UNTIL_MSG(loop, s.nheld == COUNT || s.len == LEN ||
+				 s.errors || s.nfinal, 5000, SINK_FMT,
+				 SINK_ARGS(s));
+		if (s.len == LEN)
+			break;
+		rt_run_for(loop, 20);	/* no more: paused, not ended */
+		cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+		cr_assert_eq(s.nheld, COUNT);
+		cr_assert_eq(s.nfinal, 0, "the recv ended (%s) instead of pausing",
+			     ferry_strerrorname(s.last_res));
+		cr_assert_eq(ferry_bufring_available(br), 0);
+		cr_assert(ferry_op_busy(&s.op), "a paused recv must stay busy");
+		rounds++;
+		cr_assert_eq(ferry__bufring_bundles(br), (unsigned)rounds,
+			     "round %d was not one bundle", rounds);
+		sink_release(&s);
+	}
+	cr_assert_eq(rounds, ROUNDS);
+	cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+	assert_pattern(s.data, s.len, 0);
+	sink_release(&s);
+	close(sv[1]);
+	RT_RUN_UNTIL_MSG(loop, s.nfinal, 2000, SINK_FMT, SINK_ARGS(s));
+	cr_assert_eq(s.last_res, 0, "ended with %s",
+		     ferry_strerrorname(s.last_res));
+	cr_assert_eq(ferry_bufring_available(br), COUNT);
+	free(s.data);
+	close(sv[0]);
+	ferry_loop_destroy(loop);
+}
+
+/*
+ * The owner cancels while a bundle is being handed out: the rest of the
+ * bundle still comes (those buffers are the owner's now), then the end.
+ */
+Test(bufring, cancel_in_the_middle_of_a_bundle, .timeout = 10)
+{
+	enum { COUNT = 16, SIZE = 1024, LEN = 5000 };
+	struct ferry_loop *loop = bundle_loop(true);
+	struct ferry_bufring *br;
+	struct sink s;
+	int sv[2];
+
+	rt_socketpair(sv);
+	cr_assert_eq(ferry_bufring_create(loop, COUNT, SIZE, &br), 0);
+	sink_init(&s, br, COUNT, LEN);
+	s.cancel_loop = loop;
+	s.cancel_at = 2;
+	write_pattern(sv[1], 0, LEN);
+	cr_assert_eq(ferry_op_recv_multishot(loop, &s.op, sv[0], br), 0);
+	RT_RUN_UNTIL_MSG(loop, s.nfinal, 5000, SINK_FMT, SINK_ARGS(s));
+	cr_assert_eq(s.cancel_rc, 0);
+	cr_assert_eq(s.errors, 0, "%s", s.errmsg);
+	cr_assert_eq(s.last_res, -ECANCELED, "ended with %s",
+		     ferry_strerrorname(s.last_res));
+	cr_assert_eq(s.len, LEN, "the bundle was cut short: %zu bytes", s.len);
+	assert_pattern(s.data, s.len, 0);
+	cr_assert_eq(ferry_bufring_available(br), COUNT);
+	cr_assert(!ferry_op_busy(&s.op));
+	free(s.data);
+	close(sv[0]);
+	close(sv[1]);
+	ferry_loop_destroy(loop);
 }

@@ -411,6 +411,7 @@ static const struct { unsigned bit; const char *name; } switchable[] = {
 	{ FERRY_FEAT_RECV_MULTISHOT, "recv_multishot" },
 	{ FERRY_FEAT_REG_RING, "reg_ring" },
 	{ FERRY_FEAT_MIN_WAIT, "min_wait" },
+	{ FERRY_FEAT_RECV_BUNDLE, "recv_bundle" },
 };
 
 static bool has_word(const char *line, const char *word)
@@ -419,7 +420,8 @@ static bool has_word(const char *line, const char *word)
 
 	for (const char *p = line; (p = strstr(p, word)); p += n) {
 		bool start = p == line || p[-1] == ' ' || p[-1] == ',';
-		bool end = p[n] == 0 || p[n] == ' ' || p[n] == ',';
+		bool end = p[n] == 0 || p[n] == ' ' || p[n] == ',' ||
+			   p[n] == ';';	/* epoll: the reason follows */
 
 		if (start && end)
 			return true;
@@ -453,6 +455,9 @@ Test(loop, features_and_describe, .timeout = 10)
 	 * has io_uring multishot at all has the buffer ring too. */
 	if (f & FERRY_FEAT_RECV_MULTISHOT)
 		cr_assert(f & FERRY_FEAT_BUF_RING);
+	if (f & FERRY_FEAT_RECV_BUNDLE)
+		cr_assert(f & FERRY_FEAT_RECV_MULTISHOT,
+			  "bundles are a kind of multishot recv");
 	if (f & FERRY_FEAT_DEFER_TASKRUN)
 		cr_assert(f & FERRY_FEAT_SINGLE_ISSUER,
 			  "DEFER_TASKRUN requires SINGLE_ISSUER");
@@ -510,6 +515,8 @@ Test(loop, ferry_disable_turns_each_feature_off, .timeout = 20)
 
 			if (dep == FERRY_FEAT_SINGLE_ISSUER)
 				dep |= FERRY_FEAT_DEFER_TASKRUN;
+			if (dep == FERRY_FEAT_RECV_MULTISHOT)
+				dep |= FERRY_FEAT_RECV_BUNDLE;
 			cr_assert_eq(base & ~dep & ~f, 0,
 				     "FERRY_DISABLE=%s also turned off 0x%x",
 				     switchable[i].name, base & ~dep & ~f);
