@@ -565,10 +565,10 @@ static bool ferry__conn_direct(struct ferry__conn *cn)
 	k = req->body_received - req->into_base;
 	if (k > req->into_cap || left > req->into_cap - k)
 		goto ring;
-	if (!cn->direct) {
-		cn->direct = true;
-		ferry__transport_read(cn->tp, false);
-	}
+	/* Every time, not just the first: whatever turned reading on
+	 * meanwhile, the ring must not take this body's bytes. */
+	cn->direct = true;
+	ferry__transport_read(cn->tp, false);
 	err = cn->tp->cls->recv_into(cn->tp, req->into_buf + k, (size_t)left);
 	if (err == -EBUSY) {
 		cn->direct_wait = true;
