@@ -272,11 +272,13 @@ static char *ferry__body_alloc_aligned(struct ferry_response *resp, size_t n)
 
 /*
  * Whole-body mode: a body announced by Content-Length (already checked
- * against the limit by the client) gets its memory at once, so it is
- * copied once, from the receive buffers into its place, never again by
- * a growing realloc. Not for responses that have no body whatever they
- * announce (HEAD, 204, 304). Out of memory here is not an error: the
- * body then grows as it comes.
+ * against the limit by the client) gets its memory at once, never grown
+ * by a realloc, and is lent to the request (ferry_http_request_body_into):
+ * over plain TCP the connection receives a big one straight into it, no
+ * copy at all; elsewhere it is copied once, from the receive buffers into
+ * its place. Not for responses that have no body whatever they announce
+ * (HEAD, 204, 304). Out of memory here is not an error: the body then
+ * grows as it comes (and is not lent).
  */
 static void ferry__body_presize(struct ferry__xfer *x,
 				struct ferry_http_request *req, int status)
