@@ -88,6 +88,8 @@ struct ferry__xfer {
 	struct ferry_body *body;	/* an fd or producer body, until on_done */
 	uint64_t max_body;
 	bool max_body_default;		/* the session's FERRY_SESSION_MAX_BODY */
+	/* resp->body is the request's until on_done (body_into). */
+	bool body_lent;
 	/* A chunk the full stream refused, pushed again on resume. */
 	const void *pend_data;
 	size_t pend_len;
@@ -219,12 +221,64 @@ static unsigned ferry__stream_default_capacity(struct ferry_http_client *c)
 }
 
 /*
+ * A presized body is written once, front to back: page by page, that is a
+ * page fault every 4 KiB, which costs more than the copy itself, and more
+ * still inside the kernel's copy of a receive straight into the body.
+ * Fault in the next part of it in one call instead (MADV_POPULATE_WRITE,
+ * Linux 5.14+; a hint, ignored where it fails), kept a window or two
+ * ahead of the @need bytes received, so a server that announces more than
+ * it sends makes us hold at most two windows more than it sent.
+ */
+static void ferry__body_prefault(struct ferry_response *resp, size_t need)
+{
+	const uintptr_t page = 4096;
+	uintptr_t start, end, cap_end;
+
+	if (!resp->body_faulted ||
+	    need + FERRY__BODY_FAULT_WINDOW <= resp->body_faulted)
+		return;
+	start = ((uintptr_t)resp->body + resp->body_faulted) & ~(page - 1);
+	cap_end = (uintptr_t)resp->body + resp->body_cap;
+	end = (uintptr_t)resp->body + need + 2 * FERRY__BODY_FAULT_WINDOW;
+	if (end > cap_end)
+		end = cap_end;
+	resp->body_faulted = end - (uintptr_t)resp->body;
+#ifdef MADV_POPULATE_WRITE
+	(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#endif
+}
+
+/*
+ * A big body's memory starts on a page: byte i of the body then sits at
+ * the same offset in its cache line as byte i of the stream does in the
+ * sender's pages (a file nginx sends from the page cache, over loopback),
+ * and the kernel's copy into it (rep movsb) runs at full speed. From
+ * malloc, a big block starts 16 bytes into a page, and the same copy
+ * took 40% longer (tools/bench/run download, and a plain recv loop).
+ * The bytes already received move over. NULL when out of memory (@resp's
+ * body is then as it was).
+ */
+static char *ferry__body_alloc_aligned(struct ferry_response *resp, size_t n)
+{
+	void *b;
+
+	if (posix_memalign(&b, 4096, n) != 0)
+		return NULL;
+	if (resp->body_len)
+		memcpy(b, resp->body, resp->body_len);
+	free(resp->body);
+	return b;
+}
+
+/*
  * Whole-body mode: a body announced by Content-Length (already checked
- * against the limit by the client) gets its memory at once, so it is
- * copied once, from the receive buffers into its place, never again by
- * a growing realloc. Not for responses that have no body whatever they
- * announce (HEAD, 204, 304). Out of memory here is not an error: the
- * body then grows as it comes.
+ * against the limit by the client) gets its memory at once, never grown
+ * by a realloc, and is lent to the request (ferry_http_request_body_into):
+ * over plain TCP the connection receives a big one straight into it, no
+ * copy at all; elsewhere it is copied once, from the receive buffers into
+ * its place. Not for responses that have no body whatever they announce
+ * (HEAD, 204, 304). Out of memory here is not an error: the body then
+ * grows as it comes (and is not lent).
  */
 static void ferry__body_presize(struct ferry__xfer *x,
 				struct ferry_http_request *req, int status)
@@ -245,7 +299,10 @@ static void ferry__body_presize(struct ferry__xfer *x,
 	}
 	if (n > x->max_body || n >= SIZE_MAX || n + 1 <= resp->body_cap)
 		return;
-	b = realloc(resp->body, (size_t)n + 1);
+	if (n + 1 >= 2 * FERRY__BODY_FAULT_WINDOW)
+		b = ferry__body_alloc_aligned(resp, (size_t)n + 1);
+	else
+		b = realloc(resp->body, (size_t)n + 1);
 	if (!b)
 		return;
 	resp->body = b;
@@ -254,8 +311,16 @@ static void ferry__body_presize(struct ferry__xfer *x,
 	 * MADV_HUGEPAGE: measured on the bench VM, whose free page reporting
 	 * hands free 2 MiB blocks back to the host, zeroing huge pages cost
 	 * more than the 4 KiB faults it saved; tools/bench/run download.) */
-	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW)
+	if (resp->body_cap >= 2 * FERRY__BODY_FAULT_WINDOW) {
 		resp->body_faulted = 1;
+		ferry__body_prefault(resp, resp->body_len);
+	}
+	/* Let the connection receive into it where it can (plain TCP,
+	 * Content-Length, no decoding): no copy at all then. The request
+	 * owns it until on_done (ferry__xfer_done takes it back). */
+	if (!resp->body_len &&
+	    ferry_http_request_body_into(req, resp->body, (size_t)n, free) == 0)
+		x->body_lent = true;
 }
 
 /* Timings, attempts, body bytes and the proxy, as they stand now. */
@@ -307,31 +372,6 @@ static int ferry__xfer_head(void *ctx, struct ferry_http_request *req,
 	return 0;
 }
 
-/*
- * A presized body is written once, front to back: page by page, that is a
- * page fault every 4 KiB, which costs more than the copy itself. Fault in
- * the next window of it in one call instead (MADV_POPULATE_WRITE, Linux
- * 5.14+; a hint, ignored where it fails), a window ahead of the bytes
- * received, so a server that announces more than it sends makes us hold
- * at most one window more than it sent.
- */
-static void ferry__body_prefault(struct ferry_response *resp, size_t need)
-{
-	const uintptr_t page = 4096;
-	uintptr_t start, end;
-
-	if (need <= resp->body_faulted || !resp->body_faulted)
-		return;
-	start = ((uintptr_t)resp->body + resp->body_faulted) & ~(page - 1);
-	end = (uintptr_t)resp->body + resp->body_cap;
-	if (end - start > FERRY__BODY_FAULT_WINDOW)
-		end = start + FERRY__BODY_FAULT_WINDOW;
-	resp->body_faulted = end - (uintptr_t)resp->body;
-#ifdef MADV_POPULATE_WRITE
-	(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
-#endif
-}
-
 static int ferry__body_append(struct ferry__xfer *x, const void *data,
 			      size_t len)
 {
@@ -348,7 +388,9 @@ static int ferry__body_append(struct ferry__xfer *x, const void *data,
 		resp->body_faulted = 0;	/* grown: no longer presized */
 	resp->body = b;
 	ferry__body_prefault(resp, need + 1);
-	memcpy(resp->body + resp->body_len, data, len);
+	/* Received in place (body_into): nothing to copy. */
+	if (data != resp->body + resp->body_len)
+		memcpy(resp->body + resp->body_len, data, len);
 	resp->body_len = need;
 	resp->body[need] = '\0';	/* text bodies read as C strings */
 	return 0;
@@ -416,6 +458,12 @@ static void ferry__xfer_done(void *ctx, struct ferry_http_request *req,
 
 	x->req = NULL;
 	ferry__xfer_drop_pending(x);
+	if (x->body_lent && result < 0 && resp) {
+		/* The request releases it (a receive into it may still be in
+		 * flight); a failed body reads as "" anyway. */
+		resp->body = NULL;
+		resp->body_len = resp->body_cap = resp->body_faulted = 0;
+	}
 	if (result < 0)
 		detail = ferry__xfer_why(x, &result, detail, buf, sizeof(buf));
 	if (x->body) {

@@ -17,7 +17,19 @@
  * spills of plaintext over TLS), each with one reference that the
  * connection's input queue takes; ferry__conn_pump() feeds the queue to the
  * response parser, zero-copy, and drops a buffer's reference when it is
- * parsed. on_body may add references. Sending is one path: the iovecs
+ * parsed. on_body may add references.
+ *
+ * Direct receive: when the request gave a buffer for its body
+ * (ferry_http_request_body_into), the body is framed by Content-Length
+ * and at least FERRY__DIRECT_MIN of it is left, the connection stops the
+ * multishot recv and, once the transport says it is drained, receives
+ * straight into the buffer, at most the bytes still due per op (never a
+ * byte of what follows), until the body is whole; those bytes go through
+ * the queue and the parser like any others (in->ext: no copy, no
+ * reference). A request that ends with such a recv in flight leaves its
+ * buffer to the connection (ferry__conn_adopt_body), which is closing
+ * then, and releases it when it is freed: after the transport's closed(),
+ * so after the op's completion. Sending is one path: the iovecs
  * (head, body pieces) go to the transport, which reports what it took.
  *
  * Upward, the connection reports to its owner (struct ferry__conn_owner,
@@ -47,6 +59,7 @@ static void ferry__conn_pump(struct ferry__conn *cn);
 static void ferry__conn_send_more(struct ferry__conn *cn);
 static void ferry__conn_shut(struct ferry__conn *cn);
 static void ferry__conn_arm_recv(struct ferry__conn *cn);
+static void ferry__conn_input_ended(struct ferry__conn *cn);
 
 static struct ferry_loop *ferry__conn_loop(const struct ferry__conn *cn)
 {
@@ -147,8 +160,8 @@ static int ferry__input_spill(struct ferry__conn *cn)
 
 		if (ferry_bufring_available(c->br) > keep_free)
 			break;
-		if (in->spill)
-			continue;
+		if (in->spill || in->ext)
+			continue;	/* holds no ring buffer */
 		if (ferry__input_copy(c, &copy, ferry__conn_input_data(cn, in),
 				      in->len) < 0)
 			return -ENOMEM;
@@ -223,6 +236,8 @@ static void ferry__conn_tp_input(void *ctx, struct ferry__input *in)
 		ferry__conn_input_unref(cn, in);
 		return;
 	}
+	if (in->ext)
+		cn->direct_busy = false;
 	if (cn->req && !cn->req->t_first && cn->state >= FERRY__CONN_SEND)
 		cn->req->t_first = ferry_time_now();
 	if (ferry__input_push(cn, in) < 0) {
@@ -240,6 +255,7 @@ static void ferry__conn_tp_input_end(void *ctx, int err)
 {
 	struct ferry__conn *cn = ctx;
 
+	cn->direct_busy = false;
 	if (err == 0) {
 		cn->eof = true;
 	} else if (err == FERRY_ETLS_TRUNCATED) {
@@ -292,12 +308,26 @@ static void ferry__conn_tp_error(void *ctx, int err, const char *why)
 	ferry__conn_error(cn, err, "%s", why);
 }
 
+/* The multishot recv stopped for a direct receive: go on with it. */
+static void ferry__conn_tp_drained(void *ctx)
+{
+	struct ferry__conn *cn = ctx;
+
+	if (!cn->direct_wait || cn->state == FERRY__CONN_CLOSING)
+		return;
+	cn->direct_wait = false;
+	ferry__conn_pump(cn);
+}
+
 static void ferry__conn_free(struct ferry_closing *cl)
 {
 	struct ferry__conn *cn = ferry__container_of(cl, struct ferry__conn,
 						     closing);
 	struct ferry_http_client *c = cn->client;
 
+	/* The transport is closed: no op writes into it any more. */
+	if (cn->orphan)
+		cn->orphan_release(cn->orphan);
 	ferry__list_del(&cn->link);
 	ferry__h1_resp_free(&cn->parser);
 	ferry__transport_free(cn->tp);
@@ -322,6 +352,7 @@ static const struct ferry__transport_up conn_up = {
 	.sent = ferry__conn_tp_sent,
 	.error = ferry__conn_tp_error,
 	.closed = ferry__conn_tp_closed,
+	.drained = ferry__conn_tp_drained,
 };
 
 /* ------------------------------------------------------------------ */
@@ -472,6 +503,8 @@ void ferry__conn_assign(struct ferry__conn *cn, struct ferry_http_request *req)
 	cn->reusable = !req->wants_close;
 	cn->body_wait = false;
 	cn->body_end_sent = false;
+	cn->direct = false;
+	cn->direct_wait = false;
 	cn->niov = 0;
 	ferry__h1_resp_start(&cn->parser, req->method);
 	ferry__iov_add(cn, req->out.data, req->out.len);
@@ -521,6 +554,57 @@ static void ferry__conn_stop_recv(struct ferry__conn *cn)
 	if (ferry__input_spill(cn) < 0 && !cn->rx_err)
 		cn->rx_err = -ENOMEM;
 	ferry__transport_read(cn->tp, false);
+}
+
+/*
+ * Receive the rest of the body straight into the request's buffer (see
+ * the top of the file)? True when that is under way: a recv in flight,
+ * or the multishot recv still stopping (drained() goes on); false to read
+ * through the ring as usual. Called with the input queue empty.
+ */
+static bool ferry__conn_direct(struct ferry__conn *cn)
+{
+	struct ferry_http_request *req = cn->req;
+	uint64_t left = ferry__h1_resp_body_left(&cn->parser);
+	uint64_t k;
+	int err;
+
+	if (!req->into_buf || !left || !cn->tp->cls->recv_into ||
+	    cn->state != FERRY__CONN_RECV || ferry__decode_active(req) ||
+	    (!cn->direct && left < FERRY__DIRECT_MIN))
+		goto ring;
+	k = req->body_received - req->into_base;
+	if (k > req->into_cap || left > req->into_cap - k)
+		goto ring;
+	/* Every time, not just the first: whatever turned reading on
+	 * meanwhile, the ring must not take this body's bytes. */
+	cn->direct = true;
+	ferry__transport_read(cn->tp, false);
+	err = cn->tp->cls->recv_into(cn->tp, req->into_buf + k, (size_t)left);
+	if (err == -EBUSY) {
+		cn->direct_wait = true;
+		return true;
+	}
+	if (err < 0) {
+		cn->rx_err = err;
+		ferry__conn_input_ended(cn);
+		return true;
+	}
+	cn->direct_busy = true;
+	return true;
+ring:
+	cn->direct = false;
+	return false;
+}
+
+void ferry__conn_adopt_body(struct ferry__conn *cn,
+			    struct ferry_http_request *req)
+{
+	if (!cn->direct_busy || !req->into_buf || cn->orphan)
+		return;
+	cn->orphan = req->into_buf;
+	cn->orphan_release = req->into_release;
+	req->into_buf = NULL;
 }
 
 /* The connection saw EOF or an error with the request still owed. */
@@ -663,6 +747,8 @@ static void ferry__conn_pump(struct ferry__conn *cn)
 		ferry__conn_input_ended(cn);
 		goto out;
 	}
+	if (ferry__conn_direct(cn))
+		goto out;
 	ferry__conn_arm_recv(cn);
 	if (cn->rx_err)
 		ferry__conn_input_ended(cn);
@@ -849,6 +935,7 @@ static void ferry__conn_shut(struct ferry__conn *cn)
 	}
 	if (cn->req) {
 		/* Callers detach first; a request left here loses its conn. */
+		ferry__conn_adopt_body(cn, cn->req);
 		cn->req->conn = NULL;
 		cn->req = NULL;
 	}

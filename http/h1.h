@@ -339,6 +339,14 @@ int ferry__h1_resp_finish(struct ferry__h1_resp *r);
 /* True until the first byte of this response has been consumed. */
 bool ferry__h1_resp_idle(const struct ferry__h1_resp *r);
 
+/*
+ * ferry__h1_resp_body_left - the bytes of body still due, when the body
+ * is framed by Content-Length and being read (after the HEAD event, no
+ * error); 0 otherwise (no body, chunked, to the close, complete). Exactly
+ * that many bytes may be read for this response and no more.
+ */
+uint64_t ferry__h1_resp_body_left(const struct ferry__h1_resp *r);
+
 /* The reason for the last error ("" if none). Valid until the next start. */
 const char *ferry__h1_resp_why(const struct ferry__h1_resp *r);
 

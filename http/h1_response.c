@@ -664,6 +664,18 @@ bool ferry__h1_resp_idle(const struct ferry__h1_resp *r)
 	return r->ferry__received == 0;
 }
 
+uint64_t ferry__h1_resp_body_left(const struct ferry__h1_resp *r)
+{
+	const llhttp_t *p = &r->ferry__parser;
+
+	/* llhttp counts content_length down as it consumes the body. */
+	if (r->ferry__state != FERRY__H1_RESP_BODY || r->ferry__err ||
+	    !(p->flags & F_CONTENT_LENGTH) ||
+	    (p->flags & (F_SKIPBODY | F_CHUNKED | F_TRANSFER_ENCODING)))
+		return 0;
+	return p->content_length;
+}
+
 const char *ferry__h1_resp_why(const struct ferry__h1_resp *r)
 {
 	return r->ferry__why;

@@ -96,6 +96,8 @@ int ferry__input_copy(struct ferry_http_client *c, struct ferry__input *in,
 const char *ferry__input_data(const struct ferry_http_client *c,
 			      const struct ferry__input *in)
 {
+	if (in->ext)
+		return in->ext + in->off;
 	if (in->spill)
 		return in->spill->data + in->off;
 	return (const char *)ferry_bufring_buf(c->br, in->bid) + in->off;
@@ -104,6 +106,8 @@ const char *ferry__input_data(const struct ferry_http_client *c,
 void ferry__input_unref(struct ferry_http_client *c,
 			const struct ferry__input *in)
 {
+	if (in->ext)
+		return;		/* the request's body buffer: no reference */
 	if (in->spill)
 		ferry__spill_unref(c, in->spill);
 	else

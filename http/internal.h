@@ -222,10 +222,24 @@ struct ferry__spill {
 
 /* One received buffer not yet fully parsed: a ring buffer or a spill. */
 struct ferry__input {
-	struct ferry__spill *spill;	/* NULL: ring buffer bid */
+	struct ferry__spill *spill;	/* NULL: ring buffer bid (or ext) */
 	uint16_t bid;
 	uint32_t off, len;
+	/* Bytes received straight into the request's body buffer
+	 * (ferry_http_request_body_into): no reference, no token. */
+	char *ext;
 };
+
+/*
+ * Direct receive (conn.c): a body framed by Content-Length, with at least
+ * this much left when the connection would go on reading, is received
+ * straight into the buffer the request was given (body_into), one recv
+ * op at a time, instead of through the ring and a copy. Below it the
+ * switch is not worth it: stopping the multishot recv and arming it again
+ * afterwards costs two ops and a turn each way, about what copying 64 KiB
+ * costs, and a small body is mostly in the first ring buffers anyway.
+ */
+#define FERRY__DIRECT_MIN (256u << 10)
 
 /*
  * What a connection reports to its owner (request.c's table): it calls
@@ -297,6 +311,17 @@ struct ferry__conn {
 	struct ferry__h1_resp parser;
 	struct ferry__input *in;	/* queue of received buffers */
 	unsigned nin, in_cap;
+
+	/* Direct receive into the request's body buffer (FERRY__DIRECT_MIN). */
+	bool direct;		/* this response is read that way */
+	bool direct_busy;	/* a recv into the buffer is in flight */
+	bool direct_wait;	/* waiting for the multishot recv to stop */
+	/* A body buffer whose request ended while a recv into it was in
+	 * flight: the connection owns it now, and releases it when it is
+	 * freed (the transport reports closed() only after every op's
+	 * completion). */
+	void *orphan;
+	void (*orphan_release)(void *buf);
 };
 
 /* ------------------------------------------------------------------ */
@@ -373,6 +398,13 @@ struct ferry_http_request {
 	int pending_err;		/* set by cancel inside a callback */
 	uint64_t body_received;		/* encoded, as on the wire */
 	bool decode_on;			/* decodes gzip/deflate (decode.h) */
+	/* The caller's body buffer (ferry_http_request_body_into): byte k of
+	 * the body after into_base received bytes goes to into_buf[k]. The
+	 * request owns it until on_done; released there when it failed. */
+	char *into_buf;
+	size_t into_cap;
+	uint64_t into_base;
+	void (*into_release)(void *buf);
 	struct ferry__decode *decode;	/* this response's decoder, or NULL */
 	int status;
 	int redirect_status;
@@ -444,6 +476,10 @@ void ferry__conn_pause(struct ferry__conn *cn);
 void ferry__conn_resume(struct ferry__conn *cn);
 void ferry__conn_body_ready(struct ferry__conn *cn);
 void ferry__conn_note_times(struct ferry__conn *cn,
+			    struct ferry_http_request *req);
+/* req leaves cn: a recv into req's body buffer still in flight makes the
+ * buffer cn's (req->into_buf cleared), released when cn is freed. */
+void ferry__conn_adopt_body(struct ferry__conn *cn,
 			    struct ferry_http_request *req);
 
 /* retry.c */

@@ -118,6 +118,11 @@ static void ferry__req_finish(struct ferry_http_request *req, int result)
 	if (result >= 0)
 		req->detail[0] = '\0';
 	req->cb->on_done(req->ctx, req, result, req->detail);
+	/* A body buffer is the caller's again after a success; after a
+	 * failure it is released here, or by the connection that still
+	 * receives into it (ferry__conn_adopt_body cleared it then). */
+	if (req->into_buf && result < 0)
+		req->into_release(req->into_buf);
 	/* Still listed during on_done, so a close from in there cannot
 	 * free the client under us. */
 	ferry__list_del(&req->link);
@@ -148,6 +153,7 @@ static void ferry__req_detach(struct ferry_http_request *req)
 	}
 	if (!cn)
 		return;
+	ferry__conn_adopt_body(cn, req);
 	req->conn = NULL;
 	cn->req = NULL;
 	/* A connection still being set up goes on, for the pool or the
@@ -681,6 +687,32 @@ static int ferry__req_body(struct ferry_http_request *req, const char *data,
 	return ferry__req_deliver(req, data, len, in);
 }
 
+/* After on_body: a cancel from inside it, or the callback's refusal. */
+static int ferry__req_body_result(struct ferry_http_request *req, int r)
+{
+	if (ferry__req_check_pending(req))
+		return -1;
+	if (r < 0) {
+		ferry__req_fail(req, r, "on_body refused the body: %s",
+				ferry_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Bytes received straight into the caller's body buffer: no buffer to
+ * reference or keep (token 0, FERRY_HTTP_KEEP means nothing). */
+static int ferry__req_deliver_ext(struct ferry_http_request *req,
+				  const char *data, size_t len)
+{
+	int r;
+
+	req->in_cb = true;
+	r = req->cb->on_body(req->ctx, req, data, len, 0);
+	req->in_cb = false;
+	return ferry__req_body_result(req, r == FERRY_HTTP_KEEP ? 0 : r);
+}
+
 int ferry__req_deliver(struct ferry_http_request *req, const char *data,
 		       size_t len, const struct ferry__input *in)
 {
@@ -692,6 +724,8 @@ int ferry__req_deliver(struct ferry_http_request *req, const char *data,
 
 	if (!req->cb->on_body || !len)
 		return 0;
+	if (in->ext)
+		return ferry__req_deliver_ext(req, data, len);
 	req->in_cb = true;
 	/* A reference of our own across the call: a close or cancel from
 	 * inside it drops the connection's, and a buffer the callback keeps
@@ -712,14 +746,7 @@ int ferry__req_deliver(struct ferry_http_request *req, const char *data,
 		ferry__spill_unref(req->client, sp);
 	else
 		ferry__buf_unref(req->client, bid);
-	if (ferry__req_check_pending(req))
-		return -1;
-	if (r < 0) {
-		ferry__req_fail(req, r, "on_body refused the body: %s",
-				ferry_strerror(r));
-		return -1;
-	}
-	return 0;
+	return ferry__req_body_result(req, r);
 }
 
 /* Drop the headers that must not cross to another origin. */
@@ -840,6 +867,21 @@ void ferry_http_request_resume(struct ferry_http_request *req)
 	req->paused = false;
 	if (req->conn && req->conn->state >= FERRY__CONN_SEND)
 		ferry__conn_resume(req->conn);
+}
+
+int ferry_http_request_body_into(struct ferry_http_request *req, void *buf,
+				 size_t cap, void (*release)(void *buf))
+{
+	/* A decoded body is not the bytes received: no place to put them. */
+	if (!req || !buf || !release || req->state != FERRY__REQ_ACTIVE ||
+	    !req->in_cb || !req->head_seen || req->into_buf ||
+	    ferry__decode_active(req))
+		return FERRY_EINVAL;
+	req->into_buf = buf;
+	req->into_cap = cap;
+	req->into_base = req->body_received;
+	req->into_release = release;
+	return 0;
 }
 
 void ferry_http_request_body_ready(struct ferry_http_request *req)

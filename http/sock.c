@@ -10,7 +10,9 @@
  * op, then CONNECT, a connect op with a linked timeout) -> OPEN
  * (multishot recv into the client's buffer ring; one send op at a time)
  * -> CLOSING (ops cancelled, then a close op) -> CLOSED (closed()
- * reported).
+ * reported). While OPEN, the layer above may stop the multishot recv and
+ * receive a body straight into its own buffer instead (recv_into: single
+ * recv ops on the same op record, recv_op, one at a time).
  *
  * Moved here from conn.c: the resolve, socket, connect, recv and send
  * code is the connection's as it was, reporting upward instead.
@@ -47,6 +49,8 @@ struct sock {
 	bool is_unix;
 	bool socket_pending;	/* a socket op is in flight */
 	bool recv_armed;	/* multishot recv in flight */
+	bool direct_busy;	/* a recv_into op in flight (on recv_op) */
+	char *direct_buf;	/* where it receives */
 	bool recv_stopping;	/* cancelled for a pause or a close */
 	bool want_read;		/* the layer above reads */
 	bool ended;		/* input_end reported */
@@ -385,7 +389,8 @@ static int ferry__sock_arm_recv(struct sock *s)
 {
 	int err;
 
-	if (s->recv_armed || s->recv_stopping || s->ended || s->fd < 0)
+	if (s->recv_armed || s->recv_stopping || s->direct_busy || s->ended ||
+	    s->fd < 0)
 		return 0;
 	s->recv_op.fn = ferry__sock_recv_done;
 	err = ferry_op_recv_multishot(ferry__sock_loop(s), &s->recv_op, s->fd,
@@ -535,11 +540,78 @@ static void ferry__sock_recv_done(struct ferry_op *op, int res, unsigned flags)
 		s->t.up->input_end(s->t.up_ctx, res);
 		return;
 	}
-	/* Stopped for a pause, or ended by the kernel: go on if wanted. */
-	if (s->want_read && (res = ferry__sock_arm_recv(s)) < 0) {
+	if (!s->want_read) {
+		/* Stopped as asked: nothing more in flight (recv_into may
+		 * go now). */
+		if (s->t.up->drained)
+			s->t.up->drained(s->t.up_ctx);
+		return;
+	}
+	/* Ended by the kernel, or stopped for a pause since resumed. */
+	if ((res = ferry__sock_arm_recv(s)) < 0) {
 		s->ended = true;
 		s->t.up->input_end(s->t.up_ctx, res);
 	}
+}
+
+/* A recv_into op completed: bytes in place, the end, or an error. */
+static void ferry__sock_direct_done(struct ferry_op *op, int res,
+				   unsigned flags)
+{
+	struct sock *s = ferry__container_of(op, struct sock, recv_op);
+	struct ferry__input in = { NULL, 0, 0, 0, s->direct_buf };
+
+	(void)flags;
+	s->direct_busy = false;
+	s->direct_buf = NULL;
+	if (s->state == SOCK_CLOSING) {
+		ferry__sock_finish_close(s);
+		return;
+	}
+	if (s->state != SOCK_OPEN || s->ended)
+		return;
+	if (res > 0) {
+		in.len = (uint32_t)res;
+		s->t.clock->last_io = ferry_loop_now(ferry__sock_loop(s));
+		s->t.up->input(s->t.up_ctx, &in);
+		/* The layer above went back to reading meanwhile. */
+		if (s->state == SOCK_OPEN && s->want_read && !s->direct_busy &&
+		    (res = ferry__sock_arm_recv(s)) < 0) {
+			s->ended = true;
+			s->t.up->input_end(s->t.up_ctx, res);
+		}
+		return;
+	}
+	if (res == -ECANCELED)
+		return;
+	s->ended = true;
+	s->t.up->input_end(s->t.up_ctx, res);
+}
+
+static int ferry__sock_recv_into(struct ferry__transport *t, void *buf,
+				 size_t len)
+{
+	struct sock *s = (struct sock *)t;
+	int err;
+
+	if (s->state != SOCK_OPEN || s->ended || s->want_read)
+		return -EINVAL;
+	if (s->direct_busy)
+		return 0;
+	if (s->recv_armed)
+		return -EBUSY;
+	/* At most 4 GiB - 1 per op (a u32 in the input): more comes with
+	 * the next op. */
+	if (len > UINT32_MAX)
+		len = UINT32_MAX;
+	s->recv_op.fn = ferry__sock_direct_done;
+	err = ferry_op_recv(ferry__sock_loop(s), &s->recv_op, s->fd, buf, len,
+			    0);
+	if (err < 0)
+		return err;
+	s->direct_busy = true;
+	s->direct_buf = buf;
+	return 0;
 }
 
 static int ferry__sock_read(struct ferry__transport *t, bool on)
@@ -635,11 +707,13 @@ static const struct ferry__transport_class sock_tcp_class = {
 	ferry__sock_read,
 	ferry__sock_close,
 	ferry__sock_free,
+	ferry__sock_recv_into,
 };
 
 static const struct ferry__transport_class sock_unix_class = {
 	"unix",		  ferry__sock_start, ferry__sock_send,
 	ferry__sock_read, ferry__sock_close, ferry__sock_free,
+	ferry__sock_recv_into,
 };
 
 /* A Unix socket's one address. 0 or FERRY_EINVAL (name too long). */

@@ -35,6 +35,14 @@
  *          the owner frees in the close phase, never at closed().
  *          Nothing else is reported after close().
  *   free   free the chain; only after closed(), or before start().
+ *   recv_into  (optional: NULL where bytes cannot be received in place,
+ *          as under TLS) one receive of at most @len bytes straight into
+ *          @buf, reported as input() with in->ext = @buf: only with
+ *          reading off (read(false)) and nothing left in flight. 0 when
+ *          started (or one is in flight already: the caller asks again
+ *          for the same bytes only), -EBUSY while the stopped read still
+ *          has input in flight (drained() follows), or a negative code.
+ *          @buf must stay valid until the input, input_end() or closed().
  *
  * Callbacks up (struct ferry__transport_up):
  *   ready(ctx)            the stream is up: send and read may be used.
@@ -49,6 +57,8 @@
  *   error(ctx, err, why)  the transport failed (code and a sentence
  *                         naming the hop and the cause); close it.
  *   closed(ctx)           after close(): the owner may free it now.
+ *   drained(ctx)          after read(false): the last input in flight
+ *                         has come (optional; recv_into may start now).
  */
 #ifndef FERRY_HTTP_TRANSPORT_H
 #define FERRY_HTTP_TRANSPORT_H
@@ -76,6 +86,7 @@ struct ferry__transport_up {
 	void (*sent)(void *ctx, size_t n);
 	void (*error)(void *ctx, int err, const char *why);
 	void (*closed)(void *ctx);
+	void (*drained)(void *ctx);
 };
 
 struct ferry__transport_class {
@@ -86,6 +97,7 @@ struct ferry__transport_class {
 	int (*read)(struct ferry__transport *t, bool on);
 	void (*close)(struct ferry__transport *t);
 	void (*free)(struct ferry__transport *t);
+	int (*recv_into)(struct ferry__transport *t, void *buf, size_t len);
 };
 
 /*

@@ -665,6 +665,40 @@ void ferry_http_request_pause(struct ferry_http_request *req);
  * later loop turn, never from inside this call. Idempotent. */
 void ferry_http_request_resume(struct ferry_http_request *req);
 
+/*
+ * ferry_http_request_body_into - give the request the memory the rest of
+ * its body goes to, so the body can be received straight into it: byte k
+ * of the body after this call (k from 0) belongs at @buf[k]. Call from
+ * on_head (or on_body). Loop thread.
+ *
+ * Where the framing allows it - plain TCP or a Unix socket (not TLS, not a
+ * CONNECT tunnel), a body framed by Content-Length that fits in @cap, no
+ * content decoding, and at least 256 KiB of it left - the connection
+ * receives the body into @buf itself, never past the Content-Length:
+ * on_body then reports those bytes where they already are (@data ==
+ * @buf + k, token 0: nothing to keep, FERRY_HTTP_KEEP is taken as 0).
+ * Elsewhere on_body reports the bytes in receive buffers as usual, and
+ * the caller copies them to @buf + k itself. Either way the caller reads
+ * what on_body reported, and may write @buf[k] for a k on_body already
+ * reported, or the one byte right after it (a terminating NUL); never
+ * further on.
+ *
+ * Ownership of @buf passes to the request until on_done. When on_done
+ * reports a response (@result >= 0), @buf is the caller's again, holding
+ * the body. When it reports an error, the caller must no longer touch
+ * @buf: a receive into it may still be in flight (a cancel, a timeout or
+ * the client's close stopped the request, not the kernel's op), and the
+ * request calls @release(@buf) once nothing writes into it any more, on
+ * the loop thread, after on_done, at the latest while the client closes
+ * or its loop is destroyed.
+ *
+ * Returns 0, or FERRY_EINVAL (@req not in on_head or on_body, @buf or
+ * @release NULL, a buffer already given, or a body being decoded, whose
+ * bytes are not the ones received): @buf stays the caller's.
+ */
+int ferry_http_request_body_into(struct ferry_http_request *req, void *buf,
+				 size_t cap, void (*release)(void *buf));
+
 /* ferry_http_request_body_ready - a body_fn that said FERRY_HTTP_BODY_WAIT
  * has data now; it is called again soon (not from inside this call). */
 void ferry_http_request_body_ready(struct ferry_http_request *req);

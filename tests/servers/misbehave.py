@@ -613,6 +613,20 @@ def mode_long_length(peer, opts):
     send_length_body(peer, opts, lambda size: size + 1000)
 
 
+def mode_stall_body(peer, opts):
+    """Content-Length --size (16 MiB), the first --chunk bytes (64 KiB) of
+    the body, then nothing: the connection is held open until the client
+    closes it (a body stalled mid-way)."""
+    size = opts.size if opts.size is not None else 16 << 20
+    chunk = opts.chunk if opts.chunk is not None else 65536
+    if peer.read_request() is None:
+        return
+    peer.send(response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(size))],
+                       pattern(0, min(chunk, size))))
+    peer.hold()
+
+
 def mode_reset_in_close_delimited(peer, opts):
     if peer.read_request() is None:
         return
@@ -682,6 +696,7 @@ MODES = {
     "truncated-length": mode_truncated_length,
     "short-length": mode_short_length,
     "long-length": mode_long_length,
+    "stall-body": mode_stall_body,
     "reset-in-close-delimited": mode_reset_in_close_delimited,
     "endless-headers": mode_endless_headers,
     "endless-chunked": mode_endless_chunked,
