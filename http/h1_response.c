@@ -523,6 +523,12 @@ static int ferry__check_framing(struct ferry__h1_resp *r, const char *s,
 			if (!cr)
 				return 0;
 			i = (size_t)(cr - s);
+			/* The usual CR LF, whole in this piece: done with it,
+			 * without a turn of the loop for the LF. */
+			if (i + 1 < n && s[i + 1] == '\n') {
+				i++;
+				continue;
+			}
 		}
 		c = s[i];
 
