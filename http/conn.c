@@ -238,8 +238,10 @@ static void ferry__conn_tp_input(void *ctx, struct ferry__input *in)
 	}
 	if (in->ext)
 		cn->direct_busy = false;
+	/* The turn's clock, read as the wait that brought these bytes
+	 * ended: one clock read per turn, not one per response. */
 	if (cn->req && !cn->req->t_first && cn->state >= FERRY__CONN_SEND)
-		cn->req->t_first = ferry_time_now();
+		cn->req->t_first = ferry_loop_now(ferry__conn_loop(cn));
 	if (ferry__input_push(cn, in) < 0) {
 		ferry__conn_input_unref(cn, in);
 		if (!cn->rx_err)

@@ -66,6 +66,8 @@ struct ferry__h1_header {
 
 /* True when s[0..len) is a non-empty RFC 9110 token (method, field name). */
 bool ferry__h1_is_token(const char *s, size_t len);
+/* How many bytes at the start of s are tchars (0..len). */
+size_t ferry__h1_token_len(const char *s, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
@@ -224,9 +226,9 @@ enum ferry__h1_resp_state {
  * struct ferry__h1_resp - an incremental HTTP/1.1 response parser.
  *
  * Embed it in the connection; all fields are private. Memory: the struct
- * (about 0.5 KiB) plus one arena holding the status reason and the
- * headers (names and values NUL-terminated), at most max_head plus a few
- * bytes per field, and one array of max_fields entries at most; both are
+ * (about 0.5 KiB) plus one arena holding the head as received (the
+ * status reason, names and values NUL-terminated in place), at most
+ * max_head bytes, and one array of max_fields entries at most; both are
  * kept across responses on the same connection and freed by
  * ferry__h1_resp_free().
  *
@@ -249,8 +251,7 @@ struct ferry__h1_resp {
 	bool ferry__interim;	/* the head being read is a 1xx */
 	bool ferry__keep_alive;
 	bool ferry__no_reuse;	/* HTTP/1.0 with Transfer-Encoding: close */
-	bool ferry__in_field;	/* a header name is being gathered */
-	bool ferry__in_value;	/* a header value is being gathered */
+	bool ferry__reason_seen;	/* on_status gave the reason's start */
 	uint8_t ferry__ev;	/* event raised by a callback, see .c */
 	bool ferry__prev_cr;	/* last framing byte was CR */
 	uint8_t ferry__need_crlf;	/* CRLF bytes still due after chunk data */
@@ -268,7 +269,8 @@ struct ferry__h1_resp {
 	uint32_t ferry__reason_off, ferry__reason_len;
 	struct ferry__h1_field *ferry__fields;
 	size_t ferry__nfields, ferry__fields_cap;
-	struct ferry__h1_field ferry__cur;	/* field being gathered */
+	size_t ferry__run_base;		/* arena bytes before run_data */
+	const char *ferry__run_data;	/* the bytes llhttp runs over */
 	char ferry__why[FERRY__H1_WHY_MAX];
 };
 

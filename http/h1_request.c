@@ -63,6 +63,15 @@ static bool ferry__is_tchar(unsigned char c)
 	return tchar[c];
 }
 
+size_t ferry__h1_token_len(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && ferry__is_tchar((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
 bool ferry__h1_is_token(const char *s, size_t len)
 {
 	if (len == 0)

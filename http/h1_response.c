@@ -64,8 +64,10 @@ static int ferry__h1_resp_fail(struct ferry__h1_resp *r, int err,
 }
 
 /*
- * The arena only grows while a head is read, and the head is bounded by
- * max_head, so its size is bounded too: max_head plus one NUL per string.
+ * The arena holds the head as received: each run appends the head bytes
+ * llhttp consumed (ferry__run), so a head split over many feeds is one
+ * string by its end. It only grows while a head is read, and the head is
+ * bounded by max_head, so its size is bounded too.
  */
 static int ferry__arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
 {
@@ -74,10 +76,13 @@ static int ferry__arena_put(struct ferry__h1_resp *r, const char *p, size_t n)
 
 	if (need > UINT32_MAX)
 		return -ENOMEM;
-	a = ferry__grow(r->ferry__arena, &r->ferry__arena_cap, need, 1024);
-	if (!a)
-		return -ENOMEM;
-	r->ferry__arena = a;
+	if (need > r->ferry__arena_cap) {
+		a = ferry__grow(r->ferry__arena, &r->ferry__arena_cap, need,
+				1024);
+		if (!a)
+			return -ENOMEM;
+		r->ferry__arena = a;
+	}
 	memcpy(r->ferry__arena + r->ferry__arena_len, p, n);
 	r->ferry__arena_len += n;
 	return 0;
@@ -90,15 +95,11 @@ static int ferry__oom(struct ferry__h1_resp *r)
 	return -1;
 }
 
-/* End the string being gathered: NUL-terminate it. */
-static int ferry__arena_end(struct ferry__h1_resp *r)
-{
-	if (ferry__arena_put(r, "", 0))
-		return -ENOMEM;
-	r->ferry__arena[r->ferry__arena_len++] = 0;
-	return 0;
-}
-
+/*
+ * The reason phrase, as llhttp delimits it (everything after the space
+ * that follows the status code): only where it lies in the head is noted
+ * here; ferry__head_fields NUL-terminates it in place.
+ */
 static int ferry__cb_status(llhttp_t *p, const char *at, size_t len)
 {
 	struct ferry__h1_resp *r = ferry__resp_of(p);
@@ -116,24 +117,21 @@ static int ferry__cb_status(llhttp_t *p, const char *at, size_t len)
 			return -1;
 		}
 	}
-	if (ferry__arena_put(r, at, len))
-		return ferry__oom(r);
+	if (!r->ferry__reason_seen) {
+		r->ferry__reason_seen = true;
+		r->ferry__reason_off = (uint32_t)(r->ferry__run_base +
+						  (size_t)(at - r->ferry__run_data));
+	}
 	r->ferry__reason_len += (uint32_t)len;
 	return 0;
 }
 
-static int ferry__cb_status_complete(llhttp_t *p)
+/* Trailers are dropped, but still bounded: count them against max_head. */
+static int ferry__cb_trailer(llhttp_t *p, const char *at, size_t len)
 {
 	struct ferry__h1_resp *r = ferry__resp_of(p);
 
-	if (ferry__arena_end(r))
-		return ferry__oom(r);
-	return 0;
-}
-
-/* Trailers are dropped, but still bounded: count them against max_head. */
-static int ferry__count_trailer(struct ferry__h1_resp *r, size_t len)
-{
+	(void)at;
 	r->ferry__trailer_bytes += len;
 	if (r->ferry__trailer_bytes > r->ferry__lim.max_head) {
 		ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
@@ -144,73 +142,13 @@ static int ferry__count_trailer(struct ferry__h1_resp *r, size_t len)
 	return 0;
 }
 
-/* Names and values may come in pieces: each call appends to the arena. */
-static int ferry__cb_field(llhttp_t *p, const char *at, size_t len)
+static bool ferry__is_ows(char c)
 {
-	struct ferry__h1_resp *r = ferry__resp_of(p);
-
-	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return ferry__count_trailer(r, len);
-	if (!r->ferry__in_field) {
-		if (r->ferry__nfields >= r->ferry__lim.max_fields) {
-			ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
-					    "more than %zu header fields",
-					    r->ferry__lim.max_fields);
-			return -1;
-		}
-		r->ferry__in_field = true;
-		r->ferry__cur.name_off = (uint32_t)r->ferry__arena_len;
-		r->ferry__cur.name_len = 0;
-	}
-	if (ferry__arena_put(r, at, len))
-		return ferry__oom(r);
-	r->ferry__cur.name_len += (uint32_t)len;
-	return 0;
+	return c == ' ' || c == '\t';
 }
 
-static int ferry__cb_field_complete(llhttp_t *p)
-{
-	struct ferry__h1_resp *r = ferry__resp_of(p);
-
-	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return 0;
-	r->ferry__in_field = false;
-	/* llhttp's loose mode lets some non-token bytes (a space) through;
-	 * a name that is not a token is a smuggling attempt or garbage. */
-	if (!ferry__h1_is_token(r->ferry__arena + r->ferry__cur.name_off,
-				r->ferry__cur.name_len)) {
-		ferry__h1_resp_fail(r, FERRY_EPROTO,
-				    "invalid header field name");
-		return -1;
-	}
-	if (ferry__arena_end(r))
-		return ferry__oom(r);
-	return 0;
-}
-
-static void ferry__value_begin(struct ferry__h1_resp *r)
-{
-	if (r->ferry__in_value)
-		return;
-	r->ferry__in_value = true;
-	r->ferry__cur.value_off = (uint32_t)r->ferry__arena_len;
-	r->ferry__cur.value_len = 0;
-}
-
-static int ferry__cb_value(llhttp_t *p, const char *at, size_t len)
-{
-	struct ferry__h1_resp *r = ferry__resp_of(p);
-
-	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return ferry__count_trailer(r, len);
-	ferry__value_begin(r);
-	if (ferry__arena_put(r, at, len))
-		return ferry__oom(r);
-	r->ferry__cur.value_len += (uint32_t)len;
-	return 0;
-}
-
-static int ferry__push_field(struct ferry__h1_resp *r)
+static int ferry__push_field(struct ferry__h1_resp *r,
+			     const struct ferry__h1_field *fl)
 {
 	if (r->ferry__nfields == r->ferry__fields_cap) {
 		size_t bytes = r->ferry__fields_cap * sizeof(*r->ferry__fields);
@@ -224,41 +162,126 @@ static int ferry__push_field(struct ferry__h1_resp *r)
 		r->ferry__fields = f;
 		r->ferry__fields_cap = bytes / sizeof(*f);
 	}
-	r->ferry__fields[r->ferry__nfields++] = r->ferry__cur;
+	r->ferry__fields[r->ferry__nfields++] = *fl;
 	return 0;
 }
 
-/* An empty value raises no on_header_value, only this. */
-static int ferry__cb_value_complete(llhttp_t *p)
+/*
+ * An obs-fold line (RFC 9112 5.2) continues the value before it, as
+ * llhttp reads it: the line is appended whole, its leading whitespace
+ * dropped while the value is still empty. The bytes move left over the
+ * line break, inside the arena; later lines are not touched.
+ */
+static void ferry__fold(struct ferry__h1_resp *r, struct ferry__h1_field *f,
+			const char *s, size_t n)
 {
-	struct ferry__h1_resp *r = ferry__resp_of(p);
-	struct ferry__h1_field *c = &r->ferry__cur;
-	const char *v;
-
-	if (r->ferry__state != FERRY__H1_RESP_HEAD)
-		return 0;
-	ferry__value_begin(r);
-	r->ferry__in_value = false;
-	v = r->ferry__arena + c->value_off;
-	/* RFC 9110 5.5: CR, LF and NUL in a value must be refused */
-	for (size_t i = 0; i < c->value_len; i++) {
-		/* one compare for the usual byte, above all three */
-		if ((unsigned char)v[i] <= '\r' &&
-		    (v[i] == '\r' || v[i] == '\n' || v[i] == 0)) {
-			ferry__h1_resp_fail(
-				r, FERRY_EPROTO,
-				"CR, LF or NUL in a header field value");
-			return -1;
+	if (!f->value_len)
+		while (n && ferry__is_ows(*s)) {
+			s++;
+			n--;
 		}
+	memmove(r->ferry__arena + f->value_off + f->value_len, s, n);
+	f->value_len += (uint32_t)n;
+}
+
+/*
+ * A value is done: trim it (RFC 9110 5.5), NUL-terminate it in place
+ * (over its trailing whitespace or its line ending) and keep it. CR, LF
+ * and NUL in a value must be refused (RFC 9110 5.5): lines are split at
+ * LF and every CR in a head was checked to precede one
+ * (ferry__check_framing), so only a NUL can be left, and only where
+ * ferry__head_fields found one in the head (@nul).
+ */
+static int ferry__field_end(struct ferry__h1_resp *r,
+			    struct ferry__h1_field *f, bool nul)
+{
+	char *a = r->ferry__arena;
+
+	while (f->value_len && ferry__is_ows(a[f->value_off + f->value_len - 1]))
+		f->value_len--;
+	if (nul && memchr(a + f->value_off, 0, f->value_len)) {
+		ferry__h1_resp_fail(r, FERRY_EPROTO,
+				    "CR, LF or NUL in a header field value");
+		return -1;
 	}
-	/* field-value excludes trailing whitespace (RFC 9110 5.5) */
-	while (c->value_len && (v[c->value_len - 1] == ' ' ||
-				v[c->value_len - 1] == '\t')) {
-		c->value_len--;
-		r->ferry__arena_len--;
-	}
-	if (ferry__arena_end(r) || ferry__push_field(r))
+	a[f->value_off + f->value_len] = 0;
+	if (ferry__push_field(r, f))
 		return ferry__oom(r);
+	return 0;
+}
+
+/* One "name:" OWS value line of @n bytes at arena offset @off. */
+static int ferry__field_start(struct ferry__h1_resp *r,
+			      struct ferry__h1_field *f, size_t off, size_t n)
+{
+	char *s = r->ferry__arena + off;
+	size_t name_len = ferry__h1_token_len(s, n);
+	size_t v = name_len + 1;
+
+	if (r->ferry__nfields >= r->ferry__lim.max_fields) {
+		ferry__h1_resp_fail(r, FERRY_ETOOLARGE,
+				    "more than %zu header fields",
+				    r->ferry__lim.max_fields);
+		return -1;
+	}
+	/* llhttp's loose mode lets some non-token bytes (a space) through,
+	 * and any mode an empty name; a name that is not a token is a
+	 * smuggling attempt or garbage. */
+	if (!name_len || name_len == n || s[name_len] != ':') {
+		ferry__h1_resp_fail(r, FERRY_EPROTO,
+				    "invalid header field name");
+		return -1;
+	}
+	s[name_len] = 0;	/* over the colon */
+	while (v < n && ferry__is_ows(s[v]))
+		v++;
+	f->name_off = (uint32_t)off;
+	f->name_len = (uint32_t)name_len;
+	f->value_off = (uint32_t)(off + v);
+	f->value_len = (uint32_t)(n - v);
+	return 0;
+}
+
+/*
+ * The head llhttp accepted is whole in the arena: index its fields, the
+ * same way llhttp's header callbacks would have delimited them (checked
+ * against them by tests/http/test_h1_response.c), and NUL-terminate the
+ * reason, the names and the values in place. Lines end in LF, with the
+ * CR before it dropped; the empty line ends the head.
+ */
+static int ferry__head_fields(struct ferry__h1_resp *r)
+{
+	char *a = r->ferry__arena;
+	size_t end = r->ferry__arena_len, off;
+	const char *nl = memchr(a, '\n', end);
+	struct ferry__h1_field f;
+	bool open = false;
+	bool nul = memchr(a, 0, end) != NULL;	/* rare: then look closer */
+
+	r->ferry__nfields = 0;
+	if (r->ferry__reason_len)	/* over the status line's CR or LF */
+		a[r->ferry__reason_off + r->ferry__reason_len] = 0;
+	for (off = nl ? (size_t)(nl - a) + 1 : end; off < end;) {
+		const char *e = memchr(a + off, '\n', end - off);
+		size_t next = e ? (size_t)(e - a) + 1 : end;
+		size_t n = (e ? (size_t)(e - a) : end) - off;
+
+		if (n && a[off + n - 1] == '\r')
+			n--;
+		if (n == 0)
+			break;
+		if (ferry__is_ows(a[off]) && open) {
+			ferry__fold(r, &f, a + off, n);
+		} else {
+			if ((open && ferry__field_end(r, &f, nul)) ||
+			    ferry__field_start(r, &f, off, n))
+				return -1;
+			open = true;
+		}
+		off = next;
+	}
+	if (open && ferry__field_end(r, &f, nul))
+		return -1;
 	return 0;
 }
 
@@ -375,19 +398,34 @@ static int ferry__cb_message_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
-/* Static, as llhttp wants settings to outlive every parser using them. */
-static const llhttp_settings_t resp_settings = {
+/*
+ * Static, as llhttp wants settings to outlive every parser using them.
+ * Each callback costs a call per piece, so a head is read with the
+ * fewest: the head itself is copied whole and indexed once it is
+ * complete (ferry__head_fields). The body's settings take over at the
+ * end of the final head; they see header pieces only in trailers.
+ */
+static const llhttp_settings_t head_settings = {
 	.on_status = ferry__cb_status,
-	.on_status_complete = ferry__cb_status_complete,
-	.on_header_field = ferry__cb_field,
-	.on_header_field_complete = ferry__cb_field_complete,
-	.on_header_value = ferry__cb_value,
-	.on_header_value_complete = ferry__cb_value_complete,
 	.on_headers_complete = ferry__cb_headers_complete,
+	.on_message_complete = ferry__cb_message_complete,
+};
+
+static const llhttp_settings_t body_settings = {
+	.on_header_field = ferry__cb_trailer,
+	.on_header_value = ferry__cb_trailer,
 	.on_body = ferry__cb_body,
 	.on_message_complete = ferry__cb_message_complete,
 	.on_chunk_header = ferry__cb_chunk_header,
 };
+
+/* A new message: llhttp_reset keeps the settings, which the last
+ * message may have switched to the body's. */
+static void ferry__parser_reset(struct ferry__h1_resp *r)
+{
+	llhttp_reset(&r->ferry__parser);
+	r->ferry__parser.settings = (void *)&head_settings;
+}
 
 void ferry__h1_resp_init(struct ferry__h1_resp *r,
 			 const struct ferry__h1_limits *lim)
@@ -403,7 +441,7 @@ void ferry__h1_resp_init(struct ferry__h1_resp *r,
 		r->ferry__lim.max_interim = FERRY__H1_MAX_INTERIM_DEFAULT;
 	if (!r->ferry__lim.max_body)
 		r->ferry__lim.max_body = UINT64_MAX;
-	llhttp_init(&r->ferry__parser, HTTP_RESPONSE, &resp_settings);
+	llhttp_init(&r->ferry__parser, HTTP_RESPONSE, &head_settings);
 	r->ferry__parser.data = r;
 	ferry__h1_resp_start(r, "GET");
 }
@@ -426,14 +464,13 @@ static void ferry__head_clear(struct ferry__h1_resp *r)
 	r->ferry__nfields = 0;
 	r->ferry__reason_off = 0;
 	r->ferry__reason_len = 0;
-	r->ferry__in_field = false;
-	r->ferry__in_value = false;
+	r->ferry__reason_seen = false;
 	r->ferry__status = 0;
 }
 
 void ferry__h1_resp_start(struct ferry__h1_resp *r, const char *method)
 {
-	llhttp_reset(&r->ferry__parser);
+	ferry__parser_reset(r);
 	ferry__head_clear(r);
 	r->ferry__head_req = method && !strcmp(method, "HEAD");
 	r->ferry__state = FERRY__H1_RESP_HEAD;
@@ -486,6 +523,12 @@ static int ferry__check_framing(struct ferry__h1_resp *r, const char *s,
 			if (!cr)
 				return 0;
 			i = (size_t)(cr - s);
+			/* The usual CR LF, whole in this piece: done with it,
+			 * without a turn of the loop for the LF. */
+			if (i + 1 < n && s[i + 1] == '\n') {
+				i++;
+				continue;
+			}
 		}
 		c = s[i];
 
@@ -534,6 +577,8 @@ static int ferry__run(struct ferry__h1_resp *r, const char *data, size_t n,
 	if (in_head && n > r->ferry__lim.max_head - r->ferry__head_bytes)
 		n = r->ferry__lim.max_head - r->ferry__head_bytes;
 	r->ferry__ev = EV_NONE;
+	r->ferry__run_data = data;
+	r->ferry__run_base = r->ferry__arena_len;
 	e = llhttp_execute(p, data, n);
 	pos = llhttp_get_error_pos(p);
 	*used = e == HPE_OK ? n : (pos >= data && pos <= data + n) ?
@@ -550,6 +595,18 @@ static int ferry__run(struct ferry__h1_resp *r, const char *data, size_t n,
 		llhttp_resume(p);
 	else if (e != HPE_OK)
 		return ferry__parse_fail(r, e);
+	if (in_head) {
+		if (ferry__arena_put(r, data, *used))
+			return ferry__oom(r), r->ferry__err;
+		if ((r->ferry__ev == EV_HEAD || r->ferry__ev == EV_INTERIM_HEAD) &&
+		    ferry__head_fields(r)) {
+			r->ferry__status = 0;	/* no head, as for any error */
+			return r->ferry__err;
+		}
+		/* paused at the final head's end: the body's callbacks on */
+		if (r->ferry__ev == EV_HEAD)
+			p->settings = (void *)&body_settings;
+	}
 	if (r->ferry__ev == EV_BODY)
 		ferry__chunk_advance(r, r->ferry__slice.len);
 	r->ferry__received += *used;
@@ -602,7 +659,7 @@ int ferry__h1_resp_feed(struct ferry__h1_resp *r, const char *data,
 			 * heads for ever. */
 			size_t seen = r->ferry__head_bytes;
 
-			llhttp_reset(&r->ferry__parser);
+			ferry__parser_reset(r);
 			ferry__head_clear(r);
 			r->ferry__head_bytes = seen;
 			continue;

@@ -59,8 +59,10 @@
 
 /* Request objects a client keeps for reuse (its pool, request.c). */
 #define FERRY__REQ_POOL_MAX 64
-/* A pooled request keeps its head buffer up to this size. */
+/* A pooled request keeps its head buffer and its block of copies up to
+ * this size each; a block is at least FERRY__REQ_BLOCK_MIN bytes. */
 #define FERRY__REQ_POOL_HEAD_MAX 4096
+#define FERRY__REQ_BLOCK_MIN 256
 
 /* ASan builds poison what sits in a pool (requests, spills): touching it
  * is still reported as a use after free would be. */
@@ -351,13 +353,13 @@ struct ferry_http_request {
 	const struct ferry_http_callbacks *cb;
 	void *ctx;
 
-	char *method;			/* owned */
+	const char *method;		/* in block, or a literal */
 	bool raw_headers;		/* send headers exactly as given */
 	struct ferry_url url;		/* owned */
 	struct ferry__route route;	/* how it goes (route.c) */
 	char *unix_path;		/* owned; the request's own socket */
 	bool unix_abstract;
-	struct ferry__h1_header *headers;	/* owned, one block */
+	struct ferry__h1_header *headers;	/* in block */
 	size_t nheaders;
 
 	enum ferry__body_kind body_kind;
@@ -382,6 +384,11 @@ struct ferry_http_request {
 	bool retrying;			/* dropping a retryable response */
 	uint64_t retry_delay_ns;	/* the wait it asked for */
 	struct ferry_timer retry_timer;	/* end of the backoff */
+
+	/* The copies of the caller's headers, method and URL (url's
+	 * strings while it is the first one), kept with a pooled object. */
+	char *block;
+	size_t block_cap;
 
 	/* The attempt on the current connection. */
 	struct ferry__h1_buf out;	/* request head */
@@ -433,6 +440,13 @@ void ferry__input_unref(struct ferry_http_client *c,
 /* A closing client whose last reference may be gone: check, and free it,
  * in the loop's close phase (client.c's reap). */
 void ferry__client_reap_later(struct ferry_http_client *c);
+
+/* url.c: a copy of @src whose strings live in @mem, of
+ * ferry__url_copy_size(src) bytes (the caller's: ferry_url_free leaves
+ * it alone). */
+size_t ferry__url_copy_size(const struct ferry_url *src);
+void ferry__url_copy_into(struct ferry_url *dst, const struct ferry_url *src,
+			  char *mem);
 
 /* pool.c: origins and the dispatch rule */
 struct ferry__origin *ferry__origin_get(struct ferry_http_client *c,

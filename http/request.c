@@ -59,15 +59,22 @@ static struct ferry_http_request *ferry__req_alloc(struct ferry_http_client *c)
 {
 	struct ferry_http_request *req;
 	struct ferry__h1_buf out;
+	char *block;
+	size_t block_cap;
 
 	if (!c->npool)
 		return calloc(1, sizeof(*req));
 	req = c->pool[--c->npool];
 	FERRY__REQ_UNPOISON(req);
+	FERRY__UNPOISON(req->block, req->block_cap);
 	out = req->out;
+	block = req->block;
+	block_cap = req->block_cap;
 	memset(req, 0, sizeof(*req));
 	req->out.data = out.data;
 	req->out.cap = out.cap;
+	req->block = block;
+	req->block_cap = block_cap;
 	return req;
 }
 
@@ -78,18 +85,23 @@ static void ferry__req_free(struct ferry_http_request *req)
 	ferry_url_free(&req->url);
 	ferry_url_free(&req->next_url);
 	free(req->unix_path);
-	free(req->headers);
-	free(req->method);
 	ferry__decode_free(req);
 	if (req->out.cap > FERRY__REQ_POOL_HEAD_MAX)
 		ferry__h1_buf_free(&req->out);	/* a big head: not kept */
+	if (req->block_cap > FERRY__REQ_POOL_HEAD_MAX) {
+		free(req->block);	/* big copies: not kept either */
+		req->block = NULL;
+		req->block_cap = 0;
+	}
 	if (c && c->npool < FERRY__REQ_POOL_MAX && !c->closing) {
 		/* ASan builds poison it: a use after "free" still shows. */
 		c->pool[c->npool++] = req;
+		FERRY__POISON(req->block, req->block_cap);
 		FERRY__REQ_POISON(req);
 		return;
 	}
 	ferry__h1_buf_free(&req->out);
+	free(req->block);
 	free(req);
 }
 
@@ -100,7 +112,9 @@ void ferry__client_pool_free(struct ferry_http_client *c)
 		struct ferry_http_request *req = c->pool[--c->npool];
 
 		FERRY__REQ_UNPOISON(req);
+		FERRY__UNPOISON(req->block, req->block_cap);
 		ferry__h1_buf_free(&req->out);
+		free(req->block);
 		free(req);
 	}
 }
@@ -362,16 +376,35 @@ static int ferry__req_write_head(struct ferry_http_request *req, char *why,
 }
 
 /*
- * Copy the caller's headers into one block, adding the client's
- * User-Agent unless the caller gave one, and Accept-Encoding when the
- * request decodes and the caller gave none.
+ * The request's block for its copies, at least @need bytes: the one kept
+ * with a pooled request object when it is large enough, so keep-alive
+ * load allocates nothing per request. NULL when out of memory.
  */
-static int ferry__req_copy_headers(struct ferry_http_request *req,
-				   const struct ferry_http_request_opts *o)
+static char *ferry__req_block(struct ferry_http_request *req, size_t need)
+{
+	size_t cap = need < FERRY__REQ_BLOCK_MIN ? FERRY__REQ_BLOCK_MIN : need;
+
+	if (need <= req->block_cap)
+		return req->block;
+	free(req->block);
+	req->block = malloc(cap);
+	req->block_cap = req->block ? cap : 0;
+	return req->block;
+}
+
+/*
+ * Copy the caller's method, URL and headers into the request's block
+ * (headers first, for their alignment), adding the client's User-Agent
+ * unless the caller gave one, and Accept-Encoding when the request
+ * decodes and the caller gave none.
+ */
+static int ferry__req_copy(struct ferry_http_request *req,
+			   const struct ferry_http_request_opts *o)
 {
 	const char *ua = o->raw_headers ? NULL : req->client->user_agent;
+	const char *method = o->method ? o->method : "GET";
 	bool ae = !o->raw_headers && req->decode_on;
-	size_t n = o->nheaders, bytes = 0;
+	size_t n = o->nheaders, bytes = 0, mlen = strlen(method);
 	char *p;
 
 	for (size_t i = 0; i < o->nheaders; i++) {
@@ -386,12 +419,12 @@ static int ferry__req_copy_headers(struct ferry_http_request *req,
 			ae = false;
 	}
 	n += (ua != NULL) + ae;
-	if (!n)
-		return 0;
-	req->headers = malloc(n * sizeof(*req->headers) + bytes + 1);
-	if (!req->headers)
+	p = ferry__req_block(req, n * sizeof(*req->headers) + bytes + mlen + 1 +
+				       ferry__url_copy_size(o->url));
+	if (!p)
 		return -ENOMEM;
-	p = (char *)(req->headers + n);
+	req->headers = n ? (struct ferry__h1_header *)p : NULL;
+	p += n * sizeof(*req->headers);
 	for (size_t i = 0; i < o->nheaders; i++) {
 		const struct ferry_http_header *h = &o->headers[i];
 		struct ferry__h1_header *d = &req->headers[i];
@@ -415,6 +448,9 @@ static int ferry__req_copy_headers(struct ferry_http_request *req,
 			"Accept-Encoding", 15, FERRY__DECODE_ACCEPT,
 			sizeof(FERRY__DECODE_ACCEPT) - 1 };
 	req->nheaders = n;
+	memcpy(p, method, mlen + 1);
+	req->method = p;
+	ferry__url_copy_into(&req->url, o->url, p + mlen + 1);
 	return 0;
 }
 
@@ -471,9 +507,14 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	req->raw_headers = o->raw_headers;
 	req->decode_on = ferry__decode_wanted(&c->opts, o);
 	req->t_start = ferry_time_now();
-	req->method = strdup(o->method ? o->method : "GET");
-	if (!req->method || ferry_url_copy(&req->url, o->url) < 0)
+	err = ferry__req_copy(req, o);
+	if (err == -ENOMEM)
 		goto nomem_req;
+	if (err < 0) {
+		ferry__whyf(why, whylen, "header with a NULL name or value");
+		ferry__req_free(req);
+		return err;
+	}
 	if (o->unix_socket) {
 		req->unix_path = strdup(o->unix_socket);
 		if (!req->unix_path)
@@ -482,14 +523,6 @@ int ferry_http_request_start(struct ferry_http_client *c,
 	}
 	ferry__route_pick(c, &req->url, req->unix_path, req->unix_abstract,
 			  &req->route);
-	err = ferry__req_copy_headers(req, o);
-	if (err == -ENOMEM)
-		goto nomem_req;
-	if (err < 0) {
-		ferry__whyf(why, whylen, "header with a NULL name or value");
-		ferry__req_free(req);
-		return err;
-	}
 	if (o->body_fn) {
 		req->body_kind = FERRY__BODY_PRODUCER;
 		req->body_fn = o->body_fn;
@@ -790,14 +823,7 @@ static void ferry__req_follow(struct ferry_http_request *req)
 	memset(&req->next_url, 0, sizeof(req->next_url));
 	req->redirects++;
 	if (status != 307 && status != 308 && strcmp(req->method, "HEAD")) {
-		char *get = strdup("GET");
-
-		if (!get) {
-			ferry__req_fail(req, -ENOMEM, "redirect: out of memory");
-			return;
-		}
-		free(req->method);
-		req->method = get;
+		req->method = "GET";
 		req->body_kind = FERRY__BODY_NONE;
 		req->body = NULL;
 		req->body_len = 0;

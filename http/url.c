@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ferry/url.h"
+#include "internal.h"
 #include "util.h"
 
 /* DNS limits (RFC 1035): 63-byte labels, 253 bytes without the root dot. */
@@ -399,14 +400,22 @@ static int ferry__parse_parts(struct url_parts *p, const char *url, size_t len,
 	return 0;
 }
 
-static int ferry__url_build(struct ferry_url *u, const struct url_parts *p)
+/* Host and target, with their NULs and the '/' a target may lack. */
+static size_t ferry__url_mem_size(size_t host_len, const char *target,
+				  size_t target_len)
+{
+	bool slash = target_len == 0 || target[0] != '/';
+
+	return host_len + 1 + target_len + slash + 1;
+}
+
+/* Fill @u from @p, its strings in @mem (ferry__url_mem_size bytes). */
+static void ferry__url_fill(struct ferry_url *u, const struct url_parts *p,
+			    char *mem)
 {
 	bool slash = p->target_len == 0 || p->target[0] != '/';
 	size_t tlen = p->target_len + slash;
-	char *mem = malloc(p->host_len + 1 + tlen + 1);
 
-	if (!mem)
-		return -ENOMEM;
 	for (size_t i = 0; i < p->host_len; i++)
 		mem[i] = ferry__to_lower(p->host[i]);
 	mem[p->host_len] = 0;
@@ -419,11 +428,21 @@ static int ferry__url_build(struct ferry_url *u, const struct url_parts *p)
 	mem[tlen] = 0;
 	u->target = mem;
 	u->target_len = tlen;
-	u->ferry__mem = (char *)u->host;
 	u->scheme = p->scheme;
 	u->host_type = p->host_type;
 	u->port = p->port;
 	u->port_explicit = p->port_explicit;
+}
+
+static int ferry__url_build(struct ferry_url *u, const struct url_parts *p)
+{
+	char *mem = malloc(ferry__url_mem_size(p->host_len, p->target,
+					       p->target_len));
+
+	if (!mem)
+		return -ENOMEM;
+	ferry__url_fill(u, p, mem);
+	u->ferry__mem = mem;
 	return 0;
 }
 
@@ -453,6 +472,19 @@ void ferry_url_free(struct ferry_url *u)
 	memset(u, 0, sizeof(*u));
 }
 
+static void ferry__url_parts_of(struct url_parts *p, const struct ferry_url *src)
+{
+	memset(p, 0, sizeof(*p));
+	p->scheme = src->scheme;
+	p->host_type = src->host_type;
+	p->port = src->port;
+	p->port_explicit = src->port_explicit;
+	p->host = src->host;
+	p->host_len = src->host_len;
+	p->target = src->target;
+	p->target_len = src->target_len;
+}
+
 int ferry_url_copy(struct ferry_url *dst, const struct ferry_url *src)
 {
 	struct url_parts p;
@@ -462,16 +494,24 @@ int ferry_url_copy(struct ferry_url *dst, const struct ferry_url *src)
 	memset(dst, 0, sizeof(*dst));
 	if (!src || !src->host || !src->target)
 		return FERRY_EINVAL;
-	memset(&p, 0, sizeof(p));
-	p.scheme = src->scheme;
-	p.host_type = src->host_type;
-	p.port = src->port;
-	p.port_explicit = src->port_explicit;
-	p.host = src->host;
-	p.host_len = src->host_len;
-	p.target = src->target;
-	p.target_len = src->target_len;
+	ferry__url_parts_of(&p, src);
 	return ferry__url_build(dst, &p);
+}
+
+size_t ferry__url_copy_size(const struct ferry_url *src)
+{
+	return ferry__url_mem_size(src->host_len, src->target,
+				   src->target_len);
+}
+
+void ferry__url_copy_into(struct ferry_url *dst, const struct ferry_url *src,
+			  char *mem)
+{
+	struct url_parts p;
+
+	memset(dst, 0, sizeof(*dst));
+	ferry__url_parts_of(&p, src);
+	ferry__url_fill(dst, &p, mem);
 }
 
 const char *ferry_url_scheme_name(enum ferry_url_scheme scheme)

@@ -69,7 +69,8 @@ static void on_done(void *ctx, struct ferry_http_request *req, int result,
 	} else if (l->errors++ < 5) {
 		fprintf(stderr, "request: %d %s\n", result, detail);
 	}
-	if (!l->stop_new && ferry_time_now() >= l->end)
+	/* the loop's clock of this turn, as a loop-side caller would */
+	if (!l->stop_new && ferry_loop_now(l->loop) >= l->end)
 		l->stop_new = true;
 	if (!l->stop_new)
 		issue(l);
